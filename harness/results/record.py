@@ -1,0 +1,141 @@
+"""The run record: what a run writes and what reports, diffs and gates read.
+
+A run lives in ``reports/runs/<run-id>/``: ``run.json`` (the run's metadata and summary)
+and ``results.jsonl`` (one line per case × target × repeat, appended as each finishes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# A check's outcome. "n/a" means the target cannot give the data the check needs; it is
+# shown as such and never counts as a pass.
+PASS, FAIL, NOT_APPLICABLE, CHECK_ERROR = "pass", "fail", "n/a", "error"
+
+# A case's verdict. "unchecked" means no check applied, which is never a pass.
+VERDICTS = ("pass", "fail", "error", "unchecked")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's outcome: what was expected, what came back, in words."""
+
+    check: str
+    status: str
+    message: str
+    place: str = ""
+    expected: Any = None
+    actual: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CheckResult:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """One request of a case and what came of it."""
+
+    request: dict[str, Any]
+    response: dict[str, Any] | None
+    reply: str | None
+    finish_reason: str | None
+    usage: dict[str, Any]
+    latency_ms: float | None
+    checks: tuple[CheckResult, ...]
+    error: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["checks"] = [c.to_json() for c in self.checks]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TurnResult:
+        fields = dict(data)
+        fields["checks"] = tuple(CheckResult.from_json(c) for c in data.get("checks", ()))
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One case on one target (one repeat): its turns, verdict and how it got there."""
+
+    suite: str
+    case: str
+    target: str
+    repeat: int
+    verdict: str
+    turns: tuple[TurnResult, ...]
+    error: dict[str, Any] | None = None
+    attempts: int = 1
+    retries: int = 0
+    rate_limited: int = 0
+    waited_s: float = 0.0
+    model: str | None = None
+    system_fingerprint: str | None = None
+    started_at: str = ""
+    duration_ms: float = 0.0
+    tags: tuple[str, ...] = ()
+    path: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Unique within a run: suite/case@target#repeat."""
+        return f"{self.suite}/{self.case}@{self.target}#{self.repeat}"
+
+    @property
+    def case_key(self) -> str:
+        return f"{self.suite}/{self.case}"
+
+    @property
+    def reply(self) -> str | None:
+        """The last turn's reply text."""
+        return self.turns[-1].reply if self.turns else None
+
+    @property
+    def checks(self) -> tuple[CheckResult, ...]:
+        return tuple(c for t in self.turns for c in t.checks)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(int(t.usage.get("prompt_tokens") or 0) for t in self.turns)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(int(t.usage.get("completion_tokens") or 0) for t in self.turns)
+
+    @property
+    def latency_ms(self) -> float | None:
+        values = [t.latency_ms for t in self.turns if t.latency_ms is not None]
+        return sum(values) if values else None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["turns"] = [t.to_json() for t in self.turns]
+        data["tags"] = list(self.tags)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CaseResult:
+        fields = dict(data)
+        fields["turns"] = tuple(TurnResult.from_json(t) for t in data.get("turns", ()))
+        fields["tags"] = tuple(data.get("tags", ()))
+        return cls(**fields)
+
+
+def verdict_of(checks: tuple[CheckResult, ...], error: dict[str, Any] | None) -> str:
+    """pass only when at least one check passed and none failed or errored."""
+    if error is not None:
+        return "error"
+    statuses = {c.status for c in checks}
+    if FAIL in statuses or CHECK_ERROR in statuses:
+        return "fail"
+    if PASS in statuses:
+        return "pass"
+    return "unchecked"

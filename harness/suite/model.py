@@ -1,0 +1,91 @@
+"""Typed, validated suite contents: what the loader produces and everything else reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message as sent to the service."""
+
+    role: str
+    content: str | None
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: tuple[Mapping[str, Any], ...] | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.name is not None:
+            body["name"] = self.name
+        if self.tool_call_id is not None:
+            body["tool_call_id"] = self.tool_call_id
+        if self.tool_calls is not None:
+            body["tool_calls"] = [dict(call) for call in self.tool_calls]
+        return body
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One check to apply to a reply: its registered name, its argument, where it was written."""
+
+    check: str
+    arg: Any
+    place: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Messages added to the conversation, then one call to the model, then these checks."""
+
+    messages: tuple[Message, ...]
+    expectations: tuple[Expectation, ...]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test case of a suite: a conversation of one or more turns and its parameters.
+
+    A single-turn case has one turn whose messages are the whole prompt. In a multi-turn
+    case, each later turn adds its messages (usually one user message) after the model's
+    reply to the turn before.
+    """
+
+    suite: str
+    id: str
+    path: str
+    place: str
+    turns: tuple[Turn, ...]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    repeat: int = 1
+    history: str = "drop_oldest"
+    budget: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.suite}/{self.id}"
+
+    @property
+    def messages(self) -> tuple[Message, ...]:
+        """The first request's messages (the whole prompt of a single-turn case)."""
+        return self.turns[0].messages
+
+    def all_messages(self) -> tuple[Message, ...]:
+        """Every message the suite file writes, across turns (replies not included)."""
+        return tuple(m for turn in self.turns for m in turn.messages)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A loaded suite file."""
+
+    id: str
+    path: str
+    sha256: str
+    description: str
+    cases: tuple[Case, ...]

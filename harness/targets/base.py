@@ -1,0 +1,111 @@
+"""What every target gives the runner: one chat completion at a time, errors classified."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# The error kinds a result can carry; the runner retries the ones in RETRYABLE.
+ERROR_KINDS = (
+    "content_filter",
+    "rate_limited",
+    "timeout",
+    "server_error",
+    "auth",
+    "not_found",
+    "bad_request",
+    "context_length",
+    "connection",
+    "invalid_response",
+    "preflight",
+    "deadline",
+)
+RETRYABLE = frozenset({"rate_limited", "timeout", "server_error", "connection", "invalid_response"})
+FATAL_FOR_TARGET = frozenset({"auth", "not_found"})
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What a run record says about a target (never a secret)."""
+
+    name: str
+    kind: str
+    model: str
+    model_version: str = ""
+    deployment: str = ""
+    api_version: str = ""
+    endpoint: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "model": self.model,
+            "model_version": self.model_version,
+            "deployment": self.deployment,
+            "api_version": self.api_version,
+            "endpoint": self.endpoint,
+            **dict(self.extra),
+        }
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A successful answer: the raw JSON body, the rate-limit headers, the time it took."""
+
+    body: Mapping[str, Any]
+    latency_ms: float
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class TargetError(Exception):
+    """A classified failure of one request; becomes data on the case's result."""
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        body: Any = None,
+        retry_after: float | None = None,
+        latency_ms: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.code = code
+        self.body = body
+        self.retry_after = retry_after
+        self.latency_ms = latency_ms
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "status": self.status,
+            "code": self.code,
+            "body": self.body,
+        }
+
+
+class Target(Protocol):
+    """A deployment or model the runner can send chat requests to."""
+
+    info: TargetInfo
+
+    async def complete(self, body: Mapping[str, Any], *, timeout: float) -> Completion:
+        """Send one chat-completions request body; raise TargetError on failure."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and anything the target started."""
+        ...
