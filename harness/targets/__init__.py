@@ -1,0 +1,92 @@
+"""Targets: the only code that talks to a service. ``open_target`` builds one from config."""
+
+from __future__ import annotations
+
+import os
+
+import openai
+
+from harness.config import TargetConfig
+from harness.errors import ConfigError
+from harness.targets.base import Completion, Target, TargetError, TargetInfo
+from harness.targets.sdk import SdkTarget
+
+__all__ = ["Completion", "Target", "TargetError", "TargetInfo", "open_target"]
+
+ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
+
+
+async def open_target(config: TargetConfig) -> Target:
+    """Build the target a (resolved) config describes; a missing key is a ConfigError."""
+    if config.kind == "azure":
+        return _azure(config)
+    if config.kind == "openai":
+        return _openai(config)
+    from harness.targets.local import open_local_target
+
+    return await open_local_target(config)
+
+
+def _azure(config: TargetConfig) -> Target:
+    info = TargetInfo(
+        name=config.name,
+        kind="azure",
+        model=config.model,
+        model_version=config.model_version,
+        deployment=config.deployment,
+        api_version=config.api_version,
+        endpoint=config.endpoint,
+    )
+    client: openai.AsyncOpenAI
+    if config.auth == "entra":
+        client = openai.AsyncAzureOpenAI(
+            azure_endpoint=config.endpoint,
+            api_version=config.api_version,
+            azure_ad_token_provider=_entra_token_provider(config),
+            max_retries=0,
+        )
+    else:
+        client = openai.AsyncAzureOpenAI(
+            azure_endpoint=config.endpoint,
+            api_version=config.api_version,
+            api_key=_api_key(config),
+            max_retries=0,
+        )
+    return SdkTarget(info, client, model=config.deployment)
+
+
+def _openai(config: TargetConfig) -> Target:
+    info = TargetInfo(
+        name=config.name,
+        kind="openai",
+        model=config.model,
+        model_version=config.model_version,
+        endpoint=config.base_url,
+    )
+    client = openai.AsyncOpenAI(
+        base_url=config.base_url or None, api_key=_api_key(config), max_retries=0
+    )
+    return SdkTarget(info, client, model=config.model)
+
+
+def _api_key(config: TargetConfig) -> str:
+    key = os.environ.get(config.api_key_env, "")
+    if not key:
+        raise ConfigError(
+            config.source,
+            f"{config.place}.api_key_env",
+            f"environment variable {config.api_key_env} is not set (the API key)",
+        )
+    return key
+
+
+def _entra_token_provider(config: TargetConfig):  # type: ignore[no-untyped-def]
+    try:
+        from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
+    except ImportError:
+        raise ConfigError(
+            config.source,
+            f"{config.place}.auth",
+            "Entra ID auth needs azure-identity: pip install 'azeval[entra]'",
+        ) from None
+    return get_bearer_token_provider(DefaultAzureCredential(), ENTRA_SCOPE)

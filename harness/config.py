@@ -1,0 +1,247 @@
+"""Targets and settings from ``azeval.toml`` (or ``[tool.azeval]`` in pyproject.toml).
+
+``${VAR}`` and ``${VAR:-default}`` in string values are expanded from the environment when a
+target is chosen for a run, so a missing variable of a target you did not pick is no error.
+Secrets are never stored here: a target names the variable that holds its key, and the key
+is read only when its client is built.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_FILE = "azeval.toml"
+KINDS = ("azure", "openai", "local")
+DEFAULT_API_VERSION = "2024-10-21"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+_COMMON_KEYS = {
+    "kind",
+    "model",
+    "model_version",
+    "tpm",
+    "rpm",
+    "timeout",
+    "concurrency",
+    "description",
+}
+_KEYS_BY_KIND = {
+    "azure": _COMMON_KEYS
+    | {"endpoint", "deployment", "api_version", "auth", "api_key_env", "use_v1"},
+    "openai": _COMMON_KEYS | {"base_url", "api_key_env"},
+    "local": _COMMON_KEYS | {"model_path", "n_ctx", "parallel", "threads", "seed"},
+}
+_REQUIRED_BY_KIND = {
+    "azure": ("endpoint", "deployment", "model"),
+    "openai": ("model",),
+    "local": (),
+}
+_SETTINGS = {
+    "concurrency": int,
+    "timeout": (int, float),
+    "reports_dir": str,
+    "fail_under": (int, float),
+    "max_retries": int,
+    "case_deadline": (int, float),
+}
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """One configured target; string values may still hold ``${VAR}`` until resolved."""
+
+    name: str
+    kind: str
+    model: str = ""
+    model_version: str = ""
+    deployment: str = ""
+    api_version: str = DEFAULT_API_VERSION
+    endpoint: str = ""
+    base_url: str = ""
+    auth: str = "key"
+    api_key_env: str = ""
+    use_v1: bool = False
+    tpm: int | None = None
+    rpm: int | None = None
+    timeout: float | None = None
+    concurrency: int | None = None
+    model_path: str = ""
+    n_ctx: int = 8192
+    parallel: int = 4
+    threads: int | None = None
+    seed: int | None = None
+    description: str = ""
+    source: str = "<default>"
+
+    @property
+    def place(self) -> str:
+        return f"targets.{self.name}"
+
+    def resolved(self) -> TargetConfig:
+        """This target with every ``${VAR}`` expanded; a missing variable is a ConfigError."""
+        changes: dict[str, Any] = {}
+        for key, value in vars(self).items():
+            if isinstance(value, str) and "${" in value:
+                changes[key] = expand_env(value, self.source, f"{self.place}.{key}")
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the configuration file says."""
+
+    path: str | None
+    targets: Mapping[str, TargetConfig]
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    models: Mapping[str, Any] = field(default_factory=dict)
+
+    def select(self, names: tuple[str, ...] | list[str]) -> list[TargetConfig]:
+        """The named targets resolved from the environment (default: see below).
+
+        With no names, every configured target runs; with none configured, the embedded
+        local model does.
+        """
+        if not names:
+            chosen = list(self.targets.values()) or [default_local_target()]
+            return [t.resolved() for t in chosen]
+        picked = []
+        for name in names:
+            if name not in self.targets:
+                if name == "local":
+                    picked.append(default_local_target())
+                    continue
+                known = ", ".join(sorted(self.targets)) or "none configured"
+                raise ConfigError(
+                    self.path or CONFIG_FILE,
+                    "",
+                    f"unknown target '{name}' (targets: {known})",
+                )
+            picked.append(self.targets[name].resolved())
+        return picked
+
+
+def default_local_target() -> TargetConfig:
+    """The embedded SmolLM2 model, used when no target is configured."""
+    return TargetConfig(name="local", kind="local", model="local")
+
+
+def expand_env(value: str, path: str, place: str) -> str:
+    """Expand ``${VAR}`` / ``${VAR:-default}``; a missing variable names file and place."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(path, place, f"environment variable {name} is not set")
+
+    return _ENV_REF.sub(substitute, value)
+
+
+def find_config(start: Path) -> Path | None:
+    """azeval.toml, else a pyproject.toml with [tool.azeval], in start or a parent."""
+    for folder in [start, *start.parents]:
+        candidate = folder / CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and "[tool.azeval" in pyproject.read_text(encoding="utf-8"):
+            return pyproject
+    return None
+
+
+def load_config(path: Path | None = None, *, start: Path | None = None) -> Config:
+    """Load and validate the configuration; no file means no targets and default settings."""
+    if path is None:
+        path = find_config(start or Path.cwd())
+    if path is None:
+        return Config(path=None, targets={})
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(source, "", "file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "", f"not valid TOML: {exc}") from None
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("azeval", {})
+    return parse_config(data, source)
+
+
+def parse_config(data: Mapping[str, Any], source: str) -> Config:
+    """Validate a configuration mapping (the TOML document) into a Config."""
+    unknown = set(data) - {"targets", "settings", "models"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(source, key, "unknown section (expected targets, settings, models)")
+    targets_data = _table(data.get("targets", {}), source, "targets")
+    targets = {
+        name: _parse_target(name, _table(body, source, f"targets.{name}"), source)
+        for name, body in targets_data.items()
+    }
+    settings = _parse_settings(_table(data.get("settings", {}), source, "settings"), source)
+    models = _table(data.get("models", {}), source, "models")
+    return Config(path=source, targets=targets, settings=settings, models=models)
+
+
+def _parse_target(name: str, body: Mapping[str, Any], source: str) -> TargetConfig:
+    place = f"targets.{name}"
+    kind = body.get("kind")
+    if kind not in KINDS:
+        raise ConfigError(source, f"{place}.kind", f"must be one of {', '.join(KINDS)}")
+    allowed = _KEYS_BY_KIND[kind]
+    for key in body:
+        if key not in allowed:
+            raise ConfigError(source, f"{place}.{key}", f"unknown key for a {kind} target")
+    for key in _REQUIRED_BY_KIND[kind]:
+        if not body.get(key):
+            raise ConfigError(source, f"{place}.{key}", f"required for a {kind} target")
+    if kind == "azure" and body.get("auth", "key") not in ("key", "entra"):
+        raise ConfigError(source, f"{place}.auth", "must be 'key' or 'entra'")
+    for key in ("tpm", "rpm", "concurrency", "n_ctx", "parallel", "threads"):
+        if key in body and (not isinstance(body[key], int) or body[key] <= 0):
+            raise ConfigError(source, f"{place}.{key}", "must be a positive whole number")
+    if "timeout" in body and not isinstance(body["timeout"], (int, float)):
+        raise ConfigError(source, f"{place}.timeout", "must be a number of seconds")
+    fields = {k: v for k, v in body.items()}
+    if kind == "azure":
+        fields.setdefault("api_key_env", "AZURE_OPENAI_API_KEY")
+        fields.setdefault("model", body.get("deployment", ""))
+    elif kind == "openai":
+        fields.setdefault("api_key_env", "OPENAI_API_KEY")
+    else:
+        fields.setdefault("model", "local")
+    for key in ("model", "model_version", "deployment", "api_version", "endpoint"):
+        if key in fields:
+            fields[key] = str(fields[key])
+    return TargetConfig(name=name, source=source, **fields)
+
+
+def _parse_settings(body: Mapping[str, Any], source: str) -> dict[str, Any]:
+    for key, value in body.items():
+        expected = _SETTINGS.get(key)
+        if expected is None:
+            raise ConfigError(source, f"settings.{key}", "unknown setting")
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ConfigError(source, f"settings.{key}", "has the wrong type")
+    return dict(body)
+
+
+def _table(value: Any, source: str, place: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(source, place, "must be a table")
+    return value

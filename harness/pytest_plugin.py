@@ -1,0 +1,1 @@
+"""pytest plugin: collects suite files as test items (see issue on compare and gate)."""

@@ -1,0 +1,157 @@
+"""The one path to the service: the ``openai`` SDK's async clients over real HTTP.
+
+Azure, OpenAI-compatible and local targets differ only in how the client is built; sending
+a request, timing it and classifying its failure is the same code for all of them. The SDK's
+own retries are off (``max_retries=0``): the runner owns the retry policy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import openai
+
+from harness.targets.base import Completion, TargetError, TargetInfo
+
+# Body keys the SDK's create() takes as arguments; everything else goes in extra_body so a
+# parameter the installed SDK does not know yet is still sent as written.
+_SDK_ARGS = ("model", "messages")
+_RATE_HEADERS = (
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "retry-after",
+    "retry-after-ms",
+)
+
+
+class SdkTarget:
+    """A target that sends chat requests through an ``openai`` async client."""
+
+    def __init__(self, info: TargetInfo, client: openai.AsyncOpenAI, model: str) -> None:
+        self.info = info
+        self._client = client
+        self._model = model
+
+    async def complete(self, body: Mapping[str, Any], *, timeout: float) -> Completion:
+        extra = {k: v for k, v in body.items() if k not in _SDK_ARGS}
+        started = time.perf_counter()
+        try:
+            raw = await self._client.chat.completions.with_raw_response.create(
+                model=str(body.get("model") or self._model),
+                messages=body["messages"],
+                extra_body=extra or None,
+                timeout=timeout,
+            )
+            text = raw.http_response.text
+        except openai.APIStatusError as exc:
+            raise classify_status(exc, _ms_since(started)) from None
+        except openai.APITimeoutError:
+            raise TargetError(
+                "timeout", f"no answer within {timeout:g} s", latency_ms=_ms_since(started)
+            ) from None
+        except openai.APIConnectionError as exc:
+            raise TargetError(
+                "connection", _connection_message(exc), latency_ms=_ms_since(started)
+            ) from None
+        latency = _ms_since(started)
+        headers = {k: raw.headers[k] for k in _RATE_HEADERS if k in raw.headers}
+        return Completion(body=parse_body(text, latency), latency_ms=latency, headers=headers)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def parse_body(text: str, latency_ms: float) -> dict[str, Any]:
+    """The JSON of a 200 answer; a torn or non-JSON body is an invalid_response error."""
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TargetError(
+            "invalid_response",
+            f"the service answered 200 with a body that is not JSON ({exc.msg} at {exc.pos})",
+            status=200,
+            latency_ms=latency_ms,
+        ) from None
+    if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
+        raise TargetError(
+            "invalid_response",
+            "the service answered 200 without a 'choices' list",
+            status=200,
+            latency_ms=latency_ms,
+        )
+    return body
+
+
+def classify_status(exc: openai.APIStatusError, latency_ms: float) -> TargetError:
+    """Map an HTTP error answer to one of the error kinds of harness.targets.base."""
+    status = exc.status_code
+    body = _error_body(exc)
+    error = body.get("error") if isinstance(body.get("error"), dict) else body
+    code = error.get("code") if isinstance(error, dict) else None
+    code = str(code) if code is not None else None
+    message = str(error.get("message") or exc.message) if isinstance(error, dict) else exc.message
+    kind = _kind_of(status, code)
+    retry_after = retry_after_seconds(exc.response.headers) if status in (429, 503) else None
+    return TargetError(
+        kind,
+        message,
+        status=status,
+        code=code,
+        body=body,
+        retry_after=retry_after,
+        latency_ms=latency_ms,
+    )
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """retry-after-ms first (provisioned deployments), then Retry-After in seconds."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            continue
+    return None
+
+
+def _kind_of(status: int, code: str | None) -> str:
+    if status == 400 and code == "content_filter":
+        return "content_filter"
+    if status == 400 and code == "context_length_exceeded":
+        return "context_length"
+    if status in (401, 403):
+        return "auth"
+    if status == 404:
+        return "not_found"
+    if status == 408:
+        return "timeout"
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "server_error"
+    return "bad_request"
+
+
+def _error_body(exc: openai.APIStatusError) -> dict[str, Any]:
+    try:
+        body = exc.response.json()
+    except (ValueError, UnicodeDecodeError):
+        return {"error": {"message": exc.response.text[:2000]}}
+    return body if isinstance(body, dict) else {"error": {"message": str(body)}}
+
+
+def _connection_message(exc: openai.APIConnectionError) -> str:
+    cause = exc.__cause__ or exc.__context__
+    detail = f": {type(cause).__name__}: {cause}" if cause else ""
+    return f"connection failed{detail}"
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000.0, 3)
