@@ -1,0 +1,299 @@
+"""Differences between two sets of case results: run vs run, run vs baseline, target vs target.
+
+Cases pair up by ``suite/case`` (and by target name, unless a target is named on each side,
+which is how two targets of one run are compared). Each side's repeats fold into one
+outcome: ``pass`` (every repeat passed), ``fail`` (none did) or ``flaky`` (mixed). Errors
+and unchecked verdicts count as not passed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.results.record import CaseResult
+from harness.results.stats import mcnemar_exact, percentile
+from harness.results.summary import cost_of
+
+REGRESSION, FIXED, NEW, REMOVED, FLAKY = "regression", "fixed", "new", "removed", "flaky"
+UNCHANGED_PASS, UNCHANGED_FAIL = "unchanged-pass", "unchanged-fail"
+# Worst first: the order a report lists them in.
+STATUSES = (REGRESSION, FLAKY, FIXED, NEW, REMOVED, UNCHANGED_FAIL, UNCHANGED_PASS)
+
+_WORDS = re.compile(r"\s+|[^\s\w]|\w+", re.UNICODE)
+
+
+def word_diff(before: str, after: str) -> list[tuple[str, str]]:
+    """A word-level diff as ``(op, text)`` runs, op being ``=``, ``-`` (removed) or ``+``."""
+    if before == after:
+        return [("=", before)] if before else []
+    a, b = _WORDS.findall(before), _WORDS.findall(after)
+    out: list[tuple[str, str]] = []
+
+    def emit(op: str, text: str) -> None:
+        if not text:
+            return
+        if out and out[-1][0] == op:
+            out[-1] = (op, out[-1][1] + text)
+        else:
+            out.append((op, text))
+
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            emit("=", "".join(a[i1:i2]))
+        else:
+            emit("-", "".join(a[i1:i2]))
+            emit("+", "".join(b[j1:j2]))
+    return out
+
+
+def outcome(verdicts: Iterable[str]) -> str | None:
+    """Fold a case's repeat verdicts into pass, fail or flaky; None when there is none."""
+    passes = [v == "pass" for v in verdicts]
+    if not passes:
+        return None
+    if all(passes):
+        return "pass"
+    return "fail" if not any(passes) else "flaky"
+
+
+def _status(before: str | None, after: str | None) -> str:
+    if before is None:
+        return NEW
+    if after is None:
+        return REMOVED
+    if FLAKY in (before, after):
+        return FLAKY
+    if before == after:
+        return UNCHANGED_PASS if after == "pass" else UNCHANGED_FAIL
+    return REGRESSION if before == "pass" else FIXED
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a paired case: its repeats, folded."""
+
+    target: str
+    verdicts: tuple[str, ...]
+    reply: str | None
+    prompt_tokens: float
+    completion_tokens: float
+    latency_ms: float | None
+    cost_usd: float | None
+    models: tuple[str, ...]
+    fingerprints: tuple[str, ...]
+
+    @property
+    def passed_majority(self) -> bool:
+        return 2 * self.verdicts.count("pass") > len(self.verdicts)
+
+
+def _side(results: list[CaseResult]) -> Side:
+    results = sorted(results, key=lambda r: r.repeat)
+    n = len(results)
+    latencies = [v for r in results if (v := r.latency_ms) is not None]
+    costs = [c for r in results if (c := cost_of(r)) is not None]
+    return Side(
+        target=results[0].target,
+        verdicts=tuple(r.verdict for r in results),
+        reply=results[0].reply,
+        prompt_tokens=sum(r.prompt_tokens for r in results) / n,
+        completion_tokens=sum(r.completion_tokens for r in results) / n,
+        latency_ms=sum(latencies) / len(latencies) if latencies else None,
+        cost_usd=sum(costs) / len(costs) if costs else None,
+        models=tuple(sorted({r.model for r in results if r.model})),
+        fingerprints=tuple(sorted({r.system_fingerprint for r in results if r.system_fingerprint})),
+    )
+
+
+def _delta(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
+@dataclass(frozen=True)
+class CaseDiff:
+    """One case compared across the two sides (per-repeat means for the numbers)."""
+
+    case_key: str
+    target: str
+    status: str
+    before: Side | None
+    after: Side | None
+
+    @property
+    def reply_changed(self) -> bool:
+        return bool(self.before and self.after and self.before.reply != self.after.reply)
+
+    def reply_diff(self) -> list[tuple[str, str]]:
+        """Word diff of the first repeat's reply, before → after."""
+        before = (self.before.reply if self.before else None) or ""
+        after = (self.after.reply if self.after else None) or ""
+        return word_diff(before, after)
+
+    @property
+    def prompt_tokens_delta(self) -> float | None:
+        b, a = self.before, self.after
+        return _delta(b.prompt_tokens, a.prompt_tokens) if b and a else None
+
+    @property
+    def completion_tokens_delta(self) -> float | None:
+        b, a = self.before, self.after
+        return _delta(b.completion_tokens, a.completion_tokens) if b and a else None
+
+    @property
+    def latency_delta_ms(self) -> float | None:
+        b, a = self.before, self.after
+        return _delta(b.latency_ms, a.latency_ms) if b and a else None
+
+    @property
+    def cost_delta_usd(self) -> float | None:
+        b, a = self.before, self.after
+        return _delta(b.cost_usd, a.cost_usd) if b and a else None
+
+    @property
+    def drift(self) -> tuple[str, ...]:
+        """What the endpoint reported differently: ``model`` and/or ``system_fingerprint``."""
+        b, a = self.before, self.after
+        if not (b and a):
+            return ()
+        out = []
+        if b.models and a.models and b.models != a.models:
+            out.append("model")
+        if b.fingerprints and a.fingerprints and b.fingerprints != a.fingerprints:
+            out.append("system_fingerprint")
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """Exact McNemar over cases on both sides (a side passes when most of its repeats did)."""
+
+    pairs: int
+    broke: int
+    fixed: int
+    p_value: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every paired case, worst first, with totals and a paired significance test."""
+
+    cases: tuple[CaseDiff, ...]
+    mcnemar: McNemar
+    before_models: tuple[str, ...]
+    after_models: tuple[str, ...]
+    before_fingerprints: tuple[str, ...]
+    after_fingerprints: tuple[str, ...]
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for diff in self.cases:
+            counts[diff.status] += 1
+        return counts
+
+    def by_status(self, status: str) -> list[CaseDiff]:
+        return [d for d in self.cases if d.status == status]
+
+    @property
+    def regressions(self) -> list[CaseDiff]:
+        return self.by_status(REGRESSION)
+
+    @property
+    def model_drift(self) -> bool:
+        """The reported model or system_fingerprint differs between the sides."""
+        models = (
+            self.before_models and self.after_models and self.before_models != self.after_models
+        )
+        prints = (
+            self.before_fingerprints
+            and self.after_fingerprints
+            and self.before_fingerprints != self.after_fingerprints
+        )
+        return bool(models or prints)
+
+    def totals(self) -> dict[str, Any]:
+        """Sums of per-case deltas over paired cases, and the latency p50 on each side."""
+        paired = [d for d in self.cases if d.before and d.after]
+
+        def total(values: Iterable[float | None]) -> float | None:
+            present = [v for v in values if v is not None]
+            return sum(present) if present else None
+
+        def p50(side: str) -> float | None:
+            values = [s.latency_ms for d in paired if (s := getattr(d, side)) and s.latency_ms]
+            return percentile([v for v in values if v is not None], 50)
+
+        return {
+            "paired": len(paired),
+            "prompt_tokens_delta": total(d.prompt_tokens_delta for d in paired),
+            "completion_tokens_delta": total(d.completion_tokens_delta for d in paired),
+            "cost_delta_usd": total(d.cost_delta_usd for d in paired),
+            "latency_p50_before_ms": p50("before"),
+            "latency_p50_after_ms": p50("after"),
+        }
+
+
+def _group(
+    results: Iterable[CaseResult], target: str | None
+) -> dict[tuple[str, str], list[CaseResult]]:
+    groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
+    for r in results:
+        if target is None:
+            groups[(r.case_key, r.target)].append(r)
+        elif r.target == target:
+            groups[(r.case_key, "")].append(r)
+    return groups
+
+
+def compare(
+    before: list[CaseResult],
+    after: list[CaseResult],
+    *,
+    before_target: str | None = None,
+    after_target: str | None = None,
+) -> Comparison:
+    """Pair ``before`` and ``after`` case by case and classify every change.
+
+    With ``before_target``/``after_target``, only that target's results are taken from each
+    side and cases pair by ``suite/case`` alone (target A vs target B, or a baseline recorded
+    under another target name). Without them, cases pair by ``suite/case`` and target name.
+    """
+    if (before_target is None) != (after_target is None):
+        # One name alone means "this target on both sides".
+        before_target = before_target or after_target
+        after_target = after_target or before_target
+    old, new = _group(before, before_target), _group(after, after_target)
+    order = list(old) + [k for k in new if k not in old]
+    diffs = []
+    for key in order:
+        b = _side(old[key]) if key in old else None
+        a = _side(new[key]) if key in new else None
+        status = _status(
+            outcome(b.verdicts) if b else None,
+            outcome(a.verdicts) if a else None,
+        )
+        side = a or b
+        target = side.target if side else ""
+        diffs.append(CaseDiff(key[0], target, status, b, a))
+    rank = {s: i for i, s in enumerate(STATUSES)}
+    diffs.sort(key=lambda d: rank[d.status])  # stable: run order within a status
+
+    pairs = [(d.before, d.after) for d in diffs if d.before and d.after]
+    broke = sum(1 for b, a in pairs if b.passed_majority and not a.passed_majority)
+    fixed = sum(1 for b, a in pairs if a.passed_majority and not b.passed_majority)
+
+    def reported(results: Iterable[list[CaseResult]], attr: str) -> tuple[str, ...]:
+        return tuple(sorted({v for group in results for r in group if (v := getattr(r, attr))}))
+
+    return Comparison(
+        cases=tuple(diffs),
+        mcnemar=McNemar(len(pairs), broke, fixed, mcnemar_exact(broke, fixed)),
+        before_models=reported(old.values(), "model"),
+        after_models=reported(new.values(), "model"),
+        before_fingerprints=reported(old.values(), "system_fingerprint"),
+        after_fingerprints=reported(new.values(), "system_fingerprint"),
+    )

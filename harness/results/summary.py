@@ -1,0 +1,148 @@
+"""A run's summary per target, and each case's stability across repeats.
+
+The runner calls :func:`summarize` once the run ends and stores the dict as
+``run.json["summary"]``; reports and gates read it back.
+
+``pass_rate`` is strict: ``passed / cases``. A case that errored or that no check
+verified ("unchecked") counts as not passed, because a pass nothing verified must never
+be shown. ``None`` when the target has no case.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.results.record import NOT_APPLICABLE, CaseResult
+from harness.results.stats import percentile, wilson_interval
+
+STABLE_PASS, FLAKY, STABLE_FAIL, UNCHECKED = "stable-pass", "flaky", "stable-fail", "unchecked"
+
+
+@dataclass(frozen=True)
+class CaseStability:
+    """One case on one target across its repeats: how often it passed and how sure we are."""
+
+    suite: str
+    case: str
+    target: str
+    passed: int
+    n: int
+    verdicts: tuple[str, ...]
+    low: float
+    high: float
+
+    @property
+    def case_key(self) -> str:
+        return f"{self.suite}/{self.case}"
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.n if self.n else 0.0
+
+    @property
+    def stability(self) -> str:
+        """stable-pass, stable-fail, flaky (mixed), or unchecked when no repeat was checked."""
+        if all(v == "unchecked" for v in self.verdicts):
+            return UNCHECKED
+        if self.passed == self.n:
+            return STABLE_PASS
+        if self.passed == 0:
+            return STABLE_FAIL
+        return FLAKY
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "case": self.case,
+            "target": self.target,
+            "passed": self.passed,
+            "n": self.n,
+            "pass_rate": self.pass_rate,
+            "wilson_95": [self.low, self.high],
+            "stability": self.stability,
+        }
+
+
+def case_stability(results: Iterable[CaseResult]) -> list[CaseStability]:
+    """Group results by (suite, case, target) across repeats, in first-seen order."""
+    groups: dict[tuple[str, str, str], list[CaseResult]] = defaultdict(list)
+    for result in results:
+        groups[(result.suite, result.case, result.target)].append(result)
+    out = []
+    for (suite, case, target), group in groups.items():
+        group.sort(key=lambda r: r.repeat)
+        verdicts = tuple(r.verdict for r in group)
+        passed = verdicts.count("pass")
+        low, high = wilson_interval(passed, len(verdicts))
+        out.append(CaseStability(suite, case, target, passed, len(verdicts), verdicts, low, high))
+    return out
+
+
+def cost_of(result: CaseResult) -> float | None:
+    """The case's cost in USD when the runner priced it (``extra["cost_usd"]``), else None."""
+    value = result.extra.get("cost_usd")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _target_summary(results: list[CaseResult]) -> dict[str, Any]:
+    verdicts = Counter(r.verdict for r in results)
+    checks = Counter(c.status for r in results for c in r.checks)
+    latencies = [v for r in results if (v := r.latency_ms) is not None]
+    costs = [c for r in results if (c := cost_of(r)) is not None]
+    stability = Counter(s.stability for s in case_stability(results))
+    cases = len(results)
+    passed = verdicts["pass"]
+    prompt = sum(r.prompt_tokens for r in results)
+    completion = sum(r.completion_tokens for r in results)
+    p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+    return {
+        "cases": cases,
+        "passed": passed,
+        "failed": verdicts["fail"],
+        "errors": verdicts["error"],
+        "unchecked": verdicts["unchecked"],
+        "pass_rate": passed / cases if cases else None,
+        "pass_rate_wilson_95": list(wilson_interval(passed, cases)),
+        "checks": dict(sorted(checks.items())),
+        "na_checks": checks[NOT_APPLICABLE],
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "latency_p50_ms": round(p50, 1) if p50 is not None else None,
+        "latency_p95_ms": round(p95, 1) if p95 is not None else None,
+        "retries": sum(r.retries for r in results),
+        "rate_limited": sum(r.rate_limited for r in results),
+        "waited_s": round(sum(r.waited_s for r in results), 3),
+        "errors_by_kind": dict(
+            sorted(Counter(str(r.error.get("kind", "unknown")) for r in results if r.error).items())
+        ),
+        "models": sorted({r.model for r in results if r.model}),
+        "system_fingerprints": sorted(
+            {r.system_fingerprint for r in results if r.system_fingerprint}
+        ),
+        "cost_usd": round(sum(costs), 6) if costs else None,
+        "stability": {k: stability[k] for k in (STABLE_PASS, FLAKY, STABLE_FAIL, UNCHECKED)},
+    }
+
+
+def summarize(results: list[CaseResult], target_names: list[str]) -> dict[str, Any]:
+    """Per-target counts, rates, tokens, latency, retries, errors and models; JSON-ready.
+
+    Targets come in ``target_names`` order; a target seen in the results but not named is
+    appended, so nothing goes missing from the summary.
+    """
+    by_target: dict[str, list[CaseResult]] = {name: [] for name in target_names}
+    for result in results:
+        by_target.setdefault(result.target, []).append(result)
+    targets = {name: _target_summary(group) for name, group in by_target.items()}
+    return {
+        "cases": len(results),
+        "repeats": max((r.repeat for r in results), default=-1) + 1 if results else 0,
+        "targets": targets,
+        "verdicts": dict(sorted(Counter(r.verdict for r in results).items())),
+        # A target whose responses named more than one model changed under us mid-run.
+        "model_drift": sorted(name for name, s in targets.items() if len(s["models"]) > 1),
+    }
