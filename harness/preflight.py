@@ -411,11 +411,10 @@ def _param_problems(
 
     for key, (low, high) in _RANGES.items():
         value = params.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not low <= value <= high:
-                problems.append(
-                    Problem(f"{at}.{key}", f"{key} {value} is outside {low:g}–{high:g}")
-                )
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not low <= value <= high:
+            problems.append(Problem(f"{at}.{key}", f"{key} {value} is outside {low:g}–{high:g}"))
     stop = params.get("stop")
     if isinstance(stop, list) and len(stop) > 4:
         problems.append(Problem(f"{at}.stop", "stop takes at most 4 sequences"))
@@ -426,7 +425,9 @@ def _param_problems(
     problems += _response_format(case, at)
     problems += _model_rejects(params, spec, at)
     if target.kind == "azure" and target.api_version:
-        problems += _api_version_rejects(params, target.api_version, spec, catalogue, at)
+        problems += _api_version_rejects(
+            params, target.name, target.api_version, spec, catalogue, at
+        )
     return problems
 
 
@@ -507,6 +508,7 @@ def _model_rejects(params: Mapping[str, Any], spec: ModelSpec, at: str) -> list[
 
 def _api_version_rejects(
     params: Mapping[str, Any],
+    target_name: str,
     api_version: str,
     spec: ModelSpec,
     catalogue: Catalogue,
@@ -518,9 +520,9 @@ def _api_version_rejects(
         problems.append(
             Problem(
                 "",
-                f"{spec.name} is served only by api-version {spec.min_api_version} and "
-                f"later; the target uses {api_version}",
-                "set the target's api_version to 2024-12-01-preview or later",
+                f"target '{target_name}': {spec.name} is served only by api-version "
+                f"{spec.min_api_version} and later; the target uses {api_version}",
+                f"set the target's api_version to {spec.min_api_version} or later",
             )
         )
     for feature, key in _features_used(params).items():
