@@ -49,7 +49,7 @@ _REQUIRED_BY_KIND = {
     "openai": ("model",),
     "local": (),
 }
-_SETTINGS = {
+_SETTINGS: dict[str, type | tuple[type, ...]] = {
     "concurrency": int,
     "timeout": (int, float),
     "reports_dir": str,
@@ -217,7 +217,7 @@ def _parse_target(name: str, body: Mapping[str, Any], source: str) -> TargetConf
             raise ConfigError(source, f"{place}.{key}", "must be a positive whole number")
     if "timeout" in body and not isinstance(body["timeout"], (int, float)):
         raise ConfigError(source, f"{place}.timeout", "must be a number of seconds")
-    fields = {k: v for k, v in body.items()}
+    fields = dict(body)
     if kind == "azure":
         fields.setdefault("api_key_env", "AZURE_OPENAI_API_KEY")
         fields.setdefault("model", body.get("deployment", ""))

@@ -60,21 +60,29 @@ def write_meta(path: Path, meta: dict[str, Any]) -> None:
     """Replace run.json atomically, so a reader never sees half of it."""
     tmp = path / (RUN_FILE + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str), encoding="utf-8")
-    os.replace(tmp, path / RUN_FILE)
+    tmp.replace(path / RUN_FILE)
 
 
 class Journal:
-    """Append-only results file, flushed and synced after every case."""
+    """Append-only results file, flushed after every case.
+
+    A flushed line is in the operating system's hands, so it survives the process being
+    killed (even with SIGKILL); the file is synced to disk when the journal closes.
+    """
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] = (path / RESULTS_FILE).open("a", encoding="utf-8")
 
     def append(self, result: CaseResult) -> None:
-        line = json.dumps(result.to_json(), ensure_ascii=False, default=str)
+        self.append_line(json.dumps(result.to_json(), ensure_ascii=False, default=str))
+
+    def append_line(self, line: str) -> None:
+        """One serialised result; on disk before this returns, so a crash loses none."""
         self._file.write(line + "\n")
         self._file.flush()
-        os.fsync(self._file.fileno())
 
     def close(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
         self._file.close()

@@ -1,0 +1,87 @@
+"""The Python API under the CLI: validate, run and report, each returning data."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.config import Config, TargetConfig, load_config
+from harness.results.record import CaseResult
+from harness.results.store import Run, load_run
+from harness.runner.engine import RunOptions, RunOutcome, execute
+from harness.suite import Suite, load_suites
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Suites and targets, validated, with nothing sent yet."""
+
+    config: Config
+    suites: list[Suite]
+    targets: list[TargetConfig]
+
+    @property
+    def case_count(self) -> int:
+        return sum(len(s.cases) for s in self.suites)
+
+
+def prepare(
+    paths: Iterable[str | Path], target_names: Iterable[str] = (), config_path: Path | None = None
+) -> Prepared:
+    """Load config and suites and resolve the chosen targets; raises InputError, sends nothing."""
+    config = load_config(config_path)
+    suites = load_suites(list(paths))
+    targets = config.select(list(target_names))
+    return Prepared(config=config, suites=suites, targets=targets)
+
+
+def run(
+    prepared: Prepared,
+    options: RunOptions,
+    *,
+    progress: Callable[[CaseResult], None] | None = None,
+) -> RunOutcome:
+    """Run the prepared suites on their targets and write the run record and report."""
+    outcome = asyncio.run(execute(prepared.suites, prepared.targets, options, progress=progress))
+    write_html(outcome.run, options.reports_dir)
+    return outcome
+
+
+def write_html(run: Run, reports_dir: Path, baseline: Run | None = None) -> Path:
+    """reports/runs/<id>/report.html, copied to reports/latest.html."""
+    from harness.report import write_report
+
+    out = write_report(run, run.path / "report.html", baseline=baseline)
+    latest = reports_dir / "latest.html"
+    latest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(out, latest)
+    return out
+
+
+def rerender(run_dir: Path, reports_dir: Path | None = None) -> Path:
+    """Render a stored run's report again; reads only the run record."""
+    run = load_run(run_dir)
+    return write_html(run, reports_dir or run_dir.parent.parent)
+
+
+def exit_code(outcome: RunOutcome, fail_under: float | None = None) -> int:
+    """0 all held; 1 a check failed, an error, or the pass rate is under the bar; 3 dead."""
+    if outcome.dead_targets:
+        return 3
+    results = outcome.run.results
+    judged = [r for r in results if r.verdict != "unchecked"]
+    if fail_under is not None:
+        rate = sum(r.verdict == "pass" for r in judged) / len(judged) if judged else 0.0
+        return 0 if rate * 100 >= fail_under else 1
+    return 0 if all(r.verdict in ("pass", "unchecked") for r in results) else 1
+
+
+def counts(results: list[CaseResult]) -> dict[str, Any]:
+    tally = {"pass": 0, "fail": 0, "error": 0, "unchecked": 0}
+    for result in results:
+        tally[result.verdict] = tally.get(result.verdict, 0) + 1
+    return tally

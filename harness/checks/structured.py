@@ -1,0 +1,91 @@
+"""Checks on structured replies: valid JSON, and JSON that satisfies a JSON Schema."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import SchemaError
+
+from harness.checks.registry import LoadContext, Outcome, Reply, check, failed, passed
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
+
+
+def load_schema(arg: Any, ctx: LoadContext) -> dict[str, Any]:
+    """A JSON Schema written inline, or a JSON/YAML file relative to the suite; checked."""
+    if isinstance(arg, str):
+        path = (ctx.suite_dir / arg).resolve()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ValueError(f"schema file not found: {arg}") from None
+        schema = _parse_schema_file(path, text)
+    elif isinstance(arg, dict):
+        schema = arg
+    else:
+        raise ValueError("expects a JSON Schema (a mapping) or the path of a schema file")
+    validator = jsonschema.validators.validator_for(schema)
+    try:
+        validator.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise ValueError(f"invalid JSON Schema at {where}: {exc.message}") from None
+    return schema
+
+
+def _parse_schema_file(path: Path, text: str) -> dict[str, Any]:
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise ValueError(f"schema file {path.name} is not valid: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"schema file {path.name} does not hold a JSON Schema object")
+    return data
+
+
+def parse_reply_json(content: str | None) -> tuple[Any, str | None]:
+    """The reply as JSON (a ```json fence is allowed); the error text when it is not."""
+    text = (content or "").strip()
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1)
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+
+
+@check("is_json", prepare=lambda arg, ctx: bool(arg))
+def is_json(reply: Reply, expected: bool) -> Outcome:
+    """The reply parses as JSON (or, with false, does not)."""
+    _, error = parse_reply_json(reply.content)
+    if (error is None) == expected:
+        return passed("reply is JSON" if expected else "reply is not JSON", expected, None)
+    if expected:
+        return failed(f"reply is not JSON: {error}", "JSON", (reply.content or "")[:200])
+    return failed("reply is JSON but was expected not to be", "not JSON", reply.content)
+
+
+@check("json_schema", prepare=load_schema)
+def json_schema(reply: Reply, schema: dict[str, Any]) -> Outcome:
+    """The reply parses as JSON and satisfies the JSON Schema."""
+    data, error = parse_reply_json(reply.content)
+    if error is not None:
+        return failed(f"reply is not JSON: {error}", "JSON matching the schema", reply.content)
+    validator_cls = jsonschema.validators.validator_for(schema)
+    errors = sorted(validator_cls(schema).iter_errors(data), key=lambda e: list(e.path))
+    if not errors:
+        return passed("reply satisfies the JSON Schema", None, data)
+    first = errors[0]
+    where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.path)
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return failed(f"at {where}: {first.message}{more}", None, data)

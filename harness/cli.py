@@ -1,0 +1,224 @@
+"""The ``azeval`` command: parse options, call harness.api, print, return an exit code."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness import __version__, api
+from harness.errors import AzevalError, RunInterrupted
+from harness.results.record import CaseResult
+from harness.runner.engine import RunOptions
+from harness.runner.retry import RetryPolicy
+
+_SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCHECKED"}
+
+
+def main() -> None:
+    """Console entry point: every user-facing error is one line and its exit code."""
+    try:
+        code = cli.main(standalone_mode=False)
+    except AzevalError as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    sys.exit(code or 0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="azeval")
+def cli() -> None:
+    """Prompt evaluation and regression testing for Azure OpenAI chat deployments."""
+
+
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="azeval.toml to use (default: found from the current folder up).",
+)
+_target_option = click.option(
+    "-t",
+    "--target",
+    "targets",
+    multiple=True,
+    help="Target to run on (repeatable). Default: every configured target, else 'local'.",
+)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@_target_option
+@_config_option
+@click.option(
+    "-j", "--concurrency", type=click.IntRange(1, 512), help="Requests at once per target."
+)
+@click.option("--timeout", type=click.FloatRange(0.1), help="Seconds per request.")
+@click.option("--repeat", type=click.IntRange(1, 1000), help="Run every case N times.")
+@click.option(
+    "--max-retries", type=click.IntRange(0, 50), help="Retries per request (429, 5xx, timeouts)."
+)
+@click.option(
+    "--fail-under",
+    type=click.FloatRange(0, 100),
+    help="Exit 1 only if the pass rate (%) is under this.",
+)
+@click.option(
+    "--resume",
+    "resume",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Finish an interrupted run: runs only what is missing.",
+)
+@click.option(
+    "--reports-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where runs and reports go (default: reports).",
+)
+def run(
+    paths: tuple[Path, ...],
+    targets: tuple[str, ...],
+    config_path: Path | None,
+    concurrency: int | None,
+    timeout: float | None,
+    repeat: int | None,
+    max_retries: int | None,
+    fail_under: float | None,
+    resume: Path | None,
+    reports_dir: Path | None,
+) -> int:
+    """Run suites (files or folders of YAML) on targets and write the report."""
+    if not paths:
+        paths = (Path("suites"),)
+    prepared = api.prepare(paths, targets, config_path)
+    settings = prepared.config.settings
+    options = RunOptions(
+        concurrency=concurrency or settings.get("concurrency", 4),
+        timeout=timeout or settings.get("timeout", 60.0),
+        retry=RetryPolicy(
+            max_retries=max_retries if max_retries is not None else settings.get("max_retries", 6)
+        ),
+        case_deadline=settings.get("case_deadline", 600.0),
+        repeat=repeat,
+        reports_dir=reports_dir or Path(settings.get("reports_dir", "reports")),
+        resume=resume,
+    )
+    if not prepared.config.targets and not targets:
+        click.echo(
+            "No targets configured: using the embedded local model (target 'local').", err=True
+        )
+    names = ", ".join(f"{t.name} ({t.kind})" for t in prepared.targets)
+    click.echo(
+        f"Running {prepared.case_count} case(s) from {len(prepared.suites)} suite(s) on {names}",
+        err=True,
+    )
+    progress, done = _progress_printer(prepared.case_count * len(prepared.targets))
+    try:
+        outcome = api.run(prepared, options, progress=progress)
+    except KeyboardInterrupt as exc:
+        done()
+        run_dir = Path(str(exc)) if str(exc) else None
+        if run_dir is not None and (run_dir / "run.json").exists():
+            report = api.rerender(run_dir, options.reports_dir)
+            click.echo(f"Interrupted. Partial report: {report}", err=True)
+            click.echo(
+                f"Resume with: azeval run {' '.join(map(str, paths))} --resume {run_dir}", err=True
+            )
+        raise RunInterrupted("interrupted") from None
+    done()
+    _print_summary(outcome)
+    return api.exit_code(
+        outcome, fail_under if fail_under is not None else settings.get("fail_under")
+    )
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@_target_option
+@_config_option
+def validate(paths: tuple[Path, ...], targets: tuple[str, ...], config_path: Path | None) -> int:
+    """Check suites and configuration; sends nothing."""
+    prepared = api.prepare(paths or (Path("suites"),), targets, config_path)
+    for suite in prepared.suites:
+        click.echo(f"ok  {suite.path}: suite '{suite.id}', {len(suite.cases)} case(s)")
+    click.echo(
+        f"{prepared.case_count} case(s) in {len(prepared.suites)} suite(s); targets: "
+        + ", ".join(t.name for t in prepared.targets)
+    )
+    return 0
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def report(run_dir: Path) -> int:
+    """Render the HTML report of a stored run again."""
+    try:
+        out = api.rerender(run_dir)
+    except FileNotFoundError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(str(out))
+    return 0
+
+
+def _progress_printer(total: int) -> tuple[Callable[[CaseResult], None], Callable[[], None]]:
+    """A rich progress bar on a terminal; otherwise one line per case that did not pass."""
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        task = bar.add_task("running", total=total)
+        bar.start()
+
+        def advance(result: CaseResult) -> None:
+            bar.advance(task)
+            if result.verdict != "pass":
+                bar.console.print(_line(result), markup=False, highlight=False)
+
+        return advance, bar.stop
+    seen = [0]
+
+    def line(result: CaseResult) -> None:
+        seen[0] += 1
+        click.echo(f"[{seen[0]}/{total}] {_line(result)}", err=True)
+
+    return line, lambda: None
+
+
+def _line(result: CaseResult) -> str:
+    verdict = _SYMBOLS.get(result.verdict, result.verdict)
+    text = f"{verdict:9} {result.suite}/{result.case} @{result.target}"
+    if result.repeat:
+        text += f" #{result.repeat}"
+    if result.error:
+        text += f"  {result.error.get('kind')}: {str(result.error.get('message'))[:160]}"
+    else:
+        bad = [c for c in result.checks if c.status in ("fail", "error")]
+        if bad:
+            text += f"  {bad[0].check}: {bad[0].message[:160]}"
+    return text
+
+
+def _print_summary(outcome: Any) -> None:
+    results = outcome.run.results
+    tally = api.counts(results)
+    click.echo(
+        f"{len(results)} result(s): {tally['pass']} passed, {tally['fail']} failed, "
+        f"{tally['error']} errors, {tally['unchecked']} unchecked"
+    )
+    for name, why in outcome.dead_targets.items():
+        click.echo(f"Target '{name}' is unavailable: {why}", err=True)
+    click.echo(f"Run record: {outcome.run.path}")
+    click.echo(f"Report: {outcome.run.path / 'report.html'}")

@@ -1,0 +1,167 @@
+"""Running one case on one target: its turns, their checks, and the verdict."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from harness.checks import Reply, run_check
+from harness.results.record import CaseResult, CheckResult, TurnResult, verdict_of
+from harness.suite.model import Case, Message, Turn
+from harness.targets.base import Completion, TargetError, TargetInfo
+
+# Sends one request body and returns the answer, raising TargetError; retries live inside.
+Sender = Callable[[Mapping[str, Any]], Awaitable[Completion]]
+# Fits a conversation into the case's budget: (messages, case) → messages, or None to stop.
+Fitter = Callable[[list[dict[str, Any]], Case], "list[dict[str, Any]] | None"]
+
+
+def request_body(case: Case, messages: list[dict[str, Any]], info: TargetInfo) -> dict[str, Any]:
+    """The chat-completions body for one turn (the deployment goes in the URL, not here)."""
+    body: dict[str, Any] = {"messages": messages, **dict(case.params)}
+    if info.kind != "azure":
+        body["model"] = info.model
+    return body
+
+
+def reply_of(completion: Completion, info: TargetInfo) -> Reply:
+    body = completion.body
+    choice = (body.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    prompt_results = body.get("prompt_filter_results") or body.get("prompt_annotations") or []
+    prompt_filter = prompt_results[0].get("content_filter_results") if prompt_results else None
+    return Reply(
+        content=message.get("content"),
+        finish_reason=choice.get("finish_reason"),
+        tool_calls=tuple(message.get("tool_calls") or ()),
+        usage=body.get("usage") or {},
+        latency_ms=completion.latency_ms,
+        prompt_filter=prompt_filter,
+        completion_filter=choice.get("content_filter_results"),
+        target_kind=info.kind,
+    )
+
+
+def _expects_block(turn: Turn) -> bool:
+    return any(
+        e.check == "content_filter" and isinstance(e.arg, dict) and e.arg.get("prompt_blocked")
+        for e in turn.expectations
+    )
+
+
+def _checks(turn: Turn, reply: Reply) -> tuple[CheckResult, ...]:
+    return tuple(run_check(e.check, e.arg, reply, e.place) for e in turn.expectations)
+
+
+async def run_case(
+    case: Case,
+    info: TargetInfo,
+    repeat: int,
+    send: Sender,
+    *,
+    fit: Fitter | None = None,
+    tally: Any = None,
+) -> CaseResult:
+    """Every turn in order; the first error ends the case and is recorded on it."""
+    started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    started = time.perf_counter()
+    history: list[dict[str, Any]] = []
+    turns: list[TurnResult] = []
+    error: dict[str, Any] | None = None
+    model = fingerprint = None
+    for turn in case.turns:
+        history.extend(m.to_api() for m in turn.messages)
+        messages = fit(history, case) if fit is not None else history
+        if messages is None:
+            error = {
+                "kind": "history_budget",
+                "message": "the conversation outgrew the case's token budget (policy: stop)",
+            }
+            break
+        body = request_body(case, list(messages), info)
+        try:
+            completion = await send(body)
+        except TargetError as exc:
+            # A failed request ends the conversation; a blocked prompt the case expects is
+            # its last turn and no error.
+            result, error = _failed_turn(turn, body, exc, info)
+            turns.append(result)
+            break
+        reply = reply_of(completion, info)
+        model = completion.body.get("model") or model
+        fingerprint = completion.body.get("system_fingerprint") or fingerprint
+        turns.append(
+            TurnResult(
+                request=body,
+                response=dict(completion.body),
+                reply=reply.content,
+                finish_reason=reply.finish_reason,
+                usage=dict(reply.usage),
+                latency_ms=completion.latency_ms,
+                checks=_checks(turn, reply),
+            )
+        )
+        history.append(_assistant_message(reply))
+    checks = tuple(c for t in turns for c in t.checks)
+    return CaseResult(
+        suite=case.suite,
+        case=case.id,
+        target=info.name,
+        repeat=repeat,
+        verdict=verdict_of(checks, error),
+        turns=tuple(turns),
+        error=error,
+        attempts=getattr(tally, "attempts", 1),
+        retries=getattr(tally, "retries", 0),
+        rate_limited=getattr(tally, "rate_limited", 0),
+        waited_s=round(getattr(tally, "waited_s", 0.0), 3),
+        model=model,
+        system_fingerprint=fingerprint,
+        started_at=started_at,
+        duration_ms=round((time.perf_counter() - started) * 1000.0, 3),
+        tags=case.tags,
+        path=case.path,
+    )
+
+
+def _failed_turn(
+    turn: Turn, body: dict[str, Any], exc: TargetError, info: TargetInfo
+) -> tuple[TurnResult, dict[str, Any] | None]:
+    """A turn whose request failed; a blocked prompt that the case expects is no error."""
+    error = exc.to_json()
+    if exc.kind == "content_filter" and _expects_block(turn):
+        reply = Reply(content=None, error_kind=exc.kind, error_body=exc.body, target_kind=info.kind)
+        checks = _checks(turn, reply)
+        return TurnResult(body, None, None, None, {}, exc.latency_ms, checks, error), None
+    return TurnResult(body, None, None, None, {}, exc.latency_ms, (), error), error
+
+
+def _assistant_message(reply: Reply) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+    if reply.tool_calls:
+        message["tool_calls"] = [dict(c) for c in reply.tool_calls]
+    return message
+
+
+def skipped_result(
+    case: Case, info: TargetInfo, repeat: int, kind: str, message: str
+) -> CaseResult:
+    """A case that was never sent (preflight, a dead target), recorded as an error."""
+    return CaseResult(
+        suite=case.suite,
+        case=case.id,
+        target=info.name,
+        repeat=repeat,
+        verdict="error",
+        turns=(),
+        error={"kind": kind, "message": message, "status": None, "code": None, "body": None},
+        attempts=0,
+        started_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        tags=case.tags,
+        path=case.path,
+    )
+
+
+__all__ = ["Message", "request_body", "run_case", "skipped_result"]

@@ -1,0 +1,62 @@
+"""The run's metadata: ids, the git commit, what ran where."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.suite.model import Suite
+from harness.targets.base import TargetInfo
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique enough: 20261125-140512-3fa2."""
+    now = datetime.now(timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def git_commit(where: Path) -> str | None:
+    """The commit checked out at ``where`` (with '+dirty' when changed), if it is a repo."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def run_meta(
+    run_id: str, suites: list[Suite], targets: list[TargetInfo], options: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "azeval_version": __version__,
+        "git_commit": git_commit(Path.cwd()),
+        "started_at": now_iso(),
+        "finished_at": None,
+        "status": "running",
+        "suites": [
+            {"id": s.id, "path": s.path, "sha256": s.sha256, "cases": len(s.cases)} for s in suites
+        ],
+        "targets": [t.to_json() for t in targets],
+        "options": options,
+        "summary": {},
+    }

@@ -1,0 +1,335 @@
+"""Load suite files: find them, validate them against the schema, expand and render cases.
+
+Every problem is a SuiteError naming the file, the line and the place
+(``suites/refunds.yaml:14: cases[3].expect: unknown check 'containz' (did you mean
+'contains'?)``), raised before anything is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from harness.checks import LoadContext, get_check
+from harness.errors import SuiteError
+from harness.suite.data import read_rows
+from harness.suite.model import Case, Expectation, Message, Suite, Turn
+from harness.suite.render import render_value
+from harness.suite.yamlfile import Lines, line_of, place_of, read_yaml
+
+SUITE_SUFFIXES = (".yaml", ".yml")
+# Folders beside suites that hold their data and schemas, not suites.
+SKIPPED_DIRS = frozenset({"data", "schemas", "fixtures"})
+
+
+@cache
+def suite_schema() -> dict[str, Any]:
+    """The JSON Schema of suite files, shipped in the package."""
+    text = resources.files("harness.suite").joinpath("schema.json").read_text(encoding="utf-8")
+    return dict(json.loads(text))
+
+
+def find_suite_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Suite files named directly, and *.yaml/*.yml found below named directories."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for file in sorted(path.rglob("*")):
+                relative = file.relative_to(path).parts
+                if file.suffix not in SUITE_SUFFIXES or not file.is_file():
+                    continue
+                if any(p in SKIPPED_DIRS or p.startswith((".", "_")) for p in relative[:-1]):
+                    continue
+                found.append(file)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise SuiteError(str(path), "", "no such file or directory")
+    if not found:
+        joined = ", ".join(str(p) for p in paths)
+        raise SuiteError(joined or ".", "", "no suite files (*.yaml, *.yml) found")
+    return found
+
+
+def load_suites(paths: Iterable[str | Path]) -> list[Suite]:
+    """Load every suite below the paths; suite ids must be unique across them."""
+    suites: list[Suite] = []
+    seen: dict[str, str] = {}
+    for file in find_suite_files(paths):
+        suite = load_suite(file)
+        if suite.id in seen:
+            raise SuiteError(
+                str(file), "suite", f"suite id '{suite.id}' is also used by {seen[suite.id]}"
+            )
+        seen[suite.id] = str(file)
+        suites.append(suite)
+    return suites
+
+
+def load_suite(path: Path) -> Suite:
+    """Load, validate and expand one suite file."""
+    raw = path.read_bytes() if path.is_file() else b""
+    data, lines = read_yaml(path)
+    _validate(data, path, lines)
+    return _build_suite(data, path, lines, hashlib.sha256(raw).hexdigest())
+
+
+def _validate(data: Any, path: Path, lines: Lines) -> None:
+    if not isinstance(data, dict):
+        raise SuiteError(str(path), "", "a suite file must be a mapping with 'suite' and 'cases'")
+    validator = jsonschema.Draft202012Validator(suite_schema())
+    errors = sorted(
+        validator.iter_errors(data),
+        key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))),
+    )
+    if not errors:
+        return
+    error = _most_specific(errors[0])
+    parts = tuple(error.absolute_path)
+    raise _error(path, lines, parts, _schema_message(error))
+
+
+def _most_specific(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    # oneOf/anyOf failures hide the useful message in their context.
+    while error.context:
+        error = max(error.context, key=lambda e: len(e.absolute_path))
+    return error
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        return error.message.replace("Additional properties are not allowed", "unknown key")
+    if error.validator == "oneOf" and "messages" in str(error.schema):
+        return "a case needs 'messages' or 'prompt' (exactly one)"
+    return error.message
+
+
+def _error(path: Path, lines: Lines, parts: tuple[Any, ...], message: str) -> SuiteError:
+    line = line_of(lines, parts)
+    where = f"{path}:{line}" if line else str(path)
+    return SuiteError(where, place_of(parts), message)
+
+
+def _build_suite(data: dict[str, Any], path: Path, lines: Lines, sha256: str) -> Suite:
+    suite_id = data["suite"]
+    defaults = data.get("defaults", {})
+    context = LoadContext(suite_dir=path.parent)
+    base_vars = {**data.get("vars", {}), **defaults.get("vars", {})}
+    cases: list[Case] = []
+    ids: dict[str, str] = {}
+    for index, raw in enumerate(data["cases"]):
+        for case in _expand_case(raw, index, suite_id, defaults, base_vars, path, lines, context):
+            if case.id in ids:
+                raise _error(
+                    path,
+                    lines,
+                    ("cases", index, "id"),
+                    f"case id '{case.id}' is used twice (also {ids[case.id]})",
+                )
+            ids[case.id] = case.place
+            cases.append(case)
+    return Suite(
+        id=suite_id,
+        path=str(path),
+        sha256=sha256,
+        description=data.get("description", ""),
+        cases=tuple(cases),
+    )
+
+
+def _expand_case(
+    raw: dict[str, Any],
+    index: int,
+    suite_id: str,
+    defaults: Mapping[str, Any],
+    base_vars: dict[str, Any],
+    path: Path,
+    lines: Lines,
+    context: LoadContext,
+) -> list[Case]:
+    prefix: tuple[str | int, ...] = ("cases", index)
+    variables = {**base_vars, **raw.get("vars", {})}
+    if "for_each" not in raw:
+        return [
+            _build_case(
+                raw, prefix, place_of(prefix), suite_id, defaults, variables, path, lines, context
+            )
+        ]
+    ((name, source),) = raw["for_each"].items()
+    try:
+        rows = read_rows(source, path.parent)
+    except ValueError as exc:
+        raise _error(path, lines, (*prefix, "for_each", name), str(exc)) from None
+    if not rows:
+        raise _error(path, lines, (*prefix, "for_each", name), "the data has no rows")
+    return [
+        _build_case(
+            raw,
+            prefix,
+            f"{place_of(prefix)}[row {n}]",
+            suite_id,
+            defaults,
+            {**variables, name: row},
+            path,
+            lines,
+            context,
+        )
+        for n, row in enumerate(rows, start=1)
+    ]
+
+
+def _build_case(
+    raw: dict[str, Any],
+    prefix: tuple[str | int, ...],
+    place: str,
+    suite_id: str,
+    defaults: Mapping[str, Any],
+    variables: dict[str, Any],
+    path: Path,
+    lines: Lines,
+    context: LoadContext,
+) -> Case:
+    def render(value: Any, *parts: str | int) -> Any:
+        try:
+            return render_value(value, variables)
+        except ValueError as exc:
+            raise _error(path, lines, (*prefix, *parts), f"{exc}{_row_hint(place)}") from None
+
+    case_id = render(raw["id"], "id")
+    first = _first_messages(raw, defaults, render)
+    turns = [
+        Turn(
+            messages=first,
+            expectations=_expectations(
+                {**defaults.get("expect", {}), **raw.get("expect", {})},
+                prefix,
+                path,
+                lines,
+                context,
+                render,
+            ),
+        )
+    ]
+    for t, turn in enumerate(raw.get("turns", [])):
+        turn_prefix = ("turns", t)
+        if "user" in turn:
+            messages: tuple[Message, ...] = (
+                Message("user", render(turn["user"], *turn_prefix, "user")),
+            )
+        else:
+            messages = tuple(
+                _message(m, render, (*turn_prefix, "messages", i))
+                for i, m in enumerate(turn["messages"])
+            )
+        expect = {**defaults.get("expect", {}), **turn.get("expect", {})}
+        turns.append(
+            Turn(
+                messages,
+                _expectations(expect, (*prefix, *turn_prefix), path, lines, context, render),
+            )
+        )
+    params = {**defaults.get("params", {}), **raw.get("params", {})}
+    params = _load_response_schema(
+        render(params, "params"), (*prefix, "params"), path, lines, context
+    )
+    history = raw.get("history", {})
+    return Case(
+        suite=suite_id,
+        id=str(case_id),
+        path=str(path),
+        place=place,
+        turns=tuple(turns),
+        params=params,
+        description=render(raw.get("description", ""), "description"),
+        tags=tuple(defaults.get("tags", [])) + tuple(raw.get("tags", [])),
+        repeat=int(raw.get("repeat", defaults.get("repeat", 1))),
+        history=history.get("policy", "drop_oldest"),
+        budget=history.get("budget"),
+    )
+
+
+def _first_messages(
+    raw: dict[str, Any], defaults: Mapping[str, Any], render: Any
+) -> tuple[Message, ...]:
+    if "prompt" in raw:
+        messages = [Message("user", render(raw["prompt"], "prompt"))]
+    else:
+        messages = [_message(m, render, ("messages", i)) for i, m in enumerate(raw["messages"])]
+    system = raw.get("system", defaults.get("system"))
+    if system is not None and not any(m.role == "system" for m in messages):
+        messages.insert(0, Message("system", render(system, "system")))
+    return tuple(messages)
+
+
+def _message(raw: dict[str, Any], render: Any, parts: tuple[str | int, ...]) -> Message:
+    content = raw.get("content")
+    return Message(
+        role=raw["role"],
+        content=render(content, *parts, "content") if isinstance(content, str) else content,
+        name=raw.get("name"),
+        tool_call_id=raw.get("tool_call_id"),
+        tool_calls=tuple(raw["tool_calls"]) if "tool_calls" in raw else None,
+    )
+
+
+def _expectations(
+    expect: Mapping[str, Any],
+    prefix: tuple[str | int, ...],
+    path: Path,
+    lines: Lines,
+    context: LoadContext,
+    render: Any,
+) -> tuple[Expectation, ...]:
+    result = []
+    for name, arg in expect.items():
+        parts = (*prefix, "expect", name)
+        try:
+            spec = get_check(name)
+        except KeyError as exc:
+            raise _error(path, lines, (*prefix, "expect"), str(exc.args[0])) from None
+        try:
+            prepared = spec.prepare(render(arg, "expect", name), context)
+        except ValueError as exc:
+            raise _error(path, lines, parts, str(exc)) from None
+        result.append(Expectation(check=name, arg=prepared, place=place_of(parts)))
+    return tuple(result)
+
+
+def _load_response_schema(
+    params: dict[str, Any],
+    parts: tuple[str | int, ...],
+    path: Path,
+    lines: Lines,
+    context: LoadContext,
+) -> dict[str, Any]:
+    """response_format.json_schema.schema may name a schema file, loaded here."""
+    fmt = params.get("response_format")
+    if not isinstance(fmt, dict) or not isinstance(fmt.get("json_schema"), dict):
+        return params
+    schema = fmt["json_schema"].get("schema")
+    if not isinstance(schema, str):
+        return params
+    from harness.checks.structured import load_schema
+
+    try:
+        loaded = load_schema(schema, context)
+    except ValueError as exc:
+        raise _error(
+            path, lines, (*parts, "response_format", "json_schema", "schema"), str(exc)
+        ) from None
+    return {
+        **params,
+        "response_format": {**fmt, "json_schema": {**fmt["json_schema"], "schema": loaded}},
+    }
+
+
+def _row_hint(place: str) -> str:
+    return f" (in {place.split('[row ', 1)[1].rstrip(']')})" if "[row " in place else ""

@@ -1,0 +1,46 @@
+"""Jinja2 rendering of suite text: message contents, case ids and expectation values."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+
+@cache
+def _environment() -> SandboxedEnvironment:
+    # Sandboxed: suite files are shared between people; StrictUndefined: a typo in a
+    # variable name is an error, not an empty string sent to the model.
+    return SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
+
+
+@cache
+def _template(text: str) -> jinja2.Template:
+    return _environment().from_string(text)
+
+
+def render_text(text: str, variables: dict[str, Any]) -> str:
+    """Render one string; raises ValueError with Jinja2's reason when it cannot."""
+    if "{{" not in text and "{%" not in text:
+        return text
+    try:
+        return _template(text).render(variables)
+    except jinja2.UndefinedError as exc:
+        raise ValueError(f"template variable is undefined: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise ValueError(f"template error: {exc}") from None
+
+
+def render_value(value: Any, variables: dict[str, Any]) -> Any:
+    """Render every string inside a value (lists and mappings recursively)."""
+    if isinstance(value, str):
+        return render_text(value, variables)
+    if isinstance(value, list):
+        return [render_value(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: render_value(v, variables) for k, v in value.items()}
+    return value
