@@ -1,0 +1,327 @@
+"""Preflight: tokens, limits, refused parameters and totals, before anything is sent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from harness.errors import PreflightError
+from harness.preflight import PlanRow, format_table, plan, plan_case, raise_for_fatal, to_json
+from harness.suite.model import Case, Message, Turn
+
+SYSTEM = Message("system", "Assistant is a large language model trained by OpenAI.")
+QUESTION = Message("user", "Who were the founders of Microsoft?")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str = "t"
+    kind: str = "azure"
+    model: str = "gpt-35-turbo"
+    model_version: str = "0613"
+    api_version: str = "2024-10-21"
+    tpm: int | None = None
+    rpm: int | None = None
+
+
+def case(
+    *messages: Message,
+    params: Mapping[str, Any] | None = None,
+    index: int = 0,
+    turns: tuple[tuple[Message, ...], ...] = (),
+    **extra: Any,
+) -> Case:
+    all_turns = (messages or (SYSTEM, QUESTION), *turns)
+    return Case(
+        suite="s",
+        id=f"c{index}",
+        path="suites/s.yaml",
+        place=f"cases[{index}]",
+        turns=tuple(Turn(messages=t, expectations=()) for t in all_turns),
+        params=params or {},
+        **extra,
+    )
+
+
+def problems(row: PlanRow, *, fatal: bool = True) -> list[str]:
+    return [p.message for p in row.problems if p.fatal is fatal]
+
+
+def test_a_plain_case_fits_with_its_exact_count() -> None:
+    """The founders prompt is 29 tokens; with max_tokens 300 it fits gpt-35-turbo 0613."""
+    row = plan_case(case(params={"max_tokens": 300}), Target())
+    assert (row.prompt_tokens, row.max_tokens, row.context_window) == (29, 300, 4096)
+    assert row.fits
+    assert row.problems == ()
+    assert row.charged_tokens == 329
+
+
+def test_too_long_gives_the_services_numbers() -> None:
+    """prompt + max_tokens over the window is fatal, worded as context_length_exceeded."""
+    row = plan_case(case(params={"max_tokens": 4068}), Target())
+    assert not row.fits
+    assert problems(row) == [
+        "This model's maximum context length is 4096 tokens. However, you requested 4097 "
+        "tokens (29 in the messages, 4068 in the completion)."
+    ]
+    assert row.problems[0].fix == "lower max_tokens to 4067 or less, or shorten the messages"
+    assert plan_case(case(params={"max_tokens": 4067}), Target()).fits
+
+
+def test_too_long_without_max_tokens_uses_the_messages_wording() -> None:
+    """With no max_tokens, only a prompt that fills the window is refused."""
+    big = Message("user", "word " * 5000)
+    row = plan_case(case(big), Target())
+    assert not row.fits
+    assert problems(row)[0].startswith(
+        "This model's maximum context length is 4096 tokens. However, your messages resulted in"
+    )
+
+
+def test_max_tokens_over_the_models_output_limit_is_fatal() -> None:
+    """max_tokens above the model's max output is refused, naming the limit."""
+    target = Target(model="gpt-4o", model_version="2024-05-13")
+    row = plan_case(case(params={"max_tokens": 5000}), target)
+    assert any("supports at most 4096 completion tokens" in m for m in problems(row))
+
+
+def test_chatml_tokens_are_found_with_their_place() -> None:
+    """Legacy ChatML markers in a message are fatal and point at that message."""
+    bad = Message("user", "<|im_start|>user\nHi<|im_end|>")
+    row = plan_case(case(SYSTEM, bad, index=3), Target())
+    [problem] = row.problems
+    assert problem.fatal
+    assert problem.place == "cases[3].messages[1]"
+    assert "<|im_start|>, <|im_end|>" in problem.message
+    assert row.error_message().startswith("suites/s.yaml: cases[3].messages[1]: special token")
+
+
+@pytest.mark.parametrize("key", ["best_of", "echo"])
+def test_completion_era_parameters_are_refused(key: str) -> None:
+    """best_of and echo belong to the completions API and are fatal on chat."""
+    row = plan_case(case(params={key: 1}), Target())
+    assert problems(row) == [f"'{key}' is a completions-API parameter; chat completions reject it"]
+    assert row.problems[0].fix == "remove it"
+
+
+def test_integer_logprobs_gets_the_chat_form_as_fix() -> None:
+    """logprobs: 5 (completions form) is fatal with the fix logprobs: true, top_logprobs: 5."""
+    row = plan_case(case(params={"logprobs": 5}), Target())
+    assert row.problems[0].fix == "use logprobs: true and top_logprobs: 5"
+
+
+def test_logprobs_needs_api_version_2024_06_01() -> None:
+    """Chat logprobs are refused on 2024-02-01 and accepted from 2024-06-01."""
+    params = {"logprobs": True, "top_logprobs": 2}
+    old = plan_case(case(params=params), Target(api_version="2024-02-01"))
+    assert old.fatal
+    assert "2024-06-01 or later" in old.problems[0].fix
+    assert not plan_case(case(params=params), Target(api_version="2024-06-01")).problems
+
+
+def test_o_series_rejects_max_tokens_and_temperature() -> None:
+    """On o3-mini max_tokens is fatal (fix: max_completion_tokens), so is temperature 0."""
+    target = Target(model="o3-mini", model_version="", api_version="2024-12-01-preview")
+    row = plan_case(case(params={"max_tokens": 500, "temperature": 0}), target)
+    fixes = {p.place: p.fix for p in row.problems if p.fatal}
+    assert fixes["cases[0].params.max_tokens"].startswith("use max_completion_tokens")
+    assert fixes["cases[0].params.temperature"] == "remove temperature"
+    ok = plan_case(case(params={"max_completion_tokens": 500, "temperature": 1}), target)
+    assert ok.problems == ()
+    assert ok.max_tokens == 500
+
+
+def test_o_series_needs_a_recent_api_version() -> None:
+    """o3-mini on api-version 2024-10-21 is refused with the version to use."""
+    target = Target(model="o3-mini", model_version="", api_version="2024-10-21")
+    row = plan_case(case(params={"max_completion_tokens": 100}), target)
+    assert row.fatal
+    assert any("2024-12-01-preview" in p.fix for p in row.problems)
+
+
+def test_json_schema_needs_model_and_api_version_support() -> None:
+    """json_schema is refused before 2024-08-01-preview and on models without it."""
+    params = {
+        "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": {}}}
+    }
+    gpt4o = Target(model="gpt-4o", model_version="2024-08-06")
+    assert not plan_case(case(params=params), gpt4o).problems
+    assert not plan_case(
+        case(params=params), Target(model="gpt-4o", api_version="2024-08-01-preview")
+    ).problems
+    old = plan_case(case(params=params), Target(model="gpt-4o", api_version="2024-06-01"))
+    assert [p.place for p in old.problems] == ["cases[0].params.response_format"]
+    assert "2024-08-01-preview or later" in old.problems[0].fix
+    gpt35 = plan_case(case(params=params), Target())
+    assert problems(gpt35) == ["gpt-35-turbo 0613 does not support json schema"]
+
+
+def test_json_schema_name_must_be_valid() -> None:
+    """A json_schema name with spaces or over 64 characters is fatal."""
+    params = {"response_format": {"type": "json_schema", "json_schema": {"name": "my schema"}}}
+    row = plan_case(case(params=params), Target(model="gpt-4o"))
+    assert [p.place for p in row.problems] == ["cases[0].params.response_format.json_schema.name"]
+
+
+def test_json_object_needs_the_word_json_in_the_messages() -> None:
+    """json_object mode without 'json' in any message is refused, as the service does."""
+    params = {"response_format": {"type": "json_object"}}
+    row = plan_case(case(params=params), Target(model="gpt-4o"))
+    assert row.fatal
+    asking = Message("user", "Answer in JSON: who founded Microsoft?")
+    assert not plan_case(case(SYSTEM, asking, params=params), Target(model="gpt-4o")).problems
+
+
+def test_max_completion_tokens_on_an_old_api_version_suggests_max_tokens() -> None:
+    """max_completion_tokens before 2024-09-01-preview is fatal; non-o-series may use max_tokens."""
+    row = plan_case(
+        case(params={"max_completion_tokens": 100}), Target(api_version="2024-08-01-preview")
+    )
+    assert row.fatal
+    assert row.problems[0].fix.startswith("use max_tokens, or set the target's api_version")
+
+
+def test_unsupported_seed_is_only_a_warning() -> None:
+    """A seed on a model without reproducible output is reported but not fatal."""
+    row = plan_case(case(params={"seed": 1}), Target())
+    assert not row.fatal
+    assert problems(row, fatal=False) == [
+        "gpt-35-turbo 0613 does not support seed; replies will not be reproducible"
+    ]
+
+
+def test_openai_targets_skip_azure_api_version_checks() -> None:
+    """api-version limits apply only to azure targets."""
+    params = {"logprobs": True}
+    assert (
+        plan_case(case(params=params), Target(kind="openai", api_version="2024-02-01")).problems
+        == ()
+    )
+
+
+def test_out_of_range_values_are_fatal() -> None:
+    """temperature 3 and five stop sequences are refused."""
+    row = plan_case(case(params={"temperature": 3, "stop": list("abcde")}), Target())
+    assert [p.place for p in row.problems] == [
+        "cases[0].params.temperature",
+        "cases[0].params.stop",
+    ]
+
+
+def test_tools_are_counted_in_the_prompt() -> None:
+    """Tool definitions add the cookbook's estimate to the prompt tokens."""
+    tool = {
+        "type": "function",
+        "function": {"name": "lookup", "description": "Look it up", "parameters": {}},
+    }
+    plain = plan_case(case(), Target())
+    with_tools = plan_case(case(params={"tools": [tool]}), Target())
+    # 10 per function + "lookup:Look it up" (5 tokens) + 12 at the end
+    assert with_tools.prompt_tokens - plain.prompt_tokens == 27
+
+
+def test_later_turns_are_lower_bounds() -> None:
+    """A second turn counts the first, an empty reply (4 tokens) and its own message."""
+    follow_up = Message("user", "And when?")
+    row = plan_case(case(turns=((follow_up,),), params={"max_tokens": 100}), Target())
+    # 29 + empty assistant (3 + 1) + follow-up (3 + 1 + 3)
+    assert row.turn_tokens == (29, 29 + 4 + 7)
+    assert row.requests == 2
+    assert row.charged_tokens == 29 + 40 + 2 * 100
+
+
+def test_history_over_budget_drops_oldest_or_warns_under_stop() -> None:
+    """Past the budget, drop_oldest keeps the count down; stop warns the case will end."""
+    long_turn = (Message("user", "word " * 100),)
+    turns = (long_turn, long_turn, long_turn)
+    dropping = plan_case(case(turns=turns, budget=300, params={"max_tokens": 50}), Target())
+    assert not dropping.problems
+    assert max(dropping.turn_tokens) + 50 <= 300
+    stopping = plan_case(
+        case(turns=turns, budget=300, history="stop", params={"max_tokens": 50}), Target()
+    )
+    assert not stopping.fatal
+    [warning] = stopping.problems
+    # turns need 29, 137, 245 and 353 tokens (+50 reserved): the fourth is over 300
+    assert warning.place == "cases[0].turns[3]"
+    assert "will stop at this turn" in warning.message
+
+
+def test_unknown_model_is_a_warning_on_the_plan() -> None:
+    """An unknown model gives one plan warning naming the fallback and no fatal problems."""
+    result = plan([case()], [Target(name="mine", model="my-model", model_version="")])
+    assert result.warnings == (
+        "target 'mine': unknown model 'my-model': assuming cl100k_base, 8,192-token "
+        "context, no prices",
+    )
+    assert not result.rows[0].fatal
+    assert result.est_cost is None
+
+
+def test_totals_and_duration_under_quota() -> None:
+    """Duration is the larger of tokens/TPM and requests/RPM, with RPM 6 per 1,000 TPM."""
+    cases = [case(index=i, params={"max_tokens": 71}) for i in range(60)]  # 100 tokens each
+    result = plan(cases, [Target(tpm=1000)])
+    [totals] = result.targets
+    assert (totals.requests, totals.charged_tokens, totals.rpm) == (60, 6000, 6)
+    assert totals.duration_s == pytest.approx(600)  # 60 requests at 6 RPM: 10 minutes
+    assert plan(cases, [Target(tpm=1000, rpm=600)]).duration_s == pytest.approx(360)
+    assert totals.est_cost == pytest.approx(60 * (29 * 0.0015 + 71 * 0.002) / 1000)
+
+
+def test_rejected_cases_are_not_in_the_totals() -> None:
+    """A case that would be refused adds nothing to tokens, cost or requests."""
+    result = plan([case(), case(index=1, params={"best_of": 2})], [Target()])
+    assert len(result.fatal_rows) == 1
+    assert result.targets[0].requests == 1
+    with pytest.raises(PreflightError) as info:
+        raise_for_fatal(result)
+    assert "[t] suites/s.yaml: cases[1].params.best_of" in info.value.problems[0]
+
+
+def test_every_case_runs_on_every_target() -> None:
+    """plan gives one row per case and target, in target order."""
+    result = plan(
+        [case(index=0), case(index=1)], [Target(name="a"), Target(name="b", model="gpt-4o")]
+    )
+    assert [(r.target, r.case) for r in result.rows] == [
+        ("a", "c0"),
+        ("a", "c1"),
+        ("b", "c0"),
+        ("b", "c1"),
+    ]
+    assert [t.model for t in result.targets] == ["gpt-35-turbo 0613", "gpt-4o 2024-11-20"]
+
+
+def test_local_targets_use_their_n_ctx() -> None:
+    """A local target's window is its n_ctx and its counts are flagged approximate."""
+
+    @dataclass(frozen=True)
+    class Local(Target):
+        n_ctx: int = 2048
+
+    result = plan(
+        [case(params={"max_tokens": 2030})], [Local(name="local", kind="local", model="local")]
+    )
+    assert result.rows[0].context_window == 2048
+    assert not result.rows[0].fits
+    assert "approximate" in result.warnings[0]
+
+
+def test_table_and_json_show_rows_problems_and_totals() -> None:
+    """The table lists each row, each problem with its fix, and totals; the JSON is serialisable."""
+    result = plan([case(), case(index=1, params={"echo": True})], [Target(tpm=120_000)])
+    table = format_table(result)
+    assert "s/c0" in table and "s/c1" in table
+    assert "error [t] suites/s.yaml: cases[1].params.echo" in table
+    assert "(fix: remove it)" in table
+    assert "120,000 TPM / 720 RPM" in table
+    data = json.loads(json.dumps(to_json(result)))
+    assert data["rows"][0]["prompt_tokens"] == 29
+    assert data["rows"][1]["problems"][0]["fatal"] is True
+    assert data["totals"]["rejected"] == 1
+    assert data["targets"][0]["rpm"] == 720
