@@ -92,9 +92,16 @@ def _validate(data: Any, path: Path, lines: Lines) -> None:
     )
     if not errors:
         return
-    error = _most_specific(errors[0])
-    parts = tuple(error.absolute_path)
-    raise _error(path, lines, parts, _schema_message(error))
+    error = errors[0]
+    if not _is_choice_of_keys(error):
+        error = _most_specific(error)
+    raise _error(path, lines, tuple(error.absolute_path), _schema_message(error))
+
+
+def _is_choice_of_keys(error: jsonschema.ValidationError) -> bool:
+    """A oneOf between required keys (messages | prompt, user | messages)."""
+    options = error.schema.get("oneOf", []) if isinstance(error.schema, dict) else []
+    return error.validator == "oneOf" and all(set(o) == {"required"} for o in options)
 
 
 def _most_specific(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
@@ -107,8 +114,9 @@ def _most_specific(error: jsonschema.ValidationError) -> jsonschema.ValidationEr
 def _schema_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
         return error.message.replace("Additional properties are not allowed", "unknown key")
-    if error.validator == "oneOf" and "messages" in str(error.schema):
-        return "a case needs 'messages' or 'prompt' (exactly one)"
+    if error.validator == "oneOf":
+        keys = [o["required"][0] for o in error.schema["oneOf"]]
+        return f"needs {' or '.join(map(repr, keys))} (exactly one)"
     return error.message
 
 

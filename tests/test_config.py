@@ -1,0 +1,125 @@
+"""Targets and settings from azeval.toml / pyproject.toml, with environment expansion."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.config import find_config, load_config
+from harness.errors import ConfigError
+
+AZURE = """
+[targets.gpt35]
+kind = "azure"
+endpoint = "${AZ_TEST_ENDPOINT}"
+deployment = "gpt-35-turbo"
+model = "gpt-35-turbo"
+model_version = "0125"
+tpm = 120000
+"""
+
+
+def test_azure_target_resolves_environment(write, monkeypatch):
+    """${VAR} expands when the target is selected; defaults fill api_version and key variable."""
+    monkeypatch.setenv("AZ_TEST_ENDPOINT", "https://example.openai.azure.com")
+    config = load_config(write("azeval.toml", AZURE))
+    (target,) = config.select(["gpt35"])
+    assert target.endpoint == "https://example.openai.azure.com"
+    assert target.api_version == "2024-10-21"
+    assert target.api_key_env == "AZURE_OPENAI_API_KEY"
+    assert target.tpm == 120000
+
+
+def test_missing_environment_variable_names_file_and_place(write, monkeypatch):
+    """A missing variable is a ConfigError naming the file, the key and the variable."""
+    monkeypatch.delenv("AZ_TEST_ENDPOINT", raising=False)
+    path = write("azeval.toml", AZURE)
+    with pytest.raises(ConfigError) as err:
+        load_config(path).select(["gpt35"])
+    assert (
+        str(err.value)
+        == f"{path}: targets.gpt35.endpoint: environment variable AZ_TEST_ENDPOINT is not set"
+    )
+    assert err.value.exit_code == 2
+
+
+def test_env_default_syntax(write, monkeypatch):
+    """${VAR:-default} uses the default when the variable is unset."""
+    monkeypatch.delenv("AZ_TEST_ENDPOINT", raising=False)
+    path = write(
+        "azeval.toml",
+        AZURE.replace("${AZ_TEST_ENDPOINT}", "${AZ_TEST_ENDPOINT:-http://127.0.0.1:1}"),
+    )
+    assert load_config(path).select(["gpt35"])[0].endpoint == "http://127.0.0.1:1"
+
+
+def test_unselected_target_may_lack_its_variables(write, monkeypatch):
+    """Only the chosen targets are resolved, so others may reference unset variables."""
+    monkeypatch.delenv("AZ_TEST_ENDPOINT", raising=False)
+    path = write("azeval.toml", AZURE + '\n[targets.other]\nkind = "openai"\nmodel = "gpt-4o"\n')
+    assert [t.name for t in load_config(path).select(["other"])] == ["other"]
+
+
+@pytest.mark.parametrize(
+    ("text", "place", "message"),
+    [
+        ('[targets.x]\nkind = "azur"\n', "targets.x.kind", "must be one of azure, openai, local"),
+        (
+            '[targets.x]\nkind = "azure"\nendpoint = "e"\nmodel = "m"\n',
+            "targets.x.deployment",
+            "required",
+        ),
+        (
+            '[targets.x]\nkind = "openai"\nmodel = "m"\ndeploymnt = "d"\n',
+            "targets.x.deploymnt",
+            "unknown key",
+        ),
+        (
+            '[targets.x]\nkind = "openai"\nmodel = "m"\ntpm = -5\n',
+            "targets.x.tpm",
+            "positive whole number",
+        ),
+        ('[settings]\nconcurrency = "many"\n', "settings.concurrency", "wrong type"),
+        ("[bogus]\n", "bogus", "unknown section"),
+    ],
+)
+def test_config_errors_name_the_place(write, text, place, message):
+    """Each config mistake is reported at its key, exit code 2."""
+    path = write("azeval.toml", text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert f"{path}: {place}: " in str(err.value)
+    assert message in str(err.value)
+
+
+def test_invalid_toml(write):
+    """A TOML syntax error names the file."""
+    path = write("azeval.toml", "[targets\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+
+
+def test_unknown_target_name_lists_known(write):
+    """-t with an unknown name lists the configured targets."""
+    path = write("azeval.toml", '[targets.a]\nkind = "openai"\nmodel = "m"\n')
+    with pytest.raises(ConfigError, match=r"unknown target 'b' \(targets: a\)"):
+        load_config(path).select(["b"])
+
+
+def test_no_config_means_local_default(tmp_path):
+    """With no configuration at all, the embedded local model is the target."""
+    config = load_config(start=tmp_path)
+    assert config.path is None
+    (target,) = config.select([])
+    assert (target.name, target.kind) == ("local", "local")
+
+
+def test_pyproject_tool_section_is_found(write, tmp_path):
+    """[tool.azeval] in pyproject.toml is used when there is no azeval.toml."""
+    write(
+        "pyproject.toml",
+        '[project]\nname = "x"\n\n[tool.azeval.targets.a]\nkind = "openai"\nmodel = "m"\n',
+    )
+    (tmp_path / "sub").mkdir()
+    path = find_config(tmp_path / "sub")
+    assert path == tmp_path / "pyproject.toml"
+    assert list(load_config(path).targets) == ["a"]
