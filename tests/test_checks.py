@@ -8,7 +8,7 @@ import pytest
 
 from harness.checks import LoadContext, Reply, all_checks, get_check, run_check
 
-CTX = LoadContext(suite_dir=Path("."))
+CTX = LoadContext(suite_dir=Path())
 FILTER_SAFE = {
     c: {"filtered": False, "severity": "safe"} for c in ("hate", "sexual", "violence", "self_harm")
 }

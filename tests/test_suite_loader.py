@@ -157,7 +157,7 @@ def test_missing_schema_file_is_an_error(write):
         "s.yaml",
         "suite: s\ncases:\n  - id: a\n    prompt: hi\n    expect: {json_schema: nope.json}\n",
     )
-    with pytest.raises(SuiteError, match="schema file not found: nope.json"):
+    with pytest.raises(SuiteError, match=r"schema file not found: nope\.json"):
         load_suite(path)
 
 
