@@ -24,7 +24,11 @@ UNCHANGED_PASS, UNCHANGED_FAIL = "unchanged-pass", "unchanged-fail"
 # Worst first: the order a report lists them in.
 STATUSES = (REGRESSION, FLAKY, FIXED, NEW, REMOVED, UNCHANGED_FAIL, UNCHANGED_PASS)
 
-_WORDS = re.compile(r"\s+|[^\s\w]|\w+", re.UNICODE)
+# A word with the whitespace after it, a lone punctuation mark, or leading whitespace:
+# joining the tokens gives the text back, and half as many tokens keeps difflib fast.
+_WORDS = re.compile(r"\w+\s*|[^\w\s]\s*|\s+")
+# Past this many tokens a side, difflib's quadratic worst case costs more than the diff is worth.
+MAX_DIFF_TOKENS = 4000
 
 
 def word_diff(before: str, after: str) -> list[tuple[str, str]]:
@@ -32,6 +36,17 @@ def word_diff(before: str, after: str) -> list[tuple[str, str]]:
     if before == after:
         return [("=", before)] if before else []
     a, b = _WORDS.findall(before), _WORDS.findall(after)
+    # Match on the words alone, so "Contoso" ending a sentence still matches "Contoso ".
+    ka, kb = [t.rstrip() or t for t in a], [t.rstrip() or t for t in b]
+    if len(a) > MAX_DIFF_TOKENS or len(b) > MAX_DIFF_TOKENS:
+        return [(op, text) for op, text in (("-", before), ("+", after)) if text]
+    # Trim the common ends first: most changed replies differ in a few words.
+    start, limit = 0, min(len(a), len(b))
+    while start < limit and ka[start] == kb[start]:
+        start += 1
+    end = 0
+    while end < limit - start and ka[-1 - end] == kb[-1 - end]:
+        end += 1
     out: list[tuple[str, str]] = []
 
     def emit(op: str, text: str) -> None:
@@ -42,12 +57,18 @@ def word_diff(before: str, after: str) -> list[tuple[str, str]]:
         else:
             out.append((op, text))
 
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    # Equal runs take the after side's text, so "=" and "+" runs rebuild ``after`` exactly.
+    emit("=", "".join(b[:start]))
+    mid_a, mid_b = a[start : len(a) - end], b[start : len(b) - end]
+    keys_a, keys_b = ka[start : len(a) - end], kb[start : len(b) - end]
+    matcher = difflib.SequenceMatcher(None, keys_a, keys_b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
-            emit("=", "".join(a[i1:i2]))
+            emit("=", "".join(mid_b[j1:j2]))
         else:
-            emit("-", "".join(a[i1:i2]))
-            emit("+", "".join(b[j1:j2]))
+            emit("-", "".join(mid_a[i1:i2]))
+            emit("+", "".join(mid_b[j1:j2]))
+    emit("=", "".join(b[len(b) - end :]))
     return out
 
 

@@ -1,0 +1,188 @@
+"""Time the HTML report on a synthetic 10,000 cases x 2 targets run.
+
+Usage: python bench/bench_report.py [--cases 10000] [--baseline]
+
+Prints render_html's time, ``json.dumps`` of the same records as a same-machine reference,
+their ratio, and whether the render stayed under the 3 s budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from harness.report import render_html
+from harness.results.record import CaseResult, CheckResult, TurnResult
+from harness.results.store import Journal, load_run, write_meta
+
+BUDGET_S = 3.0
+WORDS = [
+    "the",
+    "caller",
+    "Robert",
+    "Smith",
+    "from",
+    "Contoso",
+    "asks",
+    "about",
+    "a",
+    "refund",
+    "for",
+    "order",
+    "number",
+    "placed",
+    "last",
+    "week",
+    "and",
+    "wants",
+    "a",
+    "call",
+    "back",
+    "tomorrow",
+    "morning",
+    "please",
+    "confirm",
+    "the",
+    "address",
+    "phone",
+    "email",
+    "account",
+    "invoice",
+    "delivery",
+    "shipping",
+    "payment",
+    "card",
+    "balance",
+    "support",
+    "ticket",
+]
+
+
+def _reply(rng: random.Random, base: list[str], edits: int) -> str:
+    words = list(base)
+    for _ in range(edits):
+        words[rng.randrange(len(words))] = rng.choice(WORDS)
+    return " ".join(words) + "."
+
+
+def synthesise(path: Path, cases: int, targets: list[str], drift: int = 0) -> None:
+    """Write a run directory with ``cases`` cases on each target.
+
+    The same arguments give the same run; ``drift`` > 0 changes up to that many words of
+    each reply, as a later run of the same suite would.
+    """
+    rng = random.Random(7)
+    drifting = random.Random(drift)
+    journal = Journal(path)
+    for i in range(cases):
+        suite = f"suite-{i % 20}"
+        base = [rng.choice(WORDS) for _ in range(rng.randint(20, 90))]
+        question = " ".join(rng.choice(WORDS) for _ in range(30))
+        for t, target in enumerate(targets):
+            reply = _reply(rng, base, rng.randint(0, 6) * t)
+            if drift:
+                reply = _reply(drifting, reply.split(), drifting.randint(0, drift))
+            roll = rng.random()
+            error = None
+            if roll < 0.02:
+                error = {"kind": "rate_limited", "message": "429 Too Many Requests", "status": 429}
+            status = "fail" if roll < 0.1 else "pass"
+            checks = (
+                CheckResult(
+                    "contains", status, f"reply {'lacks' if status == 'fail' else 'has'} 'Contoso'"
+                ),
+                CheckResult("finish_reason", "pass", "finish_reason is stop"),
+                CheckResult(
+                    "content_filter", "n/a", "the target reports no content filter results"
+                ),
+            )
+            turn = TurnResult(
+                request={
+                    "messages": [
+                        {"role": "system", "content": "You extract entities from voicemail."},
+                        {"role": "user", "content": question},
+                    ],
+                    "temperature": 0,
+                    "max_tokens": 300,
+                },
+                response=None,
+                reply=None if error else reply,
+                finish_reason=None if error else "stop",
+                usage={
+                    "prompt_tokens": 40 + len(question) // 4,
+                    "completion_tokens": len(reply) // 4,
+                },
+                latency_ms=rng.lognormvariate(6.5, 0.4),
+                checks=() if error else checks,
+            )
+            verdict = "error" if error else status
+            journal.append(
+                CaseResult(
+                    suite=suite,
+                    case=f"case-{i:05d}",
+                    target=target,
+                    repeat=0,
+                    verdict=verdict,
+                    turns=(turn,),
+                    error=error,
+                    model="gpt-4o-2024-08-06" if t else "gpt-35-turbo-0125",
+                    system_fingerprint=f"fp_{t}",
+                    duration_ms=turn.latency_ms or 0.0,
+                )
+            )
+    journal.close()
+    write_meta(
+        path,
+        {
+            "run_id": path.name,
+            "started_at": "2025-01-01T00:00:00Z",
+            "finished_at": "2025-01-01T00:10:00Z",
+            "azeval_version": "0.1.0",
+            "git_commit": "0" * 40,
+            "suites": [
+                {"id": f"suite-{s}", "path": f"suites/s{s}.yaml", "cases": cases // 20}
+                for s in range(20)
+            ],
+            "targets": [{"name": t, "kind": "azure"} for t in targets],
+            "status": "complete",
+        },
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--baseline", action="store_true", help="also render against a baseline")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "bench-run"
+        synthesise(run_dir, args.cases, ["gpt35", "gpt4o"])
+        run = load_run(run_dir)
+        baseline = None
+        if args.baseline:
+            synthesise(Path(tmp) / "bench-base", args.cases, ["gpt35", "gpt4o"], drift=4)
+            baseline = load_run(Path(tmp) / "bench-base")
+
+        as_json = [r.to_json() for r in run.results]
+        started = time.perf_counter()
+        records = json.dumps(as_json, ensure_ascii=False)
+        reference = time.perf_counter() - started
+
+        started = time.perf_counter()
+        html = render_html(run, baseline=baseline)
+        render = time.perf_counter() - started
+
+    print(f"results:            {len(run.results):,} ({args.cases:,} cases x 2 targets)")
+    print(f"json.dumps records: {reference:.3f} s ({len(records) / 1e6:.1f} MB)")
+    print(f"render_html:        {render:.3f} s ({len(html) / 1e6:.1f} MB)")
+    print(f"ratio:              {render / reference:.1f}x json.dumps")
+    verdict = "yes" if render < BUDGET_S else "NO"
+    print(f"under {BUDGET_S:.0f} s:          {verdict}")
+
+
+if __name__ == "__main__":
+    main()

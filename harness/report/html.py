@@ -1,0 +1,193 @@
+"""The self-contained HTML report: one file, inline CSS, JS and SVG, no outside resource.
+
+Everything the run or a model wrote reaches the page either through Jinja's autoescape or
+as JSON data that the page's script writes with ``textContent``. A Content-Security-Policy
+allows only the page's own script (by hash), so even a markup slip could not run code.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from harness.report.charts import Chart, bar_chart
+from harness.report.rows import Column, build_rows, columns_for, comparisons
+from harness.results.compare import STATUSES, Comparison
+from harness.results.store import Run
+from harness.results.summary import summarize
+
+# Only these target fields reach the page: meta may hold more, and a report must never leak
+# something like a key that a careless config put there.
+_TARGET_FIELDS = ("name", "kind", "model", "model_version", "deployment", "api_version", "endpoint")
+PAGE_SIZE = 50
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("harness.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@cache
+def _asset(name: str) -> str:
+    return (resources.files("harness.report") / "templates" / name).read_text(encoding="utf-8")
+
+
+def _script_json(data: Any) -> str:
+    """JSON safe inside <script>: no "<", ">" or "&" survives, so nothing can close the tag."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.0f}{unit}"
+
+
+def _charts(labels: list[str], stats: list[dict[str, Any]]) -> list[Chart]:
+    pass_rows = [
+        (
+            label,
+            [(s["pass_rate"] or 0.0, "c-pass", f"{s['passed']}/{s['cases']} passed")],
+            _pct(s["pass_rate"]),
+        )
+        for label, s in zip(labels, stats, strict=True)
+    ]
+    token_rows = [
+        (
+            label,
+            [
+                (s["prompt_tokens"], "c-prompt", f"prompt {s['prompt_tokens']:,}"),
+                (s["completion_tokens"], "c-completion", f"completion {s['completion_tokens']:,}"),
+            ],
+            _num(s["total_tokens"]),
+        )
+        for label, s in zip(labels, stats, strict=True)
+    ]
+    latency_rows = [
+        (
+            label,
+            [
+                (s["latency_p95_ms"] or 0.0, "c-p95", f"p95 {_num(s['latency_p95_ms'], ' ms')}"),
+                (s["latency_p50_ms"] or 0.0, "c-p50", f"p50 {_num(s['latency_p50_ms'], ' ms')}"),
+            ],
+            f"{_num(s['latency_p50_ms'])} / {_num(s['latency_p95_ms'])} ms",
+        )
+        for label, s in zip(labels, stats, strict=True)
+    ]
+    return [
+        bar_chart("Pass rate", pass_rows, scale=1.0, legend=(("c-pass", "passed"),)),
+        bar_chart(
+            "Tokens",
+            token_rows,
+            legend=(("c-prompt", "prompt"), ("c-completion", "completion")),
+        ),
+        bar_chart(
+            "Latency p50 / p95",
+            latency_rows,
+            stacked=False,
+            legend=(("c-p50", "p50"), ("c-p95", "p95")),
+        ),
+    ]
+
+
+def _drift(
+    cols: list[Column], compared: dict[int, Comparison], stats: dict[str, dict[str, Any]]
+) -> list[str]:
+    notes = []
+    for name, s in stats.items():
+        if len(s["models"]) > 1:
+            notes.append(
+                f"Target {name} reported several models in this run: {', '.join(s['models'])}."
+            )
+    for i, diff in compared.items():
+        col, ref = cols[i], cols[cols[i].reference or 0]
+        if not ref.baseline:
+            continue  # targets of one run differ on purpose; only a baseline can drift
+        if diff.before_models and diff.after_models and diff.before_models != diff.after_models:
+            notes.append(
+                f"Target {col.target} reported model {', '.join(diff.after_models)}; "
+                f"the baseline ({ref.target}) reported {', '.join(diff.before_models)}."
+            )
+        if (
+            diff.before_fingerprints
+            and diff.after_fingerprints
+            and diff.before_fingerprints != diff.after_fingerprints
+        ):
+            notes.append(
+                f"Target {col.target} reported system_fingerprint "
+                f"{', '.join(diff.after_fingerprints)}; the baseline reported "
+                f"{', '.join(diff.before_fingerprints)}."
+            )
+    return notes
+
+
+def render_html(run: Run, *, baseline: Run | None = None) -> str:
+    """The whole report for ``run`` (judged against ``baseline`` when given) as one HTML page."""
+    cols = columns_for(run, baseline)
+    run_stats = summarize(run.results, run.targets)["targets"]
+    base_stats = summarize(baseline.results, baseline.targets)["targets"] if baseline else {}
+    stats = [(base_stats if c.baseline else run_stats).get(c.target) for c in cols]
+    shown = [(c.label, s) for c, s in zip(cols, stats, strict=True) if s is not None]
+    meta = run.meta
+    compared = comparisons(run, baseline, cols)
+    data = {
+        "columns": [{"label": c.label, "baseline": c.baseline, "ref": c.reference} for c in cols],
+        "rows": build_rows(run, baseline, cols, compared),
+        "pageSize": PAGE_SIZE,
+    }
+    script = _asset("report.js")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    context = {
+        "run_id": run.id,
+        "meta": meta,
+        "baseline_id": baseline.id if baseline else None,
+        "suites": meta.get("suites") or [],
+        "targets": [{k: t.get(k) for k in _TARGET_FIELDS} for t in meta.get("targets") or []],
+        "stats": shown,
+        "charts": _charts([label for label, _ in shown], [s for _, s in shown]),
+        "drift": _drift(cols, compared, run_stats),
+        "comparisons": [
+            {
+                "before": cols[cols[i].reference or 0].label,
+                "after": cols[i].label,
+                "counts": diff.counts(),
+                "mcnemar": diff.mcnemar,
+            }
+            for i, diff in compared.items()
+        ],
+        "statuses": STATUSES,
+        "pct": _pct,
+        "num": _num,
+        "css": Markup(_asset("report.css")),
+        "script": Markup(script),
+        "script_hash": f"sha256-{digest}",
+        "data_json": Markup(_script_json(data)),
+    }
+    return _environment().get_template("report.html.j2").render(context)
+
+
+def write_report(run: Run, out: Path, *, baseline: Run | None = None) -> Path:
+    """Write the report to ``out`` (a file, or a directory to hold ``report.html``)."""
+    target = out / "report.html" if out.is_dir() else out
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_html(run, baseline=baseline), encoding="utf-8")
+    return target

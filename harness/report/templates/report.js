@@ -1,0 +1,247 @@
+/* azeval report: pages, filters and searches the case rows embedded as JSON.
+   Model text is data: it is only ever written with textContent, never parsed as markup.
+   The URL hash holds the view (#filter=failures&q=refund&page=2&expand=1), so a view can
+   be linked to, and a headless browser can be pointed at one. */
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("azeval-data").textContent);
+  var cols = data.columns, rows = data.rows, size = data.pageSize || 50;
+  var FILTERS = { all: null, failures: "failed", regressions: "regressed", flaky: "flaky", errors: "errored" };
+  var FLAG_LABEL = { regressed: "regression", errored: "error", failed: "not passed", flaky: "flaky" };
+  var CHECK_MARK = { pass: "\u2713 pass", fail: "\u2717 fail", "n/a": "n/a", error: "! error" };
+  var state = { filter: "all", q: "", page: 1, expand: false };
+  var opened = {};
+  var haystacks = null;
+  var body = document.getElementById("cases-body");
+  var search = document.getElementById("q");
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function badge(kind, text) { return el("span", "badge b-" + kind.replace("/", ""), text); }
+
+  function verdictBadge(cell) {
+    if (!cell) return badge("none", "\u2014");
+    var text = cell.v + (cell.n > 1 ? " " + cell.p + "/" + cell.n : "");
+    return badge(cell.v, text);
+  }
+
+  function readHash() {
+    var params = new URLSearchParams(location.hash.replace(/^#/, ""));
+    var filter = params.get("filter");
+    state.filter = Object.prototype.hasOwnProperty.call(FILTERS, filter) ? filter : "all";
+    state.q = params.get("q") || "";
+    state.page = Math.max(1, parseInt(params.get("page") || "1", 10) || 1);
+    state.expand = params.get("expand") === "1";
+    search.value = state.q;
+  }
+
+  function writeHash() {
+    var params = new URLSearchParams();
+    if (state.filter !== "all") params.set("filter", state.filter);
+    if (state.q) params.set("q", state.q);
+    if (state.page > 1) params.set("page", String(state.page));
+    if (state.expand) params.set("expand", "1");
+    var hash = params.toString();
+    history.replaceState(null, "", hash ? "#" + hash : location.pathname + location.search);
+  }
+
+  function haystack(i) {
+    if (!haystacks) haystacks = new Array(rows.length);
+    if (haystacks[i] === undefined) {
+      var row = rows[i], parts = [row.k];
+      row.m.forEach(function (m) { parts.push(m[1]); });
+      row.c.forEach(function (c) { if (c && c.r) parts.push(c.r); });
+      haystacks[i] = parts.join("\n").toLowerCase();
+    }
+    return haystacks[i];
+  }
+
+  function selected() {
+    var flag = FILTERS[state.filter], q = state.q.toLowerCase(), out = [];
+    for (var i = 0; i < rows.length; i++) {
+      if (flag && rows[i].f.indexOf(flag) < 0) continue;
+      if (q && haystack(i).indexOf(q) < 0) continue;
+      out.push(rows[i]);
+    }
+    return out;
+  }
+
+  function renderHead() {
+    var tr = el("tr");
+    tr.appendChild(el("th"));
+    tr.appendChild(el("th", null, "case"));
+    cols.forEach(function (c) { tr.appendChild(el("th", null, c.label)); });
+    tr.appendChild(el("th", null, "reply (" + (cols.length ? cols[0].label : "") + ")"));
+    document.getElementById("cases-head").appendChild(tr);
+  }
+
+  function renderButtons() {
+    var counts = { all: rows.length };
+    Object.keys(FILTERS).forEach(function (name) {
+      if (FILTERS[name]) counts[name] = rows.filter(function (r) { return r.f.indexOf(FILTERS[name]) >= 0; }).length;
+    });
+    document.querySelectorAll(".filters button").forEach(function (button) {
+      var name = button.getAttribute("data-filter");
+      if (!button.querySelector(".k")) button.appendChild(el("span", "k", counts[name]));
+      button.classList.toggle("on", name === state.filter);
+      button.setAttribute("aria-pressed", name === state.filter ? "true" : "false");
+    });
+  }
+
+  function messages(row) {
+    var box = el("div", "msgs");
+    row.m.forEach(function (m) {
+      var line = el("div", "msg");
+      line.appendChild(el("div", "role", m[0]));
+      line.appendChild(el("pre", "text", m[1]));
+      box.appendChild(line);
+    });
+    return box;
+  }
+
+  function card(col, cell) {
+    var box = el("div", "card" + (col.baseline ? " base" : ""));
+    var head = el("h3", null, col.label);
+    head.appendChild(verdictBadge(cell));
+    box.appendChild(head);
+    if (!cell) { box.appendChild(el("div", "muted", "not run on this target")); return box; }
+    box.appendChild(cell.r === null || cell.r === undefined ? el("div", "muted", "no reply") : el("pre", "text reply", cell.r));
+    cell.e.forEach(function (e) { box.appendChild(el("div", "err-box", e)); });
+    if (cell.ck.length) {
+      var table = el("table", "checks"), tbody = el("tbody");
+      cell.ck.forEach(function (c) {
+        var tr = el("tr", "st-" + c[1]), td = el("td");
+        td.appendChild(badge(c[1] === "n/a" ? "na" : c[1], CHECK_MARK[c[1]] || c[1]));
+        tr.appendChild(td);
+        tr.appendChild(el("td", null, c[0]));
+        tr.appendChild(el("td", null, c[2]));
+        tr.appendChild(el("td", "muted", c[3]));
+        tbody.appendChild(tr);
+      });
+      table.appendChild(tbody);
+      box.appendChild(table);
+    } else {
+      box.appendChild(el("div", "muted", "no check applied"));
+    }
+    var meta = [];
+    if (cell.fr) meta.push("finish: " + cell.fr);
+    meta.push("tokens " + cell.tk[0] + " / " + cell.tk[1]);
+    if (cell.l !== null) meta.push(cell.l + " ms");
+    if (cell.mo) meta.push("model " + cell.mo);
+    if (cell.n > 1) meta.push("showing repeat " + cell.shown);
+    box.appendChild(el("div", "meta", meta.join(" \u00b7 ")));
+    return box;
+  }
+
+  function diffs(row) {
+    var box = el("div");
+    row.d.forEach(function (d) {
+      box.appendChild(el("div", "section-title", "Word diff \u00b7 " + cols[d[0]].label + " \u2192 " + cols[d[1]].label));
+      if (!d[2]) { box.appendChild(el("div", "muted", "identical replies")); return; }
+      var pre = el("div", "diff");
+      d[2].forEach(function (op) {
+        pre.appendChild(op[0] === "=" ? document.createTextNode(op[1]) : el(op[0] === "+" ? "ins" : "del", null, op[1]));
+      });
+      box.appendChild(pre);
+    });
+    return box;
+  }
+
+  function detail(row) {
+    var tr = el("tr", "detail"), td = el("td");
+    td.colSpan = cols.length + 3;
+    if (row.m.length) {
+      td.appendChild(el("div", "section-title", "Messages"));
+      td.appendChild(messages(row));
+    }
+    td.appendChild(el("div", "section-title", "Replies"));
+    var side = el("div", "side");
+    cols.forEach(function (col, i) { side.appendChild(card(col, row.c[i])); });
+    td.appendChild(side);
+    if (row.d.length) td.appendChild(diffs(row));
+    tr.appendChild(td);
+    return tr;
+  }
+
+  function caseRow(row) {
+    var tr = el("tr", "case"), key = el("td", "key-cell");
+    tr.appendChild(el("td", "tw", "\u25b8"));
+    key.appendChild(el("span", null, row.k + " "));
+    row.f.forEach(function (f) { if (f === "regressed" || f === "flaky") key.appendChild(badge(f, FLAG_LABEL[f])); });
+    tr.appendChild(key);
+    row.c.forEach(function (cell) { var td = el("td"); td.appendChild(verdictBadge(cell)); tr.appendChild(td); });
+    var first = row.c[0];
+    tr.appendChild(el("td", "snip", first && first.r ? first.r.slice(0, 200) : ""));
+    return tr;
+  }
+
+  function toggle(row, tr) {
+    var next = tr.nextSibling;
+    if (next && next.className === "detail") {
+      next.remove(); tr.classList.remove("open"); delete opened[row.k];
+    } else {
+      tr.after(detail(row)); tr.classList.add("open"); opened[row.k] = true;
+    }
+  }
+
+  function pagerButton(text, page, disabled) {
+    var b = el("button", null, text);
+    b.type = "button";
+    b.disabled = disabled;
+    b.addEventListener("click", function () { state.page = page; update(); });
+    return b;
+  }
+
+  function render() {
+    var list = selected(), pages = Math.max(1, Math.ceil(list.length / size));
+    if (state.page > pages) state.page = pages;
+    var start = (state.page - 1) * size, shown = list.slice(start, start + size);
+    body.replaceChildren();
+    if (!shown.length) {
+      var tr = el("tr"), td = el("td", "empty", "No case matches.");
+      td.colSpan = cols.length + 3;
+      tr.appendChild(td);
+      body.appendChild(tr);
+    }
+    shown.forEach(function (row) {
+      var tr = caseRow(row);
+      tr.addEventListener("click", function () { toggle(row, tr); });
+      body.appendChild(tr);
+      if (state.expand || opened[row.k]) { tr.classList.add("open"); body.appendChild(detail(row)); }
+    });
+    document.getElementById("count").textContent = list.length
+      ? "showing " + (start + 1) + "\u2013" + (start + shown.length) + " of " + list.length
+      : "0 of " + rows.length;
+    var pager = document.getElementById("pager");
+    pager.replaceChildren();
+    if (pages > 1) {
+      pager.appendChild(pagerButton("\u2039 prev", state.page - 1, state.page <= 1));
+      pager.appendChild(el("span", "muted", "page " + state.page + " of " + pages));
+      pager.appendChild(pagerButton("next \u203a", state.page + 1, state.page >= pages));
+    }
+    renderButtons();
+  }
+
+  function update() { writeHash(); render(); }
+
+  document.querySelectorAll(".filters button").forEach(function (button) {
+    button.addEventListener("click", function () {
+      state.filter = button.getAttribute("data-filter"); state.page = 1; update();
+    });
+  });
+  var timer = null;
+  search.addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(function () { state.q = search.value; state.page = 1; update(); }, 150);
+  });
+  window.addEventListener("hashchange", function () { readHash(); render(); });
+  renderHead();
+  readHash();
+  render();
+  document.body.setAttribute("data-ready", "1");
+})();
