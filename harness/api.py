@@ -10,10 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import Config, TargetConfig, load_config
+from harness.conversation import fit_history
+from harness.models import Catalogue, load_catalogue
+from harness.preflight import Plan, completion_budget, plan, spec_for
 from harness.results.record import CaseResult
 from harness.results.store import Run, load_run
+from harness.runner.case import Fitter
 from harness.runner.engine import RunOptions, RunOutcome, execute
-from harness.suite import Suite, load_suites
+from harness.suite import Case, Message, Suite, load_suites
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,13 @@ class Prepared:
     def case_count(self) -> int:
         return sum(len(s.cases) for s in self.suites)
 
+    @property
+    def cases(self) -> list[Case]:
+        return [case for suite in self.suites for case in suite.cases]
+
+    def catalogue(self) -> Catalogue:
+        return load_catalogue(self.config.models, source=self.config.path or "azeval.toml")
+
 
 def prepare(
     paths: Iterable[str | Path], target_names: Iterable[str] = (), config_path: Path | None = None
@@ -39,16 +50,64 @@ def prepare(
     return Prepared(config=config, suites=suites, targets=targets)
 
 
+def preflight(prepared: Prepared) -> Plan:
+    """Count, check limits and parameters of every case on every target; sends nothing."""
+    return plan(prepared.cases, prepared.targets, prepared.catalogue())
+
+
 def run(
     prepared: Prepared,
     options: RunOptions,
     *,
     progress: Callable[[CaseResult], None] | None = None,
+    checked: Plan | None = None,
 ) -> RunOutcome:
-    """Run the prepared suites on their targets and write the run record and report."""
-    outcome = asyncio.run(execute(prepared.suites, prepared.targets, options, progress=progress))
+    """Run the prepared suites on their targets and write the run record and report.
+
+    Cases the preflight finds the service would certainly reject are recorded as preflight
+    errors and not sent.
+    """
+    checked = checked or preflight(prepared)
+    refused = {(row.key, row.target): row.error_message() for row in checked.fatal_rows}
+    fitters = _history_fitters(prepared)
+
+    def refusal(case: Case, target: TargetConfig) -> str | None:
+        return refused.get((case.key, target.name))
+
+    outcome = asyncio.run(
+        execute(
+            prepared.suites,
+            prepared.targets,
+            options,
+            progress=progress,
+            preflight=refusal,
+            fitters=fitters,
+        )
+    )
     write_html(outcome.run, options.reports_dir)
     return outcome
+
+
+def _history_fitters(prepared: Prepared) -> dict[str, Fitter]:
+    """Per target: fit a multi-turn case's history into its budget (default: the context)."""
+    catalogue = prepared.catalogue()
+    fitters: dict[str, Fitter] = {}
+    for target in prepared.targets:
+        spec, _ = spec_for(target, catalogue)
+
+        def fit(messages: list[dict[str, Any]], case: Case, spec: Any = spec) -> list[Any]:
+            kept, _ = fit_history(
+                messages,
+                case.budget or spec.context_window,
+                spec.name,
+                reserve=completion_budget(case.params) or 0,
+                policy="stop" if case.history == "stop" else "drop_oldest",
+                encoding=spec.encoding,
+            )
+            return [m.to_api() if isinstance(m, Message) else dict(m) for m in kept]
+
+        fitters[target.name] = fit
+    return fitters
 
 
 def write_html(run: Run, reports_dir: Path, baseline: Run | None = None) -> Path:

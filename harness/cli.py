@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,8 @@ import click
 
 from harness import __version__, api
 from harness.errors import AzevalError, RunInterrupted
+from harness.preflight import format_table, raise_for_fatal
+from harness.preflight import to_json as preflight_json
 from harness.results.record import CaseResult
 from harness.runner.engine import RunOptions
 from harness.runner.retry import RetryPolicy
@@ -114,6 +117,15 @@ def run(
         click.echo(
             "No targets configured: using the embedded local model (target 'local').", err=True
         )
+    checked = api.preflight(prepared)
+    for warning in checked.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if checked.fatal_rows:
+        click.echo(
+            f"Preflight: {len(checked.fatal_rows)} case(s) would be rejected by the service; "
+            "they are recorded as preflight errors and not sent (see `azeval plan`).",
+            err=True,
+        )
     names = ", ".join(f"{t.name} ({t.kind})" for t in prepared.targets)
     click.echo(
         f"Running {prepared.case_count} case(s) from {len(prepared.suites)} suite(s) on {names}",
@@ -121,7 +133,7 @@ def run(
     )
     progress, done = _progress_printer(prepared.case_count * len(prepared.targets))
     try:
-        outcome = api.run(prepared, options, progress=progress)
+        outcome = api.run(prepared, options, progress=progress, checked=checked)
     except KeyboardInterrupt as exc:
         done()
         run_dir = Path(str(exc)) if str(exc) else None
@@ -152,6 +164,30 @@ def validate(paths: tuple[Path, ...], targets: tuple[str, ...], config_path: Pat
         f"{prepared.case_count} case(s) in {len(prepared.suites)} suite(s); targets: "
         + ", ".join(t.name for t in prepared.targets)
     )
+    return 0
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@_target_option
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan(
+    paths: tuple[Path, ...], targets: tuple[str, ...], config_path: Path | None, as_json: bool
+) -> int:
+    """Count tokens, check limits and parameters, estimate cost and time; sends nothing.
+
+    Exits 2 when any case could not be sent.
+    """
+    prepared = api.prepare(paths or (Path("suites"),), targets, config_path)
+    checked = api.preflight(prepared)
+    if as_json:
+        click.echo(json.dumps(preflight_json(checked), indent=2))
+    else:
+        click.echo(format_table(checked))
+    for warning in checked.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    raise_for_fatal(checked)
     return 0
 
 

@@ -8,14 +8,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 from harness.checks import Reply, run_check
+from harness.conversation import HistoryTooLong
 from harness.results.record import CaseResult, CheckResult, TurnResult, verdict_of
 from harness.suite.model import Case, Message, Turn
 from harness.targets.base import Completion, TargetError, TargetInfo
 
 # Sends one request body and returns the answer, raising TargetError; retries live inside.
 Sender = Callable[[Mapping[str, Any]], Awaitable[Completion]]
-# Fits a conversation into the case's budget: (messages, case) → messages, or None to stop.
-Fitter = Callable[[list[dict[str, Any]], Case], "list[dict[str, Any]] | None"]
+# Fits a conversation into the case's token budget: (messages, case) → the messages to send;
+# raises HistoryTooLong when it cannot.
+Fitter = Callable[[list[dict[str, Any]], Case], list[dict[str, Any]]]
 
 
 def request_body(case: Case, messages: list[dict[str, Any]], info: TargetInfo) -> dict[str, Any]:
@@ -73,12 +75,10 @@ async def run_case(
     model = fingerprint = None
     for turn in case.turns:
         history.extend(m.to_api() for m in turn.messages)
-        messages = fit(history, case) if fit is not None else history
-        if messages is None:
-            error = {
-                "kind": "history_budget",
-                "message": "the conversation outgrew the case's token budget (policy: stop)",
-            }
+        try:
+            messages = fit(history, case) if fit is not None and len(case.turns) > 1 else history
+        except HistoryTooLong as exc:
+            error = {"kind": "history_budget", "message": str(exc), "status": None, "code": None}
             break
         body = request_body(case, list(messages), info)
         try:

@@ -16,7 +16,7 @@ from harness.config import TargetConfig
 from harness.redact import Redactor
 from harness.results.record import CaseResult
 from harness.results.store import Journal, Run, load_run, read_results, write_meta
-from harness.runner.case import run_case, skipped_result
+from harness.runner.case import Fitter, run_case, skipped_result
 from harness.runner.meta import new_run_id, now_iso, run_meta
 from harness.runner.retry import Attempts, RetryPolicy, send_with_retries
 from harness.suite.model import Case, Suite
@@ -86,7 +86,7 @@ async def execute(
     *,
     progress: Progress | None = None,
     preflight: Callable[[Case, TargetConfig], str | None] | None = None,
-    fit: Any = None,
+    fitters: Mapping[str, Fitter] | None = None,
 ) -> RunOutcome:
     """Run everything; always writes the record, also when interrupted."""
     redact = Redactor.from_environment(c.api_key_env for c in configs if c.api_key_env)
@@ -94,7 +94,9 @@ async def execute(
     try:
         for config in configs:
             targets[config.name] = await open_target(config)
-        return await _run_all(suites, configs, targets, options, redact, progress, preflight, fit)
+        return await _run_all(
+            suites, configs, targets, options, redact, progress, preflight, fitters or {}
+        )
     finally:
         for target in targets.values():
             with contextlib.suppress(Exception):
@@ -109,7 +111,7 @@ async def _run_all(
     redact: Redactor,
     progress: Progress | None,
     preflight: Callable[[Case, TargetConfig], str | None] | None,
-    fit: Any,
+    fitters: Mapping[str, Fitter],
 ) -> RunOutcome:
     run_dir, meta, done = _open_run_dir(suites, targets, options)
     journal = Journal(run_dir)
@@ -180,7 +182,9 @@ async def _run_all(
                     on_error=observe,
                 )
 
-            result = await run_case(item.case, target.info, item.repeat, send, fit=fit, tally=tally)
+            result = await run_case(
+                item.case, target.info, item.repeat, send, fit=fitters.get(item.target), tally=tally
+            )
         record(result)
 
     tasks = [asyncio.ensure_future(one(item)) for item in items]
