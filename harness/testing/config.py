@@ -1,0 +1,112 @@
+"""The fake server's configuration: deployments, and loading it all from YAML/JSON data."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.testing.faults import Fault, fault_from_dict
+from harness.testing.rules import action_from_dict, rule_from_dict
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One deployment the fake resource serves.
+
+    ``model`` is what replies report and what tokens are counted with ("gpt-35-turbo",
+    "gpt-4o-2024-08-06"). ``context_window`` makes the server answer 400
+    context_length_exceeded. ``tpm``/``rpm`` turn on the quota (rpm defaults to 6 per 1,000
+    TPM); a request without max_tokens is charged ``default_max_tokens``.
+    """
+
+    name: str
+    model: str = "gpt-35-turbo"
+    model_version: str = ""
+    system_fingerprint: str | None = ""  # "" = a stable fp_… derived from the name
+    context_window: int | None = None
+    tpm: int | None = None
+    rpm: int | None = None
+    default_max_tokens: int = 4096
+    faults: tuple[Fault, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.system_fingerprint == "":
+            digest = hashlib.sha1(f"{self.name}/{self.model}".encode()).hexdigest()[:10]
+            object.__setattr__(self, "system_fingerprint", f"fp_{digest}")
+        object.__setattr__(self, "faults", tuple(self.faults))
+
+    @property
+    def is_o_series(self) -> bool:
+        return self.model[:1] == "o" and self.model[1:2].isdigit()
+
+
+def deployment_from_dict(data: Mapping[str, Any], where: str = "deployment") -> Deployment:
+    known = {f.name for f in dataclasses.fields(Deployment)}
+    if not isinstance(data, Mapping) or set(data) - known or "name" not in data:
+        raise ValueError(f"{where}: expected a mapping with name and some of {sorted(known)}")
+    values = dict(data)
+    values["faults"] = tuple(
+        fault_from_dict(f, f"{where}.faults[{i}]") for i, f in enumerate(data.get("faults", ()))
+    )
+    return Deployment(**values)
+
+
+def as_deployment(value: Deployment | str | Mapping[str, Any]) -> Deployment:
+    if isinstance(value, Deployment):
+        return value
+    if isinstance(value, str):
+        return Deployment(name=value, model=value)
+    return deployment_from_dict(value)
+
+
+def options_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
+    """FakeAzure keyword arguments from plain data.
+
+    Keys: ``deployments`` (a list of names or mappings, or a mapping name → settings),
+    ``rules``, ``default``, ``api_keys``, ``bearer_tokens``, ``window_s``, ``host``, ``port``.
+    """
+    known = {"deployments", "rules", "default", "api_keys", "bearer_tokens", "window_s"}
+    known |= {"host", "port", "record"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} (expected some of {sorted(known)})")
+    options: dict[str, Any] = {k: v for k, v in data.items() if k in known - {"rules", "default"}}
+    deployments = data.get("deployments")
+    if isinstance(deployments, Mapping):
+        options["deployments"] = [
+            deployment_from_dict({"name": name, **(settings or {})}, f"deployments.{name}")
+            for name, settings in deployments.items()
+        ]
+    elif isinstance(deployments, Sequence):
+        options["deployments"] = [
+            d if isinstance(d, str) else deployment_from_dict(d, f"deployments[{i}]")
+            for i, d in enumerate(deployments)
+        ]
+    options["rules"] = [
+        rule_from_dict(r, f"rules[{i}]") for i, r in enumerate(data.get("rules") or ())
+    ]
+    if data.get("default") is not None:
+        options["default"] = action_from_dict(data["default"], "default")
+    return options
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """FakeAzure keyword arguments from a YAML or JSON file."""
+    text = Path(path).read_text(encoding="utf-8")
+    if str(path).endswith(".json"):
+        data = json.loads(text)
+    else:
+        import yaml  # a dependency of azeval; imported here so the server does not need it
+
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(str(e)) from None
+    if not isinstance(data, Mapping):
+        raise ValueError("expected a mapping at the top level")
+    return options_from_dict(data)

@@ -1,0 +1,408 @@
+"""What the fake resource answers to one HTTP request: Azure's semantics, no sockets."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness import tokens
+from harness.testing import wire
+from harness.testing.config import Deployment
+from harness.testing.faults import fault_for
+from harness.testing.quota import UNLIMITED_REQUESTS, UNLIMITED_TOKENS, Quota
+from harness.testing.rules import Action, ChatRequest, ErrorReply, Rule, RuleBook
+
+_DEPLOYMENT_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions/?$")
+_V1_PATH = "/openai/v1/chat/completions"
+_REDACTED_HEADERS = frozenset({"api-key", "authorization", "ocp-apim-subscription-key"})
+DEFAULT_ACTION = Action()
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the server saw it; credentials are redacted."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: Any  # the parsed JSON body, or None
+    deployment: str | None
+    timestamp: float
+    status: int
+    fault: str | None = None
+
+
+@dataclass
+class Answer:
+    """An HTTP answer, and how the transport should misbehave while sending it."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    fault: str | None = None  # reset | truncated | invalid_json
+
+
+def redact(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: ("REDACTED" if k in _REDACTED_HEADERS else v) for k, v in headers.items()}
+
+
+class AzureService:
+    """Routes, authenticates, applies faults and quota, and answers by the rules.
+
+    Thread-safe: every state change happens under one lock.
+    """
+
+    def __init__(
+        self,
+        *,
+        deployments: Iterable[Deployment] | None,
+        rules: Sequence[Rule],
+        default: Action,
+        api_keys: Sequence[str] | None,
+        bearer_tokens: Sequence[str],
+        window_s: float,
+        clock: Callable[[], float],
+        record: bool,
+    ) -> None:
+        self.deployments = None if deployments is None else {d.name: d for d in deployments}
+        self.rulebook = RuleBook(rules)
+        self.default = default
+        self.api_keys = None if api_keys is None else frozenset(api_keys)
+        self.bearer_tokens = frozenset(bearer_tokens)
+        self.window_s = window_s
+        self.clock = clock
+        self.record = record
+        self.lock = threading.Lock()
+        self.requests: list[RecordedRequest] = []
+        self.statuses: Counter[int] = Counter()
+        self.faults: Counter[str] = Counter()
+        self._numbers: Counter[str] = Counter()
+        self._quotas: dict[str, Quota] = {}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.statuses.clear()
+            self.faults.clear()
+            self._numbers.clear()
+            self._quotas.clear()
+            self.rulebook.reset()
+
+    def deployment(self, name: str) -> Deployment | None:
+        if self.deployments is None:
+            return Deployment(name=name, model=name)
+        return self.deployments.get(name)
+
+    def _quota(self, deployment: Deployment) -> Quota:
+        quota = self._quotas.get(deployment.name)
+        if quota is None:
+            quota = Quota(deployment.tpm, deployment.rpm, window_s=self.window_s, clock=self.clock)
+            self._quotas[deployment.name] = quota
+        return quota
+
+    # --- the request path ----------------------------------------------------------------
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        raw: bytes,
+    ) -> Answer:
+        with self.lock:
+            state = _Exchange(self, query.get("api-version", "2024-10-21"))
+            answer = state.run(method, path, query, headers, raw)
+            self.statuses[answer.status] += 1
+            if answer.fault:
+                self.faults[answer.fault] += 1
+            if self.record:
+                self.requests.append(
+                    RecordedRequest(
+                        method,
+                        path,
+                        dict(query),
+                        redact(headers),
+                        state.body,
+                        state.deployment_name,
+                        time.time(),
+                        answer.status,
+                        answer.fault,
+                    )
+                )
+            return answer
+
+
+class _Exchange:
+    """One request's trip through the service (called under the service's lock)."""
+
+    def __init__(self, service: AzureService, api_version: str) -> None:
+        self.service = service
+        self.api_version = api_version
+        self.body: Any = None
+        self.deployment_name: str | None = None
+        self.remaining = (UNLIMITED_TOKENS, UNLIMITED_REQUESTS)
+
+    def answer(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
+        out = {
+            "content-type": "application/json",
+            "apim-request-id": str(uuid.uuid4()),
+            "x-ratelimit-remaining-tokens": str(self.remaining[0]),
+            "x-ratelimit-remaining-requests": str(self.remaining[1]),
+        }
+        out.update(headers or {})
+        return Answer(status, wire.dumps(body), out)
+
+    def error(self, reply: ErrorReply) -> Answer:
+        retry_after = reply.retry_after
+        if reply.status == 429 and retry_after is None:
+            retry_after = 1.0
+        seconds = math.ceil(retry_after) if retry_after is not None else 1
+        if reply.body is not None:
+            body: Any = reply.body
+        else:
+            body = wire.standard_error(reply.status, self.api_version, seconds)
+            if reply.code is not None:
+                body["error"]["code"] = reply.code
+            if reply.message is not None:
+                body["error"]["message"] = reply.message
+        headers = dict(reply.headers)
+        if retry_after is not None:
+            headers["retry-after"] = str(seconds)
+            headers["retry-after-ms"] = str(round(retry_after * 1000))
+        return self.answer(reply.status, body, headers)
+
+    def run(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        raw: bytes,
+    ) -> Answer:
+        match = _DEPLOYMENT_PATH.match(path)
+        if method != "POST" or (match is None and path.rstrip("/") != _V1_PATH):
+            return self.answer(404, wire.error("404", "Resource not found"))
+        if not self.authorized(headers):
+            return self.answer(401, wire.standard_error(401))
+        if match is not None and "api-version" not in query:
+            return self.answer(
+                400, wire.error("MissingApiVersionParameter", wire.MISSING_API_VERSION)
+            )
+        try:
+            self.body = json.loads(raw or b"null")
+        except ValueError:
+            return self.answer(
+                400, wire.invalid_request("We could not parse the JSON body of your request.")
+            )
+        if not isinstance(self.body, dict):
+            return self.answer(400, wire.invalid_request("The request body must be an object."))
+        name = match.group(1) if match is not None else self.body.get("model")
+        if not isinstance(name, str) or not name:
+            return self.answer(
+                400, wire.invalid_request("you must provide a model parameter", param="model")
+            )
+        self.deployment_name = name
+        deployment = self.service.deployment(name)
+        if deployment is None:
+            return self.answer(404, wire.standard_error(404))
+        return self.chat(deployment)
+
+    def authorized(self, headers: Mapping[str, str]) -> bool:
+        service = self.service
+        if service.api_keys is None:
+            return True
+        if headers.get("api-key", "") in service.api_keys:
+            return True
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and token in service.bearer_tokens
+
+    def chat(self, deployment: Deployment) -> Answer:
+        service = self.service
+        service._numbers[deployment.name] += 1
+        quota = service._quota(deployment)
+        fault = fault_for(deployment.faults, service._numbers[deployment.name])
+        delay_s = 0.0
+        if fault is not None and fault.status is not None:
+            answer = self.error(
+                ErrorReply(
+                    fault.status,
+                    retry_after=fault.retry_after if fault.status in (429, 503) else None,
+                )
+            )
+            answer.fault = fault.kind
+            return answer
+        if fault is not None and fault.kind == "slow":
+            delay_s = fault.delay_ms / 1000
+        answer = self.complete(deployment, quota)
+        answer.delay_s += delay_s
+        if fault is not None and fault.kind != "slow":
+            answer.fault = fault.kind
+        elif fault is not None:
+            service.faults["slow"] += 1
+        return answer
+
+    def complete(self, deployment: Deployment, quota: Quota) -> Answer:
+        body = self.body
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return self.answer(
+                400, wire.invalid_request("'messages' is a required property", param="messages")
+            )
+        if not all(isinstance(m, dict) for m in messages):
+            return self.answer(400, wire.invalid_request("Invalid messages.", param="messages"))
+        if deployment.is_o_series and "max_tokens" in body:
+            return self.answer(
+                400,
+                wire.invalid_request(
+                    "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                    "Use 'max_completion_tokens' instead.",
+                    param="max_tokens",
+                    code="unsupported_parameter",
+                ),
+            )
+        for message in messages:
+            content = message.get("content")
+            text = content if isinstance(content, str) else json.dumps(content)
+            if tokens.special_tokens_in(text):
+                return self.answer(
+                    400, wire.invalid_request(wire.SPECIAL_TOKENS_MESSAGE, param="messages")
+                )
+        prompt_tokens = tokens.count_messages(
+            messages,
+            deployment.model,
+            model_version=deployment.model_version,
+            tools=body.get("tools"),
+        )
+        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        limit = limit if isinstance(limit, int) else None
+        window = deployment.context_window
+        if window is not None and prompt_tokens + (limit or 0) > window:
+            return self.answer(400, wire.context_length_exceeded(window, prompt_tokens, limit))
+        admission = quota.admit(prompt_tokens + (limit or deployment.default_max_tokens))
+        self.remaining = (admission.remaining_tokens, admission.remaining_requests)
+        if not admission.admitted:
+            seconds = max(1, math.ceil(admission.retry_after_s))
+            return self.answer(
+                429,
+                wire.rate_limited(self.api_version, seconds, kind=admission.kind),
+                {
+                    "retry-after": str(seconds),
+                    "retry-after-ms": str(max(1, round(admission.retry_after_s * 1000))),
+                },
+            )
+        request = ChatRequest(deployment.name, body, tuple(messages))
+        action = self.service.rulebook.pick(request) or self.service.default
+        if limit is None and window is not None:
+            limit = window - prompt_tokens
+        answer = self.reply(deployment, request, action, prompt_tokens, limit)
+        answer.delay_s = action.latency_ms / 1000
+        answer.fault = action.fault
+        return answer
+
+    def reply(
+        self,
+        deployment: Deployment,
+        request: ChatRequest,
+        action: Action,
+        prompt_tokens: int,
+        limit: int | None,
+    ) -> Answer:
+        if action.error is not None:
+            return self.error(action.error)
+        prompt_filters = wire.filter_results(action.prompt_filters, wire.PROMPT_DETECTIONS)
+        if wire.any_filtered(prompt_filters):
+            return self.answer(400, wire.prompt_filtered(prompt_filters))
+        model = deployment.model
+        content = render(action, request, model)
+        tool_calls = [call.to_api(i) for i, call in enumerate(action.tool_calls)] or None
+        completion_tokens = 0
+        if content is not None:
+            completion_tokens = tokens.count_text(content, model)
+        truncated = limit is not None and completion_tokens > limit
+        if truncated and content is not None and limit is not None:
+            content = tokens.truncate_text(content, limit, model)
+            completion_tokens = tokens.count_text(content, model)
+        for call in tool_calls or ():
+            function = call["function"]
+            completion_tokens += tokens.count_text(function["name"], model)
+            completion_tokens += tokens.count_text(function["arguments"], model)
+        filters = wire.filter_results(action.filters, wire.COMPLETION_DETECTIONS)
+        if truncated:
+            finish_reason = "length"
+        elif action.finish_reason is not None:
+            finish_reason = action.finish_reason
+        elif wire.any_filtered(filters):
+            finish_reason = "content_filter"
+        else:
+            finish_reason = "tool_calls" if tool_calls else "stop"
+        n = request.body.get("n") or 1
+        n = n if isinstance(n, int) and 1 <= n <= 128 else 1
+        choices = [
+            wire.choice(
+                i,
+                content=content,
+                finish_reason=finish_reason,
+                tool_calls=tool_calls,
+                refusal=action.refusal,
+                filters=filters,
+            )
+            for i in range(n)
+        ]
+        body = wire.completion_body(
+            model=model,
+            system_fingerprint=deployment.system_fingerprint,
+            choices=choices,
+            prompt_filters=prompt_filters,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens * n,
+        )
+        if request.body.get("stream"):
+            answer = self.answer(200, None)
+            answer.body = wire.stream_events(body, request.body.get("stream_options"))
+            answer.headers["content-type"] = "text/event-stream; charset=utf-8"
+            return answer
+        return self.answer(200, body)
+
+
+def render(action: Action, request: ChatRequest, model: str) -> str | None:
+    """The reply text of an action: its template filled in, or the default reply."""
+    content: Any = action.content
+    if content is None:
+        if action.tool_calls:
+            return None
+        if request.response_format in ("json_object", "json_schema"):
+            content = {"reply": "{last_user}"}
+        else:
+            content = "Echo: {last_user}"
+    values = {
+        "{last_user}": request.last_user,
+        "{system}": request.system,
+        "{deployment}": request.deployment,
+        "{model}": model,
+    }
+    filled = _fill(content, values)
+    return filled if isinstance(filled, str) else json.dumps(filled)
+
+
+def _fill(value: Any, values: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        if "{" in value:
+            for placeholder, text in values.items():
+                value = value.replace(placeholder, text)
+        return value
+    if isinstance(value, Mapping):
+        return {k: _fill(v, values) for k, v in value.items()}
+    if isinstance(value, Sequence):
+        return [_fill(v, values) for v in value]
+    return value
