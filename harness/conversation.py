@@ -11,10 +11,13 @@ multi-turn case chooses what happens when its history outgrows the budget:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from harness.suite.model import Message
+from harness.suite.model import Case, Message
 from harness.tokens import count_messages
+
+if TYPE_CHECKING:
+    from harness.models import ModelSpec
 
 HistoryPolicy = Literal["drop_oldest", "stop"]
 POLICIES: tuple[HistoryPolicy, ...] = ("drop_oldest", "stop")
@@ -118,3 +121,35 @@ def fit_history(
         keep.update(group)
     kept = [m for i, m in enumerate(messages) if i in keep]
     return kept, len(messages) - len(kept)
+
+
+def completion_budget(params: Mapping[str, Any]) -> int | None:
+    """The completion tokens a request reserves: max_completion_tokens, else max_tokens."""
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = params.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def fit_case(
+    messages: Sequence[AnyMessage], case: Case, spec: ModelSpec
+) -> tuple[list[AnyMessage], int]:
+    """fit_history with a case's budget (default: the context window), policy and reserve.
+
+    The one rule the runner (when it sends a later turn) and the plan (when it estimates
+    one) share: reserve = max_completion_tokens or max_tokens, tools counted, the model's
+    encoding and message format.
+    """
+    params = case.params
+    tools = params.get("tools") or params.get("functions") or None
+    return fit_history(
+        messages,
+        case.budget or spec.context_window,
+        spec.name,
+        reserve=completion_budget(params) or 0,
+        policy="stop" if case.history == "stop" else "drop_oldest",
+        model_version="0301" if spec.message_format == "0301" else "",
+        encoding=spec.encoding,
+        tools=tools,
+    )

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from harness.conversation import HistoryTooLong, fit_history
+from harness.conversation import HistoryTooLong, completion_budget, fit_case
 from harness.errors import PreflightError
 from harness.models import Catalogue, ModelSpec, api_version_key, load_catalogue, local_spec
 from harness.suite.model import Case, Message
@@ -180,15 +180,6 @@ def spec_for(target: PlanTarget, catalogue: Catalogue) -> tuple[ModelSpec, list[
     return spec, [f"target '{target.name}': {warning}"] if warning else []
 
 
-def completion_budget(params: Mapping[str, Any]) -> int | None:
-    """The completion tokens a request reserves: max_completion_tokens, else max_tokens."""
-    for key in ("max_completion_tokens", "max_tokens"):
-        value = params.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
 def count_prompt(
     messages: Sequence[Message | Mapping[str, Any]],
     spec: ModelSpec,
@@ -226,17 +217,18 @@ def plan_case(
     if not fits:
         problems.append(_too_long(case.place + ".messages", spec, first, reserve))
     if reserve is not None and reserve > spec.max_output:
+        key = "max_completion_tokens" if "max_completion_tokens" in params else "max_tokens"
         problems.append(
             Problem(
-                f"{case.place}.params",
-                f"max_tokens is too large: {reserve}. This model supports at most "
+                f"{case.place}.params.{key}",
+                f"{key} is too large: {reserve}. This model supports at most "
                 f"{spec.max_output} completion tokens, whereas you provided {reserve}.",
                 f"lower it to {spec.max_output} or less",
             )
         )
     turn_tokens = [first]
     if len(case.turns) > 1:
-        later, later_problems = _later_turns(case, spec, reserve)
+        later, later_problems = _later_turns(case, spec)
         turn_tokens += later
         problems += later_problems
         fits = fits and not any(p.fatal for p in later_problems)
@@ -285,30 +277,18 @@ def _too_long(place: str, spec: ModelSpec, prompt: int, reserve: int | None) -> 
     return Problem(place, message, fix)
 
 
-def _later_turns(
-    case: Case, spec: ModelSpec, reserve: int | None
-) -> tuple[list[int], list[Problem]]:
+def _later_turns(case: Case, spec: ModelSpec) -> tuple[list[int], list[Problem]]:
     """Lower bounds of later turns' prompts: every reply counted as an empty message."""
     history: list[Message] = list(case.turns[0].messages)
     budget = case.budget or spec.context_window
     tokens: list[int] = []
     problems: list[Problem] = []
-    version = "0301" if spec.message_format == "0301" else ""
     for k, turn in enumerate(case.turns[1:], start=1):
         history.append(Message(role="assistant", content=""))
         history.extend(turn.messages)
         place = f"{case.place}.turns[{k}]"
         try:
-            kept, _ = fit_history(
-                history,
-                budget,
-                spec.name,
-                reserve=reserve or 0,
-                policy="stop" if case.history == "stop" else "drop_oldest",
-                model_version=version,
-                encoding=spec.encoding,
-                tools=_tools(case.params),
-            )
+            kept, _ = fit_case(history, case, spec)
         except HistoryTooLong as exc:
             if case.history == "stop":
                 problems.append(

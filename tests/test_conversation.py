@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.conversation import HistoryTooLong, exchanges, fit_history
+from harness.conversation import HistoryTooLong, exchanges, fit_case, fit_history
 from harness.suite.model import Message
 from harness.tokens import count_messages
 
@@ -105,3 +105,24 @@ def test_dicts_are_fitted_like_messages() -> None:
     kept, dropped = fit_history(messages, full - 1, MODEL)
     assert dropped == 2
     assert kept[0]["role"] == "system"
+
+
+def test_fit_case_reserves_max_tokens_and_uses_the_case_budget() -> None:
+    """fit_case fits to the case's budget, reserving max_completion_tokens or max_tokens."""
+    from harness.models import load_catalogue
+    from harness.suite.model import Case, Turn
+
+    spec, _ = load_catalogue().lookup(MODEL, "0613")
+    messages = conversation(6)
+    full = count_messages(messages, MODEL)
+
+    def a_case(**extra: object) -> Case:
+        turn = Turn(messages=tuple(messages), expectations=())
+        return Case("s", "c", "s.yaml", "cases[0]", (turn,), **extra)  # type: ignore[arg-type]
+
+    assert fit_case(messages, a_case(budget=full), spec) == (messages, 0)
+    kept, dropped = fit_case(messages, a_case(budget=full, params={"max_tokens": 1}), spec)
+    assert dropped == 2
+    with pytest.raises(HistoryTooLong):
+        fit_case(messages, a_case(budget=full, history="stop", params={"max_tokens": 1}), spec)
+    assert fit_case(messages, a_case(), spec) == (messages, 0)  # default: the 4,096 window
