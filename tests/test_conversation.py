@@ -122,6 +122,7 @@ def test_fit_case_reserves_max_tokens_and_uses_the_case_budget() -> None:
 
     assert fit_case(messages, a_case(budget=full), spec) == (messages, 0)
     kept, dropped = fit_case(messages, a_case(budget=full, params={"max_tokens": 1}), spec)
+    assert kept[0] == SYSTEM
     assert dropped == 2
     with pytest.raises(HistoryTooLong):
         fit_case(messages, a_case(budget=full, history="stop", params={"max_tokens": 1}), spec)
