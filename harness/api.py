@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import Config, TargetConfig, load_config
-from harness.conversation import fit_history
+from harness.conversation import fit_case
 from harness.models import Catalogue, load_catalogue
-from harness.preflight import Plan, completion_budget, plan, spec_for
+from harness.preflight import Plan, plan, spec_for
 from harness.results.record import CaseResult
 from harness.results.store import Run, load_run
 from harness.runner.case import Fitter
@@ -96,14 +96,7 @@ def _history_fitters(prepared: Prepared) -> dict[str, Fitter]:
         spec, _ = spec_for(target, catalogue)
 
         def fit(messages: list[dict[str, Any]], case: Case, spec: Any = spec) -> list[Any]:
-            kept, _ = fit_history(
-                messages,
-                case.budget or spec.context_window,
-                spec.name,
-                reserve=completion_budget(case.params) or 0,
-                policy="stop" if case.history == "stop" else "drop_oldest",
-                encoding=spec.encoding,
-            )
+            kept, _ = fit_case(messages, case, spec)
             return [m.to_api() if isinstance(m, Message) else dict(m) for m in kept]
 
         fitters[target.name] = fit
