@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LABEL_W, BAR_W, VALUE_W, ROW_H = 150, 260, 90, 22
+LABEL_W, BAR_W, VALUE_W, ROW_H = 150, 260, 130, 22
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,234 @@
+"""The HTML report: self-contained, escaped, complete."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from harness.report import render_html, write_report
+from harness.results.record import CaseResult, CheckResult, TurnResult
+from harness.results.store import Journal, Run, load_run, write_meta
+
+PAYLOADS = (
+    "<script>document.title='pwned'</script>",
+    "<img src=x onerror=\"document.title='pwned'\">",
+    '[click](javascript:alert(1)) <a href="javascript:alert(1)">x</a>',
+    "</script><script>document.title='pwned'</script>",
+    "<!-- </script> -->",
+)
+
+
+def case(
+    name: str,
+    verdict: str,
+    *,
+    target: str = "gpt35",
+    reply: str | None = "fine",
+    statuses: tuple[str, ...] = ("pass",),
+    error: dict[str, Any] | None = None,
+    **fields: Any,
+) -> CaseResult:
+    turn = TurnResult(
+        request={"messages": [{"role": "user", "content": f"question {name}"}]},
+        response=None,
+        reply=reply,
+        finish_reason="stop",
+        usage={"prompt_tokens": 12, "completion_tokens": 7},
+        latency_ms=321.0,
+        checks=tuple(CheckResult("contains", s, f"check said {s}") for s in statuses),
+    )
+    return CaseResult("refunds", name, target, 0, verdict, (turn,), error=error, **fields)
+
+
+def make_run(path: Path, results: list[CaseResult], targets: list[dict[str, Any]]) -> Run:
+    journal = Journal(path)
+    for r in results:
+        journal.append(r)
+    journal.close()
+    write_meta(
+        path,
+        {
+            "run_id": path.name,
+            "started_at": "2025-03-01T10:00:00Z",
+            "finished_at": "2025-03-01T10:05:00Z",
+            "azeval_version": "0.1.0",
+            "git_commit": "abc123def4567890",
+            "suites": [
+                {"id": "refunds", "path": "suites/refunds.yaml", "sha256": "f" * 64, "cases": 3}
+            ],
+            "targets": targets,
+            "status": "complete",
+        },
+    )
+    return load_run(path)
+
+
+def two_target_run(path: Path) -> Run:
+    results = []
+    for t in ("gpt35", "gpt4o"):
+        results += [
+            case("ok", "pass", target=t, reply="Refund approved for order 1234."),
+            case(
+                "xss", "fail", target=t, reply=PAYLOADS[0] + PAYLOADS[1], statuses=("fail", "n/a")
+            ),
+            case(
+                "boom",
+                "error",
+                target=t,
+                reply=None,
+                statuses=(),
+                error={"kind": "rate_limited", "message": "429 <b>slow</b>", "status": 429},
+            ),
+        ]
+    results[0] = case("ok", "pass", target="gpt35", reply="Refund denied for order 1234.")
+    targets = [
+        {"name": "gpt35", "kind": "azure", "model": "gpt-35-turbo", "api_key": "sk-SECRET"},
+        {"name": "gpt4o", "kind": "azure", "model": "gpt-4o"},
+    ]
+    return make_run(path, results, targets)
+
+
+def embedded_data(html: str) -> dict[str, Any]:
+    match = re.search(
+        r'<script type="application/json" id="azeval-data">(.*?)</script>', html, re.S
+    )
+    assert match
+    return json.loads(match.group(1))
+
+
+def test_no_outside_resource(tmp_path: Path) -> None:
+    """The page references no URL: no http(s) resource, no <link>, no <script src>."""
+    html = render_html(two_target_run(tmp_path / "run"))
+    assert "http://" not in html
+    assert "https://" not in html
+    assert "<link" not in html
+    assert not re.search(r"<script[^>]*\bsrc=", html)
+    assert not re.search(r"\b(src|href)=\"(?!#)", html)
+
+
+def test_model_text_cannot_break_out_of_the_data_block(tmp_path: Path) -> None:
+    """Replies with markup land in the JSON data with every < > & escaped, and parse back intact."""
+    run = make_run(
+        tmp_path / "run",
+        [case(f"p{i}", "pass", reply=p) for i, p in enumerate(PAYLOADS)],
+        [{"name": "gpt35"}],
+    )
+    html = render_html(run)
+    data_block = html.split('id="azeval-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data_block
+    assert ">" not in data_block
+    replies = {row["c"][0]["r"] for row in embedded_data(html)["rows"]}
+    assert replies == set(PAYLOADS)
+    # Only our own two script elements exist; none came from a reply.
+    assert html.count("<script") == 2
+
+
+def test_header_and_summary_are_escaped(tmp_path: Path) -> None:
+    """Run-controlled text in the server-rendered part goes through autoescape."""
+    results = [case("a", "pass", model="<img src=x onerror=alert(1)>")]
+    run = make_run(tmp_path / "run", results, [{"name": "gpt35", "model": "<b>m</b>"}])
+    html = render_html(run)
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<b>m</b>" not in html
+
+
+def test_content_security_policy_allows_only_our_script(tmp_path: Path) -> None:
+    """The CSP names the page script's own hash, and no 'unsafe-inline' for scripts."""
+    html = render_html(two_target_run(tmp_path / "run"))
+    policy = re.search(r'Content-Security-Policy" content="([^"]+)"', html)
+    assert policy
+    script = html.rsplit("<script>", 1)[1].split("</script>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in policy.group(1)
+    assert "default-src 'none'" in policy.group(1)
+
+
+def test_no_secret_from_target_config(tmp_path: Path) -> None:
+    """Only whitelisted target fields reach the page; an api key in meta never does."""
+    html = render_html(two_target_run(tmp_path / "run"))
+    assert "sk-SECRET" not in html
+
+
+def test_summary_rows_and_charts(tmp_path: Path) -> None:
+    """Each target gets a summary row, pass rates, and inline SVG charts."""
+    html = render_html(two_target_run(tmp_path / "run"))
+    assert html.count("<svg") == 3
+    assert "33.3%" in html  # 1 of 3 passed on each target
+    assert "rate_limited 1" in html
+    assert "abc123def456" in html
+    assert "refunds · 3 cases" in html
+
+
+def test_rows_put_failures_first_and_diff_targets(tmp_path: Path) -> None:
+    """Failing rows sort first; the second target is word-diffed against the first."""
+    data = embedded_data(render_html(two_target_run(tmp_path / "run")))
+    keys = [row["k"] for row in data["rows"]]
+    assert keys[-1] == "refunds/ok"
+    assert [c["label"] for c in data["columns"]] == ["gpt35", "gpt4o"]
+    ok = data["rows"][-1]
+    assert ok["d"] == [
+        [0, 1, [["=", "Refund "], ["-", "denied "], ["+", "approved "], ["=", "for order 1234."]]]
+    ]
+    assert "regressed" not in ok["f"]
+    boom = next(r for r in data["rows"] if r["k"] == "refunds/boom")
+    assert "errored" in boom["f"]
+    assert boom["c"][0]["e"] == ["rate_limited (HTTP 429): 429 <b>slow</b>"]
+    xss = next(r for r in data["rows"] if r["k"] == "refunds/xss")
+    assert [c[1] for c in xss["c"][0]["ck"]] == ["fail", "n/a"]
+
+
+def test_baseline_column_regressions_and_drift(tmp_path: Path) -> None:
+    """A baseline adds its column, marks held→broke cases, and names a changed model."""
+    base = make_run(
+        tmp_path / "base",
+        [
+            case("a", "pass", model="gpt-35-turbo-0613"),
+            case("b", "pass", model="gpt-35-turbo-0613"),
+        ],
+        [{"name": "gpt35"}],
+    )
+    run = make_run(
+        tmp_path / "run",
+        [
+            case("a", "fail", model="gpt-35-turbo-0125"),
+            case("b", "pass", model="gpt-35-turbo-0125"),
+        ],
+        [{"name": "gpt35"}],
+    )
+    html = render_html(run, baseline=base)
+    data = embedded_data(html)
+    assert [c["label"] for c in data["columns"]] == ["gpt35", "baseline · gpt35"]
+    first = data["rows"][0]
+    assert first["k"] == "refunds/a"
+    assert "regressed" in first["f"]
+    assert first["d"][0][:2] == [1, 0]
+    assert "Model drift" in html
+    assert (
+        "reported model gpt-35-turbo-0125; the baseline (gpt35) reported gpt-35-turbo-0613" in html
+    )
+
+
+def test_several_models_in_one_run_is_drift(tmp_path: Path) -> None:
+    """One target answering as two models is called out even without a baseline."""
+    run = make_run(
+        tmp_path / "run",
+        [
+            case("a", "pass", model="gpt-4o-2024-05-13"),
+            case("b", "pass", model="gpt-4o-2024-08-06"),
+        ],
+        [{"name": "gpt35"}],
+    )
+    assert "reported several models in this run" in render_html(run)
+
+
+def test_write_report_into_a_directory(tmp_path: Path) -> None:
+    """Given a directory, write_report writes report.html inside it."""
+    run = two_target_run(tmp_path / "run")
+    out = write_report(run, tmp_path / "run")
+    assert out == tmp_path / "run" / "report.html"
+    assert out.read_text(encoding="utf-8").startswith("<!doctype html>")

@@ -1,0 +1,112 @@
+"""Per-target summaries and per-case stability across repeats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.results.record import CaseResult, CheckResult, TurnResult
+from harness.results.summary import case_stability, summarize
+
+
+def result(
+    case: str,
+    verdict: str,
+    *,
+    target: str = "gpt35",
+    repeat: int = 0,
+    latency: float | None = 100.0,
+    tokens: tuple[int, int] = (10, 5),
+    checks: tuple[str, ...] = ("pass",),
+    error: dict[str, Any] | None = None,
+    **fields: Any,
+) -> CaseResult:
+    turn = TurnResult(
+        request={"messages": [{"role": "user", "content": case}]},
+        response=None,
+        reply=f"reply to {case}",
+        finish_reason="stop",
+        usage={"prompt_tokens": tokens[0], "completion_tokens": tokens[1]},
+        latency_ms=latency,
+        checks=tuple(CheckResult("contains", s, s) for s in checks),
+    )
+    return CaseResult("s", case, target, repeat, verdict, (turn,), error=error, **fields)
+
+
+def test_counts_and_strict_pass_rate() -> None:
+    """pass_rate is passed / cases: errors and unchecked cases count as not passed."""
+    results = [
+        result("a", "pass"),
+        result("b", "fail", checks=("fail",)),
+        result("c", "error", error={"kind": "timeout", "message": "slow"}),
+        result("d", "unchecked", checks=("n/a",)),
+    ]
+    s = summarize(results, ["gpt35"])["targets"]["gpt35"]
+    assert (s["cases"], s["passed"], s["failed"], s["errors"], s["unchecked"]) == (4, 1, 1, 1, 1)
+    assert s["pass_rate"] == 0.25
+    assert s["na_checks"] == 1
+    assert s["errors_by_kind"] == {"timeout": 1}
+
+
+def test_tokens_latency_retries_and_models() -> None:
+    """Tokens and retries add up; latency percentiles use case latencies; models are listed."""
+    results = [
+        result("a", "pass", latency=100.0, retries=2, rate_limited=1, model="gpt-35-turbo-0613"),
+        result("b", "pass", latency=200.0, model="gpt-35-turbo-0125", system_fingerprint="fp_1"),
+        result("c", "pass", latency=None),
+    ]
+    out = summarize(results, ["gpt35"])
+    s = out["targets"]["gpt35"]
+    assert (s["prompt_tokens"], s["completion_tokens"], s["total_tokens"]) == (30, 15, 45)
+    assert s["latency_p50_ms"] == 150.0
+    assert s["latency_p95_ms"] == pytest.approx(195.0)
+    assert (s["retries"], s["rate_limited"]) == (2, 1)
+    assert s["models"] == ["gpt-35-turbo-0125", "gpt-35-turbo-0613"]
+    assert s["system_fingerprints"] == ["fp_1"]
+    assert out["model_drift"] == ["gpt35"]
+
+
+def test_named_target_without_results_is_still_summarised() -> None:
+    """A configured target with no result appears with zero cases and no pass rate."""
+    s = summarize([result("a", "pass")], ["gpt35", "gpt4"])["targets"]
+    assert s["gpt4"]["cases"] == 0
+    assert s["gpt4"]["pass_rate"] is None
+
+
+def test_unnamed_target_in_results_is_not_dropped() -> None:
+    """Results for a target missing from target_names are still counted."""
+    s = summarize([result("a", "pass", target="other")], ["gpt35"])["targets"]
+    assert s["other"]["cases"] == 1
+
+
+def test_cost_is_summed_when_priced() -> None:
+    """cost_usd sums the runner's per-case prices and is None when none was priced."""
+    priced = [
+        result("a", "pass", extra={"cost_usd": 0.25}),
+        result("b", "pass", extra={"cost_usd": 0.5}),
+    ]
+    assert summarize(priced, ["gpt35"])["targets"]["gpt35"]["cost_usd"] == 0.75
+    assert summarize([result("a", "pass")], ["gpt35"])["targets"]["gpt35"]["cost_usd"] is None
+
+
+def test_stability_classes_across_repeats() -> None:
+    """All-pass repeats are stable-pass, mixed ones flaky, none passing stable-fail."""
+    results = [
+        *(result("steady", "pass", repeat=i) for i in range(3)),
+        result("wobbly", "pass", repeat=0),
+        result("wobbly", "fail", repeat=1),
+        result("broken", "fail", repeat=0),
+        result("broken", "error", repeat=1),
+        result("blind", "unchecked", repeat=0),
+    ]
+    by_case = {s.case: s for s in case_stability(results)}
+    assert by_case["steady"].stability == "stable-pass"
+    assert by_case["wobbly"].stability == "flaky"
+    assert by_case["broken"].stability == "stable-fail"
+    assert by_case["blind"].stability == "unchecked"
+    assert (by_case["wobbly"].passed, by_case["wobbly"].n) == (1, 2)
+    assert by_case["steady"].low == pytest.approx(0.4385, abs=1e-4)
+    assert by_case["steady"].high == 1.0
+    counts = summarize(results, ["gpt35"])["targets"]["gpt35"]["stability"]
+    assert counts == {"stable-pass": 1, "flaky": 1, "stable-fail": 1, "unchecked": 1}
