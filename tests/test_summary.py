@@ -106,6 +106,7 @@ def test_stability_classes_across_repeats() -> None:
     assert by_case["broken"].stability == "stable-fail"
     assert by_case["blind"].stability == "unchecked"
     assert (by_case["wobbly"].passed, by_case["wobbly"].n) == (1, 2)
+    assert summarize(results, ["gpt35"])["targets"]["gpt35"]["distinct_cases"] == 4
     assert by_case["steady"].low == pytest.approx(0.4385, abs=1e-4)
     assert by_case["steady"].high == 1.0
     counts = summarize(results, ["gpt35"])["targets"]["gpt35"]["stability"]

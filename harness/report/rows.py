@@ -173,7 +173,7 @@ def build_rows(
         for i, col in enumerate(cols):
             ref = col.reference
             a, b = (cells[ref] if ref is not None else None), cells[i]
-            if a is None or b is None:
+            if a is None or b is None or (a["r"] is None and b["r"] is None):
                 continue
             before, after = a["r"] or "", b["r"] or ""
             diffs.append([ref, i, None if before == after else word_diff(before, after)])

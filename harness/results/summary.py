@@ -3,6 +3,9 @@
 The runner calls :func:`summarize` once the run ends and stores the dict as
 ``run.json["summary"]``; reports and gates read it back.
 
+Counts are per result (one case on one target, one repeat); ``distinct_cases`` counts
+cases once however often they were repeated.
+
 ``pass_rate`` is strict: ``passed / cases``. A case that errored or that no check
 verified ("unchecked") counts as not passed, because a pass nothing verified must never
 be shown. ``None`` when the target has no case.
@@ -100,6 +103,7 @@ def _target_summary(results: list[CaseResult]) -> dict[str, Any]:
     p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
     return {
         "cases": cases,
+        "distinct_cases": len({r.case_key for r in results}),
         "passed": passed,
         "failed": verdicts["fail"],
         "errors": verdicts["error"],
