@@ -66,6 +66,12 @@ class Quota:
         requests = UNLIMITED_REQUESTS if self.rpm is None else max(0, self.rpm - len(self._charges))
         return tokens, requests
 
+    def peek(self) -> tuple[int, int]:
+        """Tokens and requests left in the window now, without charging anything."""
+        if self.limited:
+            self._expire(self.clock())
+        return self._remaining()
+
     def admit(self, cost: int) -> Admission:
         """Charge ``cost`` tokens and one request, or say how long until they would fit."""
         if not self.limited:

@@ -194,6 +194,39 @@ class RuleBook:
         return None
 
 
+def render(action: Action, request: ChatRequest, model: str) -> str | None:
+    """The reply text of an action: its template filled in, or the default reply."""
+    content: Any = action.content
+    if content is None:
+        if action.tool_calls:
+            return None
+        if request.response_format in ("json_object", "json_schema"):
+            content = {"reply": "{last_user}"}
+        else:
+            content = "Echo: {last_user}"
+    values = {
+        "{last_user}": request.last_user,
+        "{system}": request.system,
+        "{deployment}": request.deployment,
+        "{model}": model,
+    }
+    filled = _fill(content, values)
+    return filled if isinstance(filled, str) else json.dumps(filled)
+
+
+def _fill(value: Any, values: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        if "{" in value:
+            for placeholder, text in values.items():
+                value = value.replace(placeholder, text)
+        return value
+    if isinstance(value, Mapping):
+        return {k: _fill(v, values) for k, v in value.items()}
+    if isinstance(value, Sequence):
+        return [_fill(v, values) for v in value]
+    return value
+
+
 # --- from plain data (YAML / JSON) -----------------------------------------------------------
 
 

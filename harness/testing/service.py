@@ -18,7 +18,7 @@ from harness.testing import wire
 from harness.testing.config import Deployment
 from harness.testing.faults import fault_for
 from harness.testing.quota import UNLIMITED_REQUESTS, UNLIMITED_TOKENS, Quota
-from harness.testing.rules import Action, ChatRequest, ErrorReply, Rule, RuleBook
+from harness.testing.rules import Action, ChatRequest, ErrorReply, Rule, RuleBook, render
 
 _DEPLOYMENT_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions/?$")
 _V1_PATH = "/openai/v1/chat/completions"
@@ -231,6 +231,7 @@ class _Exchange:
         service = self.service
         service._numbers[deployment.name] += 1
         quota = service._quota(deployment)
+        self.remaining = quota.peek()
         fault = fault_for(deployment.faults, service._numbers[deployment.name])
         delay_s = 0.0
         if fault is not None and fault.status is not None:
@@ -373,36 +374,3 @@ class _Exchange:
             answer.headers["content-type"] = "text/event-stream; charset=utf-8"
             return answer
         return self.answer(200, body)
-
-
-def render(action: Action, request: ChatRequest, model: str) -> str | None:
-    """The reply text of an action: its template filled in, or the default reply."""
-    content: Any = action.content
-    if content is None:
-        if action.tool_calls:
-            return None
-        if request.response_format in ("json_object", "json_schema"):
-            content = {"reply": "{last_user}"}
-        else:
-            content = "Echo: {last_user}"
-    values = {
-        "{last_user}": request.last_user,
-        "{system}": request.system,
-        "{deployment}": request.deployment,
-        "{model}": model,
-    }
-    filled = _fill(content, values)
-    return filled if isinstance(filled, str) else json.dumps(filled)
-
-
-def _fill(value: Any, values: Mapping[str, str]) -> Any:
-    if isinstance(value, str):
-        if "{" in value:
-            for placeholder, text in values.items():
-                value = value.replace(placeholder, text)
-        return value
-    if isinstance(value, Mapping):
-        return {k: _fill(v, values) for k, v in value.items()}
-    if isinstance(value, Sequence):
-        return [_fill(v, values) for v in value]
-    return value
