@@ -23,6 +23,7 @@ from harness.testing import (
     FakeAzure,
     Fault,
     Match,
+    Quota,
     Rule,
     ToolCall,
 )
@@ -433,6 +434,29 @@ async def test_connection_reset_and_broken_bodies() -> None:
         assert server.counters["fault:reset"] == 1
         assert server.counters["fault:truncated"] == 1
         assert server.counters["fault:invalid_json"] == 1
+
+
+def test_quota_window_arithmetic() -> None:
+    """Quota defaults RPM to 6 per 1,000 TPM and frees budget as charges leave the window."""
+    clock = ManualClock()
+    quota = Quota(tpm=1000, window_s=60, clock=clock)
+    assert quota.rpm == 6
+    assert quota.admit(600).admitted
+    clock.now += 30
+    refused = quota.admit(600)
+    assert (refused.admitted, refused.kind, refused.retry_after_s) == (False, "token", 30)
+    assert refused.remaining_tokens == 400
+    clock.now += 30
+    assert quota.admit(600).admitted
+    assert quota.peek() == (400, 5)
+
+
+async def test_invalid_n_is_400(server: FakeAzure) -> None:
+    """n outside 1..128 answers 400 naming the parameter."""
+    async with client(server) as c:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await c.chat.completions.create(model="gpt35", messages=HI, n=0)
+    assert caught.value.param == "n"
 
 
 class ManualClock:

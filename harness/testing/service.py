@@ -262,6 +262,11 @@ class _Exchange:
             )
         if not all(isinstance(m, dict) for m in messages):
             return self.answer(400, wire.invalid_request("Invalid messages.", param="messages"))
+        n = body.get("n", 1)
+        if n is not None and (not isinstance(n, int) or not 1 <= n <= 128):
+            return self.answer(
+                400, wire.invalid_request(f"{n} is not valid for 'n': expected 1 to 128", param="n")
+            )
         if deployment.is_o_series and "max_tokens" in body:
             return self.answer(
                 400,
@@ -348,7 +353,6 @@ class _Exchange:
         else:
             finish_reason = "tool_calls" if tool_calls else "stop"
         n = request.body.get("n") or 1
-        n = n if isinstance(n, int) and 1 <= n <= 128 else 1
         choices = [
             wire.choice(
                 i,

@@ -149,7 +149,10 @@ def error(code: str | None, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def invalid_request(message: str, *, param: str | None = None, code: str | None = None) -> dict:
-    return error(code, message, type="invalid_request_error", param=param)
+    # OpenAI's key order for request errors: message, type, param, code.
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    }
 
 
 def prompt_filtered(filters: Mapping[str, Any]) -> dict[str, Any]:
