@@ -1,0 +1,235 @@
+"""The gate: whether a run may pass, decided as data from the run record and a baseline.
+
+Rules, each off unless asked for, except the first:
+
+* no baseline regression rule → every case must pass (errors and failures exit 1);
+* ``fail_on_regression`` with a baseline → a case that held in the baseline and breaks now
+  exits 1, as does a new case that does not pass; a case that already failed in the
+  baseline is reported but does not block (the gate ratchets, it does not demand a clean
+  slate);
+* ``fail_under`` (percent) → each target's pass rate must reach it;
+* ``min_lower_bound`` (percent) → each case's Wilson 95% lower bound across its repeats
+  must reach it, so a case must pass *reliably*, not once by luck.
+
+A target that could not be reached gives exit 3. The reported model or system fingerprint
+differing from the baseline's is a warning line, never a failure by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from harness.results.compare import FLAKY, NEW, Comparison, compare, outcome
+from harness.results.store import Run
+from harness.results.summary import UNCHECKED, CaseStability, case_stability
+
+# A paired test's p-value under this says a change is unlikely to be chance.
+SIGNIFICANCE = 0.05
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The decision, why, and what was compared to reach it."""
+
+    exit_code: int
+    reasons: list[str]
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    comparison: Comparison | None = None
+    stability: list[CaseStability] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0
+
+    def lines(self) -> list[str]:
+        """What to print: the verdict, then each reason, warning and note."""
+        head = "Gate: passed" if self.passed else f"Gate: FAILED (exit {self.exit_code})"
+        return (
+            [head]
+            + [f"  - {r}" for r in self.reasons]
+            + [f"  ! {w}" for w in self.warnings]
+            + [f"  · {n}" for n in self.notes]
+        )
+
+
+def pair_targets(run: Run, baseline: Run) -> tuple[str | None, str | None]:
+    """Target names to pair across the sides: by name, or the one target each side has."""
+    ours, theirs = (
+        set(run.targets or {r.target for r in run.results}),
+        set(baseline.targets or {r.target for r in baseline.results}),
+    )
+    if len(ours) == 1 and len(theirs) == 1 and ours != theirs:
+        return next(iter(theirs)), next(iter(ours))
+    return None, None
+
+
+def compare_to_baseline(run: Run, baseline: Run) -> Comparison:
+    """The run against its baseline, paired case by case (and target by target)."""
+    before_target, after_target = pair_targets(run, baseline)
+    return compare(
+        baseline.results, run.results, before_target=before_target, after_target=after_target
+    )
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def significance_line(comparison: Comparison) -> str:
+    """The exact McNemar test of the paired cases, in words."""
+    m = comparison.mcnemar
+    if m.broke + m.fixed == 0:
+        return f"McNemar (exact): no case changed between pass and fail over {m.pairs} pair(s)"
+    verdict = "significant" if m.p_value < SIGNIFICANCE else "not significant"
+    direction = "drop" if m.broke > m.fixed else ("gain" if m.fixed > m.broke else "change")
+    return (
+        f"McNemar (exact) over {m.pairs} paired case(s): {m.broke} broke, {m.fixed} fixed, "
+        f"p = {m.p_value:.3g} — the {direction} is {verdict} at {SIGNIFICANCE:g}"
+    )
+
+
+def drift_lines(run: Run, baseline: Run) -> list[str]:
+    """Plain sentences for every target whose model, version or fingerprint moved."""
+    before_target, after_target = pair_targets(run, baseline)
+    old_infos = {t.get("name"): t for t in baseline.meta.get("targets", [])}
+    new_infos = {t.get("name"): t for t in run.meta.get("targets", [])}
+    pairs = (
+        [(before_target, after_target)]
+        if before_target and after_target
+        else [(n, n) for n in new_infos if n in old_infos]
+    )
+    lines = []
+    for old, new in pairs:
+        label = f"target '{new}'" if old == new else f"target '{new}' (baseline '{old}')"
+        a, b = old_infos.get(old, {}), new_infos.get(new, {})
+        for key, what in (("model", "configured model"), ("model_version", "model version")):
+            if a.get(key) and b.get(key) and a[key] != b[key]:
+                lines.append(f"drift: {label} {what} changed from {a[key]} to {b[key]}")
+        for key, what in (
+            ("models", "reported model"),
+            ("system_fingerprints", "system_fingerprint"),
+        ):
+            before, after = _reported(baseline, old, key), _reported(run, new, key)
+            if before and after and sorted(before) != sorted(after):
+                lines.append(
+                    f"drift: {label} {what} was {', '.join(before)} in the baseline, "
+                    f"now {', '.join(after)}"
+                )
+    return lines
+
+
+def mid_run_drift_lines(run: Run) -> list[str]:
+    """Targets whose responses named more than one model within this one run."""
+    lines = []
+    for name in dict.fromkeys(r.target for r in run.results):
+        models = _reported(run, name, "models")
+        if len(models) > 1:
+            lines.append(
+                f"drift: target '{name}' reported more than one model in this run: "
+                + ", ".join(models)
+            )
+    return lines
+
+
+def pass_rates(run: Run) -> dict[str, float]:
+    """Each target's share of judged results that passed (unchecked ones are not judged)."""
+    judged: dict[str, list[bool]] = {}
+    for r in run.results:
+        if r.verdict != "unchecked":
+            judged.setdefault(r.target, []).append(r.verdict == "pass")
+    return {name: sum(v) / len(v) for name, v in judged.items()}
+
+
+def _reported(run: Run, target: str | None, key: str) -> list[str]:
+    attr = "model" if key == "models" else "system_fingerprint"
+    return sorted({v for r in run.results if r.target == target and (v := getattr(r, attr))})
+
+
+def evaluate(
+    run: Run,
+    *,
+    baseline: Run | None = None,
+    fail_on_regression: bool = False,
+    fail_under: float | None = None,
+    min_lower_bound: float | None = None,
+    dead_targets: Mapping[str, str] | None = None,
+) -> GateResult:
+    """Apply every requested rule to the run; see the module docstring for the rules."""
+    reasons: list[str] = []
+    warnings: list[str] = []
+    notes: list[str] = []
+    failed = False
+    comparison = compare_to_baseline(run, baseline) if baseline is not None else None
+    stability = case_stability(run.results)
+
+    if comparison is not None and baseline is not None:
+        counts = comparison.counts()
+        notes.append(
+            f"vs baseline {baseline.id}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        )
+        notes.append(significance_line(comparison))
+        warnings.extend(drift_lines(run, baseline))
+    warnings.extend(mid_run_drift_lines(run))
+
+    if fail_on_regression and comparison is not None:
+        for diff in comparison.regressions:
+            failed = True
+            reasons.append(f"regression: {diff.case_key} @{diff.target} held in the baseline")
+        for diff in comparison.by_status(FLAKY):
+            if diff.before and outcome(diff.before.verdicts) == "pass":
+                failed = True
+                passed = diff.after.verdicts.count("pass") if diff.after else 0
+                total = len(diff.after.verdicts) if diff.after else 0
+                reasons.append(
+                    f"regression: {diff.case_key} @{diff.target} held in the baseline, "
+                    f"now flaky ({passed}/{total})"
+                )
+        for diff in comparison.by_status(NEW):
+            if diff.after and outcome(diff.after.verdicts) != "pass":
+                failed = True
+                reasons.append(f"new case does not pass: {diff.case_key} @{diff.target}")
+    else:
+        bad = [r for r in run.results if r.verdict in ("fail", "error")]
+        if bad and fail_under is None:
+            failed = True
+            reasons.append(
+                f"{len(bad)} result(s) did not pass (first: {bad[0].case_key} "
+                f"@{bad[0].target}: {bad[0].verdict})"
+            )
+        if fail_on_regression and comparison is None:
+            notes.append("--fail-on-regression without a baseline: every case must pass")
+
+    if fail_under is not None:
+        for name, rate in pass_rates(run).items():
+            if rate * 100 < fail_under:
+                failed = True
+                reasons.append(
+                    f"target '{name}' pass rate {rate * 100:.1f}% is under {fail_under:g}%"
+                )
+
+    if min_lower_bound is not None:
+        for s in stability:
+            if s.stability == UNCHECKED:
+                continue
+            if s.low * 100 < min_lower_bound:
+                failed = True
+                reasons.append(
+                    f"{s.case_key} @{s.target}: passed {s.passed}/{s.n}, Wilson 95% lower "
+                    f"bound {_pct(s.low)} is under {min_lower_bound:g}%"
+                )
+
+    for s in (s for s in stability if s.stability == FLAKY):
+        notes.append(
+            f"flaky: {s.case_key} @{s.target} passed {s.passed}/{s.n} "
+            f"(95% interval {_pct(s.low)}–{_pct(s.high)})"
+        )
+
+    exit_code = 1 if failed else 0
+    if dead_targets:
+        exit_code = 3
+        reasons.extend(f"target '{n}' is unavailable: {why}" for n, why in dead_targets.items())
+    if comparison is not None and comparison.regressions and not fail_on_regression:
+        notes.append(f"{len(comparison.regressions)} regression(s) (not gated)")
+    return GateResult(exit_code, reasons, warnings, notes, comparison, stability)
