@@ -1,0 +1,146 @@
+"""The pytest plugin: suite files collected as case × target items, run on a fake Azure."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+
+from harness.testing import Deployment, FakeAzure
+
+pytest_plugins = ["pytester"]
+
+SUITE = """
+suite: geo
+cases:
+  - id: capital
+    tags: [smoke]
+    prompt: "The capital of France is Paris."
+    expect: {contains: Paris}
+  - id: wrong
+    prompt: "The capital of France is Lyon."
+    expect: {contains: Paris}
+  - id: unchecked
+    prompt: "Say anything."
+"""
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeAzure]:
+    with FakeAzure([Deployment("gpt35"), Deployment("gpt4", model="gpt-4o")]) as fake:
+        yield fake
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, server: FakeAzure, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project with two fake Azure targets and one suite (two passes-or-fails, one unchecked)."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "test-key")
+    targets = "".join(
+        textwrap.dedent(
+            f"""
+            [targets.{name}]
+            kind = "azure"
+            endpoint = "{server.endpoint}"
+            deployment = "{name}"
+            model = "gpt-35-turbo"
+            """
+        )
+        for name in ("gpt35", "gpt4")
+    )
+    pytester.makefile(".toml", azeval=targets + "\n[settings]\nmax_retries = 0\n")
+    pytester.mkdir("suites")
+    (pytester.path / "suites" / "geo.yaml").write_text(SUITE, encoding="utf-8")
+    (pytester.path / "suites" / "data").mkdir()
+    (pytester.path / "suites" / "data" / "rows.yaml").write_text("suite: not-a-suite\n")
+    (pytester.path / "other.yaml").write_text("suite: x\ncases: []\n", encoding="utf-8")
+
+
+def test_collects_case_by_target_items(pytester: pytest.Pytester, project: None) -> None:
+    """Each case runs on each target; the suite file's cases become suite/case[target] items."""
+    result = pytester.runpytest("suites", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        [
+            "suites/geo.yaml::geo/capital[[]gpt35[]]",
+            "suites/geo.yaml::geo/capital[[]gpt4[]]",
+            "suites/geo.yaml::geo/wrong[[]gpt35[]]",
+            "*6 tests collected*",
+        ]
+    )
+
+
+def test_failing_check_reads_as_a_clear_message(pytester: pytest.Pytester, project: None) -> None:
+    """A failed check shows its name, what it expected and the reply; unchecked is skipped."""
+    result = pytester.runpytest("suites", "--azeval-target", "gpt35")
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*check contains: reply lacks [[]'Paris'[]] (expected ('Paris',), got *Lyon*)",
+            "*reply: *Lyon*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_keyword_selection(pytester: pytest.Pytester, project: None) -> None:
+    """-k selects by case id and target name."""
+    result = pytester.runpytest("suites", "-k", "capital and gpt4")
+    result.assert_outcomes(passed=1)
+    result = pytester.runpytest("suites", "-k", "smoke")
+    result.assert_outcomes(passed=2)
+
+
+def test_exitfirst_stops_after_the_first_failure(pytester: pytest.Pytester, project: None) -> None:
+    """-x stops the session at the first failing case."""
+    result = pytester.runpytest("suites", "-x", "-k", "wrong or capital")
+    result.assert_outcomes(passed=2, failed=1)
+
+
+def test_junitxml_carries_the_check_message(pytester: pytest.Pytester, project: None) -> None:
+    """--junitxml writes the failing check's message into the failure element."""
+    result = pytester.runpytest("suites", "--azeval-target=gpt35", "--junitxml=out.xml")
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    xml = (pytester.path / "out.xml").read_text(encoding="utf-8")
+    assert 'message="check contains: reply lacks' in xml
+    assert 'name="geo/wrong[gpt35]"' in xml
+
+
+def test_xdist_workers_each_open_their_targets(pytester: pytest.Pytester, project: None) -> None:
+    """With -n 2 both workers collect the same items and run them."""
+    result = pytester.runpytest_subprocess("suites", "-p", "xdist", "-n", "2")
+    result.assert_outcomes(passed=2, failed=2, skipped=2)
+
+
+def test_unrelated_yaml_is_left_alone(pytester: pytest.Pytester, project: None) -> None:
+    """YAML outside the named folders, and under data folders, is not collected."""
+    result = pytester.runpytest("suites", "--collect-only", "-q")
+    assert "other.yaml" not in result.stdout.str()
+    assert "rows.yaml" not in result.stdout.str()
+    pytester.makepyfile(test_plain="def test_ok():\n    pass\n")
+    result = pytester.runpytest("test_plain.py")
+    result.assert_outcomes(passed=1)
+
+
+def test_ini_option_names_suite_folders_and_targets(
+    pytester: pytest.Pytester, project: None
+) -> None:
+    """azeval_suites and azeval_targets in the ini collect suites without naming them."""
+    pytester.makeini("[pytest]\nazeval_suites = suites\nazeval_targets = gpt4\n")
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*3 tests collected*"])
+
+
+def test_unknown_target_is_a_collection_error(pytester: pytest.Pytester, project: None) -> None:
+    """A target that is not configured is reported once, without a traceback."""
+    result = pytester.runpytest("suites", "--azeval-target", "nope")
+    result.stdout.fnmatch_lines(["*unknown target 'nope' (targets: gpt35, gpt4)*"])
+    assert result.ret != 0
+
+
+def test_bad_suite_names_file_and_place(pytester: pytest.Pytester, project: None) -> None:
+    """A malformed suite file fails collection with the loader's file:line message."""
+    (pytester.path / "suites" / "bad.yaml").write_text(
+        "suite: bad\ncases:\n  - id: a\n    prompt: hi\n    expect: {containz: x}\n"
+    )
+    result = pytester.runpytest("suites", "--collect-only")
+    result.stdout.fnmatch_lines(["*bad.yaml:*unknown check 'containz'*"])
