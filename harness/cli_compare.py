@@ -1,0 +1,253 @@
+"""``azeval bless`` and ``azeval diff``, and the gate/CI options of ``azeval run``.
+
+``register(cli)`` adds the two commands to the ``azeval`` group. ``gate_options`` decorates
+``run`` with ``--baseline``, ``--fail-on-regression``, ``--min-lower-bound``, ``--junit`` and
+``--markdown``; ``GateOptions.load`` reads the baseline before anything is sent (a bad
+file exits 2 with nothing spent) and ``finish_run`` applies the gate to the outcome, writes
+the CI files, appends to ``$GITHUB_STEP_SUMMARY`` and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from harness.errors import InputError
+from harness.gate import (
+    GateResult,
+    compare_to_baseline,
+    drift_lines,
+    evaluate,
+    significance_line,
+)
+from harness.report.junit import write_junit
+from harness.report.markdown import append_step_summary, render_markdown
+from harness.results.baseline import load_reference, write_baseline
+from harness.results.compare import Comparison
+from harness.results.store import Run
+
+DEFAULT_BASELINE = Path("baselines") / "baseline.json"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def register(cli: click.Group) -> None:
+    """Add ``bless`` and ``diff`` to the azeval command group."""
+    cli.add_command(bless)
+    cli.add_command(diff)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_BASELINE,
+    show_default=True,
+    help="Baseline file to write (commit it).",
+)
+@click.option("--allow-partial", is_flag=True, help="Bless a run that did not finish.")
+def bless(run_dir: Path, output: Path, allow_partial: bool) -> int:
+    """Write a baseline from a run: small, stable JSON for later runs to be gated on."""
+    run = load_reference(run_dir)
+    status = run.meta.get("status", "complete")
+    if status != "complete" and not allow_partial:
+        raise InputError(
+            f"{run_dir}: the run is {status}; finish it with 'azeval run --resume {run_dir}' "
+            "or pass --allow-partial"
+        )
+    write_baseline(run, output)
+    verdicts = [r.verdict for r in run.results]
+    cases = len({(r.case_key, r.target) for r in run.results})
+    click.echo(
+        f"Blessed run {run.id}: {cases} case(s) on {', '.join(run.targets) or 'no target'} "
+        f"({verdicts.count('pass')}/{len(verdicts)} results passed) → {output}"
+    )
+    if any(v != "pass" for v in verdicts):
+        click.echo(
+            "Note: results that did not pass are blessed as known failures; "
+            "a later run is not blocked by them, only by new breakage.",
+            err=True,
+        )
+    return 0
+
+
+@click.command()
+@click.argument("before", type=click.Path(path_type=Path, exists=True))
+@click.argument("after", type=click.Path(path_type=Path, exists=True))
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 if a case regressed.")
+@click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the comparison as Markdown.",
+)
+@click.option("--no-replies", is_flag=True, help="Do not print reply diffs.")
+def diff(
+    before: Path,
+    after: Path,
+    fail_on_regression: bool,
+    markdown_path: Path | None,
+    no_replies: bool,
+) -> int:
+    """Compare two runs (run directories or baseline files), case by case and target by target."""
+    old, new = load_reference(before), load_reference(after)
+    comparison = compare_to_baseline(new, old)
+    for line in diff_lines(comparison, replies=not no_replies):
+        click.echo(line)
+    click.echo(significance_line(comparison))
+    for line in drift_lines(new, old):
+        click.echo(line)
+    gate = GateResult(
+        exit_code=1 if fail_on_regression and comparison.regressions else 0,
+        reasons=[f"regression: {d.case_key} @{d.target}" for d in comparison.regressions],
+        comparison=comparison,
+    )
+    if markdown_path is not None:
+        markdown_path.parent.mkdir(parents=True, exist_ok=True)
+        markdown_path.write_text(render_markdown(new, gate), encoding="utf-8")
+    append_step_summary(render_markdown(new, gate))
+    return gate.exit_code
+
+
+def _fmt(value: float | None, unit: str = "", digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+,.{digits}f}{unit}"
+
+
+def _count(side: Any) -> str:
+    if side is None:
+        return "–"
+    return f"{side.verdicts.count('pass')}/{len(side.verdicts)}"
+
+
+def diff_lines(comparison: Comparison, *, replies: bool = True) -> list[str]:
+    """A plain-text table of every changed case, its reply diff, and the totals."""
+    changed = [d for d in comparison.cases if not d.status.startswith("unchanged")]
+    width = max([len(d.case_key) for d in changed] + [4])
+    lines = []
+    if changed:
+        lines.append(
+            f"{'STATUS':<11} {'CASE':<{width}} {'TARGET':<12} {'BEFORE':>6} {'AFTER':>6} "
+            f"{'ΔTOKENS':>8} {'ΔLATENCY':>10} {'ΔCOST':>10}"
+        )
+    for d in changed:
+        lines.append(
+            f"{d.status:<11} {d.case_key:<{width}} {d.target:<12} {_count(d.before):>6} "
+            f"{_count(d.after):>6} {_fmt(d.completion_tokens_delta, '', 1):>8} "
+            f"{_fmt(d.latency_delta_ms, ' ms'):>10} {_fmt(d.cost_delta_usd, '', 5):>10}"
+        )
+        if replies and d.reply_changed:
+            text = "".join(
+                t if op == "=" else (f"[-{t}-]" if op == "-" else f"{{+{t}+}}")
+                for op, t in d.reply_diff()
+            )
+            lines.append("    reply: " + " ".join(text.split())[:600])
+    counts = comparison.counts()
+    lines.append(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no cases")
+    totals = comparison.totals()
+    lines.append(
+        f"paired {totals['paired']}: Δ completion tokens "
+        f"{_fmt(totals['completion_tokens_delta'], '', 1)}, Δ prompt tokens "
+        f"{_fmt(totals['prompt_tokens_delta'], '', 1)}, Δ cost "
+        f"{_fmt(totals['cost_delta_usd'], ' USD', 5)}, latency p50 "
+        f"{_fmt(totals['latency_p50_before_ms'], ' ms').lstrip('+')} → "
+        f"{_fmt(totals['latency_p50_after_ms'], ' ms').lstrip('+')}"
+    )
+    return lines
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """What ``azeval run`` was asked to gate on and write for CI."""
+
+    baseline: Run | None = None
+    fail_on_regression: bool = False
+    min_lower_bound: float | None = None
+    junit: Path | None = None
+    markdown: Path | None = None
+
+    @classmethod
+    def load(
+        cls,
+        baseline: Path | None = None,
+        fail_on_regression: bool = False,
+        min_lower_bound: float | None = None,
+        junit: Path | None = None,
+        markdown: Path | None = None,
+    ) -> GateOptions:
+        """Read the baseline now, before anything is sent; a bad one is an InputError."""
+        return cls(
+            baseline=load_reference(baseline) if baseline is not None else None,
+            fail_on_regression=fail_on_regression,
+            min_lower_bound=min_lower_bound,
+            junit=junit,
+            markdown=markdown,
+        )
+
+
+def gate_options(command: F) -> F:
+    """Add the gate and CI output options to a click command (``azeval run``)."""
+    options = [
+        click.option(
+            "--baseline",
+            type=click.Path(path_type=Path, exists=True),
+            help="Baseline file (from 'azeval bless') or run directory to compare with.",
+        ),
+        click.option(
+            "--fail-on-regression",
+            is_flag=True,
+            help="With --baseline: exit 1 only for cases that held in the baseline and broke "
+            "(or new cases that fail); known failures do not block.",
+        ),
+        click.option(
+            "--min-lower-bound",
+            type=click.FloatRange(0, 100),
+            help="Exit 1 if a case's Wilson 95% lower bound of its pass rate (%) across "
+            "repeats is under this.",
+        ),
+        click.option(
+            "--junit",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Write JUnit XML here (one testcase per case × target).",
+        ),
+        click.option(
+            "--markdown",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY).",
+        ),
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), command)
+
+
+def finish_run(outcome: Any, options: GateOptions, *, fail_under: float | None = None) -> int:
+    """Gate a finished run, write the CI outputs, print the gate; the run's exit code."""
+    run: Run = outcome.run
+    gate = evaluate(
+        run,
+        baseline=options.baseline,
+        fail_on_regression=options.fail_on_regression,
+        fail_under=fail_under,
+        min_lower_bound=options.min_lower_bound,
+        dead_targets=outcome.dead_targets,
+    )
+    if options.junit is not None:
+        click.echo(f"JUnit: {write_junit(run, options.junit)}")
+    text = render_markdown(run, gate)
+    if options.markdown is not None:
+        options.markdown.parent.mkdir(parents=True, exist_ok=True)
+        options.markdown.write_text(text, encoding="utf-8")
+        click.echo(f"Markdown: {options.markdown}")
+    append_step_summary(text)
+    if gate.comparison is not None:
+        for line in diff_lines(gate.comparison, replies=False)[:-2]:
+            click.echo(line)
+    for line in gate.lines():
+        click.echo(line)
+    return gate.exit_code
