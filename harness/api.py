@@ -69,6 +69,7 @@ def run(
     """
     checked = checked or preflight(prepared)
     refused = {(row.key, row.target): row.error_message() for row in checked.fatal_rows}
+    costs = {(row.key, row.target): row.turn_tokens for row in checked.rows}
     fitters = _history_fitters(prepared)
 
     def refusal(case: Case, target: TargetConfig) -> str | None:
@@ -82,6 +83,7 @@ def run(
             progress=progress,
             preflight=refusal,
             fitters=fitters,
+            costs=costs,
         )
     )
     write_html(outcome.run, options.reports_dir)

@@ -16,6 +16,7 @@ from harness.preflight import format_table, raise_for_fatal
 from harness.preflight import to_json as preflight_json
 from harness.results.record import CaseResult
 from harness.runner.engine import RunOptions
+from harness.runner.resume import resume_command, resume_inputs
 from harness.runner.retry import RetryPolicy
 
 _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCHECKED"}
@@ -78,7 +79,13 @@ _target_option = click.option(
     "--resume",
     "resume",
     type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Finish an interrupted run: runs only what is missing.",
+    help="Finish an interrupted run: runs only what is missing (suites and targets default "
+    "to the run's own).",
+)
+@click.option(
+    "--retry-errors",
+    is_flag=True,
+    help="With --resume: also run again the cases that ended with an error.",
 )
 @click.option(
     "--reports-dir",
@@ -95,9 +102,17 @@ def run(
     max_retries: int | None,
     fail_under: float | None,
     resume: Path | None,
+    retry_errors: bool,
     reports_dir: Path | None,
 ) -> int:
     """Run suites (files or folders of YAML) on targets and write the report."""
+    if resume is not None:
+        previous = resume_inputs(resume)
+        paths = paths or previous.paths
+        targets = targets or previous.targets
+        repeat = repeat or previous.repeat
+    elif retry_errors:
+        raise click.UsageError("--retry-errors goes with --resume RUN_DIR")
     if not paths:
         paths = (Path("suites"),)
     prepared = api.prepare(paths, targets, config_path)
@@ -112,6 +127,7 @@ def run(
         repeat=repeat,
         reports_dir=reports_dir or Path(settings.get("reports_dir", "reports")),
         resume=resume,
+        retry_errors=retry_errors,
     )
     if not prepared.config.targets and not targets:
         click.echo(
@@ -134,17 +150,14 @@ def run(
     progress, done = _progress_printer(prepared.case_count * len(prepared.targets))
     try:
         outcome = api.run(prepared, options, progress=progress, checked=checked)
-    except KeyboardInterrupt as exc:
-        done()
-        run_dir = Path(str(exc)) if str(exc) else None
-        if run_dir is not None and (run_dir / "run.json").exists():
-            report = api.rerender(run_dir, options.reports_dir)
-            click.echo(f"Interrupted. Partial report: {report}", err=True)
-            click.echo(
-                f"Resume with: azeval run {' '.join(map(str, paths))} --resume {run_dir}", err=True
-            )
-        raise RunInterrupted("interrupted") from None
+    except KeyboardInterrupt:
+        done()  # interrupted before the run directory existed: nothing to resume
+        raise RunInterrupted("interrupted before any case finished") from None
     done()
+    if outcome.interrupted:
+        click.echo(f"Interrupted. Partial report: {outcome.run.path / 'report.html'}", err=True)
+        click.echo(f"Resume with: {resume_command(outcome.run.path, config_path)}", err=True)
+        raise RunInterrupted(f"interrupted; {len(outcome.run.results)} result(s) kept")
     _print_summary(outcome)
     return api.exit_code(
         outcome, fail_under if fail_under is not None else settings.get("fail_under")

@@ -1,13 +1,14 @@
-"""Running cases × targets × repeats: concurrency, retries, journal, resume, dead targets."""
+"""Running cases × targets × repeats: scheduling, retries, journal, resume, dead targets."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,21 @@ from typing import Any
 from harness.config import TargetConfig
 from harness.redact import Redactor
 from harness.results.record import CaseResult
-from harness.results.store import Journal, Run, load_run, read_results, write_meta
+from harness.results.store import (
+    RESULTS_FILE,
+    Journal,
+    Run,
+    load_run,
+    read_results,
+    write_meta,
+)
 from harness.runner.case import Fitter, run_case, skipped_result
 from harness.runner.meta import new_run_id, now_iso, run_meta
+from harness.runner.quota import FRESH, RETRY, QueueDeadline, Scheduler
 from harness.runner.retry import Attempts, RetryPolicy, send_with_retries
 from harness.suite.model import Case, Suite
 from harness.targets import Target, TargetError, open_target
-from harness.targets.base import FATAL_FOR_TARGET
+from harness.targets.base import FATAL_FOR_TARGET, Completion
 
 Progress = Callable[[CaseResult], None]
 
@@ -37,7 +46,10 @@ class RunOptions:
     repeat: int | None = None
     reports_dir: Path = Path("reports")
     resume: Path | None = None
+    retry_errors: bool = False
     seed: int | None = None
+    # The length of the quota's "minute": 60 s on Azure; shorter only against a fake server.
+    quota_window: float = 60.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +91,14 @@ def work_items(suites: list[Suite], targets: list[str], repeat: int | None) -> l
     return items
 
 
+# Prompt tokens of each turn of a case on a target, keyed by (case key, target name): the
+# preflight's count, used to charge requests against the target's quota.
+Costs = Mapping[tuple[str, str], Sequence[int]]
+
+# What Azure charges for the completion of a request that does not set max_tokens.
+DEFAULT_COMPLETION_CHARGE = 4096
+
+
 async def execute(
     suites: list[Suite],
     configs: list[TargetConfig],
@@ -87,20 +107,56 @@ async def execute(
     progress: Progress | None = None,
     preflight: Callable[[Case, TargetConfig], str | None] | None = None,
     fitters: Mapping[str, Fitter] | None = None,
+    costs: Costs | None = None,
 ) -> RunOutcome:
-    """Run everything; always writes the record, also when interrupted."""
+    """Run everything; always writes the record, also when interrupted (Ctrl-C, cancel)."""
     redact = Redactor.from_environment(c.api_key_env for c in configs if c.api_key_env)
     targets: dict[str, Target] = {}
     try:
         for config in configs:
             targets[config.name] = await open_target(config)
         return await _run_all(
-            suites, configs, targets, options, redact, progress, preflight, fitters or {}
+            suites,
+            configs,
+            targets,
+            options,
+            redact,
+            progress,
+            preflight,
+            fitters or {},
+            costs or {},
         )
     finally:
         for target in targets.values():
             with contextlib.suppress(Exception):
                 await target.aclose()
+
+
+class _NotSent(Exception):
+    """The case's target died while the case waited its turn."""
+
+
+def scheduler_for(config: TargetConfig, options: RunOptions) -> Scheduler:
+    """A target's scheduler: its tpm/rpm (rpm defaults to Azure's 6 per 1,000 TPM)."""
+    rpm = config.rpm
+    if rpm is None and config.tpm is not None:
+        rpm = max(1, config.tpm * 6 // 1000)
+    return Scheduler(
+        max_concurrency=config.concurrency or options.concurrency,
+        tpm=config.tpm,
+        rpm=rpm,
+        window_s=options.quota_window,
+    )
+
+
+def request_cost(body: Mapping[str, Any], prompt_tokens: int | None) -> int:
+    """What Azure charges a request up front: prompt tokens plus max_tokens."""
+    reserve = body.get("max_completion_tokens", body.get("max_tokens"))
+    if not isinstance(reserve, int):
+        reserve = DEFAULT_COMPLETION_CHARGE
+    if prompt_tokens is None:  # no preflight count: about four characters a token
+        prompt_tokens = sum(len(str(m.get("content") or "")) for m in body["messages"]) // 4 + 8
+    return prompt_tokens + reserve
 
 
 async def _run_all(
@@ -112,16 +168,14 @@ async def _run_all(
     progress: Progress | None,
     preflight: Callable[[Case, TargetConfig], str | None] | None,
     fitters: Mapping[str, Fitter],
+    costs: Costs,
 ) -> RunOutcome:
     run_dir, meta, done = _open_run_dir(suites, targets, options)
     journal = Journal(run_dir)
     dead: dict[str, str] = {}
     by_name = {c.name: c for c in configs}
     items = [i for i in work_items(suites, list(targets), options.repeat) if i.key not in done]
-    gates = {
-        name: asyncio.Semaphore(by_name[name].concurrency or options.concurrency)
-        for name in targets
-    }
+    schedulers = {name: scheduler_for(by_name[name], options) for name in targets}
     rng = random.Random(options.seed)
     interrupted = False
 
@@ -131,60 +185,104 @@ async def _run_all(
         if progress is not None:
             progress(result)
 
+    def not_sent(item: WorkItem) -> CaseResult:
+        return skipped_result(
+            item.case,
+            targets[item.target].info,
+            item.repeat,
+            "target_unavailable",
+            f"not sent: {dead[item.target]}",
+        )
+
     async def one(item: WorkItem) -> None:
         target = targets[item.target]
         config = by_name[item.target]
+        scheduler = schedulers[item.target]
         if item.target in dead:
-            record(
-                skipped_result(
-                    item.case,
-                    target.info,
-                    item.repeat,
-                    "target_unavailable",
-                    f"not sent: {dead[item.target]}",
-                )
-            )
+            record(not_sent(item))
             return
         problem = preflight(item.case, config) if preflight is not None else None
         if problem is not None:
             record(skipped_result(item.case, target.info, item.repeat, "preflight", problem))
             return
-        async with gates[item.target]:
-            if item.target in dead:
-                record(
-                    skipped_result(
-                        item.case,
-                        target.info,
-                        item.repeat,
-                        "target_unavailable",
-                        f"not sent: {dead[item.target]}",
-                    )
+        tally = Attempts()
+        timeout = config.timeout or options.timeout
+        turn_tokens = costs.get((item.case.key, item.target), ())
+        deadline: list[float] = []  # set when the case's first request is let through
+        turn = [0]
+
+        def case_deadline() -> float | None:
+            return deadline[0] if deadline else None
+
+        def observe(error: TargetError) -> None:
+            if error.kind in FATAL_FOR_TARGET:
+                dead.setdefault(item.target, f"{error.kind} (HTTP {error.status}): {error.message}")
+
+        async def attempt(body: Mapping[str, Any]) -> Completion:
+            n = turn[0]
+            prompt = turn_tokens[min(n, len(turn_tokens) - 1)] if turn_tokens else None
+            retrying = tally.attempts > 1 or n > 0
+            try:
+                permit = await scheduler.acquire(
+                    request_cost(body, prompt),
+                    priority=RETRY if retrying else FRESH,
+                    deadline=case_deadline(),
                 )
-                return
-            tally = Attempts()
-            deadline = time.monotonic() + options.case_deadline if options.case_deadline else None
-            timeout = config.timeout or options.timeout
+            except QueueDeadline:
+                raise TargetError(
+                    "deadline", "the case deadline passed while waiting for the target's quota"
+                ) from None
+            if item.target in dead:
+                scheduler.release(permit, refund=True, answered=False)
+                raise _NotSent
+            now = time.monotonic()
+            if not deadline and options.case_deadline:
+                deadline.append(now + options.case_deadline)
+            limit = timeout if not deadline else max(0.05, min(timeout, deadline[0] - now))
+            try:
+                completion = await target.complete(body, timeout=limit)
+            except TargetError as error:
+                scheduler.release(
+                    permit,
+                    rate_limited=error.kind == "rate_limited",
+                    retry_after=error.retry_after,
+                    answered=error.status is not None,
+                )
+                raise
+            except BaseException:
+                scheduler.release(permit, refund=True, answered=False)
+                raise
+            scheduler.release(permit, ok=True, headers=completion.headers)
+            return completion
 
-            def observe(error: TargetError) -> None:
-                if error.kind in FATAL_FOR_TARGET:
-                    dead.setdefault(
-                        item.target, f"{error.kind} (HTTP {error.status}): {error.message}"
-                    )
-
-            async def send(body: Mapping[str, Any]) -> Any:
+        async def send(body: Mapping[str, Any]) -> Completion:
+            try:
                 return await send_with_retries(
-                    lambda b: target.complete(b, timeout=timeout),
+                    attempt,
                     body,
                     options.retry,
                     tally,
-                    deadline=deadline,
+                    deadline=case_deadline,
                     rng=rng,
                     on_error=observe,
                 )
+            finally:
+                turn[0] += 1
 
+        try:
             result = await run_case(
                 item.case, target.info, item.repeat, send, fit=fitters.get(item.target), tally=tally
             )
+        except _NotSent:
+            record(not_sent(item))
+            return
+        if (
+            result.error is not None
+            and result.error.get("kind") == "connection"
+            and not scheduler.answered
+        ):
+            # Not one answer ever came back: a wrong endpoint, not a flaky network.
+            dead.setdefault(item.target, f"unreachable: {result.error.get('message')}")
         record(result)
 
     tasks = [asyncio.ensure_future(one(item)) for item in items]
@@ -197,9 +295,10 @@ async def _run_all(
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         journal.close()
+        meta["scheduler"] = {name: s.snapshot() for name, s in schedulers.items()}
+        if dead:
+            meta["dead_targets"] = dict(dead)
         run = _finish(run_dir, meta, interrupted, redact)
-    if interrupted:
-        raise KeyboardInterrupt(str(run_dir))
     return RunOutcome(run=run, dead_targets=dead, interrupted=interrupted)
 
 
@@ -211,8 +310,13 @@ def _open_run_dir(
         meta = previous.meta
         meta["resumed_at"] = [*meta.get("resumed_at", []), now_iso()]
         meta["status"] = "running"
-        done = {r.key for r in previous.results}
-        return options.resume, meta, done
+        results = latest_by_key(previous.results)
+        if options.retry_errors:
+            results = [r for r in results if r.verdict != "error"]
+        if len(results) != len(previous.results):
+            _rewrite_journal(options.resume, results)
+        write_meta(options.resume, meta)
+        return options.resume, meta, {r.key for r in results}
     run_id = new_run_id()
     run_dir = options.reports_dir / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -221,8 +325,28 @@ def _open_run_dir(
     return run_dir, meta, set()
 
 
+def latest_by_key(results: list[CaseResult]) -> list[CaseResult]:
+    """One result per key, the last one written, in the order of those last writes."""
+    last: dict[str, CaseResult] = {}
+    for result in results:
+        last.pop(result.key, None)
+        last[result.key] = result
+    return list(last.values())
+
+
+def _rewrite_journal(run_dir: Path, results: list[CaseResult]) -> None:
+    """Replace the journal atomically with ``results`` (dropping duplicates, retried errors)."""
+    tmp = run_dir / (RESULTS_FILE + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for result in results:
+            handle.write(json.dumps(result.to_json(), ensure_ascii=False, default=str) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(run_dir / RESULTS_FILE)
+
+
 def _finish(run_dir: Path, meta: dict[str, Any], interrupted: bool, redact: Redactor) -> Run:
-    results = list(read_results(run_dir))
+    results = latest_by_key(list(read_results(run_dir)))
     meta["finished_at"] = now_iso()
     meta["status"] = "interrupted" if interrupted else "complete"
     meta["summary"] = summarize_run(results, [t["name"] for t in meta["targets"]])

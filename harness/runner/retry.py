@@ -14,12 +14,18 @@ from harness.targets.base import Completion, TargetError
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded retries: Retry-After honoured exactly, jittered backoff otherwise."""
+    """Bounded retries: Retry-After honoured exactly, jittered backoff otherwise.
+
+    ``max_retries`` bounds retries after failures (5xx, timeouts, dropped connections, torn
+    bodies); 429s are the service asking us to come back later, not failures, so they have
+    their own, larger bound ``max_rate_limited``. The case deadline bounds both in time.
+    """
 
     max_retries: int = 6
     base_delay: float = 0.5
     max_delay: float = 8.0
     max_retry_after: float = 60.0
+    max_rate_limited: int = 30
 
     def delay(self, error: TargetError, attempt: int, rng: random.Random) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
@@ -39,6 +45,11 @@ class Attempts:
     waited_s: float = 0.0
     errors: list[str] = field(default_factory=list)
 
+    @property
+    def failures(self) -> int:
+        """Failed attempts that were not 429s."""
+        return len(self.errors) - self.rate_limited
+
 
 Send = Callable[[Mapping[str, Any]], Awaitable[Completion]]
 Observer = Callable[[TargetError], None]
@@ -50,11 +61,14 @@ async def send_with_retries(
     policy: RetryPolicy,
     tally: Attempts,
     *,
-    deadline: float | None = None,
+    deadline: float | Callable[[], float | None] | None = None,
     rng: random.Random | None = None,
     on_error: Observer | None = None,
 ) -> Completion:
-    """Send until an answer, a non-retryable error, the retry bound or the deadline."""
+    """Send until an answer, a non-retryable error, the retry bound or the deadline.
+
+    ``deadline`` (a monotonic time, or a function giving it once known) bounds the waits.
+    """
     rng = rng or random.Random()
     while True:
         tally.attempts += 1
@@ -66,10 +80,18 @@ async def send_with_retries(
             tally.errors.append(error.kind)
             if on_error is not None:
                 on_error(error)
-            if not error.retryable or tally.retries >= policy.max_retries:
+            if not error.retryable:
                 raise
-            wait = policy.delay(error, tally.retries + 1, rng)
-            if deadline is not None and time.monotonic() + wait > deadline:
+            if error.kind == "rate_limited":
+                exhausted = tally.rate_limited > policy.max_rate_limited
+            else:
+                exhausted = tally.failures > policy.max_retries
+            if exhausted:
+                raise
+            nth = tally.rate_limited if error.kind == "rate_limited" else tally.failures
+            wait = policy.delay(error, nth, rng)
+            until = deadline() if callable(deadline) else deadline
+            if until is not None and time.monotonic() + wait > until:
                 raise TargetError(
                     "deadline",
                     f"gave up after {tally.attempts} attempt(s): the case deadline would pass "

@@ -1,0 +1,36 @@
+"""What a resumed run needs from the run it continues: its suites, targets and repeat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import InputError
+from harness.results.store import load_run
+
+
+@dataclass(frozen=True)
+class ResumeInputs:
+    """The suite paths, target names and repeat count the original run was started with."""
+
+    paths: tuple[Path, ...]
+    targets: tuple[str, ...]
+    repeat: int | None
+
+
+def resume_inputs(run_dir: Path) -> ResumeInputs:
+    """Read run.json of ``run_dir``; an unreadable or foreign folder is an InputError."""
+    try:
+        meta = load_run(run_dir).meta
+    except (FileNotFoundError, ValueError) as exc:
+        raise InputError(f"--resume {run_dir}: {exc}") from None
+    paths = tuple(Path(s["path"]) for s in meta.get("suites", []) if s.get("path"))
+    targets = tuple(t["name"] for t in meta.get("targets", []) if t.get("name"))
+    repeat = (meta.get("options") or {}).get("repeat")
+    return ResumeInputs(paths=paths, targets=targets, repeat=repeat)
+
+
+def resume_command(run_dir: Path, config_path: Path | None = None) -> str:
+    """The command that finishes ``run_dir``: suites and targets come from its run.json."""
+    config = f" --config {config_path}" if config_path is not None else ""
+    return f"azeval run{config} --resume {run_dir}"
