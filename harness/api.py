@@ -61,6 +61,7 @@ def run(
     *,
     progress: Callable[[CaseResult], None] | None = None,
     checked: Plan | None = None,
+    baseline: Run | None = None,
 ) -> RunOutcome:
     """Run the prepared suites on their targets and write the run record and report.
 
@@ -86,7 +87,7 @@ def run(
             costs=costs,
         )
     )
-    write_html(outcome.run, options.reports_dir)
+    write_html(outcome.run, options.reports_dir, baseline=baseline)
     return outcome
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from harness import __version__, api
+from harness import __version__, api, cli_compare
 from harness.errors import AzevalError, RunInterrupted
 from harness.preflight import format_table, raise_for_fatal
 from harness.preflight import to_json as preflight_json
@@ -92,6 +92,7 @@ _target_option = click.option(
     type=click.Path(path_type=Path, file_okay=False),
     help="Where runs and reports go (default: reports).",
 )
+@cli_compare.gate_options
 def run(
     paths: tuple[Path, ...],
     targets: tuple[str, ...],
@@ -104,6 +105,11 @@ def run(
     resume: Path | None,
     retry_errors: bool,
     reports_dir: Path | None,
+    baseline: Path | None,
+    fail_on_regression: bool,
+    min_lower_bound: float | None,
+    junit: Path | None,
+    markdown: Path | None,
 ) -> int:
     """Run suites (files or folders of YAML) on targets and write the report."""
     if resume is not None:
@@ -116,6 +122,10 @@ def run(
     if not paths:
         paths = (Path("suites"),)
     prepared = api.prepare(paths, targets, config_path)
+    # A bad baseline is bad input: exit 2 before anything is sent.
+    gate = cli_compare.GateOptions.load(
+        baseline, fail_on_regression, min_lower_bound, junit, markdown
+    )
     settings = prepared.config.settings
     options = RunOptions(
         concurrency=concurrency or settings.get("concurrency", 4),
@@ -149,7 +159,9 @@ def run(
     )
     progress, done = _progress_printer(prepared.case_count * len(prepared.targets))
     try:
-        outcome = api.run(prepared, options, progress=progress, checked=checked)
+        outcome = api.run(
+            prepared, options, progress=progress, checked=checked, baseline=gate.baseline
+        )
     except KeyboardInterrupt:
         done()  # interrupted before the run directory existed: nothing to resume
         raise RunInterrupted("interrupted before any case finished") from None
@@ -159,8 +171,10 @@ def run(
         click.echo(f"Resume with: {resume_command(outcome.run.path, config_path)}", err=True)
         raise RunInterrupted(f"interrupted; {len(outcome.run.results)} result(s) kept")
     _print_summary(outcome)
-    return api.exit_code(
-        outcome, fail_under if fail_under is not None else settings.get("fail_under")
+    return cli_compare.finish_run(
+        outcome,
+        gate,
+        fail_under=fail_under if fail_under is not None else settings.get("fail_under"),
     )
 
 
@@ -271,3 +285,6 @@ def _print_summary(outcome: Any) -> None:
         click.echo(f"Target '{name}' is unavailable: {why}", err=True)
     click.echo(f"Run record: {outcome.run.path}")
     click.echo(f"Report: {outcome.run.path / 'report.html'}")
+
+
+cli_compare.register(cli)
