@@ -123,6 +123,8 @@ async def run_case(
         duration_ms=round((time.perf_counter() - started) * 1000.0, 3),
         tags=case.tags,
         path=case.path,
+        # The kind of every failed attempt, in order: what the retries were for.
+        extra={"attempt_errors": list(tally.errors)} if getattr(tally, "errors", None) else {},
     )
 
 

@@ -1,0 +1,202 @@
+"""Resilience against the fake Azure server over real HTTP: every case ends with a verdict
+or a recorded error, none is lost or duplicated, and the record says what it cost."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import api
+from harness.runner.engine import RunOptions
+from harness.runner.retry import RetryPolicy
+from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Fault, Match, Rule
+
+KEY = "sk-fault-0123456789abcdef"
+CASES = 20
+CONFIG = """
+[targets.gpt35]
+kind = "azure"
+endpoint = "{endpoint}"
+deployment = "gpt35"
+model = "gpt-35-turbo"
+model_version = "0125"
+"""
+FAST = RetryPolicy(max_retries=4, base_delay=0.01, max_delay=0.05)
+
+
+def suite_text(cases: int = CASES) -> str:
+    lines = ["suite: faults", "defaults:", "  params: {max_tokens: 20}", "cases:"]
+    for n in range(cases):
+        lines += [f"  - id: c{n:02d}", f"    prompt: say ok {n}", "    expect: {icontains: ok}"]
+    return "\n".join(lines) + "\n"
+
+
+def run(tmp_path: Path, monkeypatch, endpoint: str, **options):
+    """Run the fault suite on gpt35 through the Python API; return outcome and journal lines."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    (tmp_path / "azeval.toml").write_text(CONFIG.format(endpoint=endpoint))
+    (tmp_path / "suites").mkdir(exist_ok=True)
+    (tmp_path / "suites" / "faults.yaml").write_text(suite_text(options.pop("cases", CASES)))
+    prepared = api.prepare(["suites"], ["gpt35"])
+    settings = {"concurrency": 4, "timeout": 5.0, "retry": FAST, "reports_dir": tmp_path / "r"}
+    outcome = api.run(prepared, RunOptions(**{**settings, **options}))
+    lines = (outcome.run.path / "results.jsonl").read_text().splitlines()
+    return outcome, [json.loads(line) for line in lines]
+
+
+def assert_complete(results: list[dict], cases: int = CASES) -> None:
+    keys = [r["case"] for r in results]
+    assert len(keys) == len(set(keys)), "a case was recorded twice"
+    assert sorted(keys) == [f"c{n:02d}" for n in range(cases)], "a case was lost"
+    for r in results:
+        assert r["verdict"] in ("pass", "fail") or r["error"]["kind"], r
+
+
+def serve(*faults: Fault, rules=(), **kwargs) -> FakeAzure:
+    deployment = Deployment("gpt35", model="gpt-35-turbo", faults=faults)
+    return FakeAzure([deployment], rules=rules, api_keys=(KEY,), **kwargs)
+
+
+def test_429_storm_is_waited_out_and_counted(tmp_path, monkeypatch):
+    """A storm of 429s with Retry-After: every case passes; each 429 is counted once."""
+    with serve(Fault("429", first=15, retry_after=0.2)) as server:
+        outcome, results = run(tmp_path, monkeypatch, server.endpoint)
+    assert_complete(results)
+    assert all(r["verdict"] == "pass" for r in results)
+    assert server.count(429) == 15
+    assert sum(r["rate_limited"] for r in results) == 15
+    assert sum(r["retries"] for r in results) == 15
+    assert sum(r["attempts"] for r in results) == CASES + 15
+    scheduler = outcome.run.meta["scheduler"]["gpt35"]
+    assert scheduler["rate_limited"] == 15 and scheduler["paused_s"] > 0
+
+
+def test_429_pauses_the_whole_target_for_exactly_retry_after(tmp_path, monkeypatch):
+    """After a 429 with Retry-After 0.5 s, no request reaches the target for 0.5 s."""
+    with serve(Fault("429", first=1, after=3, retry_after=0.5)) as server:
+        _, results = run(tmp_path, monkeypatch, server.endpoint, concurrency=8)
+        stamps = [r.timestamp for r in server.requests]
+        limited = next(r.timestamp for r in server.requests if r.status == 429)
+    assert_complete(results)
+    # Requests already on the wire when the 429 came back may land just after it.
+    later = [t - limited for t in stamps if t > limited + 0.05]
+    assert later, "nothing was sent after the 429"
+    assert 0.5 <= min(later) < 0.8, min(later)
+
+
+def test_5xx_burst_is_retried_with_backoff(tmp_path, monkeypatch):
+    """A burst of 500s and 503s is retried; every case passes and the retries are recorded."""
+    faults = (Fault("500", first=4), Fault("503", first=4, after=4, retry_after=0.05))
+    with serve(*faults) as server:
+        _, results = run(tmp_path, monkeypatch, server.endpoint)
+    assert_complete(results)
+    assert all(r["verdict"] == "pass" for r in results)
+    assert server.count(500) == 4 and server.count(503) == 4
+    assert sum(r["retries"] for r in results) == 8
+    assert sum(r["rate_limited"] for r in results) == 0
+
+
+def test_persistent_500_is_recorded_after_the_retry_bound(tmp_path, monkeypatch):
+    """A server that always fails: each case records server_error after max_retries+1 tries."""
+    rules = [Rule(Match(), Action(error=ErrorReply(500)))]
+    with serve(rules=rules) as server:
+        outcome, results = run(tmp_path, monkeypatch, server.endpoint, cases=5)
+    assert_complete(results, cases=5)
+    for r in results:
+        assert r["verdict"] == "error" and r["error"]["kind"] == "server_error"
+        assert r["attempts"] == FAST.max_retries + 1 and r["retries"] == FAST.max_retries
+    assert len(server.requests) == 5 * (FAST.max_retries + 1)
+    assert outcome.run.meta["status"] == "complete"
+
+
+def test_bad_request_is_recorded_at_once(tmp_path, monkeypatch):
+    """A 400 is not retried: one attempt, recorded as bad_request."""
+    rules = [Rule(Match(), Action(error=ErrorReply(400, code="invalid_value")))]
+    with serve(rules=rules) as server:
+        _, results = run(tmp_path, monkeypatch, server.endpoint, cases=5)
+    assert_complete(results, cases=5)
+    assert all(r["error"]["kind"] == "bad_request" and r["attempts"] == 1 for r in results)
+    assert len(server.requests) == 5
+
+
+def test_reply_slower_than_timeout_is_cut_and_retried(tmp_path, monkeypatch):
+    """Replies slower than the timeout are cut by it and retried; the run does not hang."""
+    with serve(Fault("slow", first=3, delay_ms=3000)) as server:
+        started = time.monotonic()
+        _, results = run(tmp_path, monkeypatch, server.endpoint, timeout=0.3)
+        elapsed = time.monotonic() - started
+    assert_complete(results)
+    assert all(r["verdict"] == "pass" for r in results)
+    assert sum(r["retries"] for r in results) == 3
+    assert elapsed < 2.5, elapsed
+
+
+def test_case_deadline_bounds_a_hanging_target(tmp_path, monkeypatch):
+    """A target that never answers in time: every case ends by its deadline, as an error."""
+    with serve(Fault("slow", every=1, delay_ms=5000)) as server:
+        started = time.monotonic()
+        policy = RetryPolicy(max_retries=50, base_delay=0.01, max_delay=0.05)
+        _, results = run(
+            tmp_path,
+            monkeypatch,
+            server.endpoint,
+            cases=4,
+            timeout=0.2,
+            case_deadline=0.7,
+            retry=policy,
+        )
+        elapsed = time.monotonic() - started
+    assert_complete(results, cases=4)
+    assert {r["error"]["kind"] for r in results} <= {"timeout", "deadline"}
+    assert all(r["attempts"] >= 2 for r in results)
+    assert elapsed < 4 * 0.7 + 1.5, elapsed  # the probe runs alone, then the rest together
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        ("reset", "connection"),
+        ("truncated", "invalid_response"),
+        ("invalid_json", "invalid_response"),
+    ],
+)
+def test_broken_replies_are_retried(tmp_path, monkeypatch, kind, error):
+    """A connection reset mid-reply or a torn/non-JSON 200 body is retried and recorded."""
+    with serve(Fault(kind, every=3)) as server:
+        _, results = run(tmp_path, monkeypatch, server.endpoint)
+        broken = server.counters.get(f"fault:{kind}", 0)
+    assert_complete(results)
+    assert all(r["verdict"] == "pass" for r in results)
+    retried = [r for r in results if r["retries"]]
+    assert retried and broken >= len(retried)
+    assert sum(r["retries"] for r in results) == broken
+    assert all(set(r["extra"]["attempt_errors"]) == {error} for r in retried)
+
+
+def test_bad_key_sends_one_request_whatever_the_concurrency(tmp_path, monkeypatch):
+    """A 401 on the probe marks the target dead: one request sent, the rest not, exit 3."""
+    with FakeAzure([Deployment("gpt35")], api_keys=("another-key-123456",)) as server:
+        outcome, results = run(tmp_path, monkeypatch, server.endpoint, concurrency=16)
+    assert_complete(results)
+    assert len(server.requests) == 1
+    kinds = sorted(r["error"]["kind"] for r in results)
+    assert kinds == ["auth"] + ["target_unavailable"] * (CASES - 1)
+    assert api.exit_code(outcome) == 3
+    assert "auth (HTTP 401)" in outcome.dead_targets["gpt35"]
+    assert outcome.run.meta["dead_targets"] == outcome.dead_targets
+
+
+def test_unreachable_endpoint_is_dead_after_one_case(tmp_path, monkeypatch):
+    """No answer ever (nothing listens): one case exhausts its retries, the rest are not sent."""
+    with FakeAzure([Deployment("gpt35")]) as server:
+        endpoint = server.endpoint  # a port that is closed once the server stops
+    outcome, results = run(tmp_path, monkeypatch, endpoint, concurrency=8)
+    assert_complete(results)
+    kinds = sorted(r["error"]["kind"] for r in results)
+    assert kinds == ["connection"] + ["target_unavailable"] * (CASES - 1)
+    assert api.exit_code(outcome) == 3
+    assert outcome.dead_targets["gpt35"].startswith("unreachable")

@@ -1,0 +1,188 @@
+"""Nothing lost: Ctrl-C and kill -9 mid-run, then ``azeval run --resume`` finishes the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import api
+from harness.runner.engine import RunOptions
+from harness.runner.retry import RetryPolicy
+from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Match, Rule
+
+KEY = "sk-resume-0123456789abcdef"
+CASES = 24
+AZEVAL = Path(sys.executable).with_name("azeval")
+CONFIG = """
+[settings]
+concurrency = 2
+
+[targets.gpt35]
+kind = "azure"
+endpoint = "${FAKE_AZURE_ENDPOINT}"
+deployment = "gpt35"
+model = "gpt-35-turbo"
+model_version = "0125"
+"""
+# Every third case fails its check, so verdicts are not all alike.
+RULES = [Rule(Match(last_user=r"[0369]$"), Action(content="nope", latency_ms=60))]
+DEFAULT = Action(content="ok", latency_ms=60)
+
+
+def suite_text() -> str:
+    lines = ["suite: resume", "defaults:", "  params: {max_tokens: 10}", "cases:"]
+    for n in range(CASES):
+        lines += [f"  - id: c{n:02d}", f"    prompt: case {n}", "    expect: {icontains: ok}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def server():
+    with FakeAzure([Deployment("gpt35")], rules=RULES, default=DEFAULT, api_keys=(KEY,)) as fake:
+        yield fake
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, server):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FAKE_AZURE_ENDPOINT", server.endpoint)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    (tmp_path / "azeval.toml").write_text(CONFIG)
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "resume.yaml").write_text(suite_text())
+    return tmp_path
+
+
+def start(project: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(AZEVAL), "run", *args],
+        cwd=project,
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_lines(project: Path, count: int, timeout: float = 30.0) -> Path:
+    """The run directory, once its journal holds at least ``count`` lines."""
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        for journal in (project / "reports" / "runs").glob("*/results.jsonl"):
+            if journal.read_text().count("\n") >= count:
+                return journal.parent
+        time.sleep(0.02)
+    raise AssertionError(f"no journal reached {count} lines in {timeout} s")
+
+
+def journal(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+
+
+def verdicts(run_dir: Path) -> dict[str, str]:
+    lines = journal(run_dir)
+    keys = [r["case"] for r in lines]
+    assert len(keys) == len(set(keys)), "a case was recorded twice"
+    return {r["case"]: r["verdict"] for r in lines}
+
+
+def uninterrupted(project: Path) -> dict[str, str]:
+    proc = start(project, "suites")
+    proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    (run_dir,) = (project / "reports" / "runs").iterdir()
+    found = verdicts(run_dir)
+    assert len(found) == CASES
+    return found
+
+
+def test_sigint_writes_partial_report_and_resume_command(project, server):
+    """Ctrl-C: run.json says interrupted, a partial report, the resume command, exit 130."""
+    proc = start(project, "suites")
+    run_dir = wait_for_lines(project, 4)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "interrupted"
+    assert (run_dir / "report.html").is_file()
+    assert f"Resume with: azeval run --resume {run_dir.relative_to(project)}" in err
+    kept = verdicts(run_dir)
+    assert 4 <= len(kept) < CASES
+
+    sent = len(server.requests)
+    proc = start(project, "--resume", str(run_dir.relative_to(project)))
+    proc.communicate(timeout=60)
+    assert proc.returncode == 1  # some cases fail their check, none errs
+    final = verdicts(run_dir)
+    assert len(final) == CASES and set(kept) <= set(final)
+    assert len(server.requests) - sent == CASES - len(kept)  # only the missing were sent
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_verdicts(project, server):
+    """kill -9 mid-run loses at most what was in flight; --resume reaches the same verdicts."""
+    expected = uninterrupted(project)
+    for old in (project / "reports" / "runs").iterdir():
+        old.rename(project / old.name)  # out of the way, so the next run is the only one
+    proc = start(project, "suites")
+    run_dir = wait_for_lines(project, CASES // 3)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    kept = verdicts(run_dir)
+    assert CASES // 3 <= len(kept) < CASES
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+
+    proc = start(project, "suites", "--resume", str(run_dir))
+    proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert verdicts(run_dir) == expected
+
+
+def run_api(project: Path, **options):
+    prepared = api.prepare(["suites"], ["gpt35"])
+    policy = RetryPolicy(max_retries=0)
+    return api.run(prepared, RunOptions(retry=policy, reports_dir=project / "reports", **options))
+
+
+def test_duplicate_journal_lines_last_one_wins(project, server):
+    """A journal holding a key twice is read last-wins, and resume rewrites it without twins."""
+    outcome = run_api(project)
+    run_dir = outcome.run.path
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    assert first["verdict"] != "error"
+    twin = {**first, "verdict": "error", "error": {"kind": "server_error", "message": "x"}}
+    with (run_dir / "results.jsonl").open("a") as handle:
+        handle.write(json.dumps(twin) + "\n")
+    sent = len(server.requests)
+    resumed = run_api(project, resume=run_dir)
+    assert len(server.requests) == sent  # nothing was missing
+    by_key = {r.key: r for r in resumed.run.results}
+    assert len(resumed.run.results) == CASES == len(by_key)
+    assert by_key[f"resume/{first['case']}@gpt35#0"].verdict == "error"
+    assert len(journal(run_dir)) == CASES
+
+
+def test_retry_errors_runs_failed_requests_again(project, server):
+    """--resume with retry_errors sends the error cases again and keeps the rest."""
+    server.set_rules([Rule(Match(last_user="1$"), Action(error=ErrorReply(500))), *RULES])
+    outcome = run_api(project)
+    errors = {r.case for r in outcome.run.results if r.verdict == "error"}
+    assert errors == {"c01", "c11", "c21"}
+    server.set_rules(RULES)
+    sent = len(server.requests)
+    plain = run_api(project, resume=outcome.run.path)
+    assert len(server.requests) == sent and len(plain.run.results) == CASES
+    again = run_api(project, resume=outcome.run.path, retry_errors=True)
+    assert len(server.requests) - sent == len(errors)
+    assert not [r for r in again.run.results if r.verdict == "error"]
+    assert len(journal(outcome.run.path)) == CASES
