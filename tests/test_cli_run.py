@@ -259,3 +259,18 @@ def test_fail_under_gates_on_pass_rate(project):
     """--fail-under exits 0 when the pass rate meets the bar, 1 when it does not."""
     assert azeval("run", "suites", "-t", "gpt4o", "--fail-under", "70") == 0
     assert azeval("run", "suites", "-t", "gpt4o", "--fail-under", "80") == 1
+
+
+def test_blessed_baseline_gates_the_next_run(project, server, capsys):
+    """bless a run; the next run exits 0 unchanged and 1 on a planted regression."""
+    assert azeval("run", "suites", "-t", "gpt35") == 0
+    run_dir, _, _ = latest_run(project)
+    assert azeval("bless", str(run_dir), "-o", "baseline.json") == 0
+    gate = ("--baseline", "baseline.json", "--fail-on-regression", "--junit", "junit.xml")
+    assert azeval("run", "suites", "-t", "gpt35", *gate) == 0
+    server.set_rules([Rule(Match(last_user="(?i)refund"), Action(content="About a week.")), *RULES])
+    capsys.readouterr()
+    assert azeval("run", "suites", "-t", "gpt35", *gate) == 1
+    out = capsys.readouterr()
+    assert "regression" in (out.out + out.err)
+    assert 'failures="1"' in (project / "junit.xml").read_text()
