@@ -1,0 +1,158 @@
+"""The embedded local target: a real SmolLM2 model served by llama.cpp in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+
+from harness.config import TargetConfig
+from harness.errors import ConfigError
+from harness.targets import open_target
+from harness.targets.local import LocalTarget, default_gguf, gguf_sha256
+
+pytestmark = [pytest.mark.local_model, pytest.mark.timeout(120)]
+
+CONTACT_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "company": {"type": "string"}},
+    "required": ["name", "company"],
+    "additionalProperties": False,
+}
+
+
+def _body(question: str, max_tokens: int = 16) -> dict[str, object]:
+    return {
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": question},
+        ],
+        "temperature": 0,
+        "seed": 7,
+        "max_tokens": max_tokens,
+    }
+
+
+def _port_of(target: LocalTarget) -> int:
+    port = urlsplit(str(target._client.base_url)).port
+    assert port is not None
+    return port
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZEVAL_CACHE_DIR", str(tmp_path / "cache"))
+
+
+async def test_concurrent_requests_get_real_replies() -> None:
+    """Concurrent requests through the SDK path come back with content, finish and usage."""
+    target = await open_target(TargetConfig(name="local", kind="local", parallel=2))
+    try:
+        replies = await asyncio.gather(
+            target.complete(_body("What is the capital of France?"), timeout=60),
+            target.complete(_body("Name a primary colour."), timeout=60),
+            target.complete(_body("Write a long story about a dragon.", 4), timeout=60),
+        )
+    finally:
+        await target.aclose()
+    for reply in replies:
+        choice = reply.body["choices"][0]
+        assert choice["message"]["content"].strip()
+        assert reply.body["usage"]["prompt_tokens"] > 0
+        assert reply.latency_ms > 0
+    assert "Paris" in replies[0].body["choices"][0]["message"]["content"]
+    assert replies[2].body["choices"][0]["finish_reason"] == "length"
+    assert replies[2].body["usage"]["completion_tokens"] == 4
+
+
+async def test_info_names_the_gguf_and_its_sha256() -> None:
+    """TargetInfo says kind local, the GGUF's name, path and real sha256."""
+    gguf = default_gguf()
+    assert gguf is not None
+    target = await open_target(TargetConfig(name="local", kind="local", parallel=2))
+    await target.aclose()
+    digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
+    info = target.info.to_json()
+    assert info["kind"] == "local"
+    assert info["model"] == gguf.stem
+    assert info["model_version"] == digest[:12]
+    assert info["gguf"] == str(gguf)
+    assert info["sha256"] == digest
+    assert info["slots"] == 2
+
+
+async def test_json_schema_response_format_constrains_the_reply() -> None:
+    """response_format json_schema passes through and the reply validates against it."""
+    target = await open_target(TargetConfig(name="local", kind="local", parallel=2))
+    body = _body("Hello, this is Robert Smith from Contoso Insurance.", 40)
+    body["response_format"] = {
+        "type": "json_schema",
+        "json_schema": {"name": "contact", "schema": CONTACT_SCHEMA, "strict": True},
+    }
+    try:
+        reply = await target.complete(body, timeout=60)
+    finally:
+        await target.aclose()
+    content = reply.body["choices"][0]["message"]["content"]
+    jsonschema.validate(json.loads(content), CONTACT_SCHEMA)
+
+
+async def test_shared_server_stops_when_the_last_target_closes() -> None:
+    """Two opens share one server; it keeps serving until the last close frees its port."""
+    config = TargetConfig(name="local", kind="local", parallel=2)
+    first = await open_target(config)
+    second = await open_target(config)
+    assert isinstance(first, LocalTarget)
+    assert isinstance(second, LocalTarget)
+    port = _port_of(first)
+    assert _port_of(second) == port
+    await first.aclose()
+    reply = await second.complete(_body("Say hello.", 4), timeout=60)
+    assert reply.body["choices"][0]["message"]["content"]
+    await second.aclose()
+    assert not _port_open(port)
+
+
+async def test_a_file_that_is_not_gguf_is_a_config_error(tmp_path: Path) -> None:
+    """A model_path that is not a GGUF file names the config place and sends nothing."""
+    bogus = tmp_path / "model.gguf"
+    bogus.write_text("not a model", encoding="utf-8")
+    config = TargetConfig(name="mine", kind="local", model_path=str(bogus), source="azeval.toml")
+    with pytest.raises(ConfigError) as caught:
+        await open_target(config)
+    message = caught.value.format_message()
+    assert "azeval.toml: targets.mine.model_path" in message
+    assert "not a GGUF" in message
+
+
+async def test_a_missing_model_path_is_a_config_error(tmp_path: Path) -> None:
+    """A model_path that does not exist names the config place and the file."""
+    config = TargetConfig(
+        name="mine", kind="local", model_path=str(tmp_path / "nope.gguf"), source="azeval.toml"
+    )
+    with pytest.raises(ConfigError, match=r"targets\.mine\.model_path: no such file"):
+        await open_target(config)
+
+
+def test_sha256_is_cached_by_size_and_mtime(tmp_path: Path) -> None:
+    """The digest is remembered per (path, size, mtime) and recomputed when the file changes."""
+    model = tmp_path / "tiny.gguf"
+    model.write_bytes(b"GGUF" + b"\0" * 100)
+    first = gguf_sha256(model)
+    assert first == hashlib.sha256(model.read_bytes()).hexdigest()
+    cache = json.loads((tmp_path / "cache" / "gguf-sha256.json").read_text(encoding="utf-8"))
+    assert cache[str(model)]["sha256"] == first
+    model.write_bytes(b"GGUF" + b"\1" * 101)
+    assert gguf_sha256(model) == hashlib.sha256(model.read_bytes()).hexdigest() != first
