@@ -32,6 +32,10 @@ from typing import Any
 # Priorities: lower is served first.
 RETRY = 0
 FRESH = 1
+# Charges are kept this share of the window longer than the service keeps them.
+EDGE = 0.01
+# Learned limits are the lowest of this many recent estimates (so they can rise again).
+LEARN_FROM = 32
 
 
 class QueueDeadline(Exception):
@@ -46,6 +50,9 @@ class Permit:
     stamp: float
     charge: list[float] = field(default_factory=list)  # the window entry: [stamp, tokens]
     done: bool = False
+    # Tokens and requests admitted up to and including this one, over the run.
+    tokens_through: float = 0.0
+    requests_through: int = 0
 
 
 @dataclass
@@ -92,6 +99,8 @@ class Scheduler:
         self.learn = tpm is None and rpm is None
         self.learned_tpm: int | None = None
         self.learned_rpm: int | None = None
+        self._tpm_seen: deque[int] = deque(maxlen=LEARN_FROM)
+        self._rpm_seen: deque[int] = deque(maxlen=LEARN_FROM)
         self.window_s = window_s
         self.clock = clock
         self.limit = 1.0  # the probe: one request until the target first answers
@@ -101,6 +110,11 @@ class Scheduler:
         self.stats = SchedulerStats(min_limit=self.max_concurrency)
         self._window: deque[list[float]] = deque()
         self._used = 0.0
+        # Running totals, so what had been spent when a request was admitted is O(1).
+        self._admitted_tokens = 0.0
+        self._admitted = 0
+        self._expired_tokens = 0.0
+        self._expired = 0
         self._successes = 0
         self._last_decrease = float("-inf")
         self._queue: list[tuple[int, int, int, asyncio.Future[Permit]]] = []
@@ -182,14 +196,21 @@ class Scheduler:
     # --- the books -----------------------------------------------------------------------
 
     def _expire(self, now: float) -> None:
-        horizon = now - self.window_s
+        # The service stamps a charge when the request reaches it, a little after we did:
+        # keep ours a little longer so the two windows do not disagree at the edge.
+        horizon = now - self.window_s * (1 + EDGE)
         window = self._window
         while window and window[0][0] <= horizon:
-            self._used -= window.popleft()[1]
+            charge = window.popleft()[1]
+            self._used -= charge
+            self._expired_tokens += charge
+            self._expired += 1
 
     def _refund(self, permit: Permit) -> None:
         if permit.charge and permit.charge[1]:
             self._used -= permit.charge[1]
+            self._admitted_tokens -= permit.charge[1]  # as if never charged
+            permit.tokens_through -= permit.charge[1]
             permit.charge[1] = 0.0
             self.stats.refunded += 1
 
@@ -202,7 +223,7 @@ class Scheduler:
         wait = 0.0
         if rpm is not None and len(self._window) >= rpm:
             stamp = self._window[len(self._window) - rpm][0]
-            wait = max(wait, stamp + self.window_s - now)
+            wait = max(wait, stamp + self.window_s * (1 + EDGE) - now)
         if tpm is not None and self._used + cost > tpm and self._used > 0:
             # An over-sized request goes alone; the service will say what it thinks of it.
             need = min(cost, tpm)
@@ -210,7 +231,7 @@ class Scheduler:
             for stamp, charge in self._window:
                 used -= charge
                 if used + need <= tpm:
-                    wait = max(wait, stamp + self.window_s - now)
+                    wait = max(wait, stamp + self.window_s * (1 + EDGE) - now)
                     break
         return wait
 
@@ -221,13 +242,16 @@ class Scheduler:
         if tokens is None and requests is None:
             return
         self._expire(self.clock())
-        before = [c for c in self._window if c[0] <= permit.stamp]
+        # Requests we counted that had not reached the service yet make an estimate too
+        # high, never too low: the lowest recent one is the best.
         if tokens is not None:
-            seen = tokens + int(sum(c[1] for c in before))
-            self.learned_tpm = max(self.learned_tpm or 0, seen)
+            spent = max(0.0, permit.tokens_through - self._expired_tokens)
+            self._tpm_seen.append(tokens + int(spent))
+            self.learned_tpm = min(self._tpm_seen)
         if requests is not None:
-            seen = requests + len(before)
-            self.learned_rpm = max(self.learned_rpm or 0, seen)
+            spent_requests = max(0, permit.requests_through - self._expired)
+            self._rpm_seen.append(requests + spent_requests)
+            self.learned_rpm = min(self._rpm_seen)
 
     @property
     def effective_tpm(self) -> int | None:
@@ -258,7 +282,15 @@ class Scheduler:
                 return
             heapq.heappop(queue)
             self._expire(now)
-            permit = Permit(cost=cost, stamp=now, charge=[now, float(cost)])
+            self._admitted_tokens += cost
+            self._admitted += 1
+            permit = Permit(
+                cost=cost,
+                stamp=now,
+                charge=[now, float(cost)],
+                tokens_through=self._admitted_tokens,
+                requests_through=self._admitted,
+            )
             self._window.append(permit.charge)
             self._used += cost
             self.in_flight += 1
