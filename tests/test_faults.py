@@ -38,7 +38,8 @@ def run(tmp_path: Path, monkeypatch, endpoint: str, **options):
     """Run the fault suite on gpt35 through the Python API; return outcome and journal lines."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
-    (tmp_path / "azeval.toml").write_text(CONFIG.format(endpoint=endpoint))
+    config = CONFIG.format(endpoint=endpoint) + options.pop("config", "")
+    (tmp_path / "azeval.toml").write_text(config)
     (tmp_path / "suites").mkdir(exist_ok=True)
     (tmp_path / "suites" / "faults.yaml").write_text(suite_text(options.pop("cases", CASES)))
     prepared = api.prepare(["suites"], ["gpt35"])
@@ -200,3 +201,25 @@ def test_unreachable_endpoint_is_dead_after_one_case(tmp_path, monkeypatch):
     assert kinds == ["connection"] + ["target_unavailable"] * (CASES - 1)
     assert api.exit_code(outcome) == 3
     assert outcome.dead_targets["gpt35"].startswith("unreachable")
+
+
+def test_configured_quota_is_kept_to_instead_of_meeting_429s(tmp_path, monkeypatch):
+    """With the target's tpm configured, requests wait for the window: no 429 storm."""
+    deployment = Deployment("gpt35", model="gpt-35-turbo", tpm=2000)  # rpm: 12 per window
+    with FakeAzure([deployment], api_keys=(KEY,), window_s=1.0) as server:
+        started = time.monotonic()
+        outcome, results = run(
+            tmp_path,
+            monkeypatch,
+            server.endpoint,
+            cases=30,
+            concurrency=16,
+            quota_window=1.0,
+            config="tpm = 2000\n",
+        )
+        elapsed = time.monotonic() - started
+    assert_complete(results, cases=30)
+    assert all(r["verdict"] == "pass" for r in results)
+    assert server.count(429) <= 2  # timing at the window's edge, at most
+    assert elapsed >= 2.0  # 30 requests at 12 a window
+    assert outcome.run.meta["scheduler"]["gpt35"]["tpm"] == 2000

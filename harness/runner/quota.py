@@ -34,6 +34,9 @@ RETRY = 0
 FRESH = 1
 # Charges are kept this share of the window longer than the service keeps them.
 EDGE = 0.01
+# The service stamps a charge when a request reaches it, between our admission and its
+# answer: an answered request's charge is moved to the answer, at most this much later.
+RESTAMP_S = 0.5
 # Learned limits are the lowest of this many recent estimates (so they can rise again).
 LEARN_FROM = 32
 
@@ -172,6 +175,8 @@ class Scheduler:
             self.limit = float(self.max_concurrency)
         if refund or rate_limited:
             self._refund(permit)
+        elif answered and permit.charge:
+            permit.charge[0] = min(now, permit.stamp + RESTAMP_S)
         if rate_limited:
             self.stats.rate_limited += 1
             if permit.stamp >= self._last_decrease:  # one decrease per congestion event
@@ -222,16 +227,20 @@ class Scheduler:
         self._expire(now)
         wait = 0.0
         if rpm is not None and len(self._window) >= rpm:
-            stamp = self._window[len(self._window) - rpm][0]
+            # Restamped entries may be a little out of order: the latest of those that must
+            # expire decides.
+            stamp = max(c[0] for c in itertools.islice(self._window, len(self._window) - rpm + 1))
             wait = max(wait, stamp + self.window_s * (1 + EDGE) - now)
         if tpm is not None and self._used + cost > tpm and self._used > 0:
             # An over-sized request goes alone; the service will say what it thinks of it.
             need = min(cost, tpm)
             used = self._used
+            latest = float("-inf")
             for stamp, charge in self._window:
                 used -= charge
+                latest = max(latest, stamp)
                 if used + need <= tpm:
-                    wait = max(wait, stamp + self.window_s * (1 + EDGE) - now)
+                    wait = max(wait, latest + self.window_s * (1 + EDGE) - now)
                     break
         return wait
 
