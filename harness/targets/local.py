@@ -45,7 +45,9 @@ _GGUF_MAGIC = b"GGUF"
 
 
 @dataclass(frozen=True)
-class _ServerKey:
+class ServerKey:
+    """What makes two local targets able to share one llama.cpp server."""
+
     gguf: str
     n_ctx: int
     slots: int
@@ -59,7 +61,7 @@ class _Running:
     users: int
 
 
-_servers: dict[_ServerKey, _Running] = {}
+_servers: dict[ServerKey, _Running] = {}
 _servers_lock = threading.Lock()
 
 
@@ -72,11 +74,11 @@ class LocalTarget(SdkTarget):
         client: openai.AsyncOpenAI,
         model: str,
         *,
-        key: _ServerKey,
+        key: ServerKey,
         seed: int | None,
     ) -> None:
         super().__init__(info, client, model)
-        self._key: _ServerKey | None = key
+        self._key: ServerKey | None = key
         self._seed = seed
 
     async def complete(self, body: Mapping[str, Any], *, timeout: float) -> Completion:
@@ -101,7 +103,7 @@ async def open_local_target(config: TargetConfig) -> Target:
     gguf = resolve_gguf(config)
     slots = config.parallel
     threads = config.threads or os.cpu_count() or 1
-    key = _ServerKey(str(gguf), config.n_ctx * slots, slots, threads)
+    key = ServerKey(str(gguf), config.n_ctx * slots, slots, threads)
     sha256 = await asyncio.to_thread(gguf_sha256, gguf)
     address = await asyncio.to_thread(_acquire, key, xllamacpp, config)
     info = TargetInfo(
@@ -192,7 +194,7 @@ def _import_xllamacpp(config: TargetConfig) -> Any:
     return xllamacpp
 
 
-def _acquire(key: _ServerKey, xllamacpp: Any, config: TargetConfig) -> str:
+def _acquire(key: ServerKey, xllamacpp: Any, config: TargetConfig) -> str:
     """The address of a running server for key, starting one if none runs (blocking)."""
     with _servers_lock:
         running = _servers.get(key)
@@ -204,7 +206,19 @@ def _acquire(key: _ServerKey, xllamacpp: Any, config: TargetConfig) -> str:
         return running.address
 
 
-def _start(key: _ServerKey, xllamacpp: Any, config: TargetConfig) -> Any:
+def _start(key: ServerKey, xllamacpp: Any, config: TargetConfig) -> Any:
+    try:
+        return xllamacpp.Server(server_params(xllamacpp, key))
+    except RuntimeError as exc:
+        raise ConfigError(
+            config.source,
+            f"{config.place}.model_path",
+            f"llama.cpp could not load {key.gguf} ({exc}; its log above says why)",
+        ) from None
+
+
+def server_params(xllamacpp: Any, key: ServerKey) -> Any:
+    """The xllamacpp.CommonParams a local target starts its server with."""
     params = xllamacpp.CommonParams()
     params.model.path = key.gguf
     params.model_alias = {Path(key.gguf).stem}  # the `model` field of every reply
@@ -219,17 +233,10 @@ def _start(key: _ServerKey, xllamacpp: Any, config: TargetConfig) -> Any:
     params.port = 0  # any free port; the host is 127.0.0.1
     params.fit_params = False  # fitting to GPU memory loads the model twice for nothing
     params.verbosity = int(os.environ.get("AZEVAL_LOCAL_VERBOSITY", _LOG_ERRORS_ONLY))
-    try:
-        return xllamacpp.Server(params)
-    except RuntimeError as exc:
-        raise ConfigError(
-            config.source,
-            f"{config.place}.model_path",
-            f"llama.cpp could not load {key.gguf} ({exc}; its log above says why)",
-        ) from None
+    return params
 
 
-def _release(key: _ServerKey) -> None:
+def _release(key: ServerKey) -> None:
     with _servers_lock:
         running = _servers.get(key)
         if running is None:
