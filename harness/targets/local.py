@@ -102,7 +102,7 @@ async def open_local_target(config: TargetConfig) -> Target:
     xllamacpp = _import_xllamacpp(config)
     gguf = resolve_gguf(config)
     slots = config.parallel
-    threads = config.threads or os.cpu_count() or 1
+    threads = config.threads or usable_cpus()
     key = ServerKey(str(gguf), config.n_ctx * slots, slots, threads)
     sha256 = await asyncio.to_thread(gguf_sha256, gguf)
     address = await asyncio.to_thread(_acquire, key, xllamacpp, config)
@@ -115,6 +115,13 @@ async def open_local_target(config: TargetConfig) -> Target:
     )
     client = openai.AsyncOpenAI(base_url=address + "/v1", api_key="local", max_retries=0)
     return LocalTarget(info, client, gguf.stem, key=key, seed=config.seed)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (a container's CPU set, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def default_gguf() -> Path | None:
