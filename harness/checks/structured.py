@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -28,13 +29,21 @@ def load_schema(arg: Any, ctx: LoadContext) -> dict[str, Any]:
         schema = arg
     else:
         raise ValueError("expects a JSON Schema (a mapping) or the path of a schema file")
+    _check_schema(json.dumps(schema, sort_keys=True, default=str))
+    return schema
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_schema(canonical: str) -> None:
+    # Keyed by the schema's canonical JSON: a suite that repeats one schema over many
+    # cases (for_each) checks it once.
+    schema = json.loads(canonical)
     validator = jsonschema.validators.validator_for(schema)
     try:
         validator.check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise ValueError(f"invalid JSON Schema at {where}: {exc.message}") from None
-    return schema
 
 
 def _parse_schema_file(path: Path, text: str) -> dict[str, Any]:

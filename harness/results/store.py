@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -53,7 +53,19 @@ def load_run(path: Path) -> Run:
     if not meta_file.exists():
         raise FileNotFoundError(f"{path}: not a run directory (no {RUN_FILE})")
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    return Run(path=path, meta=meta, results=list(read_results(path)))
+    return Run(path=path, meta=meta, results=latest_results(read_results(path)))
+
+
+def latest_results(results: Iterable[CaseResult]) -> list[CaseResult]:
+    """One result per key, the last written, in the order of those last writes.
+
+    A journal can hold a key twice when a resumed run ran it again.
+    """
+    last: dict[str, CaseResult] = {}
+    for result in results:
+        last.pop(result.key, None)
+        last[result.key] = result
+    return list(last.values())
 
 
 def write_meta(path: Path, meta: dict[str, Any]) -> None:

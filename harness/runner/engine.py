@@ -20,6 +20,7 @@ from harness.results.store import (
     RESULTS_FILE,
     Journal,
     Run,
+    latest_results,
     load_run,
     read_results,
     write_meta,
@@ -330,13 +331,14 @@ def _open_run_dir(
 ) -> tuple[Path, dict[str, Any], set[str]]:
     if options.resume is not None:
         previous = load_run(options.resume)
+        written = sum(1 for _ in read_results(options.resume))
         meta = previous.meta
         meta["resumed_at"] = [*meta.get("resumed_at", []), now_iso()]
         meta["status"] = "running"
-        results = latest_by_key(previous.results)
+        results = previous.results  # one per key, the last written
         if options.retry_errors:
             results = [r for r in results if r.verdict != "error"]
-        if len(results) != len(previous.results):
+        if len(results) != written:
             _rewrite_journal(options.resume, results)
         write_meta(options.resume, meta)
         return options.resume, meta, {r.key for r in results}
@@ -346,15 +348,6 @@ def _open_run_dir(
     meta = run_meta(run_id, suites, [t.info for t in targets.values()], options.to_json())
     write_meta(run_dir, meta)
     return run_dir, meta, set()
-
-
-def latest_by_key(results: list[CaseResult]) -> list[CaseResult]:
-    """One result per key, the last one written, in the order of those last writes."""
-    last: dict[str, CaseResult] = {}
-    for result in results:
-        last.pop(result.key, None)
-        last[result.key] = result
-    return list(last.values())
 
 
 def _rewrite_journal(run_dir: Path, results: list[CaseResult]) -> None:
@@ -369,7 +362,7 @@ def _rewrite_journal(run_dir: Path, results: list[CaseResult]) -> None:
 
 
 def _finish(run_dir: Path, meta: dict[str, Any], interrupted: bool, redact: Redactor) -> Run:
-    results = latest_by_key(list(read_results(run_dir)))
+    results = latest_results(read_results(run_dir))
     meta["finished_at"] = now_iso()
     meta["status"] = "interrupted" if interrupted else "complete"
     meta["summary"] = summarize_run(results, [t["name"] for t in meta["targets"]])
