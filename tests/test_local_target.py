@@ -19,6 +19,10 @@ from harness.targets.local import LocalTarget, default_gguf, gguf_sha256
 
 pytestmark = [pytest.mark.local_model, pytest.mark.timeout(120)]
 
+# One thread per model: CI runners often run test workers side by side, and llama.cpp
+# threads beyond the free cores slow every worker down several times over.
+LOCAL = TargetConfig(name="local", kind="local", parallel=2, threads=1)
+
 CONTACT_SCHEMA = {
     "type": "object",
     "properties": {"name": {"type": "string"}, "company": {"type": "string"}},
@@ -58,7 +62,7 @@ def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_concurrent_requests_get_real_replies() -> None:
     """Concurrent requests through the SDK path come back with content, finish and usage."""
-    target = await open_target(TargetConfig(name="local", kind="local", parallel=2))
+    target = await open_target(LOCAL)
     try:
         replies = await asyncio.gather(
             target.complete(_body("What is the capital of France?"), timeout=60),
@@ -81,7 +85,7 @@ async def test_info_names_the_gguf_and_its_sha256() -> None:
     """TargetInfo says kind local, the GGUF's name, path and real sha256."""
     gguf = default_gguf()
     assert gguf is not None
-    target = await open_target(TargetConfig(name="local", kind="local", parallel=2))
+    target = await open_target(LOCAL)
     await target.aclose()
     digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
     info = target.info.to_json()
@@ -95,7 +99,7 @@ async def test_info_names_the_gguf_and_its_sha256() -> None:
 
 async def test_json_schema_response_format_constrains_the_reply() -> None:
     """response_format json_schema passes through and the reply validates against it."""
-    target = await open_target(TargetConfig(name="local", kind="local", parallel=2))
+    target = await open_target(LOCAL)
     body = _body("Hello, this is Robert Smith from Contoso Insurance.", 40)
     body["response_format"] = {
         "type": "json_schema",
@@ -111,9 +115,8 @@ async def test_json_schema_response_format_constrains_the_reply() -> None:
 
 async def test_shared_server_stops_when_the_last_target_closes() -> None:
     """Two opens share one server; it keeps serving until the last close frees its port."""
-    config = TargetConfig(name="local", kind="local", parallel=2)
-    first = await open_target(config)
-    second = await open_target(config)
+    first = await open_target(LOCAL)
+    second = await open_target(LOCAL)
     assert isinstance(first, LocalTarget)
     assert isinstance(second, LocalTarget)
     port = _port_of(first)
