@@ -265,13 +265,8 @@ def _line(result: CaseResult) -> str:
     text = f"{verdict:9} {result.suite}/{result.case} @{result.target}"
     if result.repeat:
         text += f" #{result.repeat}"
-    if result.error:
-        text += f"  {result.error.get('kind')}: {str(result.error.get('message'))[:160]}"
-    else:
-        bad = [c for c in result.checks if c.status in ("fail", "error")]
-        if bad:
-            text += f"  {bad[0].check}: {bad[0].message[:160]}"
-    return text
+    problem = result.problem()
+    return f"{text}  {problem[:200]}" if problem else text
 
 
 def _print_summary(outcome: Any) -> None:

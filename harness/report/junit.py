@@ -48,15 +48,6 @@ def _check_lines(result: CaseResult) -> list[str]:
     return lines
 
 
-def _first_problem(result: CaseResult) -> str:
-    bad = [c for c in result.checks if c.status in ("fail", "error")]
-    if bad:
-        return f"check {bad[0].check}: {bad[0].message}"
-    if result.error:
-        return f"{result.error.get('kind')}: {result.error.get('message')}"
-    return "no check verified this case"
-
-
 def _body(results: list[CaseResult]) -> str:
     parts = []
     for r in results:
@@ -94,7 +85,7 @@ def _testcase(results: list[CaseResult]) -> tuple[ET.Element, str]:
             kind = "error"
     if kind != "passed":
         culprit = next(r for r in results if r.verdict != "pass")
-        message = _first_problem(culprit)
+        message = culprit.problem()
         if n > 1:
             low, high = wilson_interval(passed, n)
             message = (

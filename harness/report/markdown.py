@@ -93,15 +93,6 @@ def _target_table(run: Run) -> list[str]:
     return lines
 
 
-def _problem(result: CaseResult) -> str:
-    bad = [c for c in result.checks if c.status in ("fail", "error")]
-    if bad:
-        return f"{bad[0].check}: {bad[0].message}"
-    if result.error:
-        return f"{result.error.get('kind')}: {result.error.get('message')}"
-    return "no check verified this case"
-
-
 def _failures(run: Run) -> list[str]:
     bad = [r for r in run.results if r.verdict != "pass"]
     if not bad:
@@ -109,7 +100,7 @@ def _failures(run: Run) -> list[str]:
     lines = [f"### Not passed ({len(bad)})", ""]
     for r in bad[:MAX_LISTED]:
         where = f"{r.case_key}@{r.target}" + (f"#{r.repeat}" if r.repeat else "")
-        lines.append(f"- **{r.verdict}** {code(where)} — {code(_problem(r), limit=300)}")
+        lines.append(f"- **{r.verdict}** {code(where)} — {code(r.problem(), limit=300)}")
     if len(bad) > MAX_LISTED:
         lines.append(f"- … and {len(bad) - MAX_LISTED} more (see the HTML report)")
     return [*lines, ""]

@@ -115,6 +115,17 @@ class CaseResult:
         values = [t.latency_ms for t in self.turns if t.latency_ms is not None]
         return sum(values) if values else None
 
+    def problem(self) -> str:
+        """Why this result is not a pass, in one line: the error, else the first bad check."""
+        if self.error:
+            return f"{self.error.get('kind')}: {self.error.get('message')}"
+        bad = [c for c in self.checks if c.status in (FAIL, CHECK_ERROR)]
+        if bad:
+            return f"check {bad[0].check}: {bad[0].message}"
+        if self.verdict == "unchecked":
+            return "no check verified this case"
+        return ""
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["turns"] = [t.to_json() for t in self.turns]
