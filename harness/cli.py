@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -127,6 +128,10 @@ def run(
         baseline, fail_on_regression, min_lower_bound, junit, markdown
     )
     settings = prepared.config.settings
+    if timeout is not None:  # the command line beats each target's own timeout
+        prepared = dataclasses.replace(
+            prepared, targets=[dataclasses.replace(t, timeout=timeout) for t in prepared.targets]
+        )
     options = RunOptions(
         concurrency=concurrency or settings.get("concurrency", 4),
         timeout=timeout or settings.get("timeout", 60.0),

@@ -26,6 +26,9 @@ else:  # pragma: no cover
 CONFIG_FILE = "azeval.toml"
 KINDS = ("azure", "openai", "local")
 DEFAULT_API_VERSION = "2024-10-21"
+# A local model shares the CPU with everything else on the machine; on a busy CI runner a
+# reply can take minutes, which is slow, not broken.
+LOCAL_TIMEOUT = 300.0
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 _COMMON_KEYS = {
@@ -135,7 +138,7 @@ class Config:
 
 def default_local_target() -> TargetConfig:
     """The embedded SmolLM2 model, used when no target is configured."""
-    return TargetConfig(name="local", kind="local", model="local")
+    return TargetConfig(name="local", kind="local", model="local", timeout=LOCAL_TIMEOUT)
 
 
 def expand_env(value: str, path: str, place: str) -> str:
@@ -225,6 +228,7 @@ def _parse_target(name: str, body: Mapping[str, Any], source: str) -> TargetConf
         fields.setdefault("api_key_env", "OPENAI_API_KEY")
     else:
         fields.setdefault("model", "local")
+        fields.setdefault("timeout", LOCAL_TIMEOUT)
     for key in ("model", "model_version", "deployment", "api_version", "endpoint"):
         if key in fields:
             fields[key] = str(fields[key])

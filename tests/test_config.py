@@ -123,3 +123,10 @@ def test_pyproject_tool_section_is_found(write, tmp_path):
     path = find_config(tmp_path / "sub")
     assert path == tmp_path / "pyproject.toml"
     assert list(load_config(path).targets) == ["a"]
+
+
+def test_local_targets_get_a_patient_timeout(write):
+    """A local model shares the CPU, so its targets default to a long request timeout."""
+    path = write("azeval.toml", '[targets.mine]\nkind = "local"\n')
+    assert load_config(path).targets["mine"].timeout == 300.0
+    assert load_config(start=path.parent.parent).select(["local"])[0].timeout == 300.0
