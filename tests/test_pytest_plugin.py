@@ -49,6 +49,8 @@ def project(pytester: pytest.Pytester, server: FakeAzure, monkeypatch: pytest.Mo
         for name in ("gpt35", "gpt4")
     )
     pytester.makefile(".toml", azeval=targets + "\n[settings]\nmax_retries = 0\n")
+    # As a user's project would: pytest-asyncio is installed here and warns when unset.
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.mkdir("suites")
     (pytester.path / "suites" / "geo.yaml").write_text(SUITE, encoding="utf-8")
     (pytester.path / "suites" / "data").mkdir()
@@ -125,7 +127,10 @@ def test_ini_option_names_suite_folders_and_targets(
     pytester: pytest.Pytester, project: None
 ) -> None:
     """azeval_suites and azeval_targets in the ini collect suites without naming them."""
-    pytester.makeini("[pytest]\nazeval_suites = suites\nazeval_targets = gpt4\n")
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+        "azeval_suites = suites\nazeval_targets = gpt4\n"
+    )
     result = pytester.runpytest("--collect-only", "-q")
     result.stdout.fnmatch_lines(["*3 tests collected*"])
 
