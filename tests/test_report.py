@@ -164,18 +164,21 @@ def test_summary_rows_and_charts(tmp_path: Path) -> None:
     assert "refunds · 3 cases" in html
 
 
-def test_rows_put_failures_first_and_diff_targets(tmp_path: Path) -> None:
-    """Failing rows sort first; the second target is word-diffed against the first."""
+def test_rows_put_failures_first_and_pair_targets_for_diffs(tmp_path: Path) -> None:
+    """Failing rows sort first; a row names the column pairs the page word-diffs, no diff text."""
     data = embedded_data(render_html(two_target_run(tmp_path / "run")))
     keys = [row["k"] for row in data["rows"]]
     assert keys[-1] == "refunds/ok"
     assert [c["label"] for c in data["columns"]] == ["gpt35", "gpt4o"]
     ok = data["rows"][-1]
-    assert ok["d"] == [
-        [0, 1, [["=", "Refund "], ["-", "denied "], ["+", "approved "], ["=", "for order 1234."]]]
+    assert ok["d"] == [[0, 1]]
+    assert [c["r"] for c in ok["c"]] == [
+        "Refund denied for order 1234.",
+        "Refund approved for order 1234.",
     ]
     assert "regressed" not in ok["f"]
     boom = next(r for r in data["rows"] if r["k"] == "refunds/boom")
+    assert boom["d"] == []  # neither target replied: nothing to diff
     assert "errored" in boom["f"]
     assert boom["c"][0]["e"] == ["rate_limited (HTTP 429): 429 <b>slow</b>"]
     xss = next(r for r in data["rows"] if r["k"] == "refunds/xss")
@@ -206,7 +209,7 @@ def test_baseline_column_regressions_and_drift(tmp_path: Path) -> None:
     first = data["rows"][0]
     assert first["k"] == "refunds/a"
     assert "regressed" in first["f"]
-    assert first["d"][0][:2] == [1, 0]
+    assert first["d"] == [[1, 0]]
     assert "Model drift" in html
     assert (
         "reported model gpt-35-turbo-0125; the baseline (gpt35) reported gpt-35-turbo-0613" in html

@@ -1,6 +1,9 @@
 """The report's case rows as plain JSON data, for the page's script to page and render.
 
-Model text never becomes markup here: the page writes it with ``textContent``.
+Model text never becomes markup here: the page writes it with ``textContent``. Word diffs
+are not computed here either: a row names the column pairs to diff and the page diffs the
+replies it already holds when the row is opened, which keeps a 10,000-case page fast to
+make and small.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from harness.results.compare import REGRESSION, Comparison, compare, outcome, word_diff
+from harness.results.compare import REGRESSION, Comparison, compare, outcome
 from harness.results.record import CaseResult
 from harness.results.store import Run
 
@@ -134,7 +137,7 @@ def _cell(group: list[CaseResult]) -> dict[str, Any]:
 def build_rows(
     run: Run, baseline: Run | None, cols: list[Column], compared: dict[int, Comparison]
 ) -> list[dict[str, Any]]:
-    """One row per suite/case: a cell per column, flags, and word diffs against references."""
+    """One row per suite/case: a cell per column, flags, and the column pairs to word-diff."""
     groups: dict[tuple[str, bool], dict[str, list[CaseResult]]] = defaultdict(
         lambda: defaultdict(list)
     )
@@ -175,8 +178,7 @@ def build_rows(
             a, b = (cells[ref] if ref is not None else None), cells[i]
             if a is None or b is None or (a["r"] is None and b["r"] is None):
                 continue
-            before, after = a["r"] or "", b["r"] or ""
-            diffs.append([ref, i, None if before == after else word_diff(before, after)])
+            diffs.append([ref, i])
         rank = min((_SEVERITY[f] for f in flags), default=len(_SEVERITY))
         rows.append({"k": key, "f": flags, "s": rank, "m": messages, "c": cells, "d": diffs})
     rows.sort(key=lambda row: row["s"])  # stable: case order within a severity

@@ -9,6 +9,11 @@
   var FILTERS = { all: null, failures: "failed", regressions: "regressed", flaky: "flaky", errors: "errored" };
   var FLAG_LABEL = { regressed: "regression", errored: "error", failed: "not passed", flaky: "flaky" };
   var CHECK_MARK = { pass: "\u2713 pass", fail: "\u2717 fail", "n/a": "n/a", error: "! error" };
+  // Word diffs use the CLI's tokens (harness/results/compare.py): a word with the whitespace
+  // after it, a punctuation mark with its whitespace, or leading whitespace.
+  var TOKEN = /[\p{L}\p{M}\p{N}_]+\s*|[^\p{L}\p{M}\p{N}_\s]\s*|\s+/gu;
+  var MAX_DIFF_TOKENS = 4000;  // per side, as in the CLI: past it, show remove-all/add-all
+  var MAX_DIFF_CELLS = 1000000;  // LCS table of the differing middles: ~50 ms, 2 MB at most
   var state = { filter: "all", q: "", page: 1, expand: false };
   var opened = {};
   var haystacks = null;
@@ -138,13 +143,70 @@
     return box;
   }
 
+  // A word diff as [op, text] runs (op "=", "-" or "+"), computed only when a row opens so
+  // the page carries no diffs. Equal runs take the after side's text, so "=" and "+" runs
+  // rebuild the after reply exactly; within a change, removals come before additions.
+  function wordDiff(before, after) {
+    if (before === after) return before ? [["=", before]] : [];
+    var a = before.match(TOKEN) || [], b = after.match(TOKEN) || [];
+    if (a.length > MAX_DIFF_TOKENS || b.length > MAX_DIFF_TOKENS) {
+      return [["-", before], ["+", after]].filter(function (op) { return op[1]; });
+    }
+    // Match on the words alone, so "Contoso" ending a sentence still matches "Contoso ".
+    function key(t) { return t.trimEnd() || t; }
+    var ka = a.map(key), kb = b.map(key);
+    var start = 0, limit = Math.min(a.length, b.length), end = 0;
+    while (start < limit && ka[start] === kb[start]) start++;
+    while (end < limit - start && ka[a.length - 1 - end] === kb[b.length - 1 - end]) end++;
+    var out = [], removed = "", added = "";
+    function flush() {
+      if (removed) out.push(["-", removed]);
+      if (added) out.push(["+", added]);
+      removed = added = "";
+    }
+    function same(text) {
+      flush();
+      if (!text) return;
+      if (out.length && out[out.length - 1][0] === "=") out[out.length - 1][1] += text;
+      else out.push(["=", text]);
+    }
+    same(b.slice(0, start).join(""));
+    var n = a.length - start - end, m = b.length - start - end, i = 0, j = 0;
+    if (n * m > MAX_DIFF_CELLS) {
+      removed = a.slice(start, start + n).join("");
+      added = b.slice(start, start + m).join("");
+      i = n; j = m;
+    } else {
+      // lcs[i * w + j]: the longest common run of a[start+i..] and b[start+j..].
+      var w = m + 1, lcs = new Uint16Array((n + 1) * w);
+      for (var x = n - 1; x >= 0; x--) {
+        for (var y = m - 1; y >= 0; y--) {
+          lcs[x * w + y] = ka[start + x] === kb[start + y]
+            ? lcs[(x + 1) * w + y + 1] + 1
+            : Math.max(lcs[(x + 1) * w + y], lcs[x * w + y + 1]);
+        }
+      }
+      while (i < n && j < m) {
+        if (ka[start + i] === kb[start + j]) { same(b[start + j]); i++; j++; }
+        else if (lcs[(i + 1) * w + j] >= lcs[i * w + j + 1]) { removed += a[start + i]; i++; }
+        else { added += b[start + j]; j++; }
+      }
+    }
+    for (; i < n; i++) removed += a[start + i];
+    for (; j < m; j++) added += b[start + j];
+    same(b.slice(b.length - end).join(""));
+    flush();
+    return out;
+  }
+
   function diffs(row) {
     var box = el("div");
     row.d.forEach(function (d) {
+      var before = row.c[d[0]].r || "", after = row.c[d[1]].r || "";
       box.appendChild(el("div", "section-title", "Word diff \u00b7 " + cols[d[0]].label + " \u2192 " + cols[d[1]].label));
-      if (!d[2]) { box.appendChild(el("div", "muted", "identical replies")); return; }
+      if (before === after) { box.appendChild(el("div", "muted", "identical replies")); return; }
       var pre = el("div", "diff");
-      d[2].forEach(function (op) {
+      wordDiff(before, after).forEach(function (op) {
         pre.appendChild(op[0] === "=" ? document.createTextNode(op[1]) : el(op[0] === "+" ? "ins" : "del", null, op[1]));
       });
       box.appendChild(pre);
