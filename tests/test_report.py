@@ -44,7 +44,9 @@ def case(
     return CaseResult("refunds", name, target, 0, verdict, (turn,), error=error, **fields)
 
 
-def make_run(path: Path, results: list[CaseResult], targets: list[dict[str, Any]]) -> Run:
+def make_run(
+    path: Path, results: list[CaseResult], targets: list[dict[str, Any]], **meta: Any
+) -> Run:
     journal = Journal(path)
     for r in results:
         journal.append(r)
@@ -62,6 +64,7 @@ def make_run(path: Path, results: list[CaseResult], targets: list[dict[str, Any]
             ],
             "targets": targets,
             "status": "complete",
+            **meta,
         },
     )
     return load_run(path)
@@ -235,3 +238,133 @@ def test_write_report_into_a_directory(tmp_path: Path) -> None:
     out = write_report(run, tmp_path / "run")
     assert out == tmp_path / "run" / "report.html"
     assert out.read_text(encoding="utf-8").startswith("<!doctype html>")
+
+
+SCHEDULER = {
+    "gpt35": {
+        "requests": 15,
+        "tokens_charged": 46500,
+        "refunded": 5,
+        "rate_limited": 5,
+        "paused_s": 0.801,
+        "queued_s": 7.346,
+        "min_concurrency": 1,
+        "max_in_flight": 4,
+        "tpm": 1000000,
+        "rpm": 6001,
+        "tpm_source": "learned",
+        "concurrency": 4,
+        "max_concurrency": 8,
+    },
+    "gpt4o": {
+        "requests": 3,
+        "tokens_charged": 900,
+        "refunded": 0,
+        "rate_limited": 0,
+        "paused_s": 0.0,
+        "queued_s": 0.0,
+        "min_concurrency": 8,
+        "max_in_flight": 3,
+        "tpm": 30000,
+        "rpm": 180,
+        "tpm_source": "config",
+        "concurrency": 8,
+        "max_concurrency": 8,
+    },
+}
+
+
+def scheduling_table(html: str) -> str:
+    match = re.search(r'<details class="scheduling"[^>]*>(.*?)</details>', html, re.S)
+    assert match, "no Scheduling block"
+    return match.group(1)
+
+
+def test_waits_and_429s_per_target_in_the_summary(tmp_path: Path) -> None:
+    """The summary table shows each target's retries, 429s and seconds waited."""
+    results = [
+        case("a", "pass", retries=2, rate_limited=1, waited_s=2.5),
+        case("b", "pass", retries=1, rate_limited=1, waited_s=1.25),
+        case("a", "pass", target="gpt4o"),
+    ]
+    run = make_run(tmp_path / "run", results, [{"name": "gpt35"}, {"name": "gpt4o"}])
+    cells = re.findall(r"<td[^>]*retried requests[^>]*>([^<]*)</td>", render_html(run))
+    assert cells == ["3 / 2 / 3.8 s", "0 / 0 / 0.0 s"]
+
+
+def test_scheduling_block_per_target(tmp_path: Path) -> None:
+    """Each target's scheduling shows: quota used, limits learned or configured, pauses, -j."""
+    run = make_run(
+        tmp_path / "run",
+        [case("a", "pass"), case("a", "pass", target="gpt4o")],
+        [{"name": "gpt35"}, {"name": "gpt4o"}],
+        scheduler=SCHEDULER,
+    )
+    block = scheduling_table(render_html(run))
+    assert (
+        "gpt35</strong> 15 requests (5 refunded) · 46,500 tokens charged · 5 × 429 · "
+        "paused 0.8 s · concurrency ≥ 1" in block
+    )
+    rows = re.findall(r'<tr>\s*<th scope="row">(\w+)</th>(.*?)</tr>', block, re.S)
+    cells = {name: re.findall(r"<td[^>]*>([^<]*)</td>", row) for name, row in rows}
+    assert cells["gpt35"] == [
+        "15", "46,500", "5", "5", "0.8 s", "7.3 s", "1 / 4 / 8", "4",
+        "1,000,000 learned", "6,001 learned",
+    ]  # fmt: skip
+    assert cells["gpt4o"][-2:] == ["30,000 configured", "180 configured"]
+
+
+def test_scheduling_block_opens_only_when_a_target_was_held_back(tmp_path: Path) -> None:
+    """The block starts open after a 429, a pause or a lowered -j; closed on a quiet run."""
+    busy = make_run(
+        tmp_path / "busy", [case("a", "pass")], [{"name": "gpt35"}], scheduler=SCHEDULER
+    )
+    quiet = make_run(
+        tmp_path / "quiet",
+        [case("a", "pass", target="gpt4o")],
+        [{"name": "gpt4o"}],
+        scheduler={"gpt4o": SCHEDULER["gpt4o"]},
+    )
+    assert '<details class="scheduling" open>' in render_html(busy)
+    assert '<details class="scheduling">' in render_html(quiet)
+
+
+def test_no_learned_limit_and_unknown_shapes_still_render(tmp_path: Path) -> None:
+    """No rate-limit header seen reads "none seen"; junk in the record reads as zeros."""
+    scheduler = {
+        "gpt35": {"tpm": None, "rpm": None, "tpm_source": "learned", "requests": "many"},
+        "gpt4o": "not a mapping",
+    }
+    run = make_run(tmp_path / "run", [case("a", "pass")], [{"name": "gpt35"}], scheduler=scheduler)
+    block = scheduling_table(render_html(run))
+    assert block.count("none seen") == 2
+    assert "gpt35</strong> 0 requests" in block
+    assert "gpt4o" not in block
+
+
+def test_run_without_scheduler_record_has_no_block(tmp_path: Path) -> None:
+    """Runs recorded before the scheduler existed render without a Scheduling block."""
+    assert 'class="scheduling"' not in render_html(two_target_run(tmp_path / "run"))
+
+
+def test_dead_target_notice_says_why_and_what_was_not_sent(tmp_path: Path) -> None:
+    """A dead target gets a plain notice: the reason, and how many cases were never sent."""
+    unavailable = {"kind": "target_unavailable", "message": "not sent: auth"}
+    results = [
+        case("a", "error", error={"kind": "auth", "message": "bad key", "status": 401}),
+        case("b", "error", error=unavailable),
+        case("c", "error", error=unavailable),
+    ]
+    run = make_run(
+        tmp_path / "run",
+        results,
+        [{"name": "gpt35"}],
+        dead_targets={"gpt35": "auth (HTTP 401): bad <key>"},
+    )
+    html = render_html(run)
+    assert "Target unavailable." in html
+    assert (
+        "Target gpt35 was unavailable: auth (HTTP 401): bad &lt;key&gt;. After that, its "
+        "remaining 2 case(s) were not sent (recorded as target_unavailable)." in html
+    )
+    assert "Target unavailable." not in render_html(two_target_run(tmp_path / "other"))

@@ -25,7 +25,7 @@ from harness.report.charts import Chart, bar_chart
 from harness.report.rows import Column, build_rows, columns_for, comparisons
 from harness.results.compare import STATUSES, Comparison
 from harness.results.store import Run
-from harness.results.summary import summarize
+from harness.results.summary import Scheduling, scheduling, summarize
 
 # Only these target fields reach the page: meta may hold more, and a report must never leak
 # something like a key that a careless config put there.
@@ -112,6 +112,60 @@ def _charts(labels: list[str], stats: list[dict[str, Any]]) -> list[Chart]:
     ]
 
 
+def _secs(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f} s"
+
+
+def _limit(value: int | None, source: str) -> str:
+    if value is None:
+        return "none seen" if source == "learned" else "—"
+    return f"{value:,} " + ("learned" if source == "learned" else "configured")
+
+
+def _scheduling(run: Run, cols: list[Column]) -> list[dict[str, Any]]:
+    """The scheduler's books per run target, in column order, as the template shows them."""
+    recorded = scheduling(run.meta)
+    rows = []
+    for col in cols:
+        s: Scheduling | None = None if col.baseline else recorded.get(col.target)
+        if s is None:
+            continue
+        rows.append(
+            {
+                "label": col.label,
+                "s": s,
+                "tpm": _limit(s.tpm, s.limits_from),
+                "rpm": _limit(s.rpm, s.limits_from),
+                "concurrency": " / ".join(
+                    "—" if v is None else str(v)
+                    for v in (s.min_concurrency, s.final_concurrency, s.max_concurrency)
+                ),
+            }
+        )
+    return rows
+
+
+def _dead(run: Run) -> list[str]:
+    """A sentence per target the runner gave up on: why, and how many cases were not sent."""
+    dead = run.meta.get("dead_targets")
+    if not isinstance(dead, dict):
+        return []
+    notes = []
+    for name, why in dead.items():
+        not_sent = sum(
+            1
+            for r in run.results
+            if r.target == name and r.error and r.error.get("kind") == "target_unavailable"
+        )
+        rest = (
+            f"its remaining {not_sent} case(s) were not sent (recorded as target_unavailable)"
+            if not_sent
+            else "its remaining cases were not sent"
+        )
+        notes.append(f"Target {name} was unavailable: {str(why).rstrip('.')}. After that, {rest}.")
+    return notes
+
+
 def _drift(
     cols: list[Column], compared: dict[int, Comparison], stats: dict[str, dict[str, Any]]
 ) -> list[str]:
@@ -174,6 +228,7 @@ def _render(run: Run, baseline: Run | None) -> str:
     shown = [(c.label, s) for c, s in zip(cols, stats, strict=True) if s is not None]
     meta = run.meta
     compared = comparisons(run, baseline, cols)
+    sched = _scheduling(run, cols)
     data = {
         "columns": [{"label": c.label, "baseline": c.baseline, "ref": c.reference} for c in cols],
         "rows": build_rows(run, baseline, cols, compared),
@@ -190,6 +245,10 @@ def _render(run: Run, baseline: Run | None) -> str:
         "stats": shown,
         "charts": _charts([label for label, _ in shown], [s for _, s in shown]),
         "drift": _drift(cols, compared, run_stats),
+        "dead": _dead(run),
+        "scheduling": sched,
+        # Open when the scheduler held a target back, so the reason for a slow run shows.
+        "scheduling_open": any(row["s"].eventful for row in sched),
         "comparisons": [
             {
                 "before": cols[cols[i].reference or 0].label,
@@ -202,6 +261,7 @@ def _render(run: Run, baseline: Run | None) -> str:
         "statuses": STATUSES,
         "pct": _pct,
         "num": _num,
+        "secs": _secs,
         "css": Markup(_asset("report.css")),
         "script": Markup(script),
         "script_hash": f"sha256-{digest}",

@@ -9,12 +9,15 @@ cases once however often they were repeated.
 ``pass_rate`` is strict: ``passed / cases``. A case that errored or that no check
 verified ("unchecked") counts as not passed, because a pass nothing verified must never
 be shown. ``None`` when the target has no case.
+
+:func:`scheduling` reads what the runner's scheduler did per target
+(``run.json["scheduler"]``) into typed values for reports.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,3 +153,73 @@ def summarize(results: list[CaseResult], target_names: list[str]) -> dict[str, A
         # A target whose responses named more than one model changed under us mid-run.
         "model_drift": sorted(name for name, s in targets.items() if len(s["models"]) > 1),
     }
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    """What the runner's scheduler did for one target: budget spent, waits, concurrency."""
+
+    requests: int
+    tokens_charged: int
+    refunded: int  # requests whose charge came back (refused with a 429, or never sent)
+    rate_limited: int
+    paused_s: float  # the whole target paused on a 429's Retry-After
+    queued_s: float  # summed over requests waiting for budget
+    min_concurrency: int
+    final_concurrency: int | None
+    max_concurrency: int | None
+    max_in_flight: int
+    tpm: int | None
+    rpm: int | None
+    # "config" when the target's config set tpm/rpm, "learned" when they came from the
+    # answers' rate-limit headers (None until a header was seen).
+    limits_from: str
+
+    @property
+    def eventful(self) -> bool:
+        """Whether the scheduler ever held this target back: a 429, a pause or a smaller -j."""
+        smaller = self.max_concurrency is not None and self.min_concurrency < self.max_concurrency
+        return bool(self.rate_limited or self.paused_s or smaller)
+
+
+def _count(value: Any) -> int:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def _seconds(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _maybe(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def scheduling(meta: Mapping[str, Any]) -> dict[str, Scheduling]:
+    """Each target's scheduling from a run's meta; empty for runs recorded before it existed.
+
+    Lenient on purpose: a report must render whatever an older or newer runner wrote, so an
+    unknown shape reads as zeros and unknowns rather than failing the page.
+    """
+    recorded = meta.get("scheduler")
+    if not isinstance(recorded, Mapping):
+        return {}
+    out = {}
+    for name, data in recorded.items():
+        if not isinstance(data, Mapping):
+            continue
+        out[str(name)] = Scheduling(
+            requests=_count(data.get("requests")),
+            tokens_charged=_count(data.get("tokens_charged")),
+            refunded=_count(data.get("refunded")),
+            rate_limited=_count(data.get("rate_limited")),
+            paused_s=_seconds(data.get("paused_s")),
+            queued_s=_seconds(data.get("queued_s")),
+            min_concurrency=_count(data.get("min_concurrency")),
+            final_concurrency=_maybe(data.get("concurrency")),
+            max_concurrency=_maybe(data.get("max_concurrency")),
+            max_in_flight=_count(data.get("max_in_flight")),
+            tpm=_maybe(data.get("tpm")),
+            rpm=_maybe(data.get("rpm")),
+            limits_from=str(data.get("tpm_source") or "config"),
+        )
+    return out
