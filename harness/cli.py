@@ -13,8 +13,9 @@ import click
 
 from harness import __version__, api, cli_compare
 from harness.errors import AzevalError, RunInterrupted
-from harness.preflight import format_table, raise_for_fatal
-from harness.preflight import to_json as preflight_json
+from harness.preflight import raise_for_fatal
+from harness.report.plan import format_table
+from harness.report.plan import to_json as preflight_json
 from harness.results.record import CaseResult
 from harness.runner.engine import RunOptions
 from harness.runner.resume import resume_command, resume_inputs

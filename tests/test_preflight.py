@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from harness.errors import PreflightError
-from harness.preflight import PlanRow, format_table, plan, plan_case, raise_for_fatal, to_json
+from harness.preflight import PlanRow, plan, plan_case, raise_for_fatal
+from harness.report.plan import format_table, to_json
 from harness.suite.model import Case, Message, Turn
 
 SYSTEM = Message("system", "Assistant is a large language model trained by OpenAI.")

@@ -1,0 +1,142 @@
+"""``azeval plan``'s output: a table for people, JSON for machines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from harness.preflight import Plan
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown (no tpm/rpm)"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"~{hours}h {minutes:02d}m"
+    if minutes:
+        return f"~{minutes}m {secs:02d}s"
+    return f"~{secs}s"
+
+
+def _money(value: float | None) -> str:
+    return "no prices" if value is None else f"${value:,.4f}"
+
+
+def format_table(plan: Plan) -> str:
+    """The plan for people: a row per case and target, the problems, then the totals."""
+    header = ("case", "target", "prompt", "max_tokens", "context", "fits", "problems")
+    body = []
+    for row in plan.rows:
+        prompt = f"{row.prompt_tokens:,}"
+        if len(row.turn_tokens) > 1:
+            prompt += f" (+≥{sum(row.turn_tokens[1:]):,} in {len(row.turn_tokens) - 1} turns)"
+        errors = sum(p.fatal for p in row.problems)
+        warnings = len(row.problems) - errors
+        status = ", ".join(
+            part
+            for part in (
+                f"{errors} error(s)" if errors else "",
+                f"{warnings} warning(s)" if warnings else "",
+            )
+            if part
+        )
+        body.append(
+            (
+                row.key,
+                row.target,
+                prompt,
+                "-" if row.max_tokens is None else f"{row.max_tokens:,}",
+                f"{row.context_window:,}",
+                "yes" if row.fits else "NO",
+                status or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    numeric = {2, 3, 4}
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        ).rstrip()
+
+    out = [line(header), line(["-" * w for w in widths]), *(line(r) for r in body)]
+    problems = [
+        f"  {'error' if p.fatal else 'warning'} [{row.target}] {p.describe(row.path)}"
+        for row in plan.rows
+        for p in row.problems
+    ]
+    if problems:
+        out += ["", "Problems:", *problems]
+    if plan.warnings:
+        out += ["", "Warnings:", *(f"  {w}" for w in plan.warnings)]
+    out += ["", "Totals (cases with errors are not sent; costs are estimates):"]
+    for t in plan.targets:
+        quota = f" at {t.tpm:,} TPM / {t.rpm:,} RPM" if t.tpm and t.rpm else ""
+        out.append(
+            f"  {t.target} ({t.model}): {t.cases:,} cases, {t.requests:,} requests, "
+            f"{t.prompt_tokens:,} prompt tokens, {t.charged_tokens:,} tokens against quota, "
+            f"{_money(t.est_cost)}, {_duration(t.duration_s)}{quota}"
+        )
+    out.append(
+        f"  all: {plan.prompt_tokens:,} prompt tokens, {_money(plan.est_cost)}, "
+        f"{_duration(plan.duration_s)}; {len(plan.fatal_rows):,} case(s) would be rejected"
+    )
+    return "\n".join(out)
+
+
+def to_json(plan: Plan) -> dict[str, Any]:
+    """The plan for machines."""
+    return {
+        "rows": [
+            {
+                "suite": row.suite,
+                "case": row.case,
+                "target": row.target,
+                "path": row.path,
+                "place": row.place,
+                "model": row.model,
+                "prompt_tokens": row.prompt_tokens,
+                "turn_tokens": list(row.turn_tokens),
+                "turn_tokens_exact": [True] + [False] * (len(row.turn_tokens) - 1),
+                "max_tokens": row.max_tokens,
+                "context_window": row.context_window,
+                "fits": row.fits,
+                "repeat": row.repeat,
+                "requests": row.requests,
+                "charged_tokens": row.charged_tokens,
+                "est_cost": row.est_cost,
+                "problems": [
+                    {"place": p.place, "message": p.message, "fix": p.fix, "fatal": p.fatal}
+                    for p in row.problems
+                ],
+            }
+            for row in plan.rows
+        ],
+        "targets": [
+            {
+                "target": t.target,
+                "model": t.model,
+                "cases": t.cases,
+                "requests": t.requests,
+                "prompt_tokens": t.prompt_tokens,
+                "charged_tokens": t.charged_tokens,
+                "est_cost": t.est_cost,
+                "tpm": t.tpm,
+                "rpm": t.rpm,
+                "duration_s": t.duration_s,
+            }
+            for t in plan.targets
+        ],
+        "totals": {
+            "prompt_tokens": plan.prompt_tokens,
+            "charged_tokens": plan.charged_tokens,
+            "est_cost": plan.est_cost,
+            "duration_s": plan.duration_s,
+            "rejected": len(plan.fatal_rows),
+        },
+        "warnings": list(plan.warnings),
+    }
