@@ -317,10 +317,11 @@ def _special_tokens(case: Case) -> list[Problem]:
             if message.name:
                 found += special_tokens_in(message.name)
             if found:
+                # The loader knows where the file writes each message; built cases may not.
                 place = f"messages[{j}]" if single else f"turns[{k}].messages[{j}]"
                 problems.append(
                     Problem(
-                        f"{case.place}.{place}",
+                        message.place or f"{case.place}.{place}",
                         f"special token(s) {', '.join(found)} in the message: the service "
                         "answers 400 'Failed to generate output due to special tokens in "
                         "the input'",

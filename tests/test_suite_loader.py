@@ -285,3 +285,30 @@ def test_response_format_schema_file_is_inlined(write):
     )
     (case,) = load_suite(path).cases
     assert case.params["response_format"]["json_schema"]["schema"]["type"] == "object"
+
+
+def test_messages_remember_where_the_file_writes_them(write):
+    """Each message knows its place in the file, so errors point there, not at an index."""
+    path = write(
+        "s.yaml",
+        """
+        suite: s
+        defaults: {system: Be brief.}
+        cases:
+          - id: a
+            messages:
+              - {role: user, content: hi}
+              - {role: assistant, content: hello}
+              - {role: user, content: bye}
+            turns:
+              - user: again
+        """,
+    )
+    (case,) = load_suite(path).cases
+    assert [m.place for m in case.messages] == [
+        "defaults.system",
+        "cases[0].messages[0]",
+        "cases[0].messages[1]",
+        "cases[0].messages[2]",
+    ]
+    assert case.turns[1].messages[0].place == "cases[0].turns[0].user"

@@ -212,7 +212,7 @@ def _build_case(
             raise _error(path, lines, (*prefix, *parts), f"{exc}{_row_hint(place)}") from None
 
     case_id = render(raw["id"], "id")
-    first = _first_messages(raw, defaults, render)
+    first = _first_messages(raw, defaults, render, place)
     turns = [
         Turn(
             messages=first,
@@ -230,11 +230,15 @@ def _build_case(
         turn_prefix = ("turns", t)
         if "user" in turn:
             messages: tuple[Message, ...] = (
-                Message("user", render(turn["user"], *turn_prefix, "user")),
+                Message(
+                    "user",
+                    render(turn["user"], *turn_prefix, "user"),
+                    place=f"{place}.{place_of((*turn_prefix, 'user'))}",
+                ),
             )
         else:
             messages = tuple(
-                _message(m, render, (*turn_prefix, "messages", i))
+                _message(m, render, (*turn_prefix, "messages", i), place)
                 for i, m in enumerate(turn["messages"])
             )
         expect = {**defaults.get("expect", {}), **turn.get("expect", {})}
@@ -265,19 +269,26 @@ def _build_case(
 
 
 def _first_messages(
-    raw: dict[str, Any], defaults: Mapping[str, Any], render: Any
+    raw: dict[str, Any], defaults: Mapping[str, Any], render: Any, prefix: str
 ) -> tuple[Message, ...]:
     if "prompt" in raw:
-        messages = [Message("user", render(raw["prompt"], "prompt"))]
+        messages = [Message("user", render(raw["prompt"], "prompt"), place=f"{prefix}.prompt")]
     else:
-        messages = [_message(m, render, ("messages", i)) for i, m in enumerate(raw["messages"])]
-    system = raw.get("system", defaults.get("system"))
+        messages = [
+            _message(m, render, ("messages", i), prefix) for i, m in enumerate(raw["messages"])
+        ]
+    if "system" in raw:
+        system, where = raw["system"], f"{prefix}.system"
+    else:
+        system, where = defaults.get("system"), "defaults.system"
     if system is not None and not any(m.role == "system" for m in messages):
-        messages.insert(0, Message("system", render(system, "system")))
+        messages.insert(0, Message("system", render(system, "system"), place=where))
     return tuple(messages)
 
 
-def _message(raw: dict[str, Any], render: Any, parts: tuple[str | int, ...]) -> Message:
+def _message(
+    raw: dict[str, Any], render: Any, parts: tuple[str | int, ...], prefix: str
+) -> Message:
     content = raw.get("content")
     return Message(
         role=raw["role"],
@@ -285,6 +296,7 @@ def _message(raw: dict[str, Any], render: Any, parts: tuple[str | int, ...]) -> 
         name=raw.get("name"),
         tool_call_id=raw.get("tool_call_id"),
         tool_calls=tuple(raw["tool_calls"]) if "tool_calls" in raw else None,
+        place=f"{prefix}.{place_of(parts)}",
     )
 
 

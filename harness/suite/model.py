@@ -16,6 +16,8 @@ class Message:
     name: str | None = None
     tool_call_id: str | None = None
     tool_calls: tuple[Mapping[str, Any], ...] | None = None
+    # Where the suite file writes it ("cases[2].messages[1]", "defaults.system"), for errors.
+    place: str = field(default="", compare=False)
 
     def to_api(self) -> dict[str, Any]:
         body: dict[str, Any] = {"role": self.role, "content": self.content}
