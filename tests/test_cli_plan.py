@@ -84,8 +84,8 @@ def test_plan_counts_flags_and_exits_2(tmp_path, monkeypatch, write, capsys):
 
     err = out.err
     assert (
-        "generated.yaml: cases[1].messages: This model's maximum context length is 4096 tokens. However, you requested"
-        in err
+        "generated.yaml: cases[1].messages: This model's maximum context length is 4096 "
+        "tokens. However, you requested" in err
     )
     assert "generated.yaml: cases[2].messages[1]: special token(s) <|im_start|>, <|im_end|>" in err
     assert "generated.yaml: cases[3].params.response_format" in err and "2024-08-01-preview" in err
