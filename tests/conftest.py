@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from harness.cli import main
 
 
 @pytest.fixture
@@ -20,3 +23,16 @@ def write(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return _write
+
+
+def azeval(*args: str) -> int:
+    """Run the console entry point as a user would; return its exit code."""
+    old = sys.argv
+    sys.argv = ["azeval", *args]
+    try:
+        main()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    finally:
+        sys.argv = old
+    return 0

@@ -7,7 +7,7 @@ import json
 import tiktoken
 
 from harness.tokens import get_encoding
-from tests.test_cli_run import azeval
+from tests.conftest import azeval
 
 CONFIG = """
 [targets.gpt35]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from harness.cli import main
 from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Fault, Match, Rule
+from tests.conftest import azeval
 
 KEY = "sk-test-0123456789abcdef"
 CONFIG = """
@@ -83,19 +82,6 @@ def project(tmp_path, monkeypatch, server, write):
     write("azeval.toml", CONFIG.format(first="gpt35", second="gpt4o"))
     write("suites/support.yaml", SUITE)
     return tmp_path
-
-
-def azeval(*args: str) -> int:
-    """Run the console entry point as a user would; return its exit code."""
-    old = sys.argv
-    sys.argv = ["azeval", *args]
-    try:
-        main()
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    finally:
-        sys.argv = old
-    return 0
 
 
 def latest_run(root: Path):
