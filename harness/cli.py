@@ -14,6 +14,7 @@ import click
 from harness import __version__, api, cli_compare
 from harness.errors import AzevalError, RunInterrupted
 from harness.preflight import raise_for_fatal
+from harness.redact import Redactor
 from harness.report.plan import format_table
 from harness.report.plan import to_json as preflight_json
 from harness.results.record import CaseResult
@@ -163,7 +164,8 @@ def run(
         f"Running {prepared.case_count} case(s) from {len(prepared.suites)} suite(s) on {names}",
         err=True,
     )
-    progress, done = _progress_printer(prepared.case_count * len(prepared.targets))
+    redact = Redactor.from_environment(t.api_key_env for t in prepared.targets if t.api_key_env)
+    progress, done = _progress_printer(prepared.case_count * len(prepared.targets), redact)
     try:
         outcome = api.run(
             prepared, options, progress=progress, checked=checked, baseline=gate.baseline
@@ -176,7 +178,7 @@ def run(
         click.echo(f"Interrupted. Partial report: {outcome.run.path / 'report.html'}", err=True)
         click.echo(f"Resume with: {resume_command(outcome.run.path, config_path)}", err=True)
         raise RunInterrupted(f"interrupted; {len(outcome.run.results)} result(s) kept")
-    _print_summary(outcome)
+    _print_summary(outcome, redact)
     return cli_compare.finish_run(
         outcome,
         gate,
@@ -236,8 +238,14 @@ def report(run_dir: Path) -> int:
     return 0
 
 
-def _progress_printer(total: int) -> tuple[Callable[[CaseResult], None], Callable[[], None]]:
-    """A rich progress bar on a terminal; otherwise one line per case that did not pass."""
+def _progress_printer(
+    total: int, redact: Redactor
+) -> tuple[Callable[[CaseResult], None], Callable[[], None]]:
+    """A rich progress bar on a terminal; otherwise one line per finished case.
+
+    Lines quote the service's error messages, so they are scrubbed of secrets like the
+    journal is.
+    """
     if sys.stderr.isatty():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -254,14 +262,14 @@ def _progress_printer(total: int) -> tuple[Callable[[CaseResult], None], Callabl
         def advance(result: CaseResult) -> None:
             bar.advance(task)
             if result.verdict != "pass":
-                bar.console.print(_line(result), markup=False, highlight=False)
+                bar.console.print(redact(_line(result)), markup=False, highlight=False)
 
         return advance, bar.stop
     seen = [0]
 
     def line(result: CaseResult) -> None:
         seen[0] += 1
-        click.echo(f"[{seen[0]}/{total}] {_line(result)}", err=True)
+        click.echo(redact(f"[{seen[0]}/{total}] {_line(result)}"), err=True)
 
     return line, lambda: None
 
@@ -275,7 +283,7 @@ def _line(result: CaseResult) -> str:
     return f"{text}  {problem[:200]}" if problem else text
 
 
-def _print_summary(outcome: Any) -> None:
+def _print_summary(outcome: Any, redact: Redactor) -> None:
     results = outcome.run.results
     tally = api.counts(results)
     click.echo(
@@ -283,7 +291,7 @@ def _print_summary(outcome: Any) -> None:
         f"{tally['error']} errors, {tally['unchecked']} unchecked"
     )
     for name, why in outcome.dead_targets.items():
-        click.echo(f"Target '{name}' is unavailable: {why}", err=True)
+        click.echo(redact(f"Target '{name}' is unavailable: {why}"), err=True)
     click.echo(f"Run record: {outcome.run.path}")
     click.echo(f"Report: {outcome.run.path / 'report.html'}")
 

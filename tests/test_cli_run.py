@@ -260,3 +260,16 @@ def test_blessed_baseline_gates_the_next_run(project, server, capsys):
     out = capsys.readouterr()
     assert "regression" in (out.out + out.err)
     assert 'failures="1"' in (project / "junit.xml").read_text()
+
+
+def test_a_secret_echoed_by_the_service_is_scrubbed(project, server, capsys):
+    """A service error quoting the key reaches neither the console nor anything written."""
+    leak = ErrorReply(400, code="invalid_request", message=f"key {KEY} is not allowed here")
+    server.set_rules([Rule(Match(), Action(error=leak))])
+    assert azeval("run", "suites", "-t", "gpt35") == 1
+    out = capsys.readouterr()
+    assert "is not allowed here" in out.err
+    assert KEY not in out.out + out.err
+    for file in (project / "reports").rglob("*"):
+        if file.is_file():
+            assert KEY not in file.read_text(encoding="utf-8", errors="replace"), file
