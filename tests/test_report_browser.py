@@ -6,18 +6,24 @@ under CI, where a missing browser is a failure rather than a silent pass.
 
 from __future__ import annotations
 
+import html as markup
 import os
 import re
 import subprocess
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness import api
 from harness.report import write_report
 from harness.results.record import CaseResult, CheckResult, TurnResult
-from harness.results.store import Journal, load_run, write_meta
+from harness.results.store import Journal, Run, load_run, write_meta
+from harness.runner.engine import RunOptions
+from harness.runner.retry import RetryPolicy
+from harness.testing import Action, Deployment, FakeAzure, Match, Rule
 
 pytestmark = pytest.mark.browser
 
@@ -220,6 +226,188 @@ def test_screenshot(chromium: Path, report: Path) -> None:
         f"--screenshot={shot}",
         "--window-size=1400,1000",
         report.as_uri() + "#filter=failures&expand=1",
+    )
+    data = shot.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(data) > 30_000
+
+
+# --- word diffs, computed by the page when a row opens ------------------------------------
+
+LONG = "word " * 4000  # the CLI's cap is 4,000 tokens a side; past it, remove-all/add-all
+DIFF_PAIRS = [
+    ("Refund denied for order 1234.", "Refund approved for order 1234."),
+    (
+        "The refund for order 1234 was approved, thanks.",
+        "The refund for order 1235 was declined; sorry.\nCall us.",
+    ),
+    ("Überweisung fällig", "Überweisung nicht fällig"),
+    ("<b>old</b> text & more", SCRIPT_PAYLOAD + " text & more"),
+    (LONG + "end", LONG + "word finish"),
+    ("", "From nothing."),
+]
+
+
+def diff_boxes(dom: str) -> list[str]:
+    """The inner HTML of each word-diff box, in page order."""
+    return re.findall(r'<div class="diff">(.*?)</div>', dom, re.S)
+
+
+def side(box: str, drop: str) -> str:
+    """One side of a diff box as text: drop ``ins`` (before) or ``del`` (after) runs."""
+    kept = re.sub(rf"<{drop}>.*?</{drop}>", "", box, flags=re.S)
+    return markup.unescape(re.sub(r"</?(ins|del)>", "", kept))
+
+
+@pytest.fixture(scope="module")
+def diff_dom(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Every row of a two-target run expanded: the page has word-diffed each pair of replies."""
+    path = tmp_path_factory.mktemp("diffs") / "run-diffs"
+    results = []
+    for i, (before, after) in enumerate([*DIFF_PAIRS, ("Same words.", "Same words.")]):
+        results.append(result(f"pair-{i}", "gpt35", "pass", before))
+        results.append(result(f"pair-{i}", "gpt4o", "pass", after))
+    journal = Journal(path)
+    for r in results:
+        journal.append(r)
+    journal.close()
+    write_meta(path, {"run_id": "run-diffs", "targets": [{"name": "gpt35"}, {"name": "gpt4o"}]})
+    report = write_report(load_run(path), path / "report.html")
+    return run_chromium(chromium, path / "profile", "--dump-dom", report.as_uri() + "#expand=1")
+
+
+def test_page_word_diff_marks_the_changed_words(diff_dom: str) -> None:
+    """Only the changed words are marked: removed ones in <del>, added ones in <ins>."""
+    boxes = diff_boxes(diff_dom)
+    assert boxes[0] == "Refund <del>denied </del><ins>approved </ins>for order 1234."
+    assert boxes[2] == "Überweisung <ins>nicht </ins>fällig"
+    assert boxes[5] == "<ins>From nothing.</ins>"
+
+
+def test_page_word_diff_rebuilds_both_replies(diff_dom: str) -> None:
+    """Dropping <ins> gives the first reply's words, dropping <del> the second reply exactly."""
+    boxes = diff_boxes(diff_dom)
+    assert len(boxes) == len(DIFF_PAIRS)
+    for box, (before, after) in zip(boxes, DIFF_PAIRS, strict=True):
+        assert side(box, "del") == after
+        assert side(box, "ins").split() == before.split()
+
+
+def test_page_word_diff_keeps_model_text_as_text(diff_dom: str) -> None:
+    """Markup in replies is diffed as text: no element but <ins>/<del> appears in a diff."""
+    box = diff_boxes(diff_dom)[3]
+    assert set(re.findall(r"<(\w+)", box)) <= {"ins", "del"}
+    assert "&lt;<del>b</del><ins>script</ins>&gt;" in box
+    assert side(box, "del").startswith(SCRIPT_PAYLOAD)
+    assert "pwned</title>" not in diff_dom
+
+
+def test_page_word_diff_past_the_token_cap_is_remove_all_add_all(diff_dom: str) -> None:
+    """Over 4,000 tokens a side the page does not diff word by word: one <del>, one <ins>."""
+    box = diff_boxes(diff_dom)[4]
+    assert box.count("<del>") == 1
+    assert box.count("<ins>") == 1
+    assert box.startswith("<del>word word")
+
+
+def test_identical_replies_say_so(diff_dom: str) -> None:
+    """Equal replies get no diff box, just a note that they are identical."""
+    page = diff_dom.split("<script", 1)[0]  # the script's own text names the note too
+    assert page.count('<div class="muted">identical replies</div>') == 1
+
+
+# --- two fake deployments that answer differently: the issue's done-criterion ------------
+
+SUITE = """
+suite: geo
+cases:
+  - id: france
+    prompt: "The capital of France is Paris."
+    expect: {contains: Paris}
+  - id: italy
+    prompt: "The capital of Italy is Rome."
+    expect: {contains: Rome}
+"""
+KEY = "sk-report-0123456789abcdef"
+
+
+def run_on(root: Path, endpoint: str, deployment: str) -> Run:
+    """Run the geo suite on target ``assistant``, pointed at ``deployment``."""
+    project = root / deployment
+    (project / "suites").mkdir(parents=True)
+    (project / "suites" / "geo.yaml").write_text(SUITE)
+    config = textwrap.dedent(
+        f"""
+        [targets.assistant]
+        kind = "azure"
+        endpoint = "{endpoint}"
+        deployment = "{deployment}"
+        model = "gpt-4o"
+        """
+    )
+    (project / "azeval.toml").write_text(config)
+    prepared = api.prepare([project / "suites"], (), project / "azeval.toml")
+    options = RunOptions(reports_dir=project / "reports", retry=RetryPolicy(max_retries=0))
+    return api.run(prepared, options).run
+
+
+@pytest.fixture(scope="module")
+def drifted(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A baseline run on one fake deployment, a run on another that answers differently."""
+    root = tmp_path_factory.mktemp("drift")
+    deployments = [
+        Deployment("v0513", model="gpt-4o-2024-05-13"),
+        Deployment("v0806", model="gpt-4o-2024-08-06"),
+    ]
+    rules = [
+        Rule(Match(deployment="v0806", last_user="Italy"), Action(content="I cannot say.")),
+        Rule(
+            Match(deployment="v0806", last_user="France"),
+            Action(content="Sure: the capital of France is Paris."),
+        ),
+    ]
+    with (
+        pytest.MonkeyPatch.context() as env,
+        FakeAzure(deployments, rules=rules, api_keys=(KEY,)) as fake,
+    ):
+        env.setenv("AZURE_OPENAI_API_KEY", KEY)
+        baseline = run_on(root, fake.endpoint, "v0513")
+        run = run_on(root, fake.endpoint, "v0806")
+    return write_report(run, root / "report.html", baseline=baseline)
+
+
+def test_changed_deployment_report_in_the_browser(chromium: Path, drifted: Path) -> None:
+    """Regression badge, drift notice and word diffs are in the DOM after the page's script ran."""
+    dom = run_chromium(
+        chromium, drifted.parent / "profile", "--dump-dom", drifted.as_uri() + "#expand=1"
+    )
+    assert shown_cases(dom) == ["geo/italy", "geo/france"]  # the regression sorts first
+    italy = dom.split('<tr class="case open">')[1]
+    assert '<span class="badge b-regressed">regression</span>' in italy.split("</tr>")[0]
+    assert dom.count('class="badge b-regressed"') == 1
+    drift = re.search(r'<section class="notice drift" role="alert">(.*?)</section>', dom, re.S)
+    assert drift
+    assert (
+        "Target assistant reported model gpt-4o-2024-08-06; "
+        "the baseline (assistant) reported gpt-4o-2024-05-13." in drift.group(1)
+    )
+    assert "reported system_fingerprint" in drift.group(1)
+    boxes = diff_boxes(dom)
+    assert boxes[0] == "<del>Echo: The capital of Italy is Rome</del><ins>I cannot say</ins>."
+    assert boxes[1] == (
+        "<del>Echo</del><ins>Sure</ins>: <del>The </del><ins>the </ins>capital of France is Paris."
+    )
+
+
+def test_changed_deployment_screenshot(chromium: Path, drifted: Path) -> None:
+    """The expanded regressions view screenshots as a real page (look at drift.png to judge)."""
+    shot = drifted.parent / "drift.png"
+    run_chromium(
+        chromium,
+        drifted.parent / "profile-shot",
+        f"--screenshot={shot}",
+        "--window-size=1400,1300",
+        drifted.as_uri() + "#expand=1",
     )
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
