@@ -221,8 +221,12 @@ def _parse_target(name: str, body: Mapping[str, Any], source: str) -> TargetConf
     if "timeout" in body and not isinstance(body["timeout"], (int, float)):
         raise ConfigError(source, f"{place}.timeout", "must be a number of seconds")
     fields = dict(body)
+    if kind == "azure" and "use_v1" in body and not isinstance(body["use_v1"], bool):
+        raise ConfigError(source, f"{place}.use_v1", "must be true or false")
     if kind == "azure":
         fields.setdefault("api_key_env", "AZURE_OPENAI_API_KEY")
+        if body.get("use_v1"):
+            fields.setdefault("api_version", "v1")
         fields.setdefault("model", body.get("deployment", ""))
     elif kind == "openai":
         fields.setdefault("api_key_env", "OPENAI_API_KEY")

@@ -34,23 +34,31 @@ def _azure(config: TargetConfig) -> Target:
         model=config.model,
         model_version=config.model_version,
         deployment=config.deployment,
-        api_version=config.api_version,
+        api_version="v1" if config.use_v1 else config.api_version,
         endpoint=config.endpoint,
     )
+    credential = (
+        {"azure_ad_token_provider": _entra_token_provider(config)}
+        if config.auth == "entra"
+        else {"api_key": _api_key(config)}
+    )
     client: openai.AsyncOpenAI
-    if config.auth == "entra":
-        client = openai.AsyncAzureOpenAI(
-            azure_endpoint=config.endpoint,
-            api_version=config.api_version,
-            azure_ad_token_provider=_entra_token_provider(config),
+    if config.use_v1:
+        # The v1 API: no api-version, the deployment travels in the body as `model`.
+        token = credential.get("azure_ad_token_provider") or credential["api_key"]
+        headers = {"api-key": credential["api_key"]} if "api_key" in credential else None
+        client = openai.AsyncOpenAI(
+            base_url=config.endpoint.rstrip("/") + "/openai/v1",
+            api_key=token,
+            default_headers=headers,
             max_retries=0,
         )
     else:
         client = openai.AsyncAzureOpenAI(
             azure_endpoint=config.endpoint,
             api_version=config.api_version,
-            api_key=_api_key(config),
             max_retries=0,
+            **credential,
         )
     return SdkTarget(info, client, model=config.deployment)
 

@@ -1,0 +1,152 @@
+"""Azure targets over real HTTP: key and Entra auth, the v1 path, errors classified."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from harness.config import parse_config
+from harness.errors import ConfigError
+from harness.targets import TargetError, open_target
+from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Match, Rule
+
+KEY = "target-test-key-0123"
+TOKEN = "entra-token-4567"
+MESSAGES = [{"role": "user", "content": "Hello there"}]
+
+
+@pytest.fixture
+def server():
+    with FakeAzure(
+        [Deployment("gpt35", model="gpt-35-turbo", context_window=4096)],
+        api_keys=(KEY,),
+        bearer_tokens=(TOKEN,),
+    ) as fake:
+        yield fake
+
+
+def azure_target(server, **extra):
+    body = {
+        "kind": "azure",
+        "endpoint": server.endpoint,
+        "deployment": "gpt35",
+        "model": "gpt-35-turbo",
+    }
+    return parse_config({"targets": {"t": {**body, **extra}}}, "azeval.toml").select(["t"])[0]
+
+
+@pytest.fixture
+def entra(monkeypatch):
+    """A stand-in for azure-identity that hands out TOKEN and remembers the scope asked for."""
+    scopes: list[str] = []
+
+    def get_bearer_token_provider(credential, scope):
+        scopes.append(scope)
+
+        async def provide() -> str:
+            return TOKEN
+
+        return provide
+
+    module = types.ModuleType("azure.identity.aio")
+    module.DefaultAzureCredential = object  # type: ignore[attr-defined]
+    module.get_bearer_token_provider = get_bearer_token_provider  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "azure.identity.aio", module)
+    return scopes
+
+
+async def test_key_auth_on_the_deployments_path(server, monkeypatch):
+    """The api-key header and the api-version query reach the deployment's URL."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    target = await open_target(azure_target(server))
+    try:
+        completion = await target.complete({"messages": MESSAGES}, timeout=10)
+    finally:
+        await target.aclose()
+    assert completion.body["choices"][0]["message"]["content"]
+    (request,) = server.requests
+    assert request.path == "/openai/deployments/gpt35/chat/completions"
+    assert request.query["api-version"] == "2024-10-21"
+    assert request.headers["api-key"] == "REDACTED"
+
+
+async def test_entra_auth_sends_a_bearer_token_for_the_cognitive_services_scope(server, entra):
+    """auth = entra asks azure-identity for the right scope and sends its token."""
+    target = await open_target(azure_target(server, auth="entra"))
+    try:
+        await target.complete({"messages": MESSAGES}, timeout=10)
+    finally:
+        await target.aclose()
+    assert entra == ["https://cognitiveservices.azure.com/.default"]
+    (request,) = server.requests
+    assert request.status == 200
+    assert "api-key" not in request.headers
+
+
+async def test_v1_path_puts_the_deployment_in_the_body(server, monkeypatch):
+    """use_v1 sends to /openai/v1/chat/completions with model = deployment, no api-version."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    config = azure_target(server, use_v1=True)
+    assert config.api_version == "v1"
+    target = await open_target(config)
+    try:
+        await target.complete({"messages": MESSAGES}, timeout=10)
+    finally:
+        await target.aclose()
+    (request,) = server.requests
+    assert request.path == "/openai/v1/chat/completions"
+    assert request.body["model"] == "gpt35"
+    assert "api-version" not in request.query
+    assert request.status == 200
+
+
+async def test_entra_without_azure_identity_is_a_config_error(server, monkeypatch):
+    """Entra auth without the optional package says how to install it, exit 2."""
+    monkeypatch.setitem(sys.modules, "azure.identity.aio", None)
+    with pytest.raises(ConfigError, match=r"targets\.t\.auth: Entra ID auth needs azure-identity"):
+        await open_target(azure_target(server, auth="entra"))
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "status", "code"),
+    [
+        (ErrorReply(400, code="invalid_request"), "bad_request", 400, "invalid_request"),
+        (ErrorReply(408, code="Timeout"), "timeout", 408, "Timeout"),
+        (ErrorReply(429, retry_after=2.5), "rate_limited", 429, "429"),
+        (ErrorReply(500), "server_error", 500, None),
+        (ErrorReply(503), "server_error", 503, "ServiceUnavailable"),
+    ],
+)
+async def test_error_answers_are_classified(server, monkeypatch, reply, kind, status, code):
+    """Each HTTP error becomes a TargetError of the right kind, with the body's code."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    server.set_rules([Rule(Match(), Action(error=reply))])
+    target = await open_target(azure_target(server))
+    try:
+        with pytest.raises(TargetError) as err:
+            await target.complete({"messages": MESSAGES}, timeout=10)
+    finally:
+        await target.aclose()
+    assert (err.value.kind, err.value.status, err.value.code) == (kind, status, code)
+    if kind == "rate_limited":
+        assert err.value.retry_after == pytest.approx(2.5)
+        assert err.value.retryable
+
+
+async def test_filtered_prompt_and_long_context_have_their_own_kinds(server, monkeypatch):
+    """400 content_filter and context_length_exceeded are told apart from other 400s."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    server.set_rules([Rule(Match(last_user="bomb"), Action(prompt_filters={"violence": "high"}))])
+    target = await open_target(azure_target(server))
+    try:
+        with pytest.raises(TargetError) as blocked:
+            await target.complete({"messages": [{"role": "user", "content": "a bomb"}]}, timeout=10)
+        with pytest.raises(TargetError) as long:
+            await target.complete({"messages": MESSAGES, "max_tokens": 100_000}, timeout=10)
+    finally:
+        await target.aclose()
+    assert blocked.value.kind == "content_filter"
+    assert blocked.value.body["error"]["innererror"]["code"] == "ResponsibleAIPolicyViolation"
+    assert long.value.kind == "context_length"
