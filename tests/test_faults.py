@@ -189,6 +189,7 @@ def test_bad_key_sends_one_request_whatever_the_concurrency(tmp_path, monkeypatc
     assert api.exit_code(outcome) == 3
     assert "auth (HTTP 401)" in outcome.dead_targets["gpt35"]
     assert outcome.run.meta["dead_targets"] == outcome.dead_targets
+    assert outcome.run.meta["scheduler"]["gpt35"]["requests"] == 1  # admitted, unsent: uncounted
 
 
 def test_unreachable_endpoint_is_dead_after_one_case(tmp_path, monkeypatch):

@@ -234,7 +234,7 @@ async def _run_all(
                     "deadline", "the case deadline passed while waiting for the target's quota"
                 ) from None
             if item.target in dead:
-                scheduler.release(permit, refund=True, answered=False)
+                scheduler.release(permit, refund=True, answered=False, sent=False)
                 raise _NotSent
             now = time.monotonic()
             if not deadline and options.case_deadline:

@@ -163,11 +163,17 @@ class Scheduler:
         refund: bool = False,
         headers: Mapping[str, str] | None = None,
         answered: bool = True,
+        sent: bool = True,
     ) -> None:
-        """The request is over: update the books, the concurrency limit, and wake waiters."""
+        """The request is over: update the books, the concurrency limit, and wake waiters.
+
+        ``sent=False``: it was admitted but never sent (its target died meanwhile).
+        """
         if permit.done:
             return
         permit.done = True
+        if not sent:
+            self.stats.requests -= 1
         self.in_flight -= 1
         now = self.clock()
         if answered and not self.answered:
