@@ -14,9 +14,9 @@ from harness.conversation import fit_case
 from harness.models import Catalogue, load_catalogue
 from harness.preflight import Plan, plan, spec_for
 from harness.results.record import CaseResult
-from harness.results.store import Run, load_run
+from harness.results.store import Run, latest_results, load_run, read_results
 from harness.runner.case import Fitter
-from harness.runner.engine import RunOptions, RunOutcome, execute
+from harness.runner.engine import RunOptions, RunOutcome, execute, work_items
 from harness.suite import Case, Message, Suite, load_suites
 
 
@@ -48,6 +48,16 @@ def prepare(
     suites = load_suites(list(paths))
     targets = config.select(list(target_names))
     return Prepared(config=config, suites=suites, targets=targets)
+
+
+def pending(prepared: Prepared, options: RunOptions) -> int:
+    """How many case × target × repeat results the run will add (a resume: what is missing)."""
+    items = work_items(prepared.suites, [t.name for t in prepared.targets], options.repeat)
+    if options.resume is None:
+        return len(items)
+    kept = latest_results(read_results(options.resume))
+    done = {r.key for r in kept if not (options.retry_errors and r.verdict == "error")}
+    return sum(item.key not in done for item in items)
 
 
 def preflight(prepared: Prepared) -> Plan:

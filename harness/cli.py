@@ -165,7 +165,7 @@ def run(
         err=True,
     )
     redact = Redactor.from_environment(t.api_key_env for t in prepared.targets if t.api_key_env)
-    progress, done = _progress_printer(prepared.case_count * len(prepared.targets), redact)
+    progress, done = _progress_printer(api.pending(prepared, options), redact)
     try:
         outcome = api.run(
             prepared, options, progress=progress, checked=checked, baseline=gate.baseline

@@ -273,3 +273,11 @@ def test_a_secret_echoed_by_the_service_is_scrubbed(project, server, capsys):
     for file in (project / "reports").rglob("*"):
         if file.is_file():
             assert KEY not in file.read_text(encoding="utf-8", errors="replace"), file
+
+
+def test_repeats_are_real_requests_and_counted_in_progress(project, server, capsys):
+    """--repeat N sends every case N times (no reuse) and the progress counts them all."""
+    assert azeval("run", "suites", "-t", "gpt35", "--repeat", "2") == 0
+    assert len(server.requests) == 8
+    err = capsys.readouterr().err
+    assert "[8/8]" in err and "[9/" not in err
