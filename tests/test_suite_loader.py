@@ -312,3 +312,41 @@ def test_messages_remember_where_the_file_writes_them(write):
         "cases[0].messages[2]",
     ]
     assert case.turns[1].messages[0].place == "cases[0].turns[0].user"
+
+
+def test_inherited_checks_name_the_defaults_they_come_from(write):
+    """A check from defaults.expect is placed there; a case's own key overrides it."""
+    path = write(
+        "s.yaml",
+        """
+        suite: s
+        defaults:
+          expect: {max_latency_ms: 9000, contains: x}
+        cases:
+          - id: a
+            prompt: hi
+            expect: {contains: y}
+            turns:
+              - user: again
+        """,
+    )
+    (case,) = load_suite(path).cases
+    first = {e.check: (e.place, e.arg) for e in case.turns[0].expectations}
+    assert first == {
+        "max_latency_ms": ("defaults.expect.max_latency_ms", 9000.0),
+        "contains": ("cases[0].expect.contains", ("y",)),
+    }
+    assert [e.place for e in case.turns[1].expectations] == [
+        "defaults.expect.max_latency_ms",
+        "defaults.expect.contains",
+    ]
+
+
+def test_a_bad_default_check_points_at_defaults(write):
+    """An invalid argument in defaults.expect is reported at defaults.expect, with its line."""
+    path = write(
+        "s.yaml",
+        "suite: s\ndefaults:\n  expect: {regex: '(oops'}\ncases:\n  - id: a\n    prompt: hi\n",
+    )
+    with pytest.raises(SuiteError, match=r"s\.yaml:3: defaults\.expect\.regex: invalid regular"):
+        load_suite(path)

@@ -217,12 +217,13 @@ def _build_case(
         Turn(
             messages=first,
             expectations=_expectations(
-                {**defaults.get("expect", {}), **raw.get("expect", {})},
+                raw.get("expect", {}),
+                defaults.get("expect", {}),
                 prefix,
                 path,
                 lines,
                 context,
-                render,
+                variables,
             ),
         )
     ]
@@ -241,13 +242,16 @@ def _build_case(
                 _message(m, render, (*turn_prefix, "messages", i), place)
                 for i, m in enumerate(turn["messages"])
             )
-        expect = {**defaults.get("expect", {}), **turn.get("expect", {})}
-        turns.append(
-            Turn(
-                messages,
-                _expectations(expect, (*prefix, *turn_prefix), path, lines, context, render),
-            )
+        expectations = _expectations(
+            turn.get("expect", {}),
+            defaults.get("expect", {}),
+            (*prefix, *turn_prefix),
+            path,
+            lines,
+            context,
+            variables,
         )
+        turns.append(Turn(messages, expectations))
     params = {**defaults.get("params", {}), **raw.get("params", {})}
     params = _load_response_schema(
         render(params, "params"), (*prefix, "params"), path, lines, context
@@ -301,22 +305,29 @@ def _message(
 
 
 def _expectations(
-    expect: Mapping[str, Any],
+    own: Mapping[str, Any],
+    inherited: Mapping[str, Any],
     prefix: tuple[str | int, ...],
     path: Path,
     lines: Lines,
     context: LoadContext,
-    render: Any,
+    variables: dict[str, Any],
 ) -> tuple[Expectation, ...]:
+    """The checks of one turn: defaults.expect, overridden key by key by the case's own."""
     result = []
-    for name, arg in expect.items():
-        parts = (*prefix, "expect", name)
+    written: dict[str, tuple[str | int, ...]] = {
+        name: ("defaults", "expect") for name in inherited if name not in own
+    }
+    written.update(dict.fromkeys(own, (*prefix, "expect")))
+    for name, where in written.items():
+        parts = (*where, name)
         try:
             spec = get_check(name)
         except KeyError as exc:
-            raise _error(path, lines, (*prefix, "expect"), str(exc.args[0])) from None
+            raise _error(path, lines, where, str(exc.args[0])) from None
         try:
-            prepared = spec.prepare(render(arg, "expect", name), context)
+            arg = render_value(own[name] if name in own else inherited[name], variables)
+            prepared = spec.prepare(arg, context)
         except ValueError as exc:
             raise _error(path, lines, parts, str(exc)) from None
         result.append(Expectation(check=name, arg=prepared, place=place_of(parts)))
