@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
-from harness.results.record import CaseResult, CheckResult, TurnResult
-from harness.runner.engine import journal_json, request_cost
+from harness.runner.engine import request_cost
 from harness.runner.quota import FRESH, RETRY, Scheduler
 
 
@@ -156,23 +154,3 @@ def test_request_cost_is_prompt_plus_max_tokens():
     assert request_cost(body, 12) == 62
     assert request_cost({**body, "max_completion_tokens": 70}, 12) == 82
     assert request_cost({"messages": body["messages"]}, 12) == 12 + 4096
-
-
-def test_journal_line_matches_to_json():
-    """The runner's fast journal serialisation writes exactly what CaseResult.to_json does."""
-    check = CheckResult("icontains", "pass", "found", "cases[0]", expected="x", actual=["x"])
-    turn = TurnResult(
-        {"messages": [{"role": "user", "content": "x"}]},
-        {"choices": [{"message": {"content": "x"}}]},
-        "x",
-        "stop",
-        {"prompt_tokens": 3},
-        1.5,
-        (check,),
-    )
-    result = CaseResult(
-        "s", "c", "t", 0, "pass", (turn,), tags=("a", "b"), extra={"attempt_errors": ["timeout"]}
-    )
-    assert json.dumps(journal_json(result), sort_keys=True) == json.dumps(
-        result.to_json(), sort_keys=True
-    )

@@ -6,7 +6,7 @@ and ``results.jsonl`` (one line per case × target × repeat, appended as each f
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 # A check's outcome. "n/a" means the target cannot give the data the check needs; it is
@@ -29,7 +29,7 @@ class CheckResult:
     actual: Any = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _CHECK_FIELDS}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CheckResult:
@@ -50,15 +50,15 @@ class TurnResult:
     error: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in _TURN_FIELDS}
         data["checks"] = [c.to_json() for c in self.checks]
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TurnResult:
-        fields = dict(data)
-        fields["checks"] = tuple(CheckResult.from_json(c) for c in data.get("checks", ()))
-        return cls(**fields)
+        values = dict(data)
+        values["checks"] = tuple(CheckResult.from_json(c) for c in data.get("checks", ()))
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -127,17 +127,24 @@ class CaseResult:
         return ""
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        """A JSON-ready view. Shallow: it shares the request and response bodies (copying
+        them, as ``dataclasses.asdict`` would, costs more than sending the request)."""
+        data = {name: getattr(self, name) for name in _CASE_FIELDS}
         data["turns"] = [t.to_json() for t in self.turns]
         data["tags"] = list(self.tags)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CaseResult:
-        fields = dict(data)
-        fields["turns"] = tuple(TurnResult.from_json(t) for t in data.get("turns", ()))
-        fields["tags"] = tuple(data.get("tags", ()))
-        return cls(**fields)
+        values = dict(data)
+        values["turns"] = tuple(TurnResult.from_json(t) for t in data.get("turns", ()))
+        values["tags"] = tuple(data.get("tags", ()))
+        return cls(**values)
+
+
+_CHECK_FIELDS = tuple(f.name for f in fields(CheckResult))
+_TURN_FIELDS = tuple(f.name for f in fields(TurnResult))
+_CASE_FIELDS = tuple(f.name for f in fields(CaseResult))
 
 
 def verdict_of(checks: tuple[CheckResult, ...], error: dict[str, Any] | None) -> str:

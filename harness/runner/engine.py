@@ -9,13 +9,13 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.config import TargetConfig
 from harness.redact import Redactor
-from harness.results.record import CaseResult, CheckResult, TurnResult
+from harness.results.record import CaseResult
 from harness.results.store import (
     RESULTS_FILE,
     Journal,
@@ -181,7 +181,7 @@ async def _run_all(
     interrupted = False
 
     def record(result: CaseResult) -> None:
-        line = json.dumps(journal_json(result), ensure_ascii=False, default=str)
+        line = json.dumps(result.to_json(), ensure_ascii=False, default=str)
         journal.append_line(redact(line))
         if progress is not None:
             progress(result)
@@ -301,29 +301,6 @@ async def _run_all(
             meta["dead_targets"] = dict(dead)
         run = _finish(run_dir, meta, interrupted, redact)
     return RunOutcome(run=run, dead_targets=dead, interrupted=interrupted)
-
-
-_CASE_FIELDS = tuple(f.name for f in fields(CaseResult))
-_TURN_FIELDS = tuple(f.name for f in fields(TurnResult))
-_CHECK_FIELDS = tuple(f.name for f in fields(CheckResult))
-
-
-def journal_json(result: CaseResult) -> dict[str, Any]:
-    """``result.to_json()`` without its deep copies: the journal line of a result.
-
-    ``dataclasses.asdict`` copies every request and response body, which costs more than
-    sending the request; json.dumps only reads, so shallow views of the same data do.
-    """
-    data = {name: getattr(result, name) for name in _CASE_FIELDS}
-    data["turns"] = [
-        {
-            **{name: getattr(turn, name) for name in _TURN_FIELDS},
-            "checks": [{name: getattr(c, name) for name in _CHECK_FIELDS} for c in turn.checks],
-        }
-        for turn in result.turns
-    ]
-    data["tags"] = list(result.tags)
-    return data
 
 
 def _open_run_dir(
