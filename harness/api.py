@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.config import Config, TargetConfig, load_config
 from harness.conversation import fit_case
+from harness.gate import evaluate
 from harness.models import Catalogue, load_catalogue
 from harness.preflight import Plan, plan, spec_for
 from harness.results.record import CaseResult
@@ -134,15 +135,9 @@ def rerender(run_dir: Path, reports_dir: Path | None = None) -> Path:
 
 
 def exit_code(outcome: RunOutcome, fail_under: float | None = None) -> int:
-    """0 all held; 1 a check failed, an error, or the pass rate is under the bar; 3 dead."""
-    if outcome.dead_targets:
-        return 3
-    results = outcome.run.results
-    judged = [r for r in results if r.verdict != "unchecked"]
-    if fail_under is not None:
-        rate = sum(r.verdict == "pass" for r in judged) / len(judged) if judged else 0.0
-        return 0 if rate * 100 >= fail_under else 1
-    return 0 if all(r.verdict in ("pass", "unchecked") for r in results) else 1
+    """The run's exit code with no baseline: see harness.gate for every rule."""
+    gate = evaluate(outcome.run, fail_under=fail_under, dead_targets=outcome.dead_targets)
+    return gate.exit_code
 
 
 def counts(results: list[CaseResult]) -> dict[str, Any]:
