@@ -350,3 +350,34 @@ def test_a_bad_default_check_points_at_defaults(write):
     )
     with pytest.raises(SuiteError, match=r"s\.yaml:3: defaults\.expect\.regex: invalid regular"):
         load_suite(path)
+
+
+@pytest.mark.parametrize(
+    ("files", "expect", "message"),
+    [
+        (
+            {"bad.yaml": "type: [object\n"},
+            "{json_schema: bad.yaml}",
+            "schema file bad.yaml is not valid",
+        ),
+        ({"dir/x.json": "{}"}, "{json_schema: dir}", "schema file dir cannot be read"),
+        (
+            {"latin.json": b"\xff\xfe"},
+            "{json_schema: latin.json}",
+            "schema file latin.json is not UTF-8",
+        ),
+        ({}, "{content_filter: {categories: 5}}", "categories must be a mapping"),
+    ],
+)
+def test_bad_check_arguments_are_suite_errors(write, tmp_path, files, expect, message):
+    """Unreadable or malformed schema files and bad arguments name the place, never crash."""
+    for name, content in files.items():
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
+    path = write("s.yaml", f"suite: s\ncases:\n  - id: a\n    prompt: hi\n    expect: {expect}\n")
+    with pytest.raises(SuiteError, match=r"cases\[0\]\.expect\.\w+: " + message):
+        load_suite(path)

@@ -42,6 +42,9 @@ def _prepare(arg: Any, ctx: LoadContext) -> dict[str, Any]:
     spec = dict(arg)
     if "max_severity" in spec and spec["max_severity"] not in SEVERITIES:
         raise ValueError(f"max_severity must be one of {', '.join(SEVERITIES)}")
+    for key in ("categories", "detected"):
+        if not isinstance(spec.get(key, {}), Mapping):
+            raise ValueError(f"{key} must be a mapping of category to expected value")
     for category, level in dict(spec.get("categories", {})).items():
         if category not in SEVERITY_CATEGORIES:
             raise ValueError(f"unknown severity category {category!r}")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import yaml
 from jsonschema.exceptions import SchemaError
 
 from harness.checks.registry import LoadContext, Outcome, Reply, check, failed, passed
@@ -21,10 +22,10 @@ def load_schema(arg: Any, ctx: LoadContext) -> dict[str, Any]:
     if isinstance(arg, str):
         path = (ctx.suite_dir / arg).resolve()
         try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+            stat = path.stat()
+        except OSError:
             raise ValueError(f"schema file not found: {arg}") from None
-        schema = _parse_schema_file(path, text)
+        schema = _schema_file(path, stat.st_mtime_ns, stat.st_size, arg)
     elif isinstance(arg, dict):
         schema = arg
     else:
@@ -46,19 +47,32 @@ def _check_schema(canonical: str) -> None:
         raise ValueError(f"invalid JSON Schema at {where}: {exc.message}") from None
 
 
-def _parse_schema_file(path: Path, text: str) -> dict[str, Any]:
+@functools.lru_cache(maxsize=256)
+def _schema_file(path: Path, mtime_ns: int, size: int, written: str) -> dict[str, Any]:
+    """A schema file parsed once per version of it, however many cases name it."""
     try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except (json.JSONDecodeError, ValueError) as exc:
-        raise ValueError(f"schema file {path.name} is not valid: {exc}") from None
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except OSError as exc:
+        raise ValueError(f"schema file {written} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"schema file {written} is not UTF-8 text") from None
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"schema file {written} is not valid: {exc}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"schema file {path.name} does not hold a JSON Schema object")
+        raise ValueError(f"schema file {written} does not hold a JSON Schema object")
     return data
+
+
+def schema_errors(schema: dict[str, Any], data: Any) -> tuple[str, str, int] | None:
+    """Where and why ``data`` first breaks ``schema`` ($.items[0], message, error count)."""
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.path])
+    if not errors:
+        return None
+    first = errors[0]
+    where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.path)
+    return where, first.message, len(errors)
 
 
 def parse_reply_json(content: str | None) -> tuple[Any, str | None]:
@@ -90,11 +104,9 @@ def json_schema(reply: Reply, schema: dict[str, Any]) -> Outcome:
     data, error = parse_reply_json(reply.content)
     if error is not None:
         return failed(f"reply is not JSON: {error}", "JSON matching the schema", reply.content)
-    validator_cls = jsonschema.validators.validator_for(schema)
-    errors = sorted(validator_cls(schema).iter_errors(data), key=lambda e: list(e.path))
-    if not errors:
+    problem = schema_errors(schema, data)
+    if problem is None:
         return passed("reply satisfies the JSON Schema", None, data)
-    first = errors[0]
-    where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.path)
-    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return failed(f"at {where}: {first.message}{more}", None, data)
+    where, message, count = problem
+    more = f" (+{count - 1} more)" if count > 1 else ""
+    return failed(f"at {where}: {message}{more}", None, data)

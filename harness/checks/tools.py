@@ -6,10 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
-
 from harness.checks.registry import LoadContext, Outcome, Reply, check, failed, passed
-from harness.checks.structured import load_schema
+from harness.checks.structured import load_schema, schema_errors
 
 
 def _prepare(arg: Any, ctx: LoadContext) -> list[dict[str, Any]]:
@@ -45,14 +43,8 @@ def tool_calls(reply: Reply, expected: list[dict[str, Any]]) -> Outcome:
             arguments = json.loads(matching[0].get("arguments") or "{}")
         except json.JSONDecodeError as exc:
             return failed(f"{spec['name']} arguments are not JSON: {exc.msg}", None, matching[0])
-        errors = list(
-            jsonschema.validators.validator_for(spec["arguments"])(spec["arguments"]).iter_errors(
-                arguments
-            )
-        )
-        if errors:
-            where = "$" + "".join(f".{p}" for p in errors[0].path)
-            return failed(
-                f"{spec['name']} arguments at {where}: {errors[0].message}", None, arguments
-            )
+        problem = schema_errors(spec["arguments"], arguments)
+        if problem is not None:
+            where, message, _ = problem
+            return failed(f"{spec['name']} arguments at {where}: {message}", None, arguments)
     return passed(f"called {[s['name'] for s in expected]}", [s["name"] for s in expected], names)
