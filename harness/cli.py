@@ -230,11 +230,7 @@ def plan(
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def report(run_dir: Path) -> int:
     """Render the HTML report of a stored run again."""
-    try:
-        out = api.rerender(run_dir)
-    except FileNotFoundError as exc:
-        raise click.UsageError(str(exc)) from None
-    click.echo(str(out))
+    click.echo(str(api.rerender(run_dir)))
     return 0
 
 

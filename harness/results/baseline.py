@@ -21,7 +21,7 @@ import jsonschema
 
 from harness.errors import ConfigError
 from harness.results.record import CaseResult, CheckResult, TurnResult
-from harness.results.store import RUN_FILE, Run, load_run
+from harness.results.store import Run, load_run
 from harness.results.summary import cost_of, summarize
 
 FORMAT_VERSION = 1
@@ -292,7 +292,5 @@ def load_baseline(path: Path) -> Run:
 def load_reference(path: Path) -> Run:
     """A run directory or a baseline file, whichever ``path`` is: what diffs and gates read."""
     if path.is_dir():
-        if not (path / RUN_FILE).exists():
-            raise ConfigError(str(path), "", f"not a run directory (no {RUN_FILE})")
         return load_run(path)
     return load_baseline(path)

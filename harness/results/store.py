@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from harness.errors import ConfigError
 from harness.results.record import CaseResult
 
 RUN_FILE = "run.json"
@@ -33,27 +34,38 @@ class Run:
 
 
 def read_results(path: Path) -> Iterator[CaseResult]:
-    """Every complete line of a results journal; a torn last line (a killed run) is skipped."""
+    """Every result in a journal. A torn last line (a killed run) is skipped; a damaged line
+    before it is a ConfigError naming the line, since skipping it would lose a case."""
     file = path / RESULTS_FILE
     if not file.exists():
         return
     with file.open(encoding="utf-8") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, start=1):
             if not line.endswith("\n"):
                 break
             try:
                 yield CaseResult.from_json(json.loads(line))
-            except (json.JSONDecodeError, TypeError, KeyError):
-                continue
+            except (json.JSONDecodeError, TypeError, KeyError, AttributeError):
+                raise ConfigError(f"{file}:{number}", "", "not a result record") from None
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """A run directory's run.json; one that is missing or damaged is a ConfigError (exit 2)."""
+    meta_file = path / RUN_FILE
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", f"not a run directory (no {RUN_FILE})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(str(meta_file), "", f"cannot be read: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ConfigError(str(meta_file), "", "does not hold a run's metadata (an object)")
+    return meta
 
 
 def load_run(path: Path) -> Run:
-    """Load a run directory (raises FileNotFoundError when it is not one)."""
-    meta_file = path / RUN_FILE
-    if not meta_file.exists():
-        raise FileNotFoundError(f"{path}: not a run directory (no {RUN_FILE})")
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    return Run(path=path, meta=meta, results=latest_results(read_results(path)))
+    """A run directory's metadata and results (see read_meta and read_results for errors)."""
+    return Run(path=path, meta=read_meta(path), results=latest_results(read_results(path)))
 
 
 def latest_results(results: Iterable[CaseResult]) -> list[CaseResult]:
@@ -84,6 +96,7 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
+        _drop_torn_tail(path / RESULTS_FILE)
         self._file: IO[str] = (path / RESULTS_FILE).open("a", encoding="utf-8")
 
     def append(self, result: CaseResult) -> None:
@@ -98,3 +111,13 @@ class Journal:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+
+
+def _drop_torn_tail(file: Path) -> None:
+    """Cut a last line a killed run left half-written, so the next append starts clean."""
+    if not file.exists():
+        return
+    with file.open("rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import InputError
-from harness.results.store import load_run
+from harness.results.store import read_meta
 
 
 @dataclass(frozen=True)
@@ -19,11 +18,8 @@ class ResumeInputs:
 
 
 def resume_inputs(run_dir: Path) -> ResumeInputs:
-    """Read run.json of ``run_dir``; an unreadable or foreign folder is an InputError."""
-    try:
-        meta = load_run(run_dir).meta
-    except (FileNotFoundError, ValueError) as exc:
-        raise InputError(f"--resume {run_dir}: {exc}") from None
+    """Read run.json of ``run_dir``; an unreadable or foreign folder is a ConfigError."""
+    meta = read_meta(run_dir)
     paths = tuple(Path(s["path"]) for s in meta.get("suites", []) if s.get("path"))
     targets = tuple(t["name"] for t in meta.get("targets", []) if t.get("name"))
     repeat = (meta.get("options") or {}).get("repeat")

@@ -1,0 +1,43 @@
+"""Run directories: damaged records are errors that name the file, torn tails are healed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.results.store import RESULTS_FILE, RUN_FILE, Journal, load_run, read_results
+from tests.test_record import make
+
+
+def test_missing_or_damaged_run_json_is_a_config_error(tmp_path):
+    """No run.json, bad JSON or a non-object: exit 2 naming the file, never a traceback."""
+    with pytest.raises(ConfigError, match="not a run directory"):
+        load_run(tmp_path)
+    (tmp_path / RUN_FILE).write_text("{oops")
+    with pytest.raises(ConfigError, match=r"run\.json: cannot be read"):
+        load_run(tmp_path)
+    (tmp_path / RUN_FILE).write_text("[]")
+    with pytest.raises(ConfigError, match="does not hold a run's metadata"):
+        load_run(tmp_path)
+
+
+def test_a_damaged_line_mid_journal_is_named(tmp_path):
+    """A bad line before the end would lose a case silently: it is reported with its number."""
+    good = json.dumps(make().to_json())
+    (tmp_path / RESULTS_FILE).write_text(f"{good}\nnot json\n{good}\n")
+    with pytest.raises(ConfigError, match=rf"{RESULTS_FILE}:2: not a result record"):
+        list(read_results(tmp_path))
+
+
+def test_a_torn_tail_is_skipped_and_cut_before_appending(tmp_path):
+    """A killed run's half line is ignored when reading and removed before the next append."""
+    good = json.dumps(make().to_json())
+    (tmp_path / RESULTS_FILE).write_text(f"{good}\n{good[:40]}")
+    assert len(list(read_results(tmp_path))) == 1
+    journal = Journal(tmp_path)
+    journal.append(make("fail"))
+    journal.close()
+    verdicts = [r.verdict for r in read_results(tmp_path)]
+    assert verdicts == ["pass", "fail"]
