@@ -103,18 +103,19 @@ def run(
 
 
 def _history_fitters(prepared: Prepared) -> dict[str, Fitter]:
-    """Per target: fit a multi-turn case's history into its budget (default: the context)."""
     catalogue = prepared.catalogue()
-    fitters: dict[str, Fitter] = {}
-    for target in prepared.targets:
-        spec, _ = spec_for(target, catalogue)
+    return {target.name: history_fitter(target, catalogue) for target in prepared.targets}
 
-        def fit(messages: list[dict[str, Any]], case: Case, spec: Any = spec) -> list[Any]:
-            kept, _ = fit_case(messages, case, spec)
-            return [m.to_api() if isinstance(m, Message) else dict(m) for m in kept]
 
-        fitters[target.name] = fit
-    return fitters
+def history_fitter(target: TargetConfig, catalogue: Catalogue) -> Fitter:
+    """Fit a multi-turn case's history into its budget (default: the target's context)."""
+    spec, _ = spec_for(target, catalogue)
+
+    def fit(messages: list[dict[str, Any]], case: Case) -> list[dict[str, Any]]:
+        kept, _ = fit_case(messages, case, spec)
+        return [m.to_api() if isinstance(m, Message) else dict(m) for m in kept]
+
+    return fit
 
 
 def write_html(run: Run, reports_dir: Path, baseline: Run | None = None) -> Path:

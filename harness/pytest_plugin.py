@@ -156,7 +156,8 @@ class CaseItem(pytest.Item):
         style: Any = None,
     ) -> str | Any:
         if isinstance(excinfo.value, (CaseFailed, _TargetProblem)):
-            return str(excinfo.value)
+            # The service's error messages are quoted here: scrubbed like the journal.
+            return self.config.stash[_STATE].redact(str(excinfo.value))
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -209,6 +210,8 @@ class _Session:
         self._config: Config | None = None
         self._targets: dict[str, Target] = {}
         self._dead: dict[str, str] = {}
+        self._fitters: dict[str, Any] = {}
+        self._redactor: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -237,6 +240,25 @@ class _Session:
                 path = self.pytest_config.invocation_params.dir / path
             self._config = load_config(path, start=self.pytest_config.rootpath)
         return self._config
+
+    def redact(self, text: str) -> str:
+        from harness.redact import Redactor
+
+        if self._redactor is None:
+            names = [t.api_key_env for t in self.azeval_config().targets.values() if t.api_key_env]
+            self._redactor = Redactor.from_environment(names)
+        return str(self._redactor(text))
+
+    def _fitter(self, chosen: TargetConfig) -> Any:
+        """The same history fitting `azeval run` does for multi-turn cases."""
+        from harness.api import history_fitter
+        from harness.models import load_catalogue
+
+        if chosen.name not in self._fitters:
+            config = self.azeval_config()
+            catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
+            self._fitters[chosen.name] = history_fitter(chosen, catalogue)
+        return self._fitters[chosen.name]
 
     def target_names(self) -> list[str]:
         from harness.config import CONFIG_FILE
@@ -312,7 +334,8 @@ class _Session:
                 on_error=observe,
             )
 
-        return await run_case(case, target.info, repeat, send, tally=tally)
+        fit = self._fitter(chosen)
+        return await run_case(case, target.info, repeat, send, fit=fit, tally=tally)
 
     def close(self) -> None:
         """Close every opened target and stop the loop (at session end)."""

@@ -281,3 +281,16 @@ def test_repeats_are_real_requests_and_counted_in_progress(project, server, caps
     assert len(server.requests) == 8
     err = capsys.readouterr().err
     assert "[8/8]" in err and "[9/" not in err
+
+
+def test_a_secret_in_a_dead_targets_answer_reaches_no_output(project, server, capsys):
+    """A 404 quoting the key: console, gate lines, Markdown and the report stay clean."""
+    leak = ErrorReply(404, code="DeploymentNotFound", message=f"no deployment for key {KEY}")
+    server.set_rules([Rule(Match(), Action(error=leak))])
+    assert azeval("run", "suites", "-t", "gpt35", "--markdown", "summary.md") == 3
+    out = capsys.readouterr()
+    assert "no deployment for key ***" in out.out + out.err
+    assert KEY not in out.out + out.err
+    for file in [project / "summary.md", *(project / "reports").rglob("*")]:
+        if file.is_file():
+            assert KEY not in file.read_text(encoding="utf-8", errors="replace"), file

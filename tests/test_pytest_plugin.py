@@ -149,3 +149,19 @@ def test_bad_suite_names_file_and_place(pytester: pytest.Pytester, project: None
     )
     result = pytester.runpytest("suites", "--collect-only")
     result.stdout.fnmatch_lines(["*bad.yaml:*unknown check 'containz'*"])
+
+
+def test_failure_messages_are_scrubbed_of_secrets(
+    pytester: pytest.Pytester, project: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret that reaches a failure message (here, echoed in the reply) shows as ***."""
+    monkeypatch.setenv("SERVICE_TOKEN", "leaky-token-123456")
+    (pytester.path / "suites" / "leak.yaml").write_text(
+        "suite: leak\ncases:\n  - id: echo\n    prompt: leaky-token-123456\n"
+        "    expect: {contains: Paris}\n",
+        encoding="utf-8",
+    )
+    result = pytester.runpytest("suites/leak.yaml", "--azeval-target", "gpt35")
+    result.assert_outcomes(failed=1)
+    assert "leaky-token-123456" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*reply: 'Echo: ***'*"])

@@ -25,6 +25,7 @@ from harness.results.store import (
     read_results,
     write_meta,
 )
+from harness.results.summary import summarize
 from harness.runner.case import Fitter, run_case, skipped_result
 from harness.runner.meta import new_run_id, now_iso, run_meta
 from harness.runner.quota import FRESH, RETRY, QueueDeadline, Scheduler
@@ -217,7 +218,8 @@ async def _run_all(
 
         def observe(error: TargetError) -> None:
             if error.kind in FATAL_FOR_TARGET:
-                dead.setdefault(item.target, f"{error.kind} (HTTP {error.status}): {error.message}")
+                why = f"{error.kind} (HTTP {error.status}): {error.message}"
+                dead.setdefault(item.target, redact(why))
 
         async def attempt(body: Mapping[str, Any]) -> Completion:
             n = turn[0]
@@ -283,7 +285,7 @@ async def _run_all(
             and not scheduler.answered
         ):
             # Not one answer ever came back: a wrong endpoint, not a flaky network.
-            dead.setdefault(item.target, f"unreachable: {result.error.get('message')}")
+            dead.setdefault(item.target, redact(f"unreachable: {result.error.get('message')}"))
         record(result)
 
     tasks = [asyncio.ensure_future(one(item)) for item in items]
@@ -339,17 +341,11 @@ def _rewrite_journal(run_dir: Path, results: list[CaseResult]) -> None:
 
 
 def _finish(run_dir: Path, meta: dict[str, Any], interrupted: bool, redact: Redactor) -> Run:
+    """Write the final run.json; the Run returned is what was written, secrets scrubbed."""
     results = latest_results(read_results(run_dir))
     meta["finished_at"] = now_iso()
     meta["status"] = "interrupted" if interrupted else "complete"
-    meta["summary"] = summarize_run(results, [t["name"] for t in meta["targets"]])
-    write_meta(run_dir, json.loads(redact(json.dumps(meta, default=str))))
-    return Run(path=run_dir, meta=meta, results=results)
-
-
-def summarize_run(results: list[CaseResult], targets: list[str]) -> dict[str, Any]:
-    try:
-        from harness.results.summary import summarize
-    except ImportError:  # pragma: no cover - summary lands with the report
-        return {}
-    return summarize(results, targets)
+    meta["summary"] = summarize(results, [t["name"] for t in meta["targets"]])
+    scrubbed = json.loads(redact(json.dumps(meta, default=str)))
+    write_meta(run_dir, scrubbed)
+    return Run(path=run_dir, meta=scrubbed, results=results)
