@@ -139,10 +139,3 @@ def exit_code(outcome: RunOutcome, fail_under: float | None = None) -> int:
     """The run's exit code with no baseline: see harness.gate for every rule."""
     gate = evaluate(outcome.run, fail_under=fail_under, dead_targets=outcome.dead_targets)
     return gate.exit_code
-
-
-def counts(results: list[CaseResult]) -> dict[str, Any]:
-    tally = {"pass": 0, "fail": 0, "error": 0, "unchecked": 0}
-    for result in results:
-        tally[result.verdict] = tally.get(result.verdict, 0) + 1
-    return tally

@@ -178,7 +178,7 @@ def run(
         click.echo(f"Interrupted. Partial report: {outcome.run.path / 'report.html'}", err=True)
         click.echo(f"Resume with: {resume_command(outcome.run.path, config_path)}", err=True)
         raise RunInterrupted(f"interrupted; {len(outcome.run.results)} result(s) kept")
-    _print_summary(outcome, redact)
+    _print_summary(outcome)
     return cli_compare.finish_run(
         outcome,
         gate,
@@ -279,15 +279,14 @@ def _line(result: CaseResult) -> str:
     return f"{text}  {problem[:200]}" if problem else text
 
 
-def _print_summary(outcome: Any, redact: Redactor) -> None:
-    results = outcome.run.results
-    tally = api.counts(results)
+def _print_summary(outcome: Any) -> None:
+    """Counts, then where the record and report are (dead targets are the gate's to say)."""
+    verdicts = outcome.run.meta.get("summary", {}).get("verdicts", {})
     click.echo(
-        f"{len(results)} result(s): {tally['pass']} passed, {tally['fail']} failed, "
-        f"{tally['error']} errors, {tally['unchecked']} unchecked"
+        f"{len(outcome.run.results)} result(s): {verdicts.get('pass', 0)} passed, "
+        f"{verdicts.get('fail', 0)} failed, {verdicts.get('error', 0)} errors, "
+        f"{verdicts.get('unchecked', 0)} unchecked"
     )
-    for name, why in outcome.dead_targets.items():
-        click.echo(redact(f"Target '{name}' is unavailable: {why}"), err=True)
     click.echo(f"Run record: {outcome.run.path}")
     click.echo(f"Report: {outcome.run.path / 'report.html'}")
 

@@ -9,11 +9,11 @@ Anything else escaping is a bug and may show a traceback.
     │   ├── SuiteError               a suite file: names the file and the place in it
     │   ├── ConfigError              azeval.toml / [tool.azeval] / environment
     │   └── PreflightError           cases that would certainly be rejected by the service
-    ├── TargetUnavailable            exit 3  auth refused, deployment missing: no verdict possible
     └── RunInterrupted               exit 130  Ctrl-C; the partial run was written
 
 Failures inside a run (an API error, a timeout, a failed check) are not exceptions: they are
-data on the case's result (see ``harness.results``).
+data on the case's result (see ``harness.results``). So is a target that refused us (auth,
+missing deployment): the run records it and ``harness.gate`` turns it into exit 3.
 """
 
 from __future__ import annotations
@@ -65,12 +65,6 @@ class PreflightError(InputError):
     def format_message(self) -> str:
         head = f"{len(self.problems)} problem(s) found before sending anything:"
         return "\n".join([head, *(f"  {p}" for p in self.problems)])
-
-
-class TargetUnavailable(AzevalError):
-    """A target refused us or does not exist, so no verdict is possible."""
-
-    exit_code: ClassVar[int] = 3
 
 
 class RunInterrupted(AzevalError):

@@ -184,7 +184,9 @@ def test_bad_key_exits_3_and_stops_sending(project, server, monkeypatch, capsys)
     kinds = sorted(r["error"]["kind"] for r in results.values())
     assert kinds == ["auth", "target_unavailable", "target_unavailable", "target_unavailable"]
     assert len(server.requests) == 1
-    assert "Target 'gpt35' is unavailable: auth (HTTP 401)" in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert "target 'gpt35' is unavailable: auth (HTTP 401)" in out.out
+    assert out.out.count("is unavailable") == 1
 
 
 def test_missing_deployment_exits_3(project, write):

@@ -6,21 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-# The error kinds a result can carry; the runner retries the ones in RETRYABLE.
-ERROR_KINDS = (
-    "content_filter",
-    "rate_limited",
-    "timeout",
-    "server_error",
-    "auth",
-    "not_found",
-    "bad_request",
-    "context_length",
-    "connection",
-    "invalid_response",
-    "preflight",
-    "deadline",
-)
+# Error kinds (TargetError.kind): content_filter, rate_limited, timeout, server_error, auth,
+# not_found, bad_request, context_length, connection, invalid_response, and from the runner
+# preflight, deadline, target_unavailable, history_budget.
 RETRYABLE = frozenset({"rate_limited", "timeout", "server_error", "connection", "invalid_response"})
 FATAL_FOR_TARGET = frozenset({"auth", "not_found"})
 
