@@ -15,9 +15,9 @@ from harness.gate import evaluate
 from harness.models import Catalogue, load_catalogue
 from harness.preflight import Plan, plan, spec_for
 from harness.results.record import CaseResult
-from harness.results.store import Run, latest_results, load_run, read_results
+from harness.results.store import Run, load_run
 from harness.runner.case import Fitter
-from harness.runner.engine import RunOptions, RunOutcome, execute, work_items
+from harness.runner.engine import RunOptions, RunOutcome, execute, kept_results, work_items
 from harness.suite import Case, Message, Suite, load_suites
 
 
@@ -56,8 +56,7 @@ def pending(prepared: Prepared, options: RunOptions) -> int:
     items = work_items(prepared.suites, [t.name for t in prepared.targets], options.repeat)
     if options.resume is None:
         return len(items)
-    kept = latest_results(read_results(options.resume))
-    done = {r.key for r in kept if not (options.retry_errors and r.verdict == "error")}
+    done = {r.key for r in kept_results(options.resume, options.retry_errors)}
     return sum(item.key not in done for item in items)
 
 

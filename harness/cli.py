@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from harness import __version__, api, cli_compare
+from harness.config import load_config
 from harness.errors import AzevalError, RunInterrupted
 from harness.preflight import raise_for_fatal
 from harness.redact import Redactor
@@ -130,10 +131,13 @@ def run(
         baseline, fail_on_regression, min_lower_bound, junit, markdown
     )
     settings = prepared.config.settings
-    if timeout is not None:  # the command line beats each target's own timeout
-        prepared = dataclasses.replace(
-            prepared, targets=[dataclasses.replace(t, timeout=timeout) for t in prepared.targets]
-        )
+    # -j and --timeout on the command line beat each target's own setting.
+    overrides: dict[str, Any] = {
+        k: v for k, v in (("timeout", timeout), ("concurrency", concurrency)) if v is not None
+    }
+    if overrides:
+        chosen = [dataclasses.replace(t, **overrides) for t in prepared.targets]
+        prepared = dataclasses.replace(prepared, targets=chosen)
     options = RunOptions(
         concurrency=concurrency or settings.get("concurrency", 4),
         timeout=timeout or settings.get("timeout", 60.0),
@@ -171,8 +175,12 @@ def run(
             prepared, options, progress=progress, checked=checked, baseline=gate.baseline
         )
     except KeyboardInterrupt:
-        done()  # interrupted before the run directory existed: nothing to resume
-        raise RunInterrupted("interrupted before any case finished") from None
+        # Before the run's directory existed, or while its report was written: whatever
+        # finished is in reports/runs/<id>/ and `--resume` completes it.
+        done()
+        raise RunInterrupted(
+            "interrupted; anything that finished is kept under reports/runs/"
+        ) from None
     done()
     if outcome.interrupted:
         click.echo(f"Interrupted. Partial report: {outcome.run.path / 'report.html'}", err=True)
@@ -230,7 +238,8 @@ def plan(
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def report(run_dir: Path) -> int:
     """Render the HTML report of a stored run again."""
-    click.echo(str(api.rerender(run_dir)))
+    settings = load_config().settings
+    click.echo(str(api.rerender(run_dir, Path(settings.get("reports_dir", "reports")))))
     return 0
 
 

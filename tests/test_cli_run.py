@@ -296,3 +296,23 @@ def test_a_secret_in_a_dead_targets_answer_reaches_no_output(project, server, ca
     for file in [project / "summary.md", *(project / "reports").rglob("*")]:
         if file.is_file():
             assert KEY not in file.read_text(encoding="utf-8", errors="replace"), file
+
+
+def test_resume_with_another_target_records_it(project, server):
+    """Resuming with a target the run did not have adds it to run.json and runs its cases."""
+    assert azeval("run", "suites", "-t", "gpt35") == 0
+    run_dir, _, _ = latest_run(project)
+    assert azeval("run", "--resume", str(run_dir), "-t", "gpt35", "-t", "gpt4o") == 1
+    _, meta, results = latest_run(project)
+    assert [t["name"] for t in meta["targets"]] == ["gpt35", "gpt4o"]
+    assert len(results) == 8
+    assert len(server.requests) == 8  # the first four were not sent again
+
+
+def test_command_line_concurrency_beats_the_targets_own(project, write, server):
+    """-j overrides a target's configured concurrency, as --timeout does its timeout."""
+    write("azeval.toml", CONFIG.format(first="gpt35", second="gpt4o") + "concurrency = 1\n")
+    server.set_rules([Rule(Match(), Action(content="Refunds take 5 days. Hello!", latency_ms=300))])
+    assert azeval("run", "suites/support.yaml", "-t", "gpt4o", "-j", "4") == 1
+    _, meta, _ = latest_run(project)
+    assert meta["scheduler"]["gpt4o"]["max_in_flight"] > 1

@@ -21,13 +21,13 @@ from harness.results.store import (
     Journal,
     Run,
     latest_results,
-    load_run,
+    read_meta,
     read_results,
     write_meta,
 )
 from harness.results.summary import summarize
 from harness.runner.case import Fitter, run_case, skipped_result
-from harness.runner.meta import new_run_id, now_iso, run_meta
+from harness.runner.meta import new_run_id, now_iso, run_meta, suite_meta
 from harness.runner.quota import FRESH, RETRY, QueueDeadline, Scheduler
 from harness.runner.retry import Attempts, RetryPolicy, send_with_retries
 from harness.suite.model import Case, Suite
@@ -309,14 +309,12 @@ def _open_run_dir(
     suites: list[Suite], targets: dict[str, Target], options: RunOptions
 ) -> tuple[Path, dict[str, Any], set[str]]:
     if options.resume is not None:
-        previous = load_run(options.resume)
-        written = sum(1 for _ in read_results(options.resume))
-        meta = previous.meta
+        meta = read_meta(options.resume)
         meta["resumed_at"] = [*meta.get("resumed_at", []), now_iso()]
         meta["status"] = "running"
-        results = previous.results  # one per key, the last written
-        if options.retry_errors:
-            results = [r for r in results if r.verdict != "error"]
+        _add_new_inputs(meta, suites, targets)
+        written = sum(1 for _ in read_results(options.resume))
+        results = kept_results(options.resume, options.retry_errors)
         if len(results) != written:
             _rewrite_journal(options.resume, results)
         write_meta(options.resume, meta)
@@ -327,6 +325,26 @@ def _open_run_dir(
     meta = run_meta(run_id, suites, [t.info for t in targets.values()], options.to_json())
     write_meta(run_dir, meta)
     return run_dir, meta, set()
+
+
+def kept_results(run_dir: Path, retry_errors: bool = False) -> list[CaseResult]:
+    """What a resume keeps: one result per key, less the errors when they are to be retried."""
+    results = latest_results(read_results(run_dir))
+    return [r for r in results if not (retry_errors and r.verdict == "error")]
+
+
+def _add_new_inputs(meta: dict[str, Any], suites: list[Suite], targets: dict[str, Target]) -> None:
+    """A resume that names more suites or targets records them beside the original ones."""
+    known_targets = {t["name"] for t in meta.get("targets", [])}
+    meta["targets"] = [
+        *meta.get("targets", []),
+        *(t.info.to_json() for name, t in targets.items() if name not in known_targets),
+    ]
+    known_suites = {s["id"] for s in meta.get("suites", [])}
+    meta["suites"] = [
+        *meta.get("suites", []),
+        *(suite_meta(s) for s in suites if s.id not in known_suites),
+    ]
 
 
 def _rewrite_journal(run_dir: Path, results: list[CaseResult]) -> None:

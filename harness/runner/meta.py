@@ -43,6 +43,10 @@ def git_commit(where: Path) -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def suite_meta(suite: Suite) -> dict[str, Any]:
+    return {"id": suite.id, "path": suite.path, "sha256": suite.sha256, "cases": len(suite.cases)}
+
+
 def run_meta(
     run_id: str, suites: list[Suite], targets: list[TargetInfo], options: dict[str, Any]
 ) -> dict[str, Any]:
@@ -53,9 +57,7 @@ def run_meta(
         "started_at": now_iso(),
         "finished_at": None,
         "status": "running",
-        "suites": [
-            {"id": s.id, "path": s.path, "sha256": s.sha256, "cases": len(s.cases)} for s in suites
-        ],
+        "suites": [suite_meta(s) for s in suites],
         "targets": [t.to_json() for t in targets],
         "options": options,
         "summary": {},
