@@ -9,6 +9,7 @@ the CI files, appends to ``$GITHUB_STEP_SUMMARY`` and returns the exit code.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,11 +20,7 @@ import click
 
 from harness.errors import InputError
 from harness.gate import (
-    GateResult,
-    compare_to_baseline,
-    drift_lines,
     evaluate,
-    significance_line,
 )
 from harness.report.junit import write_junit
 from harness.report.markdown import append_step_summary, render_markdown
@@ -97,17 +94,21 @@ def diff(
 ) -> int:
     """Compare two runs (run directories or baseline files), case by case and target by target."""
     old, new = load_reference(before), load_reference(after)
-    comparison = compare_to_baseline(new, old)
-    for line in diff_lines(comparison, replies=not no_replies):
+    # The same rules as `azeval run --baseline --fail-on-regression`; without the flag a
+    # diff only informs, and what would have blocked is listed as not gated.
+    gate = evaluate(new, baseline=old, fail_on_regression=True)
+    if not fail_on_regression:
+        gate = dataclasses.replace(
+            gate,
+            exit_code=0,
+            reasons=[],
+            notes=[*gate.notes, *(f"not gated: {reason}" for reason in gate.reasons)],
+        )
+    assert gate.comparison is not None
+    for line in diff_lines(gate.comparison, replies=not no_replies):
         click.echo(line)
-    click.echo(significance_line(comparison))
-    for line in drift_lines(new, old):
+    for line in gate.lines():
         click.echo(line)
-    gate = GateResult(
-        exit_code=1 if fail_on_regression and comparison.regressions else 0,
-        reasons=[f"regression: {d.case_key} @{d.target}" for d in comparison.regressions],
-        comparison=comparison,
-    )
     if markdown_path is not None:
         markdown_path.parent.mkdir(parents=True, exist_ok=True)
         markdown_path.write_text(render_markdown(new, gate), encoding="utf-8")

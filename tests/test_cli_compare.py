@@ -238,3 +238,15 @@ def test_step_summary_is_appended(
     code, _ = gated_run(project)
     assert code == 0
     assert summary.read_text().startswith("## ✅ azeval: gate passed")
+
+
+def test_diff_gates_with_the_same_rules_as_run(tmp_path: Path) -> None:
+    """diff --fail-on-regression blocks a new case that fails, as run --baseline does."""
+    before = write_run(tmp_path / "r1", [result("a")])
+    after = write_run(tmp_path / "r2", [result("a"), result("b", verdict="fail")])
+    code, output = invoke("diff", str(before), str(after))
+    assert code == 0
+    assert "not gated: new case does not pass: geo/b" in output
+    code, output = invoke("diff", str(before), str(after), "--fail-on-regression")
+    assert code == 1
+    assert "new case does not pass: geo/b" in output
