@@ -150,6 +150,7 @@ def run(
         resume=resume,
         retry_errors=retry_errors,
     )
+    cli_compare.writable_folder(options.reports_dir, "--reports-dir")
     if not prepared.config.targets and not targets:
         click.echo(
             "No targets configured: using the embedded local model (target 'local').", err=True

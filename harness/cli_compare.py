@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,8 +129,8 @@ def _count(side: Any) -> str:
     return f"{side.verdicts.count('pass')}/{len(side.verdicts)}"
 
 
-def diff_lines(comparison: Comparison, *, replies: bool = True) -> list[str]:
-    """A plain-text table of every changed case, its reply diff, and the totals."""
+def diff_lines(comparison: Comparison, *, replies: bool = True, totals: bool = True) -> list[str]:
+    """A plain-text table of every changed case, its reply diff, and (unless not) the totals."""
     changed = [d for d in comparison.cases if not d.status.startswith("unchanged")]
     width = max([len(d.case_key) for d in changed] + [4])
     lines = []
@@ -150,16 +151,18 @@ def diff_lines(comparison: Comparison, *, replies: bool = True) -> list[str]:
                 for op, t in d.reply_diff()
             )
             lines.append("    reply: " + " ".join(text.split())[:600])
+    if not totals:
+        return lines
     counts = comparison.counts()
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no cases")
-    totals = comparison.totals()
+    sums = comparison.totals()
     lines.append(
-        f"paired {totals['paired']}: Δ completion tokens "
-        f"{_fmt(totals['completion_tokens_delta'], '', 1)}, Δ prompt tokens "
-        f"{_fmt(totals['prompt_tokens_delta'], '', 1)}, Δ cost "
-        f"{_fmt(totals['cost_delta_usd'], ' USD', 5)}, latency p50 "
-        f"{_fmt(totals['latency_p50_before_ms'], ' ms').lstrip('+')} → "
-        f"{_fmt(totals['latency_p50_after_ms'], ' ms').lstrip('+')}"
+        f"paired {sums['paired']}: Δ completion tokens "
+        f"{_fmt(sums['completion_tokens_delta'], '', 1)}, Δ prompt tokens "
+        f"{_fmt(sums['prompt_tokens_delta'], '', 1)}, Δ cost "
+        f"{_fmt(sums['cost_delta_usd'], ' USD', 5)}, latency p50 "
+        f"{_fmt(sums['latency_p50_before_ms'], ' ms').lstrip('+')} → "
+        f"{_fmt(sums['latency_p50_after_ms'], ' ms').lstrip('+')}"
     )
     return lines
 
@@ -183,7 +186,10 @@ class GateOptions:
         junit: Path | None = None,
         markdown: Path | None = None,
     ) -> GateOptions:
-        """Read the baseline now, before anything is sent; a bad one is an InputError."""
+        """Read the baseline and check the output folders now, before anything is sent."""
+        for option, path in (("--junit", junit), ("--markdown", markdown)):
+            if path is not None:
+                writable_folder(path.parent, option)
         return cls(
             baseline=load_reference(baseline) if baseline is not None else None,
             fail_on_regression=fail_on_regression,
@@ -191,6 +197,16 @@ class GateOptions:
             junit=junit,
             markdown=markdown,
         )
+
+
+def writable_folder(folder: Path, option: str) -> None:
+    """Create ``folder`` if needed; one that cannot be written is an InputError (exit 2)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{option}: cannot create {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"{option}: cannot write into {folder}")
 
 
 def gate_options(command: F) -> F:
@@ -238,17 +254,17 @@ def finish_run(outcome: Any, options: GateOptions, *, fail_under: float | None =
         min_lower_bound=options.min_lower_bound,
         dead_targets=outcome.dead_targets,
     )
+    # The verdict first: should writing a CI file fail, it has already been said.
+    if gate.comparison is not None:
+        for line in diff_lines(gate.comparison, replies=False, totals=False):
+            click.echo(line)
+    for line in gate.lines():
+        click.echo(line)
     if options.junit is not None:
         click.echo(f"JUnit: {write_junit(run, options.junit)}")
     text = render_markdown(run, gate)
     if options.markdown is not None:
-        options.markdown.parent.mkdir(parents=True, exist_ok=True)
         options.markdown.write_text(text, encoding="utf-8")
         click.echo(f"Markdown: {options.markdown}")
     append_step_summary(text)
-    if gate.comparison is not None:
-        for line in diff_lines(gate.comparison, replies=False)[:-2]:
-            click.echo(line)
-    for line in gate.lines():
-        click.echo(line)
     return gate.exit_code

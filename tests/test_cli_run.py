@@ -316,3 +316,13 @@ def test_command_line_concurrency_beats_the_targets_own(project, write, server):
     assert azeval("run", "suites/support.yaml", "-t", "gpt4o", "-j", "4") == 1
     _, meta, _ = latest_run(project)
     assert meta["scheduler"]["gpt4o"]["max_in_flight"] > 1
+
+
+@pytest.mark.parametrize("option", ["--junit", "--markdown", "--reports-dir"])
+def test_unwritable_output_is_exit_2_before_sending(project, server, write, capsys, option):
+    """An output path that cannot be written is bad input: exit 2, named, nothing sent."""
+    write("not-a-folder", "x")
+    target = "not-a-folder/sub/out" if option == "--reports-dir" else "not-a-folder/out.xml"
+    assert azeval("run", "suites", "-t", "gpt35", option, target) == 2
+    assert f"Error: {option}: cannot create not-a-folder" in capsys.readouterr().err
+    assert server.requests == []
