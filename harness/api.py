@@ -28,6 +28,7 @@ class Prepared:
     config: Config
     suites: list[Suite]
     targets: list[TargetConfig]
+    catalogue: Catalogue
 
     @property
     def case_count(self) -> int:
@@ -37,9 +38,6 @@ class Prepared:
     def cases(self) -> list[Case]:
         return [case for suite in self.suites for case in suite.cases]
 
-    def catalogue(self) -> Catalogue:
-        return load_catalogue(self.config.models, source=self.config.path or "azeval.toml")
-
 
 def prepare(
     paths: Iterable[str | Path], target_names: Iterable[str] = (), config_path: Path | None = None
@@ -48,7 +46,15 @@ def prepare(
     config = load_config(config_path)
     suites = load_suites(list(paths))
     targets = config.select(list(target_names))
-    return Prepared(config=config, suites=suites, targets=targets)
+    catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
+    return Prepared(config=config, suites=suites, targets=targets, catalogue=catalogue)
+
+
+def check_keys(prepared: Prepared) -> None:
+    """A chosen target whose API key variable is unset is a ConfigError (plan needs none)."""
+    for target in prepared.targets:
+        if target.uses_key:
+            target.api_key()
 
 
 def pending(prepared: Prepared, options: RunOptions) -> int:
@@ -62,7 +68,7 @@ def pending(prepared: Prepared, options: RunOptions) -> int:
 
 def preflight(prepared: Prepared) -> Plan:
     """Count, check limits and parameters of every case on every target; sends nothing."""
-    return plan(prepared.cases, prepared.targets, prepared.catalogue())
+    return plan(prepared.cases, prepared.targets, prepared.catalogue)
 
 
 def run(
@@ -102,7 +108,7 @@ def run(
 
 
 def _history_fitters(prepared: Prepared) -> dict[str, Fitter]:
-    catalogue = prepared.catalogue()
+    catalogue = prepared.catalogue
     return {target.name: history_fitter(target, catalogue) for target in prepared.targets}
 
 

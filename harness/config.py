@@ -93,6 +93,21 @@ class TargetConfig:
     def place(self) -> str:
         return f"targets.{self.name}"
 
+    @property
+    def uses_key(self) -> bool:
+        return self.kind == "openai" or (self.kind == "azure" and self.auth == "key")
+
+    def api_key(self) -> str:
+        """The key from the variable this target names; read only when needed, never stored."""
+        key = os.environ.get(self.api_key_env, "")
+        if not key:
+            raise ConfigError(
+                self.source,
+                f"{self.place}.api_key_env",
+                f"environment variable {self.api_key_env} is not set (the API key)",
+            )
+        return key
+
     def resolved(self) -> TargetConfig:
         """This target with every ``${VAR}`` expanded; a missing variable is a ConfigError."""
         changes: dict[str, Any] = {}

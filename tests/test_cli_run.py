@@ -326,3 +326,17 @@ def test_unwritable_output_is_exit_2_before_sending(project, server, write, caps
     assert azeval("run", "suites", "-t", "gpt35", option, target) == 2
     assert f"Error: {option}: cannot create not-a-folder" in capsys.readouterr().err
     assert server.requests == []
+
+
+def test_validate_finds_what_run_would_refuse(project, write, monkeypatch, capsys):
+    """validate reports a bad model override and a missing key, as run would, exit 2."""
+    write(
+        "azeval.toml",
+        CONFIG.format(first="gpt35", second="gpt4o") + '\n[models."gpt-4o"]\ncontext_windw = 5\n',
+    )
+    assert azeval("validate", "suites", "-t", "gpt35") == 2
+    assert "models.gpt-4o.context_windw" in capsys.readouterr().err
+    write("azeval.toml", CONFIG.format(first="gpt35", second="gpt4o"))
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY")
+    assert azeval("validate", "suites", "-t", "gpt35") == 2
+    assert "AZURE_OPENAI_API_KEY is not set" in capsys.readouterr().err

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import openai
 
 from harness.config import TargetConfig
@@ -40,7 +38,7 @@ def _azure(config: TargetConfig) -> Target:
     credential = (
         {"azure_ad_token_provider": _entra_token_provider(config)}
         if config.auth == "entra"
-        else {"api_key": _api_key(config)}
+        else {"api_key": config.api_key()}
     )
     client: openai.AsyncOpenAI
     if config.use_v1:
@@ -72,20 +70,9 @@ def _openai(config: TargetConfig) -> Target:
         endpoint=config.base_url,
     )
     client = openai.AsyncOpenAI(
-        base_url=config.base_url or None, api_key=_api_key(config), max_retries=0
+        base_url=config.base_url or None, api_key=config.api_key(), max_retries=0
     )
     return SdkTarget(info, client, model=config.model)
-
-
-def _api_key(config: TargetConfig) -> str:
-    key = os.environ.get(config.api_key_env, "")
-    if not key:
-        raise ConfigError(
-            config.source,
-            f"{config.place}.api_key_env",
-            f"environment variable {config.api_key_env} is not set (the API key)",
-        )
-    return key
 
 
 def _entra_token_provider(config: TargetConfig):  # type: ignore[no-untyped-def]
