@@ -197,6 +197,8 @@ def _validate_keys(
             raise ConfigError(source, f"{place}.{key}", f"has the wrong type ({value!r})")
     if "encoding" in body and body["encoding"] not in ENCODINGS:
         raise ConfigError(source, f"{place}.encoding", f"must be one of {', '.join(ENCODINGS)}")
+    if not all(isinstance(a, str) for a in body.get("aliases", [])):
+        raise ConfigError(source, f"{place}.aliases", "must be a list of model names")
     unknown = set(body.get("accepts", [])) - FEATURES
     if unknown:
         known = ", ".join(sorted(FEATURES))

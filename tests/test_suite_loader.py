@@ -381,3 +381,24 @@ def test_bad_check_arguments_are_suite_errors(write, tmp_path, files, expect, me
     path = write("s.yaml", f"suite: s\ncases:\n  - id: a\n    prompt: hi\n    expect: {expect}\n")
     with pytest.raises(SuiteError, match=r"cases\[0\]\.expect\.\w+: " + message):
         load_suite(path)
+
+
+def test_template_errors_in_defaults_point_at_defaults(write):
+    """An undefined variable in defaults.system is reported there, not on the case."""
+    path = write(
+        "s.yaml",
+        "suite: s\ndefaults:\n  system: 'Hi {{ nope }}'\ncases:\n  - id: a\n    prompt: hi\n",
+    )
+    with pytest.raises(SuiteError, match=r"s\.yaml:3: defaults\.system: template variable"):
+        load_suite(path)
+
+
+def test_bad_data_files_name_the_file(write):
+    """A for_each data file that is not UTF-8 is an error naming the data file."""
+    (write("rows.jsonl", "x")).write_bytes(b"\xff\xfe{}\n")
+    path = write(
+        "s.yaml",
+        "suite: s\ncases:\n  - id: 'r{{ r.n }}'\n    for_each: {r: rows.jsonl}\n    prompt: hi\n",
+    )
+    with pytest.raises(SuiteError, match=r"for_each\.r: rows\.jsonl: not UTF-8 text"):
+        load_suite(path)

@@ -42,9 +42,7 @@ def _excerpt(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _substring_check(
-    name: str, mode: str, fold: bool
-) -> Callable[[Reply, tuple[str, ...]], Outcome]:
+def _substring_check(mode: str, fold: bool) -> Callable[[Reply, tuple[str, ...]], Outcome]:
     """contains (all of), contains_any, not_contains; fold=True compares case-insensitively."""
 
     def run(reply: Reply, needles: tuple[str, ...]) -> Outcome:
@@ -65,15 +63,17 @@ def _substring_check(
             return failed(f"reply contains {found!r}, which it must not", needles, shown)
         return passed(f"reply contains none of {list(needles)!r}", needles, shown)
 
-    run.__doc__ = f"{name}: substring check ({mode}{', any case' if fold else ''})."
+    wanted = {"all": "every string is", "any": "at least one string is", "none": "no string is"}
+    case = ", ignoring case" if fold else ""
+    run.__doc__ = f"{wanted[mode].capitalize()} in the reply{case}."
     return run
 
 
 for _fold, _prefix in ((False, ""), (True, "i")):
-    check(f"{_prefix}contains", prepare=_strings)(_substring_check("contains", "all", _fold))
-    check(f"{_prefix}contains_all", prepare=_strings)(_substring_check("contains", "all", _fold))
-    check(f"{_prefix}contains_any", prepare=_strings)(_substring_check("contains", "any", _fold))
-    check(f"{_prefix}not_contains", prepare=_strings)(_substring_check("contains", "none", _fold))
+    check(f"{_prefix}contains", prepare=_strings)(_substring_check("all", _fold))
+    check(f"{_prefix}contains_all", prepare=_strings)(_substring_check("all", _fold))
+    check(f"{_prefix}contains_any", prepare=_strings)(_substring_check("any", _fold))
+    check(f"{_prefix}not_contains", prepare=_strings)(_substring_check("none", _fold))
 
 
 @check("equals", prepare=_one_string)

@@ -23,6 +23,7 @@ from harness.errors import ConfigError
 from harness.results.record import CaseResult, CheckResult, TurnResult
 from harness.results.store import Run, load_run
 from harness.results.summary import cost_of, summarize
+from harness.suite.yamlfile import place_of
 
 FORMAT_VERSION = 1
 # Long enough for a reviewer to read the reply; short enough to keep the file small.
@@ -183,13 +184,6 @@ def write_baseline(run: Run, path: Path) -> Path:
     return path
 
 
-def _place(parts: Any) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def parse_baseline(document: Any, source: str) -> Run:
     """Validate a baseline document and build the Run it stands for."""
     validator = jsonschema.Draft202012Validator(SCHEMA)
@@ -202,7 +196,7 @@ def parse_baseline(document: Any, source: str) -> Run:
             message = f"case key {error.instance!r} must be 'suite/case'"
         else:
             message = error.message
-        raise ConfigError(source, _place(error.absolute_path), message)
+        raise ConfigError(source, place_of(tuple(error.absolute_path)), message)
     results: list[CaseResult] = []
     target_infos = []
     for name, body in document["targets"].items():

@@ -18,7 +18,12 @@ def read_rows(source: str | list[Any], suite_dir: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise ValueError(f"data file not found: {source}")
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{source}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ValueError(f"{source}: cannot be read ({exc.strerror})") from None
     if suffix == ".jsonl":
         rows = []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -30,7 +35,11 @@ def read_rows(source: str | list[Any], suite_dir: Path) -> list[dict[str, Any]]:
                 raise ValueError(f"{source}:{number}: not valid JSON ({exc.msg})") from None
         return rows
     if suffix == ".csv":
-        return [dict(row) for row in csv.DictReader(text.splitlines())]
+        reader = csv.DictReader(text.splitlines())
+        try:
+            return [dict(row) for row in reader]
+        except csv.Error as exc:
+            raise ValueError(f"{source}:{reader.line_num}: not valid CSV ({exc})") from None
     if suffix in (".yaml", ".yml", ".json"):
         try:
             data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)

@@ -76,8 +76,7 @@ def load_suites(paths: Iterable[str | Path]) -> list[Suite]:
 
 def load_suite(path: Path) -> Suite:
     """Load, validate and expand one suite file."""
-    raw = path.read_bytes() if path.is_file() else b""
-    data, lines = read_yaml(path)
+    data, lines, raw = read_yaml(path)
     _validate(data, path, lines)
     return _build_suite(data, path, lines, hashlib.sha256(raw).hexdigest())
 
@@ -205,11 +204,13 @@ def _build_case(
     lines: Lines,
     context: LoadContext,
 ) -> Case:
-    def render(value: Any, *parts: str | int) -> Any:
+    def render(value: Any, *parts: str | int, inherited: bool = False) -> Any:
+        """Render a value of this case; ``inherited`` ones are written under ``defaults``."""
         try:
             return render_value(value, variables)
         except ValueError as exc:
-            raise _error(path, lines, (*prefix, *parts), f"{exc}{_row_hint(place)}") from None
+            at = ("defaults", *parts) if inherited else (*prefix, *parts)
+            raise _error(path, lines, at, f"{exc}{_row_hint(place)}") from None
 
     case_id = render(raw["id"], "id")
     first = _first_messages(raw, defaults, render, place)
@@ -252,10 +253,13 @@ def _build_case(
             variables,
         )
         turns.append(Turn(messages, expectations))
-    params = {**defaults.get("params", {}), **raw.get("params", {})}
-    params = _load_response_schema(
-        render(params, "params"), (*prefix, "params"), path, lines, context
-    )
+    params = {
+        **{
+            k: render(v, "params", k, inherited=True) for k, v in defaults.get("params", {}).items()
+        },
+        **{k: render(v, "params", k) for k, v in raw.get("params", {}).items()},
+    }
+    params = _load_response_schema(params, (*prefix, "params"), path, lines, context)
     history = raw.get("history", {})
     return Case(
         suite=suite_id,
@@ -286,7 +290,9 @@ def _first_messages(
     else:
         system, where = defaults.get("system"), "defaults.system"
     if system is not None and not any(m.role == "system" for m in messages):
-        messages.insert(0, Message("system", render(system, "system"), place=where))
+        inherited = where == "defaults.system"
+        text = render(system, "system", inherited=inherited)
+        messages.insert(0, Message("system", text, place=where))
     return tuple(messages)
 
 

@@ -77,10 +77,6 @@ class Case:
         """The first request's messages (the whole prompt of a single-turn case)."""
         return self.turns[0].messages
 
-    def all_messages(self) -> tuple[Message, ...]:
-        """Every message the suite file writes, across turns (replies not included)."""
-        return tuple(m for turn in self.turns for m in turn.messages)
-
 
 @dataclass(frozen=True)
 class Suite:

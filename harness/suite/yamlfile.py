@@ -14,12 +14,16 @@ Lines = dict[tuple[str | int, ...], int]
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def read_yaml(path: Path) -> tuple[Any, Lines]:
-    """The document (plain Python values) and a map from value path to its 1-based line."""
+def read_yaml(path: Path) -> tuple[Any, Lines, bytes]:
+    """The document (plain Python values), a map from value path to its 1-based line, and
+    the file's bytes (for its content hash)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise SuiteError(str(path), "", "file not found") from None
+    except OSError as exc:
+        raise SuiteError(str(path), "", f"cannot be read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise SuiteError(str(path), "", f"not UTF-8 text ({exc.reason})") from None
     loader = _Loader(text)
@@ -37,7 +41,7 @@ def read_yaml(path: Path) -> tuple[Any, Lines]:
     lines: Lines = {}
     if node is not None:
         _walk(node, (), lines)
-    return data, lines
+    return data, lines, raw
 
 
 def _walk(node: yaml.Node, prefix: tuple[str | int, ...], lines: Lines) -> None:
