@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import openai
+from typing import TYPE_CHECKING
 
 from harness.config import TargetConfig
 from harness.errors import ConfigError
 from harness.targets.base import Completion, Target, TargetError, TargetInfo
-from harness.targets.sdk import SdkTarget
+
+if TYPE_CHECKING:
+    import openai
 
 __all__ = ["Completion", "Target", "TargetError", "TargetInfo", "open_target"]
 
@@ -25,7 +27,15 @@ async def open_target(config: TargetConfig) -> Target:
     return await open_local_target(config)
 
 
+# openai is imported when a target is built, not with the package: it is most of the
+# start-up time of commands that send nothing (validate, plan, report, --help).
+
+
 def _azure(config: TargetConfig) -> Target:
+    import openai
+
+    from harness.targets.sdk import SdkTarget
+
     info = TargetInfo(
         name=config.name,
         kind="azure",
@@ -62,6 +72,10 @@ def _azure(config: TargetConfig) -> Target:
 
 
 def _openai(config: TargetConfig) -> Target:
+    import openai
+
+    from harness.targets.sdk import SdkTarget
+
     info = TargetInfo(
         name=config.name,
         kind="openai",
