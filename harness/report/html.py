@@ -179,16 +179,12 @@ def _drift(
         col, ref = cols[i], cols[cols[i].reference or 0]
         if not ref.baseline:
             continue  # targets of one run differ on purpose; only a baseline can drift
-        if diff.before_models and diff.after_models and diff.before_models != diff.after_models:
+        if diff.models_changed:
             notes.append(
                 f"Target {col.target} reported model {', '.join(diff.after_models)}; "
                 f"the baseline ({ref.target}) reported {', '.join(diff.before_models)}."
             )
-        if (
-            diff.before_fingerprints
-            and diff.after_fingerprints
-            and diff.before_fingerprints != diff.after_fingerprints
-        ):
+        if diff.fingerprints_changed:
             notes.append(
                 f"Target {col.target} reported system_fingerprint "
                 f"{', '.join(diff.after_fingerprints)}; the baseline reported "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,11 +182,16 @@ class CaseDiff:
         if not (b and a):
             return ()
         out = []
-        if b.models and a.models and b.models != a.models:
+        if changed(b.models, a.models):
             out.append("model")
-        if b.fingerprints and a.fingerprints and b.fingerprints != a.fingerprints:
+        if changed(b.fingerprints, a.fingerprints):
             out.append("system_fingerprint")
         return tuple(out)
+
+
+def changed(before: Sequence[str], after: Sequence[str]) -> bool:
+    """Drift: both sides reported values, and they differ."""
+    return bool(before and after and before != after)
 
 
 @dataclass(frozen=True)
@@ -226,15 +231,15 @@ class Comparison:
     @property
     def model_drift(self) -> bool:
         """The reported model or system_fingerprint differs between the sides."""
-        models = (
-            self.before_models and self.after_models and self.before_models != self.after_models
-        )
-        prints = (
-            self.before_fingerprints
-            and self.after_fingerprints
-            and self.before_fingerprints != self.after_fingerprints
-        )
-        return bool(models or prints)
+        return self.models_changed or self.fingerprints_changed
+
+    @property
+    def models_changed(self) -> bool:
+        return changed(self.before_models, self.after_models)
+
+    @property
+    def fingerprints_changed(self) -> bool:
+        return changed(self.before_fingerprints, self.after_fingerprints)
 
     def totals(self) -> dict[str, Any]:
         """Sums of per-case deltas over paired cases, and the latency p50 on each side."""
