@@ -77,6 +77,11 @@ def synthetic_suite(n: int, seed: int = 7) -> list[Case]:
     return cases
 
 
+def written(case: Case) -> tuple[Message, ...]:
+    """Every message the suite writes, across turns (the model's replies not included)."""
+    return tuple(m for turn in case.turns for m in turn.messages)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=10_000)
@@ -88,7 +93,7 @@ def main() -> None:
         print(f"build {name} offline: {time.perf_counter() - start:.2f} s")
 
     cases = synthetic_suite(args.cases)
-    texts = [m.content or "" for case in cases for m in case.all_messages()]
+    texts = [m.content or "" for case in cases for m in written(case)]
     encoding = tokens.get_encoding("cl100k_base")
 
     start = time.perf_counter()
@@ -106,7 +111,7 @@ def main() -> None:
         if label == "cold":
             cached_count.cache_clear()
         start = time.perf_counter()
-        counted = sum(tokens.count_messages(case.all_messages(), "gpt-35-turbo") for case in cases)
+        counted = sum(tokens.count_messages(written(case), "gpt-35-turbo") for case in cases)
         took = time.perf_counter() - start
         print(
             f"count_messages {label}: {counted / took:,.0f} tokens/s ({took:.2f} s, "

@@ -1,0 +1,73 @@
+"""The benchmarks under bench/ still run, on tiny sizes: a bench nobody runs rots unnoticed.
+
+These check that each script runs to the end and prints its figures; the figures themselves
+are measured by running the scripts at full size (see the README's Development section).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def bench(name: str, *args: str, timeout: float = 120) -> str:
+    """Run bench/<name>.py with args; fail with its output unless it exits 0."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=BENCH.parent,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_tokens_bench_counts_and_plans() -> None:
+    """Counting throughput against tiktoken, and plan on one and two targets."""
+    out = bench("bench_tokens", "--cases", "50")
+    assert "tiktoken encode_ordinary (reference)" in out
+    assert "count_messages warm" in out
+    assert "plan 50 cases x 2 target(s)" in out
+
+
+def test_overhead_bench_compares_with_the_bare_sdk() -> None:
+    """The runner and the full api.run, each as a ratio to the bare SDK loop."""
+    out = bench("bench_overhead", "--cases", "20", "--concurrency", "4", "--rounds", "1")
+    assert "bare SDK loop" in out
+    assert "azeval runner (execute)" in out
+    assert "azeval api.run (+plan, report)" in out
+
+
+def test_quota_bench_reports_the_share_used() -> None:
+    """The share of a (short) quota window used, with no case failing."""
+    out = bench("bench_quota", "--tpm", "3000", "--window", "1", "--windows", "2")
+    assert "share of the quota used" in out
+    assert "cases not passing: 0" in out
+
+
+def test_report_bench_renders_with_and_without_a_baseline() -> None:
+    """Render times of both reports against json.dumps of the same records."""
+    out = bench("bench_report", "--cases", "50", "--repeat", "1")
+    assert "render_html without baseline" in out
+    assert "render_html with baseline" in out
+
+
+@pytest.mark.local_model
+@pytest.mark.timeout(300)
+def test_local_bench_compares_with_direct_xllamacpp() -> None:
+    """Completion tokens per second through azeval and through xllamacpp directly."""
+    out = bench(
+        "bench_local",
+        *("--slots", "1", "--prompts", "2", "--max-tokens", "8", "--rounds", "1"),
+        *("--n-ctx", "1024"),
+        timeout=280,
+    )
+    assert "ratio" in out
+    assert "cold start" in out
