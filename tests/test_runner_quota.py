@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from harness.runner.engine import request_cost
-from harness.runner.quota import FRESH, RETRY, Scheduler
+from harness.runner.quota import FRESH, RETRY, Permit, Scheduler
 
 
 def test_charges_never_exceed_the_tpm_in_any_window():
@@ -154,3 +154,26 @@ def test_request_cost_is_prompt_plus_max_tokens():
     assert request_cost(body, 12) == 62
     assert request_cost({**body, "max_completion_tokens": 70}, 12) == 82
     assert request_cost({"messages": body["messages"]}, 12) == 12 + 4096
+
+
+def test_a_permit_granted_as_the_deadline_falls_is_not_lost():
+    """A slot freed in the same instant a waiter's deadline falls is used or given back.
+
+    Either the waiter gets the permit or it gets QueueDeadline with nothing charged: the
+    target's only slot is never leaked (which would stall every later request).
+    """
+
+    async def main() -> None:
+        scheduler = Scheduler(max_concurrency=1)
+        holder = await scheduler.acquire(1)
+        waiter = asyncio.ensure_future(scheduler.acquire(1, deadline=time.monotonic() + 0.05))
+        await asyncio.sleep(0)
+        asyncio.get_running_loop().call_later(0.01, scheduler.release, holder)
+        time.sleep(0.1)  # noqa: ASYNC251 - block the loop so both fall due in one turn
+        (outcome,) = await asyncio.gather(waiter, return_exceptions=True)
+        if isinstance(outcome, Permit):
+            scheduler.release(outcome, ok=True)
+        assert scheduler.in_flight == 0
+        scheduler.release(await asyncio.wait_for(scheduler.acquire(1), 1.0), ok=True)
+
+    asyncio.run(main())

@@ -131,23 +131,25 @@ class Scheduler:
         self, cost: int, *, priority: int = FRESH, deadline: float | None = None
     ) -> Permit:
         """Wait for room in every budget, then charge ``cost`` tokens and one request."""
-        future: asyncio.Future[Permit] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Permit] = loop.create_future()
         heapq.heappush(self._queue, (priority, next(self._seq), max(0, cost), future))
         queued = self.clock()
         self._pump()
+        # The deadline settles the same future a grant would, so exactly one of them wins:
+        # a permit granted as the deadline falls is used, never lost with its slot.
+        timer = None
+        if deadline is not None and not future.done():
+            timer = loop.call_later(max(0.0, deadline - queued), self._expire_waiter, future)
         try:
-            if deadline is None or future.done():
-                permit = await future
-            else:
-                async with asyncio.timeout(max(0.0, deadline - queued)):
-                    permit = await future
-        except TimeoutError:
-            raise QueueDeadline from None
+            permit = await future
         except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
+            if future.done() and not future.cancelled() and future.exception() is None:
                 self.release(future.result(), refund=True)
             raise
         finally:
+            if timer is not None:
+                timer.cancel()
             if not future.done():
                 future.cancel()
         self.stats.queued_s += self.clock() - queued
@@ -322,6 +324,11 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         self._timer_at = when
         self._timer = loop.call_later(max(0.0, when - self.clock()) + 0.001, self._on_timer)
+
+    def _expire_waiter(self, future: asyncio.Future[Permit]) -> None:
+        if not future.done():
+            future.set_exception(QueueDeadline())
+            self._pump()  # it may have been the head of the queue, holding others back
 
     def _on_timer(self) -> None:
         self._timer = None
