@@ -20,7 +20,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from harness.results.compare import FLAKY, NEW, Comparison, compare, outcome
+from harness.results.compare import (
+    FLAKY,
+    NEW,
+    Comparison,
+    compare_to_baseline,
+    outcome,
+    pair_targets,
+)
 from harness.results.store import Run
 from harness.results.summary import UNCHECKED, CaseStability, case_stability
 
@@ -52,25 +59,6 @@ class GateResult:
             + [f"  ! {w}" for w in self.warnings]
             + [f"  · {n}" for n in self.notes]
         )
-
-
-def pair_targets(run: Run, baseline: Run) -> tuple[str | None, str | None]:
-    """Target names to pair across the sides: by name, or the one target each side has."""
-    ours, theirs = (
-        set(run.targets or {r.target for r in run.results}),
-        set(baseline.targets or {r.target for r in baseline.results}),
-    )
-    if len(ours) == 1 and len(theirs) == 1 and ours != theirs:
-        return next(iter(theirs)), next(iter(ours))
-    return None, None
-
-
-def compare_to_baseline(run: Run, baseline: Run) -> Comparison:
-    """The run against its baseline, paired case by case (and target by target)."""
-    before_target, after_target = pair_targets(run, baseline)
-    return compare(
-        baseline.results, run.results, before_target=before_target, after_target=after_target
-    )
 
 
 def _pct(value: float) -> str:

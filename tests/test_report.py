@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from harness.gate import evaluate
 from harness.report import render_html, write_report
 from harness.results.record import CaseResult, CheckResult, TurnResult
 from harness.results.store import Journal, Run, load_run, write_meta
@@ -217,6 +218,38 @@ def test_baseline_column_regressions_and_drift(tmp_path: Path) -> None:
     assert (
         "reported model gpt-35-turbo-0125; the baseline (gpt35) reported gpt-35-turbo-0613" in html
     )
+
+
+def test_baseline_pairs_targets_as_the_gate_does(tmp_path: Path) -> None:
+    """A run target the baseline lacks is new, as the gate says: no regression, no diff.
+
+    The baseline has one target; the run adds a second. Judging that second target against
+    the baseline's only one would flag regressions the gate does not count.
+    """
+    base = make_run(tmp_path / "base", [case("a", "pass"), case("b", "pass")], [{"name": "gpt35"}])
+    run = make_run(
+        tmp_path / "run",
+        [
+            case("a", "pass"),
+            case("b", "pass"),
+            case("a", "pass", target="gpt4o"),
+            case("b", "fail", target="gpt4o", reply="no"),
+        ],
+        [{"name": "gpt35"}, {"name": "gpt4o"}],
+    )
+    gate = evaluate(run, baseline=base, fail_on_regression=True)
+    assert gate.comparison is not None and not gate.comparison.regressions
+    html = render_html(run, baseline=base)
+    data = embedded_data(html)
+    assert [(c["label"], c["ref"]) for c in data["columns"]] == [
+        ("gpt35", 2),
+        ("gpt4o", None),
+        ("baseline · gpt35", None),
+    ]
+    b = next(row for row in data["rows"] if row["k"] == "refunds/b")
+    assert "regressed" not in b["f"]
+    assert b["d"] == [[2, 0]]
+    assert "baseline · gpt35 → gpt4o" not in html
 
 
 def test_several_models_in_one_run_is_drift(tmp_path: Path) -> None:

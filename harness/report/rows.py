@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from harness.results.compare import REGRESSION, Comparison, compare, outcome
+from harness.results.compare import REGRESSION, Comparison, compare, outcome, pair_targets
 from harness.results.record import CaseResult
 from harness.results.store import Run
 
@@ -37,8 +37,9 @@ class Column:
 def columns_for(run: Run, baseline: Run | None) -> list[Column]:
     """Run targets first; the first target is the reference for the others.
 
-    With a baseline, each run target is judged against the baseline target of the same
-    name (or the baseline's only target), shown in its own column.
+    With a baseline, each run target is judged against the baseline target the gate pairs
+    it with (:func:`~harness.results.compare.pair_targets`), shown in its own column; a
+    target the baseline lacks has no reference, as its cases are new to the gate too.
     """
     names = _targets(run)
     cols = [
@@ -47,8 +48,12 @@ def columns_for(run: Run, baseline: Run | None) -> list[Column]:
     if baseline is None:
         return cols
     base_names = _targets(baseline)
+    before, after = pair_targets(run, baseline)
     for i, name in enumerate(names):
-        match = name if name in base_names else (base_names[0] if len(base_names) == 1 else None)
+        if before is not None:
+            match = before if name == after else None
+        else:
+            match = name if name in base_names else None
         if match is None:
             continue
         existing = next((j for j, c in enumerate(cols) if c.baseline and c.target == match), None)

@@ -13,11 +13,14 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.results.record import CaseResult
 from harness.results.stats import mcnemar_exact, percentile
 from harness.results.summary import cost_of
+
+if TYPE_CHECKING:
+    from harness.results.store import Run
 
 REGRESSION, FIXED, NEW, REMOVED, FLAKY = "regression", "fixed", "new", "removed", "flaky"
 UNCHANGED_PASS, UNCHANGED_FAIL = "unchanged-pass", "unchanged-fail"
@@ -322,4 +325,28 @@ def compare(
         after_models=reported(new.values(), "model"),
         before_fingerprints=reported(old.values(), "system_fingerprint"),
         after_fingerprints=reported(new.values(), "system_fingerprint"),
+    )
+
+
+def pair_targets(run: Run, baseline: Run) -> tuple[str | None, str | None]:
+    """Target names to pair across the sides: by name, or the one target each side has.
+
+    The one pairing rule for gates, diffs and the report: a run target whose name the
+    baseline lacks is compared with another baseline target only when each side has just
+    the one target; otherwise its cases are new.
+    """
+    ours, theirs = (
+        set(run.targets or {r.target for r in run.results}),
+        set(baseline.targets or {r.target for r in baseline.results}),
+    )
+    if len(ours) == 1 and len(theirs) == 1 and ours != theirs:
+        return next(iter(theirs)), next(iter(ours))
+    return None, None
+
+
+def compare_to_baseline(run: Run, baseline: Run) -> Comparison:
+    """The run against its baseline, paired case by case (and target by target)."""
+    before_target, after_target = pair_targets(run, baseline)
+    return compare(
+        baseline.results, run.results, before_target=before_target, after_target=after_target
     )
