@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +53,86 @@ _REQUIRED_BY_KIND = {
     "openai": ("model",),
     "local": (),
 }
-_SETTINGS: dict[str, type | tuple[type, ...]] = {
-    "concurrency": int,
-    "timeout": (int, float),
-    "reports_dir": str,
-    "fail_under": (int, float),
-    "max_retries": int,
-    "case_deadline": (int, float),
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_name(value: Any) -> bool:
+    # TOML writes versions and dates bare (api_version = 2024-10-21, model_version = 613):
+    # they are taken as the text they were written as.
+    return isinstance(value, (str, int, float, date)) and not isinstance(value, bool)
+
+
+def _is_flag(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_positive_whole(value: Any) -> bool:
+    return _is_whole(value) and value > 0
+
+
+def _is_positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def _is_percent(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 100
+
+
+def _is_retry_count(value: Any) -> bool:
+    # The command line's --max-retries range: more retries only stretch a dying run.
+    return _is_whole(value) and 0 <= value <= 50
+
+
+def _is_folder(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _is_variable(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) is not None
+
+
+# What each key's value must be, and what the error says when it is not. One table for
+# targets and settings, so a wrong type is caught before anything is built from it.
+_Rule = tuple[Callable[[Any], bool], str]
+_TEXT: _Rule = (_is_text, "must be text")
+_NAME: _Rule = (_is_name, "must be text")
+_POSITIVE: _Rule = (_is_positive_whole, "must be a positive whole number")
+_SECONDS: _Rule = (_is_positive_number, "must be a number of seconds above 0")
+_TARGET_RULES: dict[str, _Rule] = {
+    "model": _NAME,
+    "model_version": _NAME,
+    "deployment": _NAME,
+    "api_version": _NAME,
+    "endpoint": _TEXT,
+    "base_url": _TEXT,
+    "auth": _TEXT,
+    "api_key_env": (_is_variable, "must be the name of an environment variable"),
+    "use_v1": (_is_flag, "must be true or false"),
+    "description": _TEXT,
+    "model_path": _TEXT,
+    "tpm": _POSITIVE,
+    "rpm": _POSITIVE,
+    "concurrency": _POSITIVE,
+    "n_ctx": _POSITIVE,
+    "parallel": _POSITIVE,
+    "threads": _POSITIVE,
+    "seed": (_is_whole, "must be a whole number"),
+    "timeout": _SECONDS,
+}
+_SETTING_RULES: dict[str, _Rule] = {
+    "concurrency": _POSITIVE,
+    "timeout": _SECONDS,
+    "case_deadline": _SECONDS,
+    "reports_dir": (_is_folder, "must be the name of a folder"),
+    "fail_under": (_is_percent, "must be a pass rate in percent, from 0 to 100"),
+    "max_retries": (_is_retry_count, "must be a whole number from 0 to 50"),
 }
 
 
@@ -177,9 +251,18 @@ def find_config(start: Path) -> Path | None:
         if candidate.is_file():
             return candidate
         pyproject = folder / "pyproject.toml"
-        if pyproject.is_file() and "[tool.azeval" in pyproject.read_text(encoding="utf-8"):
+        if pyproject.is_file() and b"[tool.azeval" in _read(pyproject):
             return pyproject
     return None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "file not found") from None
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot be read ({exc.strerror})") from None
 
 
 def load_config(path: Path | None = None, *, start: Path | None = None) -> Config:
@@ -190,9 +273,9 @@ def load_config(path: Path | None = None, *, start: Path | None = None) -> Confi
         return Config(path=None, targets={})
     source = str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(source, "", "file not found") from None
+        data = tomllib.loads(_read(path).decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, "", f"not UTF-8 text ({exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "", f"not valid TOML: {exc}") from None
     if path.name == "pyproject.toml":
@@ -225,43 +308,49 @@ def _parse_target(name: str, body: Mapping[str, Any], source: str) -> TargetConf
     for key in body:
         if key not in allowed:
             raise ConfigError(source, f"{place}.{key}", f"unknown key for a {kind} target")
+    _check_values(body, _TARGET_RULES, source, place)
     for key in _REQUIRED_BY_KIND[kind]:
         if not body.get(key):
             raise ConfigError(source, f"{place}.{key}", f"required for a {kind} target")
     if kind == "azure" and body.get("auth", "key") not in ("key", "entra"):
         raise ConfigError(source, f"{place}.auth", "must be 'key' or 'entra'")
-    for key in ("tpm", "rpm", "concurrency", "n_ctx", "parallel", "threads"):
-        if key in body and (not isinstance(body[key], int) or body[key] <= 0):
-            raise ConfigError(source, f"{place}.{key}", "must be a positive whole number")
-    if "timeout" in body and not isinstance(body["timeout"], (int, float)):
-        raise ConfigError(source, f"{place}.timeout", "must be a number of seconds")
-    fields = dict(body)
-    if kind == "azure" and "use_v1" in body and not isinstance(body["use_v1"], bool):
-        raise ConfigError(source, f"{place}.use_v1", "must be true or false")
-    if kind == "azure":
-        fields.setdefault("api_key_env", "AZURE_OPENAI_API_KEY")
-        if body.get("use_v1"):
-            fields.setdefault("api_version", "v1")
-        fields.setdefault("model", body.get("deployment", ""))
-    elif kind == "openai":
-        fields.setdefault("api_key_env", "OPENAI_API_KEY")
-    else:
-        fields.setdefault("model", "local")
-        fields.setdefault("timeout", LOCAL_TIMEOUT)
-    for key in ("model", "model_version", "deployment", "api_version", "endpoint"):
+    fields = _with_defaults(kind, dict(body))
+    for key in ("model", "model_version", "deployment", "api_version"):
         if key in fields:
             fields[key] = str(fields[key])
     return TargetConfig(name=name, source=source, **fields)
 
 
+def _with_defaults(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    if kind == "azure":
+        fields.setdefault("api_key_env", "AZURE_OPENAI_API_KEY")
+        if fields.get("use_v1"):
+            fields.setdefault("api_version", "v1")
+        fields.setdefault("model", fields.get("deployment", ""))
+    elif kind == "openai":
+        fields.setdefault("api_key_env", "OPENAI_API_KEY")
+    else:
+        fields.setdefault("model", "local")
+        fields.setdefault("timeout", LOCAL_TIMEOUT)
+    return fields
+
+
 def _parse_settings(body: Mapping[str, Any], source: str) -> dict[str, Any]:
-    for key, value in body.items():
-        expected = _SETTINGS.get(key)
-        if expected is None:
+    for key in body:
+        if key not in _SETTING_RULES:
             raise ConfigError(source, f"settings.{key}", "unknown setting")
-        if not isinstance(value, expected) or isinstance(value, bool):
-            raise ConfigError(source, f"settings.{key}", "has the wrong type")
+    _check_values(body, _SETTING_RULES, source, "settings")
     return dict(body)
+
+
+def _check_values(
+    body: Mapping[str, Any], rules: Mapping[str, _Rule], source: str, place: str
+) -> None:
+    for key, value in body.items():
+        rule = rules.get(key)  # kind has no rule: its own check lists the kinds
+        # The value is not quoted: a key pasted where its variable's name belongs would be.
+        if rule is not None and not rule[0](value):
+            raise ConfigError(source, f"{place}.{key}", rule[1])
 
 
 def _table(value: Any, source: str, place: str) -> Mapping[str, Any]:

@@ -7,6 +7,7 @@ import pytest
 from harness.config import find_config, load_config
 from harness.errors import ConfigError
 
+OPENAI = '[targets.x]\nkind = "openai"\nmodel = "m"\n'
 AZURE = """
 [targets.gpt35]
 kind = "azure"
@@ -78,8 +79,28 @@ def test_unselected_target_may_lack_its_variables(write, monkeypatch):
             "targets.x.tpm",
             "positive whole number",
         ),
-        ('[settings]\nconcurrency = "many"\n', "settings.concurrency", "wrong type"),
+        ('[settings]\nconcurrency = "many"\n', "settings.concurrency", "positive whole number"),
         ("[bogus]\n", "bogus", "unknown section"),
+        # A wrong type or a value out of range is an error at its key, never used as is.
+        (OPENAI + "tpm = true\n", "targets.x.tpm", "positive whole number"),
+        (OPENAI + "timeout = -5\n", "targets.x.timeout", "seconds above 0"),
+        (OPENAI + "timeout = true\n", "targets.x.timeout", "seconds above 0"),
+        (OPENAI + "api_key_env = 5\n", "targets.x.api_key_env", "name of an environment variable"),
+        (OPENAI + 'api_key_env = ""\n', "targets.x.api_key_env", "name of an environment variable"),
+        (OPENAI + 'base_url = ["a"]\n', "targets.x.base_url", "must be text"),
+        ('[targets.x]\nkind = "openai"\nmodel = ["a"]\n', "targets.x.model", "must be text"),
+        (OPENAI + "description = 5\n", "targets.x.description", "must be text"),
+        (
+            '[targets.x]\nkind = "azure"\nendpoint = "e"\nmodel = "m"\ndeployment = ["d"]\n',
+            "targets.x.deployment",
+            "must be text",
+        ),
+        ('[targets.x]\nkind = "local"\nthreads = 0\n', "targets.x.threads", "positive"),
+        ("[settings]\nconcurrency = 0\n", "settings.concurrency", "positive whole number"),
+        ("[settings]\ntimeout = 0\n", "settings.timeout", "seconds above 0"),
+        ("[settings]\nmax_retries = -1\n", "settings.max_retries", "0 to 50"),
+        ("[settings]\nfail_under = 500\n", "settings.fail_under", "from 0 to 100"),
+        ('[settings]\nreports_dir = ""\n', "settings.reports_dir", "name of a folder"),
     ],
 )
 def test_config_errors_name_the_place(write, text, place, message):
@@ -89,6 +110,33 @@ def test_config_errors_name_the_place(write, text, place, message):
         load_config(path)
     assert f"{path}: {place}: " in str(err.value)
     assert message in str(err.value)
+
+
+def test_a_key_pasted_as_its_variable_name_is_not_quoted(write):
+    """api_key_env holding the key itself is an error that does not repeat the key."""
+    path = write("azeval.toml", OPENAI + 'api_key_env = "sk-0123-4567-89ab"\n')
+    with pytest.raises(ConfigError, match=r"targets\.x\.api_key_env") as err:
+        load_config(path)
+    assert "sk-0123" not in str(err.value)
+
+
+def test_bare_toml_versions_are_taken_as_written(write):
+    """api_version = 2024-10-21 (a TOML date) and model_version = 613 read as text."""
+    azure = '[targets.x]\nkind = "azure"\nendpoint = "e"\ndeployment = "d"\nmodel = "m"\n'
+    path = write("azeval.toml", azure + "api_version = 2024-10-21\nmodel_version = 613\n")
+    target = load_config(path).targets["x"]
+    assert (target.api_version, target.model_version) == ("2024-10-21", "613")
+
+
+@pytest.mark.parametrize("name", ["azeval.toml", "pyproject.toml"])
+def test_config_that_is_not_utf8_names_the_file(tmp_path, name):
+    """A config file in another encoding is a ConfigError naming it, found or given."""
+    path = tmp_path / name
+    path.write_bytes(b"[tool.azeval]\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=f"{name}: not UTF-8 text"):
+        load_config(start=tmp_path)
+    with pytest.raises(ConfigError, match=f"{name}: not UTF-8 text"):
+        load_config(path)
 
 
 def test_invalid_toml(write):
