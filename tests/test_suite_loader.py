@@ -211,6 +211,27 @@ def test_undefined_template_variable_is_an_error(write):
         load_suite(path)
 
 
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        ("{{ 1 / 0 }}", "ZeroDivisionError: division by zero"),
+        ("{{ 'a' + 1 }}", "TypeError"),
+        ("{{ r.n ~ r.n.x.y }}", "template variable is undefined"),
+    ],
+)
+def test_a_template_that_fails_while_rendering_names_its_place(write, template, reason):
+    """Any error a template raises when rendered is a SuiteError at its place and row."""
+    path = write(
+        "s.yaml",
+        "suite: s\ncases:\n  - id: 'c{{ r.n }}'\n    for_each: {r: [{n: 1}]}\n"
+        f'    prompt: "{template}"\n',
+    )
+    with pytest.raises(SuiteError, match=r"s\.yaml:5: cases\[0\]\.prompt: ") as err:
+        load_suite(path)
+    assert reason in str(err.value)
+    assert str(err.value).endswith("(in row 1)")
+
+
 def test_duplicate_case_ids_are_rejected(write):
     """Case ids are unique within a suite, after expansion."""
     path = write(

@@ -369,4 +369,4 @@ def _load_response_schema(
 
 
 def _row_hint(place: str) -> str:
-    return f" (in {place.split('[row ', 1)[1].rstrip(']')})" if "[row " in place else ""
+    return f" (in row {place.split('[row ', 1)[1].rstrip(']')})" if "[row " in place else ""

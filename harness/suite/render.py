@@ -33,6 +33,10 @@ def render_text(text: str, variables: dict[str, Any]) -> str:
         raise ValueError(f"template variable is undefined: {exc.message}") from None
     except jinja2.TemplateError as exc:
         raise ValueError(f"template error: {exc}") from None
+    except Exception as exc:
+        # A template is code the user wrote ({{ 1/0 }}, {{ "a" + 1 }}): whatever it raises
+        # while rendering is their mistake, to be shown at its place, not as a traceback.
+        raise ValueError(f"template error: {type(exc).__name__}: {exc}") from None
 
 
 def render_value(value: Any, variables: dict[str, Any]) -> Any:
