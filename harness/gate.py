@@ -164,16 +164,11 @@ def evaluate(
     if fail_on_regression and comparison is not None:
         for diff in comparison.regressions:
             failed = True
-            reasons.append(f"regression: {diff.case_key} @{diff.target} held in the baseline")
-        for diff in comparison.by_status(FLAKY):
-            if diff.before and outcome(diff.before.verdicts) == "pass":
-                failed = True
-                passed = diff.after.verdicts.count("pass") if diff.after else 0
-                total = len(diff.after.verdicts) if diff.after else 0
-                reasons.append(
-                    f"regression: {diff.case_key} @{diff.target} held in the baseline, "
-                    f"now flaky ({passed}/{total})"
-                )
+            reason = f"regression: {diff.case_key} @{diff.target} held in the baseline"
+            if diff.status == FLAKY and diff.after:
+                passed, total = diff.after.verdicts.count("pass"), len(diff.after.verdicts)
+                reason += f", now flaky ({passed}/{total})"
+            reasons.append(reason)
         for diff in comparison.by_status(NEW):
             if diff.after and outcome(diff.after.verdicts) != "pass":
                 failed = True

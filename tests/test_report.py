@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import re
@@ -250,6 +251,20 @@ def test_baseline_pairs_targets_as_the_gate_does(tmp_path: Path) -> None:
     assert "regressed" not in b["f"]
     assert b["d"] == [[2, 0]]
     assert "baseline · gpt35 → gpt4o" not in html
+
+
+def test_pass_to_flaky_against_the_baseline_is_flagged_a_regression(tmp_path: Path) -> None:
+    """A case that held in the baseline and is now flaky blocks the gate; the report says so."""
+    base = make_run(tmp_path / "base", [case("a", "pass")], [{"name": "gpt35"}])
+    run = make_run(
+        tmp_path / "run",
+        [case("a", "pass"), dataclasses.replace(case("a", "fail"), repeat=1)],
+        [{"name": "gpt35"}],
+    )
+    gate = evaluate(run, baseline=base, fail_on_regression=True)
+    assert gate.reasons == ["regression: refunds/a @gpt35 held in the baseline, now flaky (1/2)"]
+    row = embedded_data(render_html(run, baseline=base))["rows"][0]
+    assert row["f"] == ["regressed", "failed", "flaky"]
 
 
 def test_several_models_in_one_run_is_drift(tmp_path: Path) -> None:

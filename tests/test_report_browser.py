@@ -180,7 +180,8 @@ def test_second_page(dom: dict[str, str]) -> None:
             "failures",
             {"demo/slipped", "demo/boom", "demo/xss-script", "demo/xss-img", "demo/wobbly"},
         ),
-        ("regressions", {"demo/slipped"}),
+        # wobbly held on gpt35 and is flaky on gpt4o: worse than its reference column.
+        ("regressions", {"demo/slipped", "demo/wobbly"}),
         ("flaky", {"demo/wobbly"}),
         ("errors", {"demo/boom"}),
         ("search", {"demo/slipped"}),

@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.results.compare import REGRESSION, CaseDiff
+from harness.results.compare import CaseDiff
 from harness.results.record import CaseResult
 from harness.results.stats import wilson_interval
 from harness.results.store import Run
@@ -153,7 +153,7 @@ def _comparison(gate: GateResult) -> list[str]:
         if len(changed) > MAX_LISTED:
             lines.append(f"\n… and {len(changed) - MAX_LISTED} more changed cases")
         lines.append("")
-    for diff in comparison.by_status(REGRESSION)[:5]:
+    for diff in comparison.regressions[:5]:
         before = (diff.before.reply if diff.before else None) or ""
         after = (diff.after.reply if diff.after else None) or ""
         lines += [

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from harness.results.compare import REGRESSION, Comparison, compare, outcome, pair_targets
+from harness.results.compare import Comparison, compare, outcome, pair_targets
 from harness.results.record import CaseResult
 from harness.results.store import Run
 
@@ -159,7 +159,7 @@ def build_rows(
             if r.case_key not in order:
                 order[r.case_key] = (suites.setdefault(r.suite, len(suites)), r.case)
 
-    regressions = {d.case_key for c in compared.values() for d in c.cases if d.status == REGRESSION}
+    regressions = {d.case_key for c in compared.values() for d in c.regressions}
     rows: list[dict[str, Any]] = []
     for key in sorted(order, key=order.__getitem__):
         cells: list[dict[str, Any] | None] = []

@@ -149,6 +149,16 @@ class CaseDiff:
     after: Side | None
 
     @property
+    def broke(self) -> bool:
+        """Every repeat passed before and not now (a regression, or pass → flaky)."""
+        return bool(
+            self.before
+            and self.after
+            and outcome(self.before.verdicts) == "pass"
+            and outcome(self.after.verdicts) != "pass"
+        )
+
+    @property
     def reply_changed(self) -> bool:
         return bool(self.before and self.after and self.before.reply != self.after.reply)
 
@@ -229,7 +239,8 @@ class Comparison:
 
     @property
     def regressions(self) -> list[CaseDiff]:
-        return self.by_status(REGRESSION)
+        """Cases that held before and broke: status regression, or pass → flaky."""
+        return [d for d in self.cases if d.broke]
 
     @property
     def model_drift(self) -> bool:
