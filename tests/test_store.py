@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -20,6 +21,23 @@ def test_missing_or_damaged_run_json_is_a_config_error(tmp_path):
         load_run(tmp_path)
     (tmp_path / RUN_FILE).write_text("[]")
     with pytest.raises(ConfigError, match="does not hold a run's metadata"):
+        load_run(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("meta", "place"),
+    [
+        ({"suites": "s.yaml"}, "suites"),
+        ({"suites": [{"path": "s.yaml"}]}, "suites[0]"),
+        ({"targets": [{"name": 5}]}, "targets[0].name"),
+        ({"options": {"repeat": "3"}}, "options.repeat"),
+        ({"git_commit": 123}, "git_commit"),
+    ],
+)
+def test_a_run_json_of_the_wrong_shape_is_named_at_its_place(tmp_path, meta, place):
+    """A hand-edited run.json that resume, report or diff could not read is exit 2 at its key."""
+    (tmp_path / RUN_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=rf"run\.json: {re.escape(place)}: "):
         load_run(tmp_path)
 
 

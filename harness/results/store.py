@@ -6,14 +6,56 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
+import jsonschema
+
 from harness.errors import ConfigError
 from harness.results.record import CaseResult
+from harness.suite.yamlfile import place_of
 
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.jsonl"
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+# The parts of run.json that resume, report, diff and bless read: a hand-edited or foreign
+# file that breaks them is named here (exit 2) instead of failing deep inside a reader.
+_META_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "run_id": {"type": "string"},
+        "status": {"type": "string"},
+        "started_at": _TEXT_OR_NULL,
+        "finished_at": _TEXT_OR_NULL,
+        "git_commit": _TEXT_OR_NULL,
+        "azeval_version": _TEXT_OR_NULL,
+        "suites": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {"id": {"type": "string"}, "path": {"type": "string"}},
+            },
+        },
+        "targets": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}},
+            },
+        },
+        "options": {
+            "type": ["object", "null"],
+            "properties": {"repeat": {"type": ["integer", "null"], "minimum": 1}},
+        },
+        "summary": {"type": "object"},
+        "scheduler": {"type": "object"},
+        "dead_targets": {"type": "object", "additionalProperties": {"type": "string"}},
+        "resumed_at": {"type": "array", "items": {"type": "string"}},
+    },
+}
 
 
 @dataclass
@@ -60,7 +102,15 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise ConfigError(str(meta_file), "", f"cannot be read: {exc}") from None
     if not isinstance(meta, dict):
         raise ConfigError(str(meta_file), "", "does not hold a run's metadata (an object)")
+    error = jsonschema.exceptions.best_match(_meta_validator().iter_errors(meta))
+    if error is not None:
+        raise ConfigError(str(meta_file), place_of(tuple(error.absolute_path)), error.message)
     return meta
+
+
+@cache
+def _meta_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(_META_SCHEMA)
 
 
 def load_run(path: Path) -> Run:
