@@ -31,7 +31,9 @@ def main() -> None:
     try:
         code = cli.main(standalone_mode=False)
     except AzevalError as exc:
-        click.echo(f"Error: {exc.format_message()}", err=True)
+        # A message may quote the user's own text (a rendered case id, a data row), which
+        # may hold a secret: the console is scrubbed like every file azeval writes.
+        click.echo(f"Error: {Redactor.from_environment()(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         sys.exit(130)

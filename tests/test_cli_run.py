@@ -156,6 +156,21 @@ def test_bad_suite_exits_2_and_sends_nothing(project, server, write, capsys, sui
     assert server.requests == []
 
 
+def test_a_secret_quoted_by_an_input_error_is_scrubbed(project, server, write, capsys):
+    """An error message that quotes a rendered case id holding the key shows *** instead."""
+    write("suites/data/rows.jsonl", f'{{"k": "{KEY}"}}\n{{"k": "{KEY}"}}\n')
+    write(
+        "suites/support.yaml",
+        "suite: s\ncases:\n  - id: 'c-{{ r.k }}'\n    for_each: {r: data/rows.jsonl}\n"
+        "    prompt: hi\n",
+    )
+    assert azeval("run", "suites") == 2
+    err = capsys.readouterr().err
+    assert "case id 'c-***' is used twice" in err
+    assert KEY not in err
+    assert server.requests == []
+
+
 def test_missing_environment_variable_exits_2(project, server, monkeypatch, capsys):
     """An unset variable named in azeval.toml: exit 2 naming file, place and variable."""
     monkeypatch.delenv("FAKE_AZURE_ENDPOINT")
