@@ -122,12 +122,15 @@ def mid_run_drift_lines(run: Run) -> list[str]:
 
 
 def pass_rates(run: Run) -> dict[str, float]:
-    """Each target's share of judged results that passed (unchecked ones are not judged)."""
-    judged: dict[str, list[bool]] = {}
+    """Each target's strict pass rate, the one the summary and report show.
+
+    An unchecked result counts as not passed: excluding it would let a bar be met by
+    cases no check verified, and the gate line would disagree with the report's figure.
+    """
+    verdicts: dict[str, list[bool]] = {}
     for r in run.results:
-        if r.verdict != "unchecked":
-            judged.setdefault(r.target, []).append(r.verdict == "pass")
-    return {name: sum(v) / len(v) for name, v in judged.items()}
+        verdicts.setdefault(r.target, []).append(r.verdict == "pass")
+    return {name: sum(v) / len(v) for name, v in verdicts.items()}
 
 
 def _reported(run: Run, target: str | None, key: str) -> list[str]:

@@ -88,6 +88,14 @@ def test_fail_under_uses_the_pass_rate() -> None:
     assert "75.0% is under 80%" in gate.reasons[0]
 
 
+def test_fail_under_counts_unchecked_as_not_passed() -> None:
+    """The bar uses the report's strict pass rate: a case no check verified is not a pass."""
+    run = run_of([result("a"), result("b"), result("c"), result("d", "unchecked")])
+    gate = evaluate(run, fail_under=80)
+    assert gate.exit_code == 1
+    assert "75.0% is under 80%" in gate.reasons[0]
+
+
 def test_min_lower_bound_uses_the_wilson_interval() -> None:
     """A case that passed 4/5 has a Wilson lower bound of 38%, under a 50% bar."""
     results = [result("a", "fail" if n == 4 else "pass", repeat=n) for n in range(5)]
