@@ -224,3 +224,20 @@ def test_configured_quota_is_kept_to_instead_of_meeting_429s(tmp_path, monkeypat
     assert server.count(429) <= 2  # timing at the window's edge, at most
     assert elapsed >= 2.0  # 30 requests at 12 a window
     assert outcome.run.meta["scheduler"]["gpt35"]["tpm"] == 2000
+
+
+def test_429_asking_for_more_than_a_minute_kills_the_target_at_once(tmp_path, monkeypatch):
+    """A 429 whose Retry-After exceeds max_retry_after (a spent daily quota) is not waited
+    out: that case records it, the target is dead, its other cases are not sent, exit 3."""
+    rules = [Rule(Match(last_user="ok 5$"), Action(error=ErrorReply(429, retry_after=90)))]
+    with serve(rules=rules) as server:
+        outcome, results = run(tmp_path, monkeypatch, server.endpoint, case_deadline=5.0)
+    assert_complete(results)
+    by_case = {r["case"]: r for r in results}
+    assert by_case["c05"]["error"]["kind"] == "rate_limited"
+    assert by_case["c05"]["attempts"] == 1
+    assert server.count(429) == 1
+    assert "target_unavailable" in {r["error"]["kind"] for r in results if r["error"]}
+    assert "quota exhausted (HTTP 429)" in outcome.dead_targets["gpt35"]
+    assert outcome.run.meta["scheduler"]["gpt35"]["paused_s"] == 0
+    assert api.exit_code(outcome) == 3

@@ -19,6 +19,7 @@ class RetryPolicy:
     ``max_retries`` bounds retries after failures (5xx, timeouts, dropped connections, torn
     bodies); 429s are the service asking us to come back later, not failures, so they have
     their own, larger bound ``max_rate_limited``. The case deadline bounds both in time.
+    A 429 whose Retry-After exceeds ``max_retry_after`` is not retried (``quota_gone``).
     """
 
     max_retries: int = 6
@@ -26,6 +27,16 @@ class RetryPolicy:
     max_delay: float = 8.0
     max_retry_after: float = 60.0
     max_rate_limited: int = 30
+
+    def quota_gone(self, error: TargetError) -> bool:
+        """A 429 asking to wait beyond ``max_retry_after``: a spent quota, not a throttle."""
+        # Throttling over Azure's sliding minute never asks for more than 60 s; "retry
+        # after 86400 seconds" is a daily or monthly limit, and no case can wait it out.
+        return (
+            error.kind == "rate_limited"
+            and error.retry_after is not None
+            and error.retry_after > self.max_retry_after
+        )
 
     def delay(self, error: TargetError, attempt: int, rng: random.Random) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
@@ -80,7 +91,7 @@ async def send_with_retries(
             tally.errors.append(error.kind)
             if on_error is not None:
                 on_error(error)
-            if not error.retryable:
+            if not error.retryable or policy.quota_gone(error):
                 raise
             if error.kind == "rate_limited":
                 exhausted = tally.rate_limited > policy.max_rate_limited
