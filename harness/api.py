@@ -134,10 +134,10 @@ def write_html(run: Run, reports_dir: Path, baseline: Run | None = None) -> Path
     return out
 
 
-def rerender(run_dir: Path, reports_dir: Path | None = None) -> Path:
-    """Render a stored run's report again; reads only the run record."""
+def rerender(run_dir: Path, reports_dir: Path | None = None, baseline: Run | None = None) -> Path:
+    """Render a stored run's report again; reads only run records (and the baseline)."""
     run = load_run(run_dir)
-    return write_html(run, reports_dir or run_dir.parent.parent)
+    return write_html(run, reports_dir or run_dir.parent.parent, baseline=baseline)
 
 
 def exit_code(outcome: RunOutcome, fail_under: float | None = None) -> int:

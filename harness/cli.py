@@ -18,6 +18,7 @@ from harness.preflight import raise_for_fatal
 from harness.redact import Redactor
 from harness.report.plan import format_table
 from harness.report.plan import to_json as preflight_json
+from harness.results.baseline import load_reference
 from harness.results.record import CaseResult
 from harness.runner.engine import RunOptions
 from harness.runner.resume import resume_command, resume_inputs
@@ -241,10 +242,17 @@ def plan(
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
-def report(run_dir: Path) -> int:
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path, exists=True),
+    help="Show this baseline (file or run directory) beside the run, as run --baseline does.",
+)
+def report(run_dir: Path, baseline: Path | None) -> int:
     """Render the HTML report of a stored run again."""
     settings = load_config().settings
-    click.echo(str(api.rerender(run_dir, Path(settings.get("reports_dir", "reports")))))
+    reference = load_reference(baseline) if baseline is not None else None
+    reports_dir = Path(settings.get("reports_dir", "reports"))
+    click.echo(str(api.rerender(run_dir, reports_dir, baseline=reference)))
     return 0
 
 

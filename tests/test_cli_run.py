@@ -11,6 +11,7 @@ from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Fault, Ma
 from tests.conftest import azeval
 
 KEY = "sk-test-0123456789abcdef"
+BASELINE_COLUMN = "baseline · gpt35"
 CONFIG = """
 [settings]
 max_retries = 2
@@ -256,6 +257,20 @@ def test_report_command_rerenders(project):
     (run_dir / "report.html").unlink()
     assert azeval("report", str(run_dir)) == 0
     assert (run_dir / "report.html").is_file()
+
+
+def test_report_command_rerenders_against_a_baseline(project, server):
+    """azeval report RUN_DIR --baseline FILE puts the baseline's column back in the report."""
+    azeval("run", "suites", "-t", "gpt35")
+    run_dir, _, _ = latest_run(project)
+    assert azeval("bless", str(run_dir), "-o", "baseline.json") == 0
+    assert azeval("report", str(run_dir)) == 0
+    plain = (run_dir / "report.html").read_text()
+    assert azeval("report", str(run_dir), "--baseline", "baseline.json") == 0
+    compared = (run_dir / "report.html").read_text()
+    assert BASELINE_COLUMN not in plain
+    assert BASELINE_COLUMN in compared
+    assert azeval("report", str(run_dir), "--baseline", "missing.json") == 2
 
 
 def test_fail_under_gates_on_pass_rate(project):
