@@ -241,3 +241,17 @@ def test_429_asking_for_more_than_a_minute_kills_the_target_at_once(tmp_path, mo
     assert "quota exhausted (HTTP 429)" in outcome.dead_targets["gpt35"]
     assert outcome.run.meta["scheduler"]["gpt35"]["paused_s"] == 0
     assert api.exit_code(outcome) == 3
+
+
+def test_reply_trickling_past_the_timeout_is_cut_and_retried(tmp_path, monkeypatch):
+    """A reply whose bytes keep coming but whose whole takes longer than the timeout is cut
+    by the timeout and retried: the timeout bounds the answer, not each read."""
+    with serve(Fault("trickle", first=2, delay_ms=4000)) as server:
+        _, results = run(tmp_path, monkeypatch, server.endpoint, cases=4, timeout=0.5)
+        trickled = server.counters.get("fault:trickle", 0)
+    assert_complete(results, cases=4)
+    assert all(r["verdict"] == "pass" for r in results)
+    assert trickled == 2
+    assert sum(r["retries"] for r in results) == 2
+    retried = [r for r in results if r["retries"]]
+    assert all(r["extra"]["attempt_errors"] == ["timeout"] for r in retried)

@@ -7,6 +7,7 @@ own retries are off (``max_retries=0``): the runner owns the retry policy.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Mapping
@@ -38,19 +39,14 @@ class SdkTarget:
         self._model = model
 
     async def complete(self, body: Mapping[str, Any], *, timeout: float) -> Completion:
-        extra = {k: v for k, v in body.items() if k not in _SDK_ARGS}
         started = time.perf_counter()
         try:
-            raw = await self._client.chat.completions.with_raw_response.create(
-                model=str(body.get("model") or self._model),
-                messages=body["messages"],
-                extra_body=extra or None,
-                timeout=timeout,
-            )
-            text = raw.http_response.text
+            # httpx's timeout bounds each read, so a reply that trickles in never trips it:
+            # the whole exchange is bounded here.
+            raw, text = await asyncio.wait_for(self._exchange(body, timeout), timeout)
         except openai.APIStatusError as exc:
             raise classify_status(exc, _ms_since(started)) from None
-        except openai.APITimeoutError:
+        except (openai.APITimeoutError, asyncio.TimeoutError):
             raise TargetError(
                 "timeout", f"no answer within {timeout:g} s", latency_ms=_ms_since(started)
             ) from None
@@ -61,6 +57,16 @@ class SdkTarget:
         latency = _ms_since(started)
         headers = {k: raw.headers[k] for k in _RATE_HEADERS if k in raw.headers}
         return Completion(body=parse_body(text, latency), latency_ms=latency, headers=headers)
+
+    async def _exchange(self, body: Mapping[str, Any], timeout: float) -> tuple[Any, str]:
+        extra = {k: v for k, v in body.items() if k not in _SDK_ARGS}
+        raw = await self._client.chat.completions.with_raw_response.create(
+            model=str(body.get("model") or self._model),
+            messages=body["messages"],
+            extra_body=extra or None,
+            timeout=timeout,
+        )
+        return raw, raw.http_response.text
 
     async def aclose(self) -> None:
         await self._client.close()

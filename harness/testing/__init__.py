@@ -60,8 +60,8 @@ content_filter. ``error=ErrorReply(status, code=None, message=None, body=None,
 retry_after=None, headers={})``. ``fault`` is reset, truncated or invalid_json.
 
 ``Fault(kind, first=0, every=0, after=0, retry_after=1.0, delay_ms=0)`` — per deployment,
-by request number: kinds "429", "500", "502", "503", "408", "slow", "reset", "truncated",
-"invalid_json".
+by request number: kinds "429", "500", "502", "503", "408", "slow", "trickle", "reset",
+"truncated", "invalid_json".
 
 Service behaviour: 401 for a bad ``api-key``/``Authorization: Bearer``; 400 without
 ``api-version`` on the deployments path (``/openai/v1/chat/completions`` takes the

@@ -9,7 +9,7 @@ from typing import Any
 
 # Status faults answer Azure's body for that status; the others break the HTTP answer.
 STATUS_FAULTS = ("408", "429", "500", "502", "503")
-FAULT_KINDS = (*STATUS_FAULTS, "slow", "reset", "truncated", "invalid_json")
+FAULT_KINDS = (*STATUS_FAULTS, "slow", "trickle", "reset", "truncated", "invalid_json")
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,10 @@ class Fault:
     ``every``-th request after ``after`` when ``every`` is set (both may be set).
 
     kinds: "429" (with ``retry_after`` seconds), "500", "502", "503", "408"; "slow" sleeps
-    ``delay_ms`` and then answers normally; "reset" sends the headers and part of the body
+    ``delay_ms`` and then answers normally; "trickle" sends the headers at once and the
+    body in small pieces spread over ``delay_ms`` (each gap far shorter than a read
+    timeout, so only a bound on the whole answer cuts it); "reset" sends the headers and
+    part of the body
     and resets the connection; "truncated" sends a 200 whose JSON is cut short;
     "invalid_json" sends a 200 whose body is not JSON.
     """

@@ -21,6 +21,7 @@ from harness.testing.rules import Action, Rule, RuleBook
 from harness.testing.service import DEFAULT_ACTION, Answer, AzureService, RecordedRequest
 
 _MAX_HEAD = 1 << 16
+_TRICKLE_PIECES = 50
 _INVALID_JSON = b'{"id":"chatcmpl-broken","choices":[{"index":0,<html>Bad Gateway</html>'
 
 
@@ -241,6 +242,16 @@ class FakeAzure:
         if not keep:
             lines.append("connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if answer.fault == "trickle":
+            writer.write(head)
+            await writer.drain()
+            pieces = max(1, min(len(body), _TRICKLE_PIECES))
+            size = -(-len(body) // pieces)
+            for start in range(0, len(body), size):
+                await asyncio.sleep(answer.trickle_s / pieces)
+                writer.write(body[start : start + size])
+                await writer.drain()
+            return True
         if answer.fault == "reset":
             # Headers and half the body, then an RST instead of the rest.
             writer.write(head + body[: len(body) // 2])

@@ -49,7 +49,8 @@ class Answer:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
-    fault: str | None = None  # reset | truncated | invalid_json
+    fault: str | None = None  # trickle | reset | truncated | invalid_json
+    trickle_s: float = 0.0  # a trickle: how long the body takes to send
 
 
 def redact(headers: Mapping[str, str]) -> dict[str, str]:
@@ -249,6 +250,7 @@ class _Exchange:
         answer.delay_s += delay_s
         if fault is not None and fault.kind != "slow":
             answer.fault = fault.kind
+            answer.trickle_s = fault.delay_ms / 1000 if fault.kind == "trickle" else 0.0
         elif fault is not None:
             service.faults["slow"] += 1
         return answer
