@@ -172,6 +172,28 @@ def test_duplicate_journal_lines_last_one_wins(project, server):
     assert len(journal(run_dir)) == CASES
 
 
+def test_run_json_on_disk_mid_run_holds_no_secret(project, monkeypatch):
+    """The run.json a killed run leaves behind is scrubbed, like the final one: a token in
+    the endpoint URL never reaches the disk."""
+    token = "sas-token-0123456789"
+    monkeypatch.setenv("AZURE_SAS_TOKEN", token)
+    config = CONFIG.replace(
+        "${FAKE_AZURE_ENDPOINT}", "${FAKE_AZURE_ENDPOINT}/?sig=${AZURE_SAS_TOKEN}"
+    )
+    (project / "azeval.toml").write_text(config)
+    seen: list[str] = []
+
+    def peek(result) -> None:
+        (run_dir,) = (project / "reports" / "runs").iterdir()
+        seen.append((run_dir / "run.json").read_text())
+
+    prepared = api.prepare(["suites"], ["gpt35"])
+    options = RunOptions(retry=RetryPolicy(max_retries=0), reports_dir=project / "reports")
+    api.run(prepared, options, progress=peek)
+    assert seen and "?sig=***" in seen[0]
+    assert not [text for text in seen if token in text]
+
+
 def test_retry_errors_runs_failed_requests_again(project, server):
     """--resume with retry_errors sends the error cases again and keeps the rest."""
     server.set_rules([Rule(Match(last_user="1$"), Action(error=ErrorReply(500))), *RULES])

@@ -172,7 +172,7 @@ async def _run_all(
     fitters: Mapping[str, Fitter],
     costs: Costs,
 ) -> RunOutcome:
-    run_dir, meta, done = _open_run_dir(suites, targets, options)
+    run_dir, meta, done = _open_run_dir(suites, targets, options, redact)
     journal = Journal(run_dir)
     dead: dict[str, str] = {}
     by_name = {c.name: c for c in configs}
@@ -220,13 +220,6 @@ async def _run_all(
             if error.kind in FATAL_FOR_TARGET:
                 why = f"{error.kind} (HTTP {error.status}): {error.message}"
                 dead.setdefault(item.target, redact(why))
-            elif options.retry.quota_gone(error):
-                why = (
-                    f"quota exhausted (HTTP {error.status}): the service asks to wait "
-                    f"{error.retry_after:g} s, beyond max_retry_after "
-                    f"{options.retry.max_retry_after:g} s: {error.message}"
-                )
-                dead.setdefault(item.target, redact(why))
 
         async def attempt(body: Mapping[str, Any]) -> Completion:
             n = turn[0]
@@ -252,13 +245,10 @@ async def _run_all(
             try:
                 completion = await target.complete(body, timeout=limit)
             except TargetError as error:
-                # A quota that is gone kills the target; pausing for it would hold its
-                # remaining cases in the queue until then instead of recording them.
-                pause = None if options.retry.quota_gone(error) else error.retry_after
                 scheduler.release(
                     permit,
                     rate_limited=error.kind == "rate_limited",
-                    retry_after=pause,
+                    retry_after=error.retry_after,
                     answered=error.status is not None,
                 )
                 raise
@@ -316,7 +306,7 @@ async def _run_all(
 
 
 def _open_run_dir(
-    suites: list[Suite], targets: dict[str, Target], options: RunOptions
+    suites: list[Suite], targets: dict[str, Target], options: RunOptions, redact: Redactor
 ) -> tuple[Path, dict[str, Any], set[str]]:
     if options.resume is not None:
         meta = read_meta(options.resume)
@@ -327,13 +317,13 @@ def _open_run_dir(
         results = kept_results(options.resume, options.retry_errors)
         if len(results) != written:
             _rewrite_journal(options.resume, results)
-        write_meta(options.resume, meta)
+        _write_scrubbed(options.resume, meta, redact)
         return options.resume, meta, {r.key for r in results}
     run_id = new_run_id()
     run_dir = options.reports_dir / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
     meta = run_meta(run_id, suites, [t.info for t in targets.values()], options.to_json())
-    write_meta(run_dir, meta)
+    _write_scrubbed(run_dir, meta, redact)
     return run_dir, meta, set()
 
 
@@ -374,6 +364,14 @@ def _finish(run_dir: Path, meta: dict[str, Any], interrupted: bool, redact: Reda
     meta["finished_at"] = now_iso()
     meta["status"] = "interrupted" if interrupted else "complete"
     meta["summary"] = summarize(results, [t["name"] for t in meta["targets"]])
-    scrubbed = json.loads(redact(json.dumps(meta, default=str)))
+    return Run(path=run_dir, meta=_write_scrubbed(run_dir, meta, redact), results=results)
+
+
+def _write_scrubbed(run_dir: Path, meta: dict[str, Any], redact: Redactor) -> dict[str, Any]:
+    """Write run.json without secrets (an endpoint may carry a token); return what was written.
+
+    Every write, not only the last: a run that is killed leaves the first one on disk.
+    """
+    scrubbed: dict[str, Any] = json.loads(redact(json.dumps(meta, default=str)))
     write_meta(run_dir, scrubbed)
-    return Run(path=run_dir, meta=scrubbed, results=results)
+    return scrubbed
