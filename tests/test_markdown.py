@@ -75,6 +75,14 @@ def test_flaky_cases_are_listed_with_their_interval() -> None:
     assert "| `geo/a` | `gpt35` | 1/2 | 9%–91% |" in render_markdown(run)
 
 
+def test_not_passed_is_listed_case_by_case_not_in_completion_order() -> None:
+    """Results that finished out of order are listed by case, target and repeat."""
+    finished = [failing("b", repeat=1), failing("a", repeat=2), failing("a", repeat=1)]
+    text = render_markdown(run_of(finished), evaluate(run_of(finished)))
+    listed = re.findall(r"`geo/(\w)@gpt35#(\d)`", text)
+    assert listed == [("a", "1"), ("a", "2"), ("b", "1")]
+
+
 def test_step_summary_appends_when_set(tmp_path: Path) -> None:
     """The summary is appended to $GITHUB_STEP_SUMMARY, and nothing happens when unset."""
     file = tmp_path / "summary.md"

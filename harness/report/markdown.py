@@ -94,7 +94,11 @@ def _target_table(run: Run) -> list[str]:
 
 
 def _failures(run: Run) -> list[str]:
-    bad = [r for r in run.results if r.verdict != "pass"]
+    # The journal is in completion order; a list a reviewer reads goes case by case.
+    bad = sorted(
+        (r for r in run.results if r.verdict != "pass"),
+        key=lambda r: (r.case_key, r.target, r.repeat),
+    )
     if not bad:
         return []
     lines = [f"### Not passed ({len(bad)})", ""]
