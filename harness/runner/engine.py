@@ -220,6 +220,13 @@ async def _run_all(
             if error.kind in FATAL_FOR_TARGET:
                 why = f"{error.kind} (HTTP {error.status}): {error.message}"
                 dead.setdefault(item.target, redact(why))
+            elif options.retry.quota_gone(error):
+                why = (
+                    f"quota exhausted (HTTP {error.status}): the service asks to wait "
+                    f"{error.retry_after:g} s, beyond max_retry_after "
+                    f"{options.retry.max_retry_after:g} s: {error.message}"
+                )
+                dead.setdefault(item.target, redact(why))
 
         async def attempt(body: Mapping[str, Any]) -> Completion:
             n = turn[0]
@@ -245,10 +252,13 @@ async def _run_all(
             try:
                 completion = await target.complete(body, timeout=limit)
             except TargetError as error:
+                # A quota that is gone kills the target; pausing for it would hold its
+                # remaining cases in the queue until then instead of recording them.
+                pause = None if options.retry.quota_gone(error) else error.retry_after
                 scheduler.release(
                     permit,
                     rate_limited=error.kind == "rate_limited",
-                    retry_after=error.retry_after,
+                    retry_after=pause,
                     answered=error.status is not None,
                 )
                 raise
