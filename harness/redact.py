@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterable
 
 MASK = "***"
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
 _MIN_LENGTH = 6
+# An Entra ID access token is a JWT that no variable holds (azure-identity fetches it), so
+# it is known by its shape: base64url header and claims, both JSON objects ("eyJ" = '{"').
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 
 
 class Redactor:
     """Replaces every known secret value in text with ``***``."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
+        kept = {form for s in secrets if len(s) >= _MIN_LENGTH for form in _written_forms(s)}
         # Longest first, so a secret that contains another is masked whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= _MIN_LENGTH}, key=len, reverse=True)
+        self._secrets = sorted(kept, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
-        return text
+        return _JWT.sub(MASK, text)
 
     @classmethod
     def from_environment(cls, names: Iterable[str] = ()) -> Redactor:
@@ -33,3 +39,13 @@ class Redactor:
             if name in wanted or any(word in name.upper() for word in _SECRET_WORDS)
         ]
         return cls(values)
+
+
+def _written_forms(secret: str) -> set[str]:
+    """The secret as it is, and as it reads inside JSON text (journal lines and run.json
+    are scrubbed after serialising, where a quote, backslash or é is escaped)."""
+    return {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    }
