@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import api
+from harness.errors import ConfigError
 from harness.runner.engine import RunOptions
 from harness.runner.retry import RetryPolicy
 from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Match, Rule
@@ -208,3 +209,18 @@ def test_retry_errors_runs_failed_requests_again(project, server):
     assert len(server.requests) - sent == len(errors)
     assert not [r for r in again.run.results if r.verdict == "error"]
     assert len(journal(outcome.run.path)) == CASES
+
+
+def test_resume_refuses_a_suite_changed_since_the_run(project, server):
+    """A suite edited after the run started: --resume is a ConfigError naming the file,
+    sends nothing and keeps the journal, instead of passing old verdicts off as new."""
+    outcome = run_api(project)
+    run_dir = outcome.run.path
+    before = (run_dir / "results.jsonl").read_text()
+    suite = project / "suites" / "resume.yaml"
+    suite.write_text(suite.read_text().replace("prompt: case 1\n", "prompt: case 1 changed\n"))
+    sent = len(server.requests)
+    with pytest.raises(ConfigError, match=r"resume\.yaml: changed since run"):
+        run_api(project, resume=run_dir)
+    assert len(server.requests) == sent
+    assert (run_dir / "results.jsonl").read_text() == before

@@ -29,6 +29,7 @@ from harness.results.summary import summarize
 from harness.runner.case import Fitter, run_case, skipped_result
 from harness.runner.meta import new_run_id, now_iso, run_meta, suite_meta
 from harness.runner.quota import FRESH, RETRY, QueueDeadline, Scheduler
+from harness.runner.resume import check_unchanged
 from harness.runner.retry import Attempts, RetryPolicy, send_with_retries
 from harness.suite.model import Case, Suite
 from harness.targets import Target, TargetError, open_target
@@ -113,6 +114,8 @@ async def execute(
 ) -> RunOutcome:
     """Run everything; always writes the record, also when interrupted (Ctrl-C, cancel)."""
     redact = Redactor.from_environment(c.api_key_env for c in configs if c.api_key_env)
+    if options.resume is not None:
+        check_unchanged(options.resume, suites)
     targets: dict[str, Target] = {}
     try:
         for config in configs:

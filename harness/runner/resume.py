@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import ConfigError
 from harness.results.store import read_meta
+from harness.suite.model import Suite
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,22 @@ def resume_inputs(run_dir: Path) -> ResumeInputs:
     targets = tuple(t["name"] for t in meta.get("targets", []) if t.get("name"))
     repeat = (meta.get("options") or {}).get("repeat")
     return ResumeInputs(paths=paths, targets=targets, repeat=repeat)
+
+
+def check_unchanged(run_dir: Path, suites: Iterable[Suite]) -> None:
+    """A ConfigError when a suite the run already ran has changed since (its sha256)."""
+    # The results kept were made from the old text: resuming would report them as the
+    # verdicts of the new one, and mix the two in one run.
+    recorded = {s.get("id"): s.get("sha256") for s in read_meta(run_dir).get("suites", [])}
+    for suite in suites:
+        before = recorded.get(suite.id)
+        if before and before != suite.sha256:
+            raise ConfigError(
+                suite.path,
+                "",
+                f"changed since run {run_dir} started; its kept results were made from the "
+                "old text, so a resume would mix the two: start a new run (or restore the file)",
+            )
 
 
 def resume_command(run_dir: Path, config_path: Path | None = None) -> str:
