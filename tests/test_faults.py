@@ -136,25 +136,43 @@ def test_reply_slower_than_timeout_is_cut_and_retried(tmp_path, monkeypatch):
     assert elapsed < 2.5, elapsed
 
 
-def test_case_deadline_bounds_a_hanging_target(tmp_path, monkeypatch):
-    """A target that never answers in time: every case ends by its deadline, as an error."""
-    with serve(Fault("slow", every=1, delay_ms=5000)) as server:
+def test_case_deadline_bounds_a_target_that_stops_answering(tmp_path, monkeypatch):
+    """A target that answered once, then hangs: every case ends by its deadline, as an error."""
+    with serve(Fault("slow", every=1, after=1, delay_ms=5000)) as server:
         started = time.monotonic()
         policy = RetryPolicy(max_retries=50, base_delay=0.01, max_delay=0.05)
-        _, results = run(
+        outcome, results = run(
             tmp_path,
             monkeypatch,
             server.endpoint,
-            cases=4,
+            cases=5,
             timeout=0.2,
             case_deadline=0.7,
             retry=policy,
         )
         elapsed = time.monotonic() - started
+    assert_complete(results, cases=5)
+    assert outcome.dead_targets == {}
+    unanswered = [r for r in results if r["verdict"] != "pass"]
+    assert len(unanswered) == 4
+    assert {r["error"]["kind"] for r in unanswered} <= {"timeout", "deadline"}
+    assert all(r["attempts"] >= 2 for r in unanswered)
+    assert elapsed < 2 * 0.7 + 2.5, elapsed  # the probe answers, then the rest together
+
+
+def test_target_that_never_answers_is_dead_after_its_first_case(tmp_path, monkeypatch):
+    """No answer to any attempt of the first case: the target is unreachable (exit 3) and the
+    other cases are recorded as not sent, instead of each waiting out the same timeouts."""
+    with serve(Fault("slow", every=1, delay_ms=5000)) as server:
+        outcome, results = run(tmp_path, monkeypatch, server.endpoint, cases=4, timeout=0.2)
+        sent = len(server.requests)
     assert_complete(results, cases=4)
-    assert {r["error"]["kind"] for r in results} <= {"timeout", "deadline"}
-    assert all(r["attempts"] >= 2 for r in results)
-    assert elapsed < 4 * 0.7 + 1.5, elapsed  # the probe runs alone, then the rest together
+    assert "unreachable: no answer within 0.2 s" in outcome.dead_targets["gpt35"]
+    assert api.exit_code(outcome) == 3
+    kinds = sorted(r["error"]["kind"] for r in results)
+    assert kinds == ["target_unavailable"] * 3 + ["timeout"]
+    # The first case's attempts, and at most one other request in each of its backoffs.
+    assert sent <= 2 * (FAST.max_retries + 1)
 
 
 @pytest.mark.parametrize(

@@ -101,6 +101,10 @@ Costs = Mapping[tuple[str, str], Sequence[int]]
 # What Azure charges for the completion of a request that does not set max_tokens.
 DEFAULT_COMPLETION_CHARGE = 4096
 
+# Error kinds of a case that got no HTTP answer at all; the first case of a target that
+# never answered ending so means the target is unreachable.
+_NO_ANSWER = frozenset({"connection", "timeout", "deadline"})
+
 
 async def execute(
     suites: list[Suite],
@@ -294,10 +298,12 @@ async def _run_all(
             return
         if (
             result.error is not None
-            and result.error.get("kind") == "connection"
+            and result.error.get("kind") in _NO_ANSWER
             and not scheduler.answered
         ):
-            # Not one answer ever came back: a wrong endpoint, not a flaky network.
+            # Not one answer came back to any attempt of the case: a wrong endpoint, or one
+            # that drops packets (a private endpoint seen from outside), not a flaky network.
+            # Every other case would wait out the same timeouts one after another.
             dead.setdefault(item.target, redact(f"unreachable: {result.error.get('message')}"))
         record(result)
 
