@@ -161,6 +161,8 @@ def evaluate(
             f"vs baseline {baseline.id}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         )
         notes.append(significance_line(comparison))
+        if comparison.not_compared:
+            notes.append("baseline not compared: " + ", ".join(comparison.not_compared))
         warnings.extend(drift_lines(run, baseline))
     warnings.extend(mid_run_drift_lines(run))
 

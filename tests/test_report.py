@@ -267,6 +267,33 @@ def test_pass_to_flaky_against_the_baseline_is_flagged_a_regression(tmp_path: Pa
     assert row["f"] == ["regressed", "failed", "flaky"]
 
 
+def test_a_partial_run_is_compared_with_its_part_of_the_baseline(tmp_path: Path) -> None:
+    """One suite and one target run against a baseline of more: the rest was not run, not
+    removed. A case deleted from a suite that did run is still removed."""
+    other_suite = dataclasses.replace(case("z", "pass"), suite="billing")
+    base = make_run(
+        tmp_path / "base",
+        [
+            case("a", "pass"),
+            case("gone", "pass"),
+            other_suite,
+            case("a", "pass", target="gpt4o"),
+        ],
+        [{"name": "gpt35"}, {"name": "gpt4o"}],
+    )
+    run = make_run(tmp_path / "run", [case("a", "pass")], [{"name": "gpt35"}])
+    gate = evaluate(run, baseline=base, fail_on_regression=True)
+    assert gate.comparison is not None
+    removed = [d.case_key for d in gate.comparison.by_status("removed")]
+    assert removed == ["refunds/gone"]
+    assert "baseline not compared: suite 'billing' (not run), target 'gpt4o' (not run)" in (
+        gate.notes
+    )
+    html = render_html(run, baseline=base)
+    assert [row["k"] for row in embedded_data(html)["rows"]] == ["refunds/a", "refunds/gone"]
+    assert "Baseline not compared: suite &#39;billing&#39; (not run)" in html
+
+
 def test_several_models_in_one_run_is_drift(tmp_path: Path) -> None:
     """One target answering as two models is called out even without a baseline."""
     run = make_run(

@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from harness.report.charts import Chart, bar_chart
 from harness.report.rows import Column, build_rows, columns_for, comparisons
-from harness.results.compare import STATUSES, Comparison
+from harness.results.compare import STATUSES, Comparison, scope_baseline
 from harness.results.store import Run
 from harness.results.summary import Scheduling, scheduling, summarize
 
@@ -217,6 +217,9 @@ def render_html(run: Run, *, baseline: Run | None = None) -> str:
 
 
 def _render(run: Run, baseline: Run | None) -> str:
+    not_compared: tuple[str, ...] = ()
+    if baseline is not None:
+        baseline, not_compared = scope_baseline(run, baseline)
     cols = columns_for(run, baseline)
     run_stats = summarize(run.results, run.targets)["targets"]
     base_stats = summarize(baseline.results, baseline.targets)["targets"] if baseline else {}
@@ -254,6 +257,7 @@ def _render(run: Run, baseline: Run | None) -> str:
             }
             for i, diff in compared.items()
         ],
+        "not_compared": not_compared,
         "statuses": STATUSES,
         "pct": _pct,
         "num": _num,

@@ -8,6 +8,7 @@ and unchecked verdicts count as not passed.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections import defaultdict
@@ -227,6 +228,8 @@ class Comparison:
     after_models: tuple[str, ...]
     before_fingerprints: tuple[str, ...]
     after_fingerprints: tuple[str, ...]
+    # Parts of the baseline the run did not cover, so not compared (see scope_baseline).
+    not_compared: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)
@@ -355,9 +358,35 @@ def pair_targets(run: Run, baseline: Run) -> tuple[str | None, str | None]:
     return None, None
 
 
+def scope_baseline(run: Run, baseline: Run) -> tuple[Run, tuple[str, ...]]:
+    """The baseline narrowed to the suites and targets this run ran, and what was left out.
+
+    A run of one suite (or one target) against a baseline of all of them did not remove the
+    rest: they were not run. Cases of a suite that did run and are gone now are removed.
+    """
+    suites = {s.get("id") for s in run.meta.get("suites") or []} | {r.suite for r in run.results}
+    targets = set(run.targets) | {r.target for r in run.results}
+    paired_across_names = pair_targets(run, baseline)[0] is not None
+    kept, suites_out, targets_out = [], set(), set()
+    for r in baseline.results:
+        if r.suite not in suites:
+            suites_out.add(r.suite)
+        elif not paired_across_names and r.target not in targets:
+            targets_out.add(r.target)
+        else:
+            kept.append(r)
+    if len(kept) == len(baseline.results):
+        return baseline, ()
+    left_out = [f"suite '{name}' (not run)" for name in sorted(suites_out)]
+    left_out += [f"target '{name}' (not run)" for name in sorted(targets_out)]
+    return dataclasses.replace(baseline, results=kept), tuple(left_out)
+
+
 def compare_to_baseline(run: Run, baseline: Run) -> Comparison:
-    """The run against its baseline, paired case by case (and target by target)."""
+    """The run against the part of its baseline it ran, case by case (and target by target)."""
     before_target, after_target = pair_targets(run, baseline)
-    return compare(
-        baseline.results, run.results, before_target=before_target, after_target=after_target
+    scoped, left_out = scope_baseline(run, baseline)
+    comparison = compare(
+        scoped.results, run.results, before_target=before_target, after_target=after_target
     )
+    return dataclasses.replace(comparison, not_compared=left_out)
