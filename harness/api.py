@@ -39,13 +39,25 @@ class Prepared:
         return [case for suite in self.suites for case in suite.cases]
 
 
+# What a plan reads of a target: the rest (endpoint, deployment, …) may name variables that
+# only the machines which send requests have.
+PLAN_FIELDS = frozenset({"model", "model_version", "api_version"})
+
+
 def prepare(
-    paths: Iterable[str | Path], target_names: Iterable[str] = (), config_path: Path | None = None
+    paths: Iterable[str | Path],
+    target_names: Iterable[str] = (),
+    config_path: Path | None = None,
+    *,
+    sending: bool = True,
 ) -> Prepared:
-    """Load config and suites and resolve the chosen targets; raises InputError, sends nothing."""
+    """Load config and suites and resolve the chosen targets; raises InputError, sends nothing.
+
+    ``sending=False`` (a plan): only PLAN_FIELDS of a target must resolve from the environment.
+    """
     config = load_config(config_path)
     suites = load_suites(list(paths))
-    targets = config.select(list(target_names))
+    targets = config.select(list(target_names), only=None if sending else PLAN_FIELDS)
     catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
     return Prepared(config=config, suites=suites, targets=targets, catalogue=catalogue)
 

@@ -228,7 +228,7 @@ def plan(
 
     Exits 2 when any case could not be sent.
     """
-    prepared = api.prepare(paths or (Path("suites"),), targets, config_path)
+    prepared = api.prepare(paths or (Path("suites"),), targets, config_path, sending=False)
     checked = api.preflight(prepared)
     if as_json:
         click.echo(json.dumps(preflight_json(checked), indent=2))

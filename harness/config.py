@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -182,11 +182,14 @@ class TargetConfig:
             )
         return key
 
-    def resolved(self) -> TargetConfig:
-        """This target with every ``${VAR}`` expanded; a missing variable is a ConfigError."""
+    def resolved(self, only: Container[str] | None = None) -> TargetConfig:
+        """This target with every ``${VAR}`` expanded; a missing variable is a ConfigError.
+
+        ``only``: expand just these fields; the others keep their ``${VAR}`` text.
+        """
         changes: dict[str, Any] = {}
         for key, value in vars(self).items():
-            if isinstance(value, str) and "${" in value:
+            if isinstance(value, str) and "${" in value and (only is None or key in only):
                 changes[key] = expand_env(value, self.source, f"{self.place}.{key}")
         return replace(self, **changes)
 
@@ -200,15 +203,17 @@ class Config:
     settings: Mapping[str, Any] = field(default_factory=dict)
     models: Mapping[str, Any] = field(default_factory=dict)
 
-    def select(self, names: tuple[str, ...] | list[str]) -> list[TargetConfig]:
+    def select(
+        self, names: tuple[str, ...] | list[str], *, only: Container[str] | None = None
+    ) -> list[TargetConfig]:
         """The named targets resolved from the environment (default: see below).
 
         With no names, every configured target runs; with none configured, the embedded
-        local model does.
+        local model does. ``only`` limits what is expanded (see TargetConfig.resolved).
         """
         if not names:
             chosen = list(self.targets.values()) or [default_local_target()]
-            return [t.resolved() for t in chosen]
+            return [t.resolved(only) for t in chosen]
         picked = []
         for name in names:
             if name not in self.targets:
@@ -221,7 +226,7 @@ class Config:
                     "",
                     f"unknown target '{name}' (targets: {known})",
                 )
-            picked.append(self.targets[name].resolved())
+            picked.append(self.targets[name].resolved(only))
         return picked
 
 

@@ -91,3 +91,32 @@ def test_plan_counts_flags_and_exits_2(tmp_path, monkeypatch, write, capsys):
     assert "generated.yaml: cases[3].params.response_format" in err and "2024-08-01-preview" in err
     assert "unknown model 'gpt-9-ultra'" in err
     assert by_key["q-0", "gpt35"]["problems"] == []
+
+
+def test_plan_needs_no_endpoint_or_key_variables(tmp_path, monkeypatch, write, capsys):
+    """A plan sends nothing, so it runs where the endpoint's variable is unset (a fork's
+    pull request without secrets); run and validate still require it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AZURE_OPENAI_ENDPOINT", raising=False)
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("GPT35_DEPLOYMENT", raising=False)
+    monkeypatch.setenv("PLAN_MODEL_VERSION", "0125")
+    write(
+        "azeval.toml",
+        """
+        [targets.gpt35]
+        kind = "azure"
+        endpoint = "${AZURE_OPENAI_ENDPOINT}"
+        deployment = "${GPT35_DEPLOYMENT}"
+        model = "gpt-35-turbo"
+        model_version = "${PLAN_MODEL_VERSION}"
+        """,
+    )
+    write("suites/one.yaml", "suite: one\ncases:\n  - id: hi\n    prompt: Say hi.\n")
+    assert azeval("plan", "suites", "-t", "gpt35", "--json") == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["rows"][0]["model"] == "gpt-35-turbo 0125"
+    assert azeval("validate", "suites", "-t", "gpt35") == 2
+    assert "targets.gpt35.deployment: environment variable GPT35_DEPLOYMENT is not set" in (
+        capsys.readouterr().err
+    )
