@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.tokens import encoding_name_for
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -63,6 +64,8 @@ _MODEL_KEYS: Mapping[str, type | tuple[type, ...]] = {
 _VERSION_KEYS = {k: v for k, v in _MODEL_KEYS.items() if k not in ("versions", "aliases")}
 _API_VERSION = re.compile(r"^(\d{4}-\d{2}-\d{2})(-preview)?$")
 # A dated or numbered version glued to a model name: gpt-4o-2024-08-06, gpt-35-turbo-0125.
+# Reasoning models are named o1, o3-mini, o4-mini …
+_O_SERIES = re.compile(r"^o\d", re.IGNORECASE)
 _NAME_WITH_VERSION = re.compile(r"^(?P<model>.+?)-(?P<version>\d{4}-\d{2}-\d{2}|\d{4})$")
 
 
@@ -215,8 +218,10 @@ def _lookup(catalogue: Catalogue, model: str, version: str) -> tuple[ModelSpec, 
             name = _canonical(catalogue, match.group("model"))
             version = version or match.group("version")
     if name is None:
-        return _fallback(model, version), (
-            f"unknown model '{model}': assuming {FALLBACK_ENCODING}, "
+        spec = _fallback(model, version)
+        kind = ", a reasoning model" if spec.o_series else ""
+        return spec, (
+            f"unknown model '{model}': assuming {spec.encoding}{kind}, "
             f"{FALLBACK_CONTEXT:,}-token context, no prices"
         )
     body = catalogue.models[name]
@@ -260,14 +265,18 @@ def _canonical(catalogue: Catalogue, model: str) -> str | None:
 
 
 def _fallback(model: str, version: str) -> ModelSpec:
+    # The family a name belongs to (o1-mini, gpt-4o-audio-preview) gives its encoding, as
+    # tiktoken and the fake server see it; only the limits are truly unknown.
+    encoding = encoding_name_for(model)
     return ModelSpec(
         name=model,
         version=version,
-        encoding=FALLBACK_ENCODING,
+        encoding=encoding if encoding in ENCODINGS else FALLBACK_ENCODING,
         context_window=FALLBACK_CONTEXT,
         max_output=FALLBACK_MAX_OUTPUT,
         price_in_per_1k=None,
         price_out_per_1k=None,
+        o_series=_O_SERIES.match(model) is not None,
         known=False,
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from harness.conversation import HistoryTooLong, completion_budget, fit_case
@@ -214,11 +214,12 @@ def plan_case(
 
     first = count_prompt(case.turns[0].messages, spec, params)
     fits = first + (reserve or 1) <= spec.context_window
+    limits: list[Problem] = []
     if not fits:
-        problems.append(_too_long(case.place + ".messages", spec, first, reserve))
+        limits.append(_too_long(case.place + ".messages", spec, first, reserve))
     if reserve is not None and reserve > spec.max_output:
         key = "max_completion_tokens" if "max_completion_tokens" in params else "max_tokens"
-        problems.append(
+        limits.append(
             Problem(
                 f"{case.place}.params.{key}",
                 f"{key} is too large: {reserve}. This model supports at most "
@@ -226,6 +227,7 @@ def plan_case(
                 f"lower it to {spec.max_output} or less",
             )
         )
+    problems += limits if spec.known else [_assumed(p, spec) for p in limits]
     turn_tokens = [first]
     if len(case.turns) > 1:
         later, later_problems = _later_turns(case, spec)
@@ -251,6 +253,17 @@ def plan_case(
         repeat=case.repeat,
         charged_tokens=charged * case.repeat,
         est_cost=None if cost is None else cost * case.repeat,
+    )
+
+
+def _assumed(problem: Problem, spec: ModelSpec) -> Problem:
+    """A problem found with what is assumed of an unknown model: a warning, not a refusal."""
+    fix = f'describe the model in azeval.toml under [models."{spec.name}"]'
+    return replace(
+        problem,
+        message=f"{problem.message} (assumed: {spec.name} is not in the model catalogue)",
+        fix=f"{problem.fix}, or {fix}" if problem.fix else fix,
+        fatal=False,
     )
 
 
@@ -404,7 +417,8 @@ def _param_problems(
         problems.append(Problem(f"{at}.tools", f"{len(tools)} tools; the service takes 128"))
 
     problems += _response_format(case, at)
-    problems += _model_rejects(params, spec, at)
+    rejects = _model_rejects(params, spec, at)
+    problems += rejects if spec.known else [_assumed(p, spec) for p in rejects]
     if target.kind == "azure" and target.api_version:
         problems += _api_version_rejects(
             params, target.name, target.api_version, spec, catalogue, at

@@ -94,6 +94,24 @@ def test_unknown_model_warns_and_names_the_fallback() -> None:
     assert spec.cost(1000, 1000) is None
 
 
+def test_unknown_model_of_a_known_family_keeps_its_encoding() -> None:
+    """An unknown o1-mini or gpt-4o-audio-preview is counted with o200k_base, as tiktoken does.
+
+    An o-series name is assumed to be a reasoning model; the warning says both.
+    """
+    catalogue = load_catalogue()
+    spec, warning = catalogue.lookup("o1-mini")
+    assert (spec.encoding, spec.o_series, spec.known) == ("o200k_base", True, False)
+    assert warning == (
+        "unknown model 'o1-mini': assuming o200k_base, a reasoning model, 8,192-token "
+        "context, no prices"
+    )
+    spec, _ = catalogue.lookup("gpt-4o-audio-preview")
+    assert (spec.encoding, spec.o_series) == ("o200k_base", False)
+    spec, _ = catalogue.lookup("text-davinci-003")  # p50k_base: not one azeval builds
+    assert spec.encoding == "cl100k_base"
+
+
 def test_unknown_version_warns_and_uses_the_default() -> None:
     """An unknown version of a known model warns and uses the default version's values."""
     spec, warning = load_catalogue().lookup("gpt-4o", "2030-01-01")

@@ -263,6 +263,24 @@ def test_unknown_model_is_a_warning_on_the_plan() -> None:
     assert result.est_cost is None
 
 
+def test_unknown_models_assumed_limits_warn_but_do_not_refuse() -> None:
+    """Over an unknown model's assumed context or output limit is a warning: the case is sent.
+
+    The service's real limits are not known, so the plan cannot say it would reject the case.
+    """
+    long = Message("user", "word " * 10_000)
+    row = plan_case(
+        case(long, params={"max_tokens": 5000}), Target(model="gpt-9-ultra", model_version="")
+    )
+    assert not row.fatal
+    assert not row.fits
+    assert [p.place for p in row.problems] == ["cases[0].messages", "cases[0].params.max_tokens"]
+    assert all("gpt-9-ultra is not in the model catalogue" in p.message for p in row.problems)
+    assert all('[models."gpt-9-ultra"]' in p.fix for p in row.problems)
+    known = plan_case(case(long, params={"max_tokens": 5000}), Target())
+    assert known.fatal
+
+
 def test_totals_and_duration_under_quota() -> None:
     """Duration is the larger of tokens/TPM and requests/RPM, with RPM 6 per 1,000 TPM."""
     cases = [case(index=i, params={"max_tokens": 71}) for i in range(60)]  # 100 tokens each
