@@ -226,6 +226,27 @@ async def test_429_storm_then_success() -> None:
         assert server.counters["fault:429"] == 2
 
 
+def test_429_without_retry_after() -> None:
+    """A 429 fault or rule with retry_after None answers Azure's 429 body with neither
+    Retry-After nor retry-after-ms; a rule's 429 left to "auto" still announces 1 s."""
+    deployment = Deployment("d", faults=(Fault("429", first=1, retry_after=None),))
+    rules = [
+        Rule(Match(last_user="bare"), Action(error=ErrorReply(429, retry_after=None))),
+        Rule(Match(last_user="auto"), Action(error=ErrorReply(429))),
+    ]
+    path = f"/openai/deployments/d/chat/completions?api-version={API_VERSION}"
+    with FakeAzure([deployment], rules=rules) as server:
+        answers = [
+            post(server, path, {"messages": [{"role": "user", "content": text}]})
+            for text in ("hi", "bare", "auto")
+        ]
+    for status, headers, body in answers[:2]:
+        assert status == 429
+        assert "retry-after" not in headers and "retry-after-ms" not in headers
+        assert json.loads(body)["error"]["code"] == "429"
+    assert answers[2][1]["retry-after"] == "1"
+
+
 async def test_sdk_retry_honours_retry_after_ms() -> None:
     """The SDK's own retry waits retry-after-ms and then gets the reply."""
     deployment = Deployment("d", faults=(Fault("429", first=1, retry_after=0.05),))

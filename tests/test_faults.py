@@ -57,6 +57,15 @@ def assert_complete(results: list[dict], cases: int = CASES) -> None:
         assert r["verdict"] in ("pass", "fail") or r["error"]["kind"], r
 
 
+def assert_waited_out(results: list[dict], server: FakeAzure, limited: int) -> None:
+    """Every case passed, and each of the server's ``limited`` 429s was retried and counted."""
+    assert_complete(results)
+    assert all(r["verdict"] == "pass" for r in results)
+    assert server.count(429) == limited
+    assert sum(r["rate_limited"] for r in results) == limited
+    assert sum(r["retries"] for r in results) == limited
+
+
 def serve(*faults: Fault, rules=(), **kwargs) -> FakeAzure:
     deployment = Deployment("gpt35", model="gpt-35-turbo", faults=faults)
     return FakeAzure([deployment], rules=rules, api_keys=(KEY,), **kwargs)
@@ -66,14 +75,27 @@ def test_429_storm_is_waited_out_and_counted(tmp_path, monkeypatch):
     """A storm of 429s with Retry-After: every case passes; each 429 is counted once."""
     with serve(Fault("429", first=15, retry_after=0.2)) as server:
         outcome, results = run(tmp_path, monkeypatch, server.endpoint)
-    assert_complete(results)
-    assert all(r["verdict"] == "pass" for r in results)
-    assert server.count(429) == 15
-    assert sum(r["rate_limited"] for r in results) == 15
-    assert sum(r["retries"] for r in results) == 15
+    assert_waited_out(results, server, 15)
     assert sum(r["attempts"] for r in results) == CASES + 15
     scheduler = outcome.run.meta["scheduler"]["gpt35"]
     assert scheduler["rate_limited"] == 15 and scheduler["paused_s"] > 0
+
+
+def test_429_without_retry_after_backs_off_with_jitter(tmp_path, monkeypatch):
+    """429s that carry no Retry-After: each case waits the policy's jittered backoff (not a
+    pause of the whole target), concurrency is halved, every case ends with a verdict, and
+    the retries and 429s are counted in the results and the scheduler's record."""
+    with serve(Fault("429", first=6, retry_after=None)) as server:
+        outcome, results = run(tmp_path, monkeypatch, server.endpoint)
+    assert_waited_out(results, server, 6)
+    limited = [r for r in results if r["rate_limited"]]
+    assert all(set(r["extra"]["attempt_errors"]) == {"rate_limited"} for r in limited)
+    # Backoff within FAST's bounds, never zero; no made-up Retry-After of a second.
+    assert all(0 < r["waited_s"] <= FAST.max_delay * r["retries"] for r in limited)
+    books = outcome.run.meta["scheduler"]["gpt35"]
+    assert books["rate_limited"] == 6
+    assert books["paused_s"] == 0
+    assert books["min_concurrency"] <= 2  # -j 4, halved
 
 
 def test_429_pauses_the_whole_target_for_exactly_retry_after(tmp_path, monkeypatch):

@@ -57,11 +57,14 @@ prompt_filters={}, latency_ms=0, error=None, fault=None)`` — ``content`` is a 
 self_harm, sexual, violence, jailbreak, protected_material_text/code, …) to a severity
 ("safe".."high", medium and up filtered) or a bool; a filtered prompt answers 400
 content_filter. ``error=ErrorReply(status, code=None, message=None, body=None,
-retry_after=None, headers={})``. ``fault`` is reset, truncated or invalid_json.
+retry_after="auto", headers={})``: ``retry_after`` seconds set Retry-After and
+retry-after-ms, ``None`` sends neither, "auto" is 1 s on a 429 and none otherwise.
+``fault`` is reset, truncated or invalid_json.
 
 ``Fault(kind, first=0, every=0, after=0, retry_after=1.0, delay_ms=0)`` — per deployment,
 by request number: kinds "429", "500", "502", "503", "408", "slow", "trickle", "reset",
-"truncated", "invalid_json".
+"truncated", "invalid_json"; a "429" or "503" fault with ``retry_after=None`` comes
+without Retry-After.
 
 Service behaviour: 401 for a bad ``api-key``/``Authorization: Bearer``; 400 without
 ``api-version`` on the deployments path (``/openai/v1/chat/completions`` takes the

@@ -19,20 +19,19 @@ class Fault:
     It hits requests ``after+1 .. after+first`` when ``first`` is set, and every
     ``every``-th request after ``after`` when ``every`` is set (both may be set).
 
-    kinds: "429" (with ``retry_after`` seconds), "500", "502", "503", "408"; "slow" sleeps
-    ``delay_ms`` and then answers normally; "trickle" sends the headers at once and the
-    body in small pieces spread over ``delay_ms`` (each gap far shorter than a read
-    timeout, so only a bound on the whole answer cuts it); "reset" sends the headers and
-    part of the body
-    and resets the connection; "truncated" sends a 200 whose JSON is cut short;
-    "invalid_json" sends a 200 whose body is not JSON.
+    kinds: "429" and "503" (with ``retry_after`` seconds; ``None``: no Retry-After), "500",
+    "502", "408"; "slow" sleeps ``delay_ms`` and then answers normally; "trickle" sends the
+    headers at once and the body in small pieces spread over ``delay_ms`` (each gap far
+    shorter than a read timeout, so only a bound on the whole answer cuts it); "reset"
+    sends the headers and part of the body and resets the connection; "truncated" sends a
+    200 whose JSON is cut short; "invalid_json" sends a 200 whose body is not JSON.
     """
 
     kind: str
     first: int = 0
     every: int = 0
     after: int = 0
-    retry_after: float = 1.0
+    retry_after: float | None = 1.0
     delay_ms: float = 0.0
 
     def __post_init__(self) -> None:

@@ -10,7 +10,7 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 FAULT_KINDS = ("reset", "truncated", "invalid_json")
 
@@ -114,14 +114,29 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ErrorReply:
-    """An HTTP error answer: Azure's standard body for ``status`` unless ``body`` is given."""
+    """An HTTP error answer: Azure's standard body for ``status`` unless ``body`` is given.
+
+    ``retry_after`` (seconds) sets Retry-After and retry-after-ms; ``None`` sends neither
+    (Azure's 429s sometimes come without); "auto" is 1 s on a 429 and none otherwise.
+    """
 
     status: int
     code: str | None = None
     message: str | None = None
     body: Mapping[str, Any] | None = None
-    retry_after: float | None = None  # seconds; sets Retry-After and retry-after-ms
+    retry_after: float | Literal["auto"] | None = "auto"
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.retry_after, str) and self.retry_after != "auto":
+            raise ValueError(f"retry_after: seconds, null or 'auto', not {self.retry_after!r}")
+
+    @property
+    def retry_after_s(self) -> float | None:
+        """The seconds to announce, or None for no Retry-After header."""
+        if isinstance(self.retry_after, str):
+            return 1.0 if self.status == 429 else None
+        return self.retry_after
 
 
 @dataclass(frozen=True)

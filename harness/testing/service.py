@@ -165,9 +165,7 @@ class _Exchange:
         return Answer(status, wire.dumps(body), out)
 
     def error(self, reply: ErrorReply) -> Answer:
-        retry_after = reply.retry_after
-        if reply.status == 429 and retry_after is None:
-            retry_after = 1.0
+        retry_after = reply.retry_after_s
         seconds = math.ceil(retry_after) if retry_after is not None else 1
         if reply.body is not None:
             body: Any = reply.body
