@@ -212,11 +212,19 @@ def plan_case(
     problems += _special_tokens(case)
     problems += _param_problems(case, target, spec, catalogue)
 
-    first = count_prompt(case.turns[0].messages, spec, params)
+    messages_place = case.place + ".messages"
+    turn_problems: list[Problem] = []
+    if len(case.turns) == 1:
+        turn_tokens = [count_prompt(case.turns[0].messages, spec, params)]
+    else:
+        turn_tokens, turn_problems = _conversation(case, spec)
+    first = turn_tokens[0]
     fits = first + (reserve or 1) <= spec.context_window
     limits: list[Problem] = []
     if not fits:
-        limits.append(_too_long(case.place + ".messages", spec, first, reserve))
+        limits.append(_too_long(messages_place, spec, first, reserve))
+        # The service's own wording says it; the budget's would repeat it.
+        turn_problems = [p for p in turn_problems if p.place != messages_place]
     if reserve is not None and reserve > spec.max_output:
         key = "max_completion_tokens" if "max_completion_tokens" in params else "max_tokens"
         limits.append(
@@ -228,12 +236,8 @@ def plan_case(
             )
         )
     problems += limits if spec.known else [_assumed(p, spec) for p in limits]
-    turn_tokens = [first]
-    if len(case.turns) > 1:
-        later, later_problems = _later_turns(case, spec)
-        turn_tokens += later
-        problems += later_problems
-        fits = fits and not any(p.fatal for p in later_problems)
+    problems += turn_problems
+    fits = fits and not any(p.fatal for p in turn_problems)
 
     charged = sum(t + (reserve or 0) for t in turn_tokens)
     cost = spec.cost(sum(turn_tokens), (reserve or 0) * len(turn_tokens))
@@ -290,20 +294,34 @@ def _too_long(place: str, spec: ModelSpec, prompt: int, reserve: int | None) -> 
     return Problem(place, message, fix)
 
 
-def _later_turns(case: Case, spec: ModelSpec) -> tuple[list[int], list[Problem]]:
-    """Lower bounds of later turns' prompts: every reply counted as an empty message."""
-    history: list[Message] = list(case.turns[0].messages)
+def _conversation(case: Case, spec: ModelSpec) -> tuple[list[int], list[Problem]]:
+    """Prompt tokens of each request of a multi-turn case, fitted as the runner fits them.
+
+    The runner fits every request, the first included, into the budget; the first count is
+    exact, later ones are lower bounds (every reply counted as an empty message).
+    """
+    history: list[Message] = []
     budget = case.budget or spec.context_window
     tokens: list[int] = []
     problems: list[Problem] = []
-    for k, turn in enumerate(case.turns[1:], start=1):
-        history.append(Message(role="assistant", content=""))
+    for k, turn in enumerate(case.turns):
+        if k:
+            history.append(Message(role="assistant", content=""))
         history.extend(turn.messages)
-        place = f"{case.place}.turns[{k}]"
+        # case.turns[0] is the case's own messages; the file's turns[] list starts at case.turns[1].
+        place = f"{case.place}.messages" if k == 0 else f"{case.place}.turns[{k - 1}]"
         try:
             kept, _ = fit_case(history, case, spec)
         except HistoryTooLong as exc:
-            if case.history == "stop":
+            if k == 0:
+                problems.append(
+                    Problem(
+                        place,
+                        f"{exc}: the case stops before its first request",
+                        "raise the budget or shorten the messages",
+                    )
+                )
+            elif case.history == "stop":
                 problems.append(
                     Problem(
                         place,
@@ -323,7 +341,6 @@ def _later_turns(case: Case, spec: ModelSpec) -> tuple[list[int], list[Problem]]
 
 def _special_tokens(case: Case) -> list[Problem]:
     problems = []
-    single = len(case.turns) == 1
     for k, turn in enumerate(case.turns):
         for j, message in enumerate(turn.messages):
             found = special_tokens_in(message.content or "") if message.content else []
@@ -331,7 +348,7 @@ def _special_tokens(case: Case) -> list[Problem]:
                 found += special_tokens_in(message.name)
             if found:
                 # The loader knows where the file writes each message; built cases may not.
-                place = f"messages[{j}]" if single else f"turns[{k}].messages[{j}]"
+                place = f"messages[{j}]" if k == 0 else f"turns[{k - 1}].messages[{j}]"
                 problems.append(
                     Problem(
                         message.place or f"{case.place}.{place}",

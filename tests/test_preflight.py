@@ -12,6 +12,7 @@ import pytest
 from harness.errors import PreflightError
 from harness.preflight import PlanRow, plan, plan_case, raise_for_fatal
 from harness.report.plan import format_table, to_json
+from harness.suite import load_suite
 from harness.suite.model import Case, Message, Turn
 
 SYSTEM = Message("system", "Assistant is a large language model trained by OpenAI.")
@@ -247,9 +248,55 @@ def test_history_over_budget_drops_oldest_or_warns_under_stop() -> None:
     )
     assert not stopping.fatal
     [warning] = stopping.problems
-    # turns need 29, 137, 245 and 353 tokens (+50 reserved): the fourth is over 300
-    assert warning.place == "cases[0].turns[3]"
+    # requests need 29, 137, 245 and 353 tokens (+50 reserved): the fourth is over 300; it
+    # is the file's turns[2], since the first request is the case's own messages
+    assert warning.place == "cases[0].turns[2]"
     assert "will stop at this turn" in warning.message
+
+
+def test_a_loaded_turn_is_named_as_the_file_writes_it(write) -> None:
+    """The turn over the budget is named by its index in the suite's turns: list."""
+    path = write(
+        "s.yaml",
+        """
+suite: s
+cases:
+  - id: chat
+    prompt: Hi
+    turns:
+      - user: "{{ 'word ' * 10 }}"
+      - user: "{{ 'word ' * 400 }}"
+    history: {policy: stop, budget: 300}
+""",
+    )
+    [loaded] = load_suite(path).cases
+    [warning] = plan_case(loaded, Target()).problems
+    assert warning.place == "cases[0].turns[1]"
+
+
+def test_a_first_request_over_the_budget_is_refused() -> None:
+    """The runner fits the first request of a multi-turn case too: over the budget, the
+    case stops before sending anything, so the plan refuses it (under either policy)."""
+    long = Message("user", "word " * 400)
+    follow_up = (Message("user", "And?"),)
+    for policy in ("stop", "drop_oldest"):
+        row = plan_case(
+            case(SYSTEM, long, turns=(follow_up,), budget=300, history=policy), Target()
+        )
+        assert row.fatal
+        [problem] = row.problems
+        assert problem.place == "cases[0].messages"
+        assert "stops before its first request" in problem.message
+
+
+def test_a_first_request_is_counted_as_the_runner_fits_it() -> None:
+    """Under drop_oldest, few-shot exchanges the budget cannot hold are left out of the first
+    request, by the runner and by the plan's count alike."""
+    shots = [Message("user", "word " * 150), Message("assistant", "word " * 150)]
+    follow_up = (Message("user", "And?"),)
+    row = plan_case(case(SYSTEM, *shots, QUESTION, turns=(follow_up,), budget=300), Target())
+    assert not row.problems
+    assert row.prompt_tokens == 29  # the system message and the question: the shots dropped
 
 
 def test_unknown_model_is_a_warning_on_the_plan() -> None:
