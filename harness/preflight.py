@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from harness.conversation import HistoryTooLong, completion_budget, fit_case
 from harness.errors import PreflightError
 from harness.models import Catalogue, ModelSpec, api_version_key, load_catalogue, local_spec
+from harness.runner.engine import DEFAULT_COMPLETION_CHARGE
 from harness.suite.model import Case, Message
 from harness.tokens import count_messages, special_tokens_in
 
@@ -239,7 +240,10 @@ def plan_case(
     problems += turn_problems
     fits = fits and not any(p.fatal for p in turn_problems)
 
-    charged = sum(t + (reserve or 0) for t in turn_tokens)
+    # What the runner's scheduler (and Azure) charges against TPM: a request without a
+    # completion limit is charged the runner's default, not nothing.
+    charge = reserve if reserve is not None else DEFAULT_COMPLETION_CHARGE
+    charged = sum(t + charge for t in turn_tokens)
     cost = spec.cost(sum(turn_tokens), (reserve or 0) * len(turn_tokens))
     return PlanRow(
         suite=case.suite,

@@ -12,6 +12,7 @@ import pytest
 from harness.errors import PreflightError
 from harness.preflight import PlanRow, plan, plan_case, raise_for_fatal
 from harness.report.plan import format_table, to_json
+from harness.runner.engine import DEFAULT_COMPLETION_CHARGE, request_cost
 from harness.suite import load_suite
 from harness.suite.model import Case, Message, Turn
 
@@ -297,6 +298,15 @@ def test_a_first_request_is_counted_as_the_runner_fits_it() -> None:
     row = plan_case(case(SYSTEM, *shots, QUESTION, turns=(follow_up,), budget=300), Target())
     assert not row.problems
     assert row.prompt_tokens == 29  # the system message and the question: the shots dropped
+
+
+def test_quota_charge_without_max_tokens_is_the_runners() -> None:
+    """A request without max_tokens is charged what the runner's scheduler charges it
+    (prompt + DEFAULT_COMPLETION_CHARGE), so the plan's time under TPM is the run's."""
+    cases = [case(index=i) for i in range(10)]
+    [totals] = plan(cases, [Target(tpm=120_000, rpm=6000)]).targets
+    assert totals.charged_tokens == 10 * request_cost({"messages": []}, 29)
+    assert totals.duration_s == pytest.approx(10 * (29 + DEFAULT_COMPLETION_CHARGE) / 2000)
 
 
 def test_unknown_model_is_a_warning_on_the_plan() -> None:
