@@ -41,7 +41,8 @@ def run(tmp_path: Path, monkeypatch, endpoint: str, **options):
     config = CONFIG.format(endpoint=endpoint) + options.pop("config", "")
     (tmp_path / "azeval.toml").write_text(config)
     (tmp_path / "suites").mkdir(exist_ok=True)
-    (tmp_path / "suites" / "faults.yaml").write_text(suite_text(options.pop("cases", CASES)))
+    suite = options.pop("suite", None) or suite_text(options.pop("cases", CASES))
+    (tmp_path / "suites" / "faults.yaml").write_text(suite)
     prepared = api.prepare(["suites"], ["gpt35"])
     settings = {"concurrency": 4, "timeout": 5.0, "retry": FAST, "reports_dir": tmp_path / "r"}
     outcome = api.run(prepared, RunOptions(**{**settings, **options}))
@@ -230,6 +231,72 @@ def test_bad_key_sends_one_request_whatever_the_concurrency(tmp_path, monkeypatc
     assert "auth (HTTP 401)" in outcome.dead_targets["gpt35"]
     assert outcome.run.meta["dead_targets"] == outcome.dead_targets
     assert outcome.run.meta["scheduler"]["gpt35"]["requests"] == 1  # admitted, unsent: uncounted
+
+
+def test_case_under_way_when_its_target_dies_keeps_its_attempts(tmp_path, monkeypatch):
+    """A case retrying 500s when another case meets a 401 ends as target_unavailable "after
+    N attempt(s)", keeping its attempts and their errors, and is not counted as not sent:
+    neither in the report's notice nor in the scheduler's requests."""
+    rules = [
+        Rule(Match(last_user="ok 0$"), Action(error=ErrorReply(500))),
+        Rule(Match(last_user="ok 1$"), Action(error=ErrorReply(401))),
+    ]
+    # c00 is the probe: its 500 opens -j 4 for c01's 401 while c00 backs off; it retries
+    # until the 401 has landed, whenever that is.
+    policy = RetryPolicy(max_retries=20, base_delay=0.4, max_delay=0.4)
+    with serve(rules=rules) as server:
+        outcome, results = run(tmp_path, monkeypatch, server.endpoint, cases=6, retry=policy)
+        sent = [r.body["messages"][-1]["content"] for r in server.requests]
+    assert_complete(results, cases=6)
+    assert api.exit_code(outcome) == 3
+    cut = next(r for r in results if r["case"] == "c00")
+    attempts = sent.count("say ok 0")
+    assert attempts >= 1 and cut["attempts"] == attempts
+    assert cut["extra"]["attempt_errors"] == ["server_error"] * attempts
+    assert cut["error"]["kind"] == "target_unavailable"
+    assert cut["error"]["message"].startswith(
+        f"the target became unavailable after {attempts} attempt(s): auth (HTTP 401)"
+    )
+    not_sent = [r for r in results if r["error"] and r["error"]["message"].startswith("not sent")]
+    assert not_sent and all(r["attempts"] == 0 for r in not_sent)
+    assert outcome.run.meta["scheduler"]["gpt35"]["requests"] == len(sent)
+    report = (outcome.run.path / "report.html").read_text()
+    assert f"its remaining {len(not_sent)} case(s) were not sent" in report
+    assert "1 case(s) under way stopped after their attempts" in report
+
+
+def test_conversation_cut_by_a_dead_target_keeps_its_answered_turns(tmp_path, monkeypatch):
+    """A multi-turn case whose target dies between its turns keeps the turn already answered
+    (reply and checks), ends with the target_unavailable error, and is not "not sent"."""
+    suite = (
+        "suite: faults\n"
+        "cases:\n"
+        "  - {id: c00, prompt: say ok 0, expect: {icontains: ok}}\n"
+        "  - id: talk\n"
+        "    prompt: my name is Ada\n"
+        "    expect: {icontains: Ada}\n"
+        "    turns: [{user: what is my name, expect: {icontains: Ada}}]\n"
+        "  - {id: c02, prompt: say ok 2, expect: {icontains: ok}}\n"
+    )
+    rules = [
+        # The first turn's answer comes back after c02's 401 has killed the target.
+        Rule(Match(last_user="Ada$"), Action(content="Hello Ada", latency_ms=500)),
+        Rule(Match(last_user="ok 2$"), Action(error=ErrorReply(401))),
+    ]
+    with serve(rules=rules) as server:
+        outcome, results = run(tmp_path, monkeypatch, server.endpoint, suite=suite)
+        sent = [r.body["messages"][-1]["content"] for r in server.requests]
+    assert "what is my name" not in sent
+    talk = next(r for r in results if r["case"] == "talk")
+    assert talk["verdict"] == "error"
+    assert talk["attempts"] == 1
+    assert talk["error"]["kind"] == "target_unavailable"
+    assert "after 1 attempt(s): auth (HTTP 401)" in talk["error"]["message"]
+    first, second = talk["turns"]
+    assert first["reply"] == "Hello Ada"
+    assert [c["status"] for c in first["checks"]] == ["pass"]
+    assert second["error"]["kind"] == "target_unavailable" and second["response"] is None
+    assert api.exit_code(outcome) == 3
 
 
 def test_unreachable_endpoint_is_dead_after_one_case(tmp_path, monkeypatch):

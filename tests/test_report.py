@@ -427,8 +427,8 @@ def test_dead_target_notice_says_why_and_what_was_not_sent(tmp_path: Path) -> No
     unavailable = {"kind": "target_unavailable", "message": "not sent: auth"}
     results = [
         case("a", "error", error={"kind": "auth", "message": "bad key", "status": 401}),
-        case("b", "error", error=unavailable),
-        case("c", "error", error=unavailable),
+        case("b", "error", error=unavailable, attempts=0),
+        case("c", "error", error=unavailable, attempts=0),
     ]
     run = make_run(
         tmp_path / "run",

@@ -152,16 +152,20 @@ def _dead(run: Run) -> list[str]:
         return []
     notes = []
     for name, why in dead.items():
-        not_sent = sum(
-            1
+        cut_off = [
+            r
             for r in run.results
             if r.target == name and r.error and r.error.get("kind") == "target_unavailable"
-        )
+        ]
+        # A case that had sent requests when the target died was cut short, not "not sent".
+        not_sent = sum(1 for r in cut_off if not r.attempts)
         rest = (
             f"its remaining {not_sent} case(s) were not sent (recorded as target_unavailable)"
             if not_sent
             else "its remaining cases were not sent"
         )
+        if len(cut_off) > not_sent:
+            rest += f"; {len(cut_off) - not_sent} case(s) under way stopped after their attempts"
         notes.append(f"Target {name} was unavailable: {str(why).rstrip('.')}. After that, {rest}.")
     return notes
 

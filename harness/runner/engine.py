@@ -142,7 +142,7 @@ async def execute(
 
 
 class _NotSent(Exception):
-    """The case's target died while the case waited its turn."""
+    """The case's target died while the case waited for its next request to be let through."""
 
 
 def scheduler_for(config: TargetConfig, options: RunOptions) -> Scheduler:
@@ -251,6 +251,7 @@ async def _run_all(
                 ) from None
             if item.target in dead:
                 scheduler.release(permit, refund=True, answered=False, sent=False)
+                tally.attempts -= 1  # counted by send_with_retries, but never made
                 raise _NotSent
             now = time.monotonic()
             if not deadline and options.case_deadline:
@@ -286,6 +287,16 @@ async def _run_all(
                     rng=rng,
                     on_error=observe,
                 )
+            except _NotSent:
+                if not tally.attempts:
+                    raise
+                # The case had sent requests: it ends as an error on its record, which keeps
+                # its attempts and the turns already answered, instead of "not sent".
+                raise TargetError(
+                    "target_unavailable",
+                    f"the target became unavailable after {tally.attempts} attempt(s): "
+                    f"{dead[item.target]}",
+                ) from None
             finally:
                 turn[0] += 1
 
