@@ -151,8 +151,9 @@ def load_catalogue(
 ) -> Catalogue:
     """The shipped catalogue with a user's ``[models."name"]`` tables merged over it.
 
-    An override of a known model replaces the keys it names (versions merge one by one);
-    an unknown model is added. A wrong key or type is a ConfigError naming ``source``.
+    An override of a known model replaces the keys it names, for each of its versions too
+    (versions the override names merge one by one); an unknown model is added. A wrong key
+    or type is a ConfigError naming ``source``.
     """
     data = _builtin()
     models: dict[str, dict[str, Any]] = {
@@ -163,11 +164,14 @@ def load_catalogue(
         _validate(name, body, source)
         target = models.setdefault(name, {"versions": {}})
         for key, value in body.items():
-            if key == "versions":
-                for version, fields in value.items():
-                    target["versions"].setdefault(version, {}).update(fields)
-            else:
+            if key != "versions":
                 target[key] = value
+                # The user's value holds for every version, over what the catalogue says
+                # of one (gpt-35-turbo 0613's own context_window, say).
+                for fields in target["versions"].values():
+                    fields.pop(key, None)
+        for version, fields in body.get("versions", {}).items():
+            target["versions"].setdefault(version, {}).update(fields)
     aliases: dict[str, str] = {}
     for name, body in models.items():
         for alias in body.get("aliases", []):

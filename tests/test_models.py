@@ -133,6 +133,25 @@ def test_cost_uses_prices_per_1k() -> None:
     assert spec.cost(1000, 500) == pytest.approx(0.03 + 0.03)
 
 
+def test_a_model_level_override_holds_for_every_version() -> None:
+    """[models."gpt-35-turbo"] context_window applies to 0613 and 0301 as well, whose
+    catalogue tables set their own; a version the user names still wins for that version."""
+    catalogue = load_catalogue(
+        {
+            "gpt-35-turbo": {
+                "versions": {"0301": {"context_window": 3000}},
+                "context_window": 5000,
+                "accepts": ["sampling", "max_tokens"],
+            }
+        }
+    )
+    for version, window in (("0613", 5000), ("0125", 5000), ("0301", 3000)):
+        spec, _ = catalogue.lookup("gpt-35-turbo", version)
+        assert (spec.context_window, spec.accepts) == (window, {"sampling", "max_tokens"})
+    spec, _ = catalogue.lookup("gpt-35-turbo", "0613")
+    assert spec.price_in_per_1k == 0.0015  # keys the user did not name are the catalogue's
+
+
 def test_user_overrides_merge_over_the_catalogue() -> None:
     """A config override changes the keys it names and keeps the rest; new models are added."""
     catalogue = load_catalogue(
