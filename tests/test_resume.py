@@ -15,6 +15,7 @@ import pytest
 from harness import api
 from harness.errors import ConfigError
 from harness.runner.engine import RunOptions
+from harness.runner.resume import resume_inputs
 from harness.runner.retry import RetryPolicy
 from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Match, Rule
 
@@ -224,3 +225,16 @@ def test_resume_refuses_a_suite_changed_since_the_run(project, server):
         run_api(project, resume=run_dir)
     assert len(server.requests) == sent
     assert (run_dir / "results.jsonl").read_text() == before
+
+
+def test_resume_with_another_repeat_is_what_a_later_resume_continues(project, server):
+    """A resume with a different repeat count records it in run.json, so a later plain
+    --resume (which takes its repeat from there) finishes that count, not the original."""
+    outcome = run_api(project, repeat=1)
+    run_dir = outcome.run.path
+    assert resume_inputs(run_dir).repeat == 1
+    sent = len(server.requests)
+    run_api(project, resume=run_dir, repeat=2)
+    assert len(server.requests) - sent == CASES  # the second repeat of each case
+    assert json.loads((run_dir / "run.json").read_text())["options"]["repeat"] == 2
+    assert resume_inputs(run_dir).repeat == 2

@@ -342,6 +342,8 @@ def _open_run_dir(
         meta = read_meta(options.resume)
         meta["resumed_at"] = [*meta.get("resumed_at", []), now_iso()]
         meta["status"] = "running"
+        # What this resume asked for is what the next plain --resume should finish.
+        meta["options"] = {**(meta.get("options") or {}), "repeat": options.repeat}
         _add_new_inputs(meta, suites, targets)
         written = sum(1 for _ in read_results(options.resume))
         results = kept_results(options.resume, options.retry_errors)
