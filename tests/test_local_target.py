@@ -149,6 +149,13 @@ async def test_a_missing_model_path_is_a_config_error(tmp_path: Path) -> None:
         await open_target(config)
 
 
+async def test_a_folder_as_model_path_is_named_a_folder(tmp_path: Path) -> None:
+    """A model_path that is a folder says so (not 'no such file'), naming the config place."""
+    config = TargetConfig(name="mine", kind="local", model_path=str(tmp_path), source="azeval.toml")
+    with pytest.raises(ConfigError, match=r"targets\.mine\.model_path: .* is a folder"):
+        await open_target(config)
+
+
 def test_sha256_is_cached_by_size_and_mtime(tmp_path: Path) -> None:
     """The digest is remembered per (path, size, mtime) and recomputed when the file changes."""
     model = tmp_path / "tiny.gguf"

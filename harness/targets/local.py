@@ -156,6 +156,8 @@ def resolve_gguf(config: TargetConfig) -> Path:
     if not path.is_absolute() and Path(config.source).is_file():
         path = Path(config.source).parent / path
     path = path.resolve()
+    if path.is_dir():
+        raise ConfigError(config.source, place, f"{path} is a folder, not a GGUF model file")
     if not path.is_file():
         raise ConfigError(config.source, place, f"no such file: {path}")
     try:
