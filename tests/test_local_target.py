@@ -156,6 +156,22 @@ async def test_a_folder_as_model_path_is_named_a_folder(tmp_path: Path) -> None:
         await open_target(config)
 
 
+async def test_a_proxy_in_the_environment_does_not_carry_loopback_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP(S)_PROXY / ALL_PROXY set for the internet: the local server is still reached."""
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens: a proxy that fails
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    target = await open_target(LOCAL)
+    try:
+        reply = await target.complete(_body("Say hello.", 2), timeout=60)
+    finally:
+        await target.aclose()
+    assert reply.body["usage"]["completion_tokens"] > 0
+
+
 def test_sha256_is_cached_by_size_and_mtime(tmp_path: Path) -> None:
     """The digest is remembered per (path, size, mtime) and recomputed when the file changes."""
     model = tmp_path / "tiny.gguf"

@@ -113,7 +113,14 @@ async def open_local_target(config: TargetConfig) -> Target:
         model_version=sha256[:12],
         extra={"gguf": str(gguf), "sha256": sha256, "n_ctx": config.n_ctx, "slots": slots},
     )
-    client = openai.AsyncOpenAI(base_url=address + "/v1", api_key="local", max_retries=0)
+    # trust_env=False: an HTTP(S)_PROXY meant for the internet must not carry requests to
+    # our own loopback server (the proxy cannot reach it, and the target looked dead).
+    client = openai.AsyncOpenAI(
+        base_url=address + "/v1",
+        api_key="local",
+        max_retries=0,
+        http_client=openai.DefaultAsyncHttpxClient(trust_env=False),
+    )
     return LocalTarget(info, client, gguf.stem, key=key, seed=config.seed)
 
 
