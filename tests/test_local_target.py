@@ -14,7 +14,7 @@ import pytest
 
 from harness.config import TargetConfig
 from harness.errors import ConfigError
-from harness.targets import open_target
+from harness.targets import TargetError, open_target
 from harness.targets.local import LocalTarget, default_gguf, gguf_sha256
 
 pytestmark = [pytest.mark.local_model, pytest.mark.timeout(120)]
@@ -170,6 +170,23 @@ async def test_a_proxy_in_the_environment_does_not_carry_loopback_requests(
     finally:
         await target.aclose()
     assert reply.body["usage"]["completion_tokens"] > 0
+
+
+async def test_tools_on_a_template_without_tools_are_a_clear_error() -> None:
+    """SmolLM2's chat template cannot show tools, and llama.cpp drops them unseen: the case
+    is a bad_request error saying so, not a plain-text reply failing a tool_calls check."""
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    target = await open_target(LOCAL)
+    try:
+        assert target.info.to_json()["tools"] is False
+        with pytest.raises(TargetError) as caught:
+            await target.complete({**_body("Weather in Paris?"), "tools": tools}, timeout=60)
+        reply = await target.complete(_body("Say hello.", 2), timeout=60)
+    finally:
+        await target.aclose()
+    assert caught.value.kind == "bad_request"
+    assert "chat template does not support tools" in caught.value.message
+    assert reply.body["choices"][0]["message"]["content"]
 
 
 def test_sha256_is_cached_by_size_and_mtime(tmp_path: Path) -> None:

