@@ -189,6 +189,20 @@ async def test_tools_on_a_template_without_tools_are_a_clear_error() -> None:
     assert reply.body["choices"][0]["message"]["content"]
 
 
+async def test_a_prompt_longer_than_the_context_is_a_context_length_error() -> None:
+    """llama.cpp's 400 exceed_context_size_error is classified context_length, with its text."""
+    small = TargetConfig(name="local", kind="local", n_ctx=256, parallel=1, threads=1)
+    target = await open_target(small)
+    try:
+        with pytest.raises(TargetError) as caught:
+            await target.complete(_body("1234567890 " * 30, 2), timeout=60)
+    finally:
+        await target.aclose()
+    assert caught.value.kind == "context_length"
+    assert caught.value.status == 400
+    assert "context size (256 tokens)" in caught.value.message
+
+
 def test_sha256_is_cached_by_size_and_mtime(tmp_path: Path) -> None:
     """The digest is remembered per (path, size, mtime) and recomputed when the file changes."""
     model = tmp_path / "tiny.gguf"

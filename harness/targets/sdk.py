@@ -20,6 +20,9 @@ from harness.targets.base import Completion, TargetError, TargetInfo
 # Body keys the SDK's create() takes as arguments; everything else goes in extra_body so a
 # parameter the installed SDK does not know yet is still sent as written.
 _SDK_ARGS = ("model", "messages")
+# Error types other OpenAI-compatible servers give a prompt longer than their context
+# (llama.cpp, the local target's server, answers 400 with code 400 and this type).
+_TOO_LONG = frozenset({"exceed_context_size_error"})
 _RATE_HEADERS = (
     "x-ratelimit-remaining-requests",
     "x-ratelimit-remaining-tokens",
@@ -102,6 +105,8 @@ def classify_status(exc: openai.APIStatusError, latency_ms: float) -> TargetErro
     code = str(code) if code is not None else None
     message = str(error.get("message") or exc.message) if isinstance(error, dict) else exc.message
     kind = _kind_of(status, code)
+    if kind == "bad_request" and isinstance(error, dict) and error.get("type") in _TOO_LONG:
+        kind = "context_length"
     retry_after = retry_after_seconds(exc.response.headers) if status in (429, 503) else None
     return TargetError(
         kind,
