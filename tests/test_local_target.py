@@ -6,12 +6,14 @@ import asyncio
 import hashlib
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
 
+from harness import api
 from harness.config import TargetConfig
 from harness.errors import ConfigError
 from harness.targets import TargetError, open_target
@@ -201,6 +203,34 @@ async def test_a_prompt_longer_than_the_context_is_a_context_length_error() -> N
     assert caught.value.kind == "context_length"
     assert caught.value.status == 400
     assert "context size (256 tokens)" in caught.value.message
+
+
+async def test_logprobs_pass_preflight_and_come_back(
+    write: Callable[[str, str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """llama.cpp answers logprobs/top_logprobs, so preflight does not refuse them on local."""
+    suite = write(
+        "suites/lp.yaml",
+        """
+        suite: lp
+        cases:
+          - id: say-yes
+            prompt: Say yes.
+            params: {max_tokens: 2, logprobs: true, top_logprobs: 2}
+            expect: {regex: '.'}
+        """,
+    )
+    monkeypatch.chdir(tmp_path)  # no azeval.toml: the default local target
+    prepared = api.prepare([suite])
+    assert not api.preflight(prepared).rows[0].problems
+    target = await open_target(LOCAL)
+    try:
+        body = {**_body("Say yes.", 2), "logprobs": True, "top_logprobs": 2}
+        reply = await target.complete(body, timeout=60)
+    finally:
+        await target.aclose()
+    (first, *_) = reply.body["choices"][0]["logprobs"]["content"]
+    assert len(first["top_logprobs"]) == 2
 
 
 def test_sha256_is_cached_by_size_and_mtime(tmp_path: Path) -> None:
