@@ -83,6 +83,36 @@ async def test_concurrent_requests_get_real_replies() -> None:
     assert replies[2].body["usage"]["completion_tokens"] == 4
 
 
+async def test_requests_beyond_the_slots_wait_in_azeval_not_in_llama_cpp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With more requests than slots, only `parallel` are at the server at once: the rest
+    wait for a slot before their latency and timeout start, instead of in llama.cpp's queue."""
+    target = await open_target(TargetConfig(name="local", kind="local", parallel=1, threads=1))
+    assert isinstance(target, LocalTarget)
+    exchange = target._exchange
+    at_server, most = 0, 0
+
+    async def counted(body: dict[str, object], timeout: float) -> object:
+        nonlocal at_server, most
+        at_server += 1
+        most = max(most, at_server)
+        try:
+            return await exchange(body, timeout)
+        finally:
+            at_server -= 1
+
+    monkeypatch.setattr(target, "_exchange", counted)
+    try:
+        replies = await asyncio.gather(
+            *(target.complete(_body(f"Say {word}.", 2), timeout=60) for word in ("a", "b", "c"))
+        )
+    finally:
+        await target.aclose()
+    assert most == 1
+    assert all(reply.body["usage"]["completion_tokens"] > 0 for reply in replies)
+
+
 async def test_info_names_the_gguf_and_its_sha256() -> None:
     """TargetInfo says kind local, the GGUF's name, path and real sha256."""
     gguf = default_gguf()

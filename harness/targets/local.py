@@ -85,6 +85,9 @@ class LocalTarget(SdkTarget):
         self._key: ServerKey | None = key
         self._seed = seed
         self._tools = tools
+        # More requests than slots only wait in llama.cpp's queue with their latency and
+        # timeout running: a -j above `parallel` gained nothing and failed latency checks.
+        self._free_slots = asyncio.Semaphore(key.slots)
 
     async def complete(self, body: Mapping[str, Any], *, timeout: float) -> Completion:
         if not self._tools and any(k in body for k in _TOOL_KEYS):
@@ -98,7 +101,8 @@ class LocalTarget(SdkTarget):
             )
         if self._seed is not None and "seed" not in body:
             body = {**body, "seed": self._seed}
-        return await super().complete(body, timeout=timeout)
+        async with self._free_slots:
+            return await super().complete(body, timeout=timeout)
 
     async def aclose(self) -> None:
         try:
