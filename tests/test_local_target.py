@@ -235,6 +235,21 @@ async def test_a_prompt_longer_than_the_context_is_a_context_length_error() -> N
     assert "context size (256 tokens)" in caught.value.message
 
 
+async def test_the_record_gives_the_context_each_slot_really_has() -> None:
+    """llama.cpp rounds n_ctx up (300 gives each slot more): the record's n_ctx is the
+    context the server enforces, the one its own context-size error names."""
+    odd = TargetConfig(name="local", kind="local", n_ctx=300, parallel=1, threads=1)
+    target = await open_target(odd)
+    try:
+        with pytest.raises(TargetError) as caught:
+            await target.complete(_body("1234567890 " * 80, 2), timeout=60)
+    finally:
+        await target.aclose()
+    n_ctx = target.info.to_json()["n_ctx"]
+    assert n_ctx >= 300
+    assert f"context size ({n_ctx} tokens)" in caught.value.message
+
+
 async def test_logprobs_pass_preflight_and_come_back(
     write: Callable[[str, str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -56,12 +56,20 @@ class ServerKey:
     threads: int
 
 
+@dataclass(frozen=True)
+class ServerProps:
+    """What the running server says of itself (llama.cpp's ``/props``)."""
+
+    tools: bool = True  # the chat template renders tools; True when the server cannot tell
+    slot_ctx: int | None = None  # each slot's real context: llama.cpp rounds n_ctx up
+
+
 @dataclass
 class _Running:
     server: Any
     address: str
     users: int
-    tools: bool
+    props: ServerProps
 
 
 _servers: dict[ServerKey, _Running] = {}
@@ -123,7 +131,7 @@ async def open_local_target(config: TargetConfig) -> Target:
     threads = config.threads or usable_cpus()
     key = ServerKey(str(gguf), config.n_ctx * slots, slots, threads)
     sha256 = await asyncio.to_thread(gguf_sha256, gguf)
-    address, tools = await asyncio.to_thread(_acquire, key, xllamacpp, config)
+    address, props = await asyncio.to_thread(_acquire, key, xllamacpp, config)
     info = TargetInfo(
         name=config.name,
         kind="local",
@@ -132,9 +140,9 @@ async def open_local_target(config: TargetConfig) -> Target:
         extra={
             "gguf": str(gguf),
             "sha256": sha256,
-            "n_ctx": config.n_ctx,
+            "n_ctx": props.slot_ctx or config.n_ctx,
             "slots": slots,
-            "tools": tools,
+            "tools": props.tools,
         },
     )
     # trust_env=False: an HTTP(S)_PROXY meant for the internet must not carry requests to
@@ -145,7 +153,7 @@ async def open_local_target(config: TargetConfig) -> Target:
         max_retries=0,
         http_client=openai.DefaultAsyncHttpxClient(trust_env=False),
     )
-    return LocalTarget(info, client, gguf.stem, key=key, seed=config.seed, tools=tools)
+    return LocalTarget(info, client, gguf.stem, key=key, seed=config.seed, tools=props.tools)
 
 
 def usable_cpus() -> int:
@@ -234,32 +242,38 @@ def _import_xllamacpp(config: TargetConfig) -> Any:
     return xllamacpp
 
 
-def _acquire(key: ServerKey, xllamacpp: Any, config: TargetConfig) -> tuple[str, bool]:
-    """The address of a running server for key, starting one if none runs (blocking), and
-    whether its model's chat template takes tools."""
+def _acquire(key: ServerKey, xllamacpp: Any, config: TargetConfig) -> tuple[str, ServerProps]:
+    """The address and props of a running server for key, starting one if none runs
+    (blocking)."""
     with _servers_lock:
         running = _servers.get(key)
         if running is None:
             server = _start(key, xllamacpp, config)
             address = str(server.listening_address)
-            running = _Running(server, address, 0, template_supports_tools(address))
+            running = _Running(server, address, 0, server_props(address))
             _servers[key] = running
         running.users += 1
-        return running.address, running.tools
+        return running.address, running.props
 
 
-def template_supports_tools(address: str) -> bool:
-    """What llama.cpp's /props says of the model's chat template; True when it cannot tell."""
+def server_props(address: str) -> ServerProps:
+    """Read llama.cpp's ``/props``; what it does not say keeps ServerProps' defaults."""
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
     try:
         with direct.open(address + "/props", timeout=10) as answer:
             props = json.loads(answer.read())
     except (OSError, ValueError):
-        return True
-    caps = props.get("chat_template_caps") if isinstance(props, dict) else None
-    if not isinstance(caps, dict) or "supports_tools" not in caps:
-        return True
-    return bool(caps["supports_tools"])
+        return ServerProps()
+    if not isinstance(props, dict):
+        return ServerProps()
+    caps = props.get("chat_template_caps")
+    settings = props.get("default_generation_settings")
+    tools = caps.get("supports_tools", True) if isinstance(caps, dict) else True
+    slot_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
+    return ServerProps(
+        tools=bool(tools),
+        slot_ctx=slot_ctx if isinstance(slot_ctx, int) and slot_ctx > 0 else None,
+    )
 
 
 def _start(key: ServerKey, xllamacpp: Any, config: TargetConfig) -> Any:
