@@ -222,22 +222,9 @@ async def test_tools_on_a_template_without_tools_are_a_clear_error() -> None:
 
 
 async def test_a_prompt_longer_than_the_context_is_a_context_length_error() -> None:
-    """llama.cpp's 400 exceed_context_size_error is classified context_length, with its text."""
-    small = TargetConfig(name="local", kind="local", n_ctx=256, parallel=1, threads=1)
-    target = await open_target(small)
-    try:
-        with pytest.raises(TargetError) as caught:
-            await target.complete(_body("1234567890 " * 30, 2), timeout=60)
-    finally:
-        await target.aclose()
-    assert caught.value.kind == "context_length"
-    assert caught.value.status == 400
-    assert "context size (256 tokens)" in caught.value.message
-
-
-async def test_the_record_gives_the_context_each_slot_really_has() -> None:
-    """llama.cpp rounds n_ctx up (300 gives each slot more): the record's n_ctx is the
-    context the server enforces, the one its own context-size error names."""
+    """llama.cpp's 400 exceed_context_size_error is classified context_length. It rounds
+    n_ctx up (300 gives each slot more), and the record's n_ctx is the context the server
+    enforces, the one its error names."""
     odd = TargetConfig(name="local", kind="local", n_ctx=300, parallel=1, threads=1)
     target = await open_target(odd)
     try:
@@ -245,6 +232,8 @@ async def test_the_record_gives_the_context_each_slot_really_has() -> None:
             await target.complete(_body("1234567890 " * 80, 2), timeout=60)
     finally:
         await target.aclose()
+    assert caught.value.kind == "context_length"
+    assert caught.value.status == 400
     n_ctx = target.info.to_json()["n_ctx"]
     assert n_ctx >= 300
     assert f"context size ({n_ctx} tokens)" in caught.value.message
