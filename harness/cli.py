@@ -146,7 +146,8 @@ def run(
         concurrency=concurrency or settings.get("concurrency", 4),
         timeout=timeout or settings.get("timeout", 60.0),
         retry=RetryPolicy(
-            max_retries=max_retries if max_retries is not None else settings.get("max_retries", 6)
+            max_retries=max_retries if max_retries is not None else settings.get("max_retries", 6),
+            max_retry_after=settings.get("max_retry_after", RetryPolicy.max_retry_after),
         ),
         case_deadline=settings.get("case_deadline", 600.0),
         repeat=repeat,

@@ -133,6 +133,7 @@ _SETTING_RULES: dict[str, _Rule] = {
     "reports_dir": (_is_folder, "must be the name of a folder"),
     "fail_under": (_is_percent, "must be a pass rate in percent, from 0 to 100"),
     "max_retries": (_is_retry_count, "must be a whole number from 0 to 50"),
+    "max_retry_after": _SECONDS,
 }
 
 

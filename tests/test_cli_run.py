@@ -370,3 +370,16 @@ def test_validate_finds_what_run_would_refuse(project, write, monkeypatch, capsy
     monkeypatch.delenv("AZURE_OPENAI_API_KEY")
     assert azeval("validate", "suites", "-t", "gpt35") == 2
     assert "AZURE_OPENAI_API_KEY is not set" in capsys.readouterr().err
+
+
+def test_max_retry_after_setting_decides_when_a_429_means_the_quota_is_spent(
+    project, server, write, capsys
+):
+    """[settings] max_retry_after: a 429 asking to wait longer kills the target (exit 3)."""
+    throttled = Rule(Match(last_user="(?i)refund"), Action(error=ErrorReply(429, retry_after=2)))
+    server.set_rules([throttled, *RULES])
+    config = CONFIG.format(first="gpt35", second="gpt4o")
+    write("azeval.toml", config.replace("max_retries = 2", "max_retries = 2\nmax_retry_after = 1"))
+    assert azeval("run", "suites", "-t", "gpt35", "-j", "1") == 3
+    assert "quota exhausted (HTTP 429)" in capsys.readouterr().out
+    assert server.count(429) == 1
