@@ -28,7 +28,8 @@ import xllamacpp
 
 from harness.config import TargetConfig
 from harness.targets import Target, open_target
-from harness.targets.local import ServerKey, default_gguf, server_params, usable_cpus
+from harness.targets.gguf import default_gguf
+from harness.targets.local import ServerKey, server_params, usable_cpus
 
 TOPICS = [
     "the sea",

@@ -19,6 +19,7 @@ from harness.results.store import Run, load_run
 from harness.runner.case import Fitter
 from harness.runner.engine import RunOptions, RunOutcome, execute, kept_results, work_items
 from harness.suite import Case, Message, Suite, load_suites
+from harness.targets.gguf import resolve_gguf
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,14 @@ def prepare(
     return Prepared(config=config, suites=suites, targets=targets, catalogue=catalogue)
 
 
-def check_keys(prepared: Prepared) -> None:
-    """A chosen target whose API key variable is unset is a ConfigError (plan needs none)."""
+def check_targets(prepared: Prepared) -> None:
+    """What a chosen target needs to send is there: its API key variable is set, a local
+    target's GGUF file exists and is one. A ConfigError otherwise (plan needs none of it)."""
     for target in prepared.targets:
         if target.uses_key:
             target.api_key()
+        if target.kind == "local":
+            resolve_gguf(target)
 
 
 def pending(prepared: Prepared, options: RunOptions) -> int:

@@ -129,7 +129,7 @@ def run(
     if not paths:
         paths = (Path("suites"),)
     prepared = api.prepare(paths, targets, config_path)
-    api.check_keys(prepared)
+    api.check_targets(prepared)
     # A bad baseline is bad input: exit 2 before anything is sent.
     gate = cli_compare.GateOptions.load(
         baseline, fail_on_regression, min_lower_bound, junit, markdown
@@ -207,7 +207,7 @@ def run(
 def validate(paths: tuple[Path, ...], targets: tuple[str, ...], config_path: Path | None) -> int:
     """Check suites and configuration; sends nothing."""
     prepared = api.prepare(paths or (Path("suites"),), targets, config_path)
-    api.check_keys(prepared)
+    api.check_targets(prepared)
     for suite in prepared.suites:
         click.echo(f"ok  {suite.path}: suite '{suite.id}', {len(suite.cases)} case(s)")
     click.echo(

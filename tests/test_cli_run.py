@@ -383,3 +383,16 @@ def test_max_retry_after_setting_decides_when_a_429_means_the_quota_is_spent(
     assert azeval("run", "suites", "-t", "gpt35", "-j", "1") == 3
     assert "quota exhausted (HTTP 429)" in capsys.readouterr().out
     assert server.count(429) == 1
+
+
+def test_validate_checks_a_local_models_file(tmp_path, monkeypatch, write, capsys):
+    """validate catches a local target's missing or non-GGUF model_path (exit 2, named at
+    its place), as run would, without loading anything."""
+    monkeypatch.chdir(tmp_path)
+    write("suites/one.yaml", "suite: one\ncases:\n  - id: hi\n    prompt: Say hi.\n")
+    write("azeval.toml", '[targets.mine]\nkind = "local"\nmodel_path = "models/nope.gguf"\n')
+    assert azeval("validate", "suites") == 2
+    assert "azeval.toml: targets.mine.model_path: no such file" in capsys.readouterr().err
+    write("models/nope.gguf", "not a model")
+    assert azeval("validate", "suites") == 2
+    assert "is not a GGUF model file" in capsys.readouterr().err

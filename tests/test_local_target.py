@@ -17,7 +17,8 @@ from harness import api
 from harness.config import TargetConfig
 from harness.errors import ConfigError
 from harness.targets import TargetError, open_target
-from harness.targets.local import LocalTarget, default_gguf, gguf_sha256
+from harness.targets.gguf import default_gguf, gguf_sha256
+from harness.targets.local import LocalTarget
 
 pytestmark = [pytest.mark.local_model, pytest.mark.timeout(120)]
 
