@@ -162,6 +162,32 @@ def test_content_filter_is_not_applicable_without_annotations():
     assert "local" in result.message
 
 
+def test_content_filter_bounds_the_service_did_not_report_are_not_applicable():
+    """A filter that did not run (content_filter_error) or a category no side reported is
+    n/a, never a pass; a bound that the reported results break still fails."""
+    error = {"error": {"code": "content_filter_error", "message": "The contents are not filtered"}}
+    not_run = outcome(
+        "content_filter",
+        {"max_severity": "safe"},
+        text("x", prompt_filter=FILTER_SAFE, completion_filter=error),
+    )
+    assert not_run.status == "n/a"
+    assert "the completion filter did not run (content_filter_error: The contents" in (
+        not_run.message
+    )
+    unreported = outcome(
+        "content_filter", {"detected": {"jailbreak": False}}, text("x", prompt_filter=FILTER_SAFE)
+    )
+    assert unreported.status == "n/a" and "no filter result for jailbreak" in unreported.message
+    hot = {**FILTER_SAFE, "violence": {"filtered": True, "severity": "high"}}
+    broken = outcome(
+        "content_filter",
+        {"max_severity": "low"},
+        text("x", prompt_filter=hot, completion_filter=error),
+    )
+    assert broken.status == "fail"
+
+
 def test_content_filter_expected_block():
     """prompt_blocked: true passes on a 400 content_filter and fails on a normal reply."""
     blocked = Reply(content=None, error_kind="content_filter", target_kind="azure")

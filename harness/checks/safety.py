@@ -3,7 +3,9 @@
 Severity categories (hate, sexual, violence, self_harm) carry ``{filtered, severity}``;
 detection categories (jailbreak, protected_material_text, protected_material_code,
 profanity) carry ``{filtered, detected}``. A target that returns no annotations (a local
-model, plain OpenAI) makes the check "n/a", never a pass.
+model, plain OpenAI), a side whose filtering failed (``{"error": {"code":
+"content_filter_error"}}``) or a category asked for that no side reported makes the check
+"n/a", never a pass.
 """
 
 from __future__ import annotations
@@ -77,6 +79,11 @@ def content_filter(reply: Reply, spec: dict[str, Any]) -> Outcome:
     problems = list(_problems(annotations, spec))
     if problems:
         return failed("; ".join(problems), spec, annotations)
+    # A bound is verified only by results that carry it: a side whose filtering failed
+    # (content_filter_error) or a category no side reported leaves it unknown, not held.
+    unverified = _unverified(annotations, spec)
+    if unverified:
+        return not_applicable("; ".join(unverified))
     return passed("content-filter results within bounds", spec, annotations)
 
 
@@ -91,6 +98,27 @@ def _annotations(reply: Reply) -> dict[str, Mapping[str, Any]]:
     if reply.completion_filter:
         found["completion"] = reply.completion_filter
     return found
+
+
+def _unverified(annotations: dict[str, Mapping[str, Any]], spec: dict[str, Any]) -> list[str]:
+    """Why some bound of ``spec`` could not be checked against these annotations."""
+    reasons = []
+    ran: list[Mapping[str, Any]] = []
+    for side, results in annotations.items():
+        error = results.get("error")
+        if isinstance(error, Mapping):
+            detail = ": ".join(str(v) for v in (error.get("code"), error.get("message")) if v)
+            reasons.append(f"the {side} filter did not run ({detail or 'no detail'})")
+        else:
+            ran.append(results)
+    wanted = list(spec.get("categories", {}))
+    if "max_severity" in spec:
+        wanted = list(SEVERITY_CATEGORIES)
+    wanted += list(spec.get("detected", {}))
+    missing = [c for c in wanted if not any(isinstance(r.get(c), Mapping) for r in ran)]
+    if missing and ran:
+        reasons.append(f"no filter result for {', '.join(missing)}")
+    return reasons
 
 
 def _problems(annotations: dict[str, Mapping[str, Any]], spec: dict[str, Any]):  # type: ignore[no-untyped-def]
