@@ -221,6 +221,35 @@ def test_tool_calls_name_and_arguments_schema():
     assert outcome("tool_calls", "book_flight", reply).status == "fail"
 
 
+def test_tool_calls_checks_every_parallel_call_and_counts_repeated_names():
+    """With parallel calls, a bad call to a listed function fails even after a good one; a
+    function listed twice needs two calls (in any order); a call with no function object is
+    a failure, not a crash of the check."""
+
+    def calls(*arguments):
+        return text(
+            None,
+            tool_calls=tuple(
+                {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": a}}
+                for i, (name, a) in enumerate(arguments)
+            ),
+        )
+
+    city = {"type": "object", "required": ["city"]}
+    spec = {"name": "get_weather", "arguments": city}
+    good, bad = ("get_weather", '{"city": "Oslo"}'), ("get_weather", '{"town": "Oslo"}')
+    hidden = outcome("tool_calls", spec, calls(good, bad))
+    assert hidden.status == "fail"
+    assert hidden.message == "get_weather call 2 arguments at $: 'city' is a required property"
+    assert outcome("tool_calls", spec, calls(good, ("get_weather", "{oops"))).status == "fail"
+    twice = outcome("tool_calls", [spec, spec], calls(good))
+    assert twice.status == "fail"
+    assert twice.message == "expected 2 calls to 'get_weather', the reply made 1"
+    assert outcome("tool_calls", ["lookup", spec], calls(good, ("lookup", "{}"))).status == "pass"
+    broken = text(None, tool_calls=({"id": "c", "type": "function", "function": None},))
+    assert outcome("tool_calls", "lookup", broken).status == "fail"
+
+
 def test_a_check_that_raises_becomes_an_error_result():
     """A bug inside a check is recorded as status error, not a crash of the run."""
     result = run_check("contains", 12345, text("x"), "p")  # unprepared argument: not iterable

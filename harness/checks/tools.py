@@ -30,21 +30,78 @@ def _prepare(arg: Any, ctx: LoadContext) -> list[dict[str, Any]]:
 
 @check("tool_calls", prepare=_prepare)
 def tool_calls(reply: Reply, expected: list[dict[str, Any]]) -> Outcome:
-    """The reply calls each named function, with arguments that satisfy its JSON Schema."""
-    calls = [c.get("function", {}) for c in reply.tool_calls if isinstance(c, Mapping)]
+    """The reply calls each named function, with arguments that satisfy its JSON Schema.
+
+    A function listed n times must be called at least n times, in any order, and every
+    call to a listed function must satisfy one of its schemas: with parallel calls, one
+    good call does not hide a bad one.
+    """
+    calls = [_function(c) for c in reply.tool_calls]
     names = [c.get("name") for c in calls]
-    for spec in expected:
-        matching = [c for c in calls if c.get("name") == spec["name"]]
-        if not matching:
-            return failed(f"no call to {spec['name']!r} (called: {names})", spec["name"], names)
-        if "arguments" not in spec:
+    several = len(calls) > 1
+    fits: list[list[int]] = [[] for _ in expected]  # the calls each spec accepts
+    for index, call in enumerate(calls):
+        specs = [i for i, spec in enumerate(expected) if spec["name"] == call.get("name")]
+        if not specs:
             continue
-        try:
-            arguments = json.loads(matching[0].get("arguments") or "{}")
-        except json.JSONDecodeError as exc:
-            return failed(f"{spec['name']} arguments are not JSON: {exc.msg}", None, matching[0])
-        problem = schema_errors(spec["arguments"], arguments)
-        if problem is not None:
-            where, message, _ = problem
-            return failed(f"{spec['name']} arguments at {where}: {message}", None, arguments)
-    return passed(f"called {[s['name'] for s in expected]}", [s["name"] for s in expected], names)
+        label = f"{call.get('name')} call {index + 1}" if several else str(call.get("name"))
+        arguments, problem = _arguments(call, label)
+        for i in specs:
+            if "arguments" not in expected[i]:
+                fits[i].append(index)
+                continue
+            if arguments is not _NOT_JSON:
+                error = schema_errors(expected[i]["arguments"], arguments)
+                if error is None:
+                    fits[i].append(index)
+                    continue
+                where, message, _ = error
+                problem = problem or f"{label} arguments at {where}: {message}"
+        if not any(index in fits[i] for i in specs):
+            return failed(problem, None, arguments if arguments is not _NOT_JSON else call)
+    wanted = [s["name"] for s in expected]
+    for spec in expected:
+        if spec["name"] not in names:
+            return failed(f"no call to {spec['name']!r} (called: {names})", spec["name"], names)
+    if not _one_call_each(fits):
+        counts = {n: wanted.count(n) for n in wanted}
+        short = next((n for n, k in counts.items() if names.count(n) < k), None)
+        if short is not None:
+            message = f"expected {counts[short]} calls to {short!r}, the reply made"
+            return failed(f"{message} {names.count(short)}", wanted, names)
+        return failed("the calls do not match the listed arguments one call each", expected, calls)
+    return passed(f"called {wanted}", wanted, names)
+
+
+_NOT_JSON = object()
+
+
+def _function(call: Any) -> Mapping[str, Any]:
+    function = call.get("function") if isinstance(call, Mapping) else None
+    return function if isinstance(function, Mapping) else {}
+
+
+def _arguments(call: Mapping[str, Any], label: str) -> tuple[Any, str]:
+    """The call's arguments parsed (or _NOT_JSON), and why they are unusable."""
+    try:
+        return json.loads(call.get("arguments") or "{}"), ""
+    except (json.JSONDecodeError, TypeError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        return _NOT_JSON, f"{label} arguments are not JSON: {reason}"
+
+
+def _one_call_each(fits: list[list[int]]) -> bool:
+    """Whether every spec can have a call of its own (bipartite matching, augmenting paths)."""
+    owner: dict[int, int] = {}
+
+    def assign(spec: int, seen: set[int]) -> bool:
+        for call in fits[spec]:
+            if call in seen:
+                continue
+            seen.add(call)
+            if call not in owner or assign(owner[call], seen):
+                owner[call] = spec
+                return True
+        return False
+
+    return all(assign(spec, set()) for spec in range(len(fits)))
