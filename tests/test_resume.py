@@ -238,3 +238,29 @@ def test_resume_with_another_repeat_is_what_a_later_resume_continues(project, se
     assert len(server.requests) - sent == CASES  # the second repeat of each case
     assert json.loads((run_dir / "run.json").read_text())["options"]["repeat"] == 2
     assert resume_inputs(run_dir).repeat == 2
+
+
+def test_a_run_stopped_by_an_error_is_recorded_interrupted_not_complete(project, server):
+    """An error mid-run (here the progress callback: `azeval run | head` closes the pipe)
+    leaves run.json "interrupted", so bless refuses the partial run and --resume finishes it."""
+    seen: list[str] = []
+
+    def broken_pipe(result) -> None:
+        seen.append(result.case)
+        if len(seen) == 3:
+            raise BrokenPipeError("stderr closed")
+
+    prepared = api.prepare(["suites"], ["gpt35"])
+    options = RunOptions(retry=RetryPolicy(max_retries=0), reports_dir=project / "reports")
+    with pytest.raises(BrokenPipeError):
+        api.run(prepared, options, progress=broken_pipe)
+    (run_dir,) = (project / "reports" / "runs").iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert len(journal(run_dir)) < CASES
+    bless = subprocess.run(
+        [str(AZEVAL), "bless", str(run_dir)], cwd=project, capture_output=True, text=True
+    )
+    assert bless.returncode == 2 and "the run is interrupted" in bless.stderr
+    resumed = run_api(project, resume=run_dir)
+    assert resumed.run.meta["status"] == "complete"
+    assert len(resumed.run.results) == CASES

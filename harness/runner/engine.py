@@ -116,7 +116,11 @@ async def execute(
     fitters: Mapping[str, Fitter] | None = None,
     costs: Costs | None = None,
 ) -> RunOutcome:
-    """Run everything; always writes the record, also when interrupted (Ctrl-C, cancel)."""
+    """Run everything; always writes the record, also when interrupted (Ctrl-C, cancel).
+
+    A run stopped by an error (raised from a case or the progress callback) is recorded
+    with status "interrupted", so it is resumable and bless refuses it; the error propagates.
+    """
     redact = Redactor.from_environment(c.api_key_env for c in configs if c.api_key_env)
     if options.resume is not None:
         check_unchanged(options.resume, suites)
@@ -186,7 +190,7 @@ async def _run_all(
     items = [i for i in work_items(suites, list(targets), options.repeat) if i.key not in done]
     schedulers = {name: scheduler_for(by_name[name], options) for name in targets}
     rng = random.Random(options.seed)
-    interrupted = False
+    interrupted = crashed = False
 
     def record(result: CaseResult) -> None:
         line = json.dumps(result.to_json(), ensure_ascii=False, default=str)
@@ -318,21 +322,33 @@ async def _run_all(
             dead.setdefault(item.target, redact(f"unreachable: {result.error.get('message')}"))
         record(result)
 
+    # A run that stops early for any reason is recorded "interrupted", never "complete":
+    # Ctrl-C (the outcome says interrupted) or an error (it propagates, e.g. a progress
+    # callback writing to a closed pipe), so bless refuses it and --resume finishes it.
     tasks = [asyncio.ensure_future(one(item)) for item in items]
     try:
         await asyncio.gather(*tasks)
     except (asyncio.CancelledError, KeyboardInterrupt):
         interrupted = True
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _cancel(tasks)
+    except BaseException:
+        await _cancel(tasks)
+        crashed = True
+        raise
     finally:
         journal.close()
         meta["scheduler"] = {name: s.snapshot() for name, s in schedulers.items()}
         if dead:
             meta["dead_targets"] = dict(dead)
-        run = _finish(run_dir, meta, interrupted, redact)
+        run = _finish(run_dir, meta, interrupted or crashed, redact)
     return RunOutcome(run=run, dead_targets=dead, interrupted=interrupted)
+
+
+async def _cancel(tasks: Sequence[asyncio.Future[None]]) -> None:
+    """Cancel the cases still under way and wait until each has stopped."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _open_run_dir(
