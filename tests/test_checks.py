@@ -63,6 +63,38 @@ def test_text_checks(name, arg, content, status):
     assert outcome(name, arg, text(content)).status == status
 
 
+@pytest.mark.parametrize(
+    ("name", "arg", "status"),
+    [
+        ("contains", "Oslo", "fail"),
+        ("equals", "", "fail"),
+        ("regex", ".*", "fail"),
+        ("is_json", True, "fail"),
+        ("not_contains", "sorry", "n/a"),
+        ("inot_contains", "sorry", "n/a"),
+        ("not_regex", "sorry", "n/a"),
+        ("is_json", False, "n/a"),
+    ],
+)
+def test_a_reply_without_text_fails_what_it_must_say_and_cannot_pass_what_it_must_not(
+    name, arg, status
+):
+    """A tool-call-only reply (content null) lacks every text it must contain, and a check
+    that a text is absent has nothing to verify: n/a, not a vacuous pass."""
+    call = {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+    result = outcome(name, arg, text(None, tool_calls=(call,), finish_reason="tool_calls"))
+    assert result.status == status
+    assert result.message == "the reply has no text: it only called tools ['lookup']"
+
+
+def test_a_refusal_is_the_text_the_checks_read():
+    """message.refusal (content null) is what text checks see, and JSON checks say it."""
+    refusal = text(None, refusal="I'm sorry, I can't help with that.")
+    assert outcome("not_contains", "I'm sorry", refusal).status == "fail"
+    refused = outcome("json_schema", {"type": "object"}, refusal)
+    assert refused.status == "fail" and refused.message == "the model refused instead of answering"
+
+
 def test_failure_message_says_expected_and_actual():
     """A failed substring check names what was missing and shows the reply."""
     result = outcome("contains", ["Paris", "Spain"], text("Paris, France"))

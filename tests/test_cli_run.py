@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Fault, Match, Rule
+from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Fault, Match, Rule, ToolCall
 from tests.conftest import azeval
 
 KEY = "sk-test-0123456789abcdef"
@@ -396,3 +396,45 @@ def test_validate_checks_a_local_models_file(tmp_path, monkeypatch, write, capsy
     write("models/nope.gguf", "not a model")
     assert azeval("validate", "suites") == 2
     assert "is not a GGUF model file" in capsys.readouterr().err
+
+
+def test_replies_without_text_are_not_passed_by_what_they_lack(project, server, write):
+    """A refusal (message.refusal, content null) is the text the checks read, so
+    not_contains "I'm sorry" fails on it; a reply that only calls tools has no text, so
+    not_contains is n/a on it and a case checked by nothing else is unchecked, not passed."""
+    server.set_rules(
+        [
+            Rule(Match(last_user="Extract"), Action(refusal="I'm sorry, I can't help with that.")),
+            Rule(Match(last_user="weather"), Action(tool_calls=(ToolCall("get_weather", {}),))),
+        ]
+    )
+    write(
+        "suites/support.yaml",
+        """
+        suite: support
+        defaults:
+          expect: {not_contains: "I'm sorry"}
+        cases:
+          - id: refused
+            prompt: "Extract the contact as JSON: Robert Smith"
+            expect: {json_schema: {type: object}}
+          - id: tool-only
+            prompt: What is the weather in Oslo?
+            params:
+              tools: [{type: function, function: {name: get_weather, parameters: {type: object}}}]
+        """,
+    )
+    assert azeval("run", "suites", "-t", "gpt35") == 1
+    _, _, results = latest_run(project)
+    refused = results["refused", "gpt35"]
+    assert refused["verdict"] == "fail"
+    assert [(c["check"], c["status"]) for c in refused["turns"][0]["checks"]] == [
+        ("not_contains", "fail"),
+        ("json_schema", "fail"),
+    ]
+    assert refused["turns"][0]["checks"][1]["message"] == "the model refused instead of answering"
+    tool_only = results["tool-only", "gpt35"]
+    assert tool_only["verdict"] == "unchecked"
+    (check,) = tool_only["turns"][0]["checks"]
+    assert check["status"] == "n/a"
+    assert check["message"] == "the reply has no text: it only called tools ['get_weather']"

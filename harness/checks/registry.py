@@ -23,6 +23,8 @@ class Reply:
 
     content: str | None
     finish_reason: str | None = None
+    # What the model said instead of answering (structured outputs' message.refusal).
+    refusal: str | None = None
     tool_calls: tuple[Mapping[str, Any], ...] = ()
     usage: Mapping[str, Any] = field(default_factory=dict)
     latency_ms: float | None = None
@@ -31,6 +33,23 @@ class Reply:
     error_kind: str | None = None
     error_body: Any = None
     target_kind: str = ""
+
+    @property
+    def text(self) -> str | None:
+        """The words of the reply: its content, else its refusal; None when it has neither."""
+        return self.content if self.content is not None else self.refusal
+
+    def why_no_text(self) -> str:
+        """Why a reply with no text has none, in words, for n/a and failure messages."""
+        if self.tool_calls:
+            names = [
+                c.get("function", {}).get("name")
+                if isinstance(c.get("function"), Mapping)
+                else None
+                for c in self.tool_calls
+            ]
+            return f"the reply has no text: it only called tools {names}"
+        return f"the reply has no text (finish_reason {self.finish_reason!r})"
 
     @property
     def blocked(self) -> bool:
@@ -56,6 +75,14 @@ def failed(message: str, expected: Any = None, actual: Any = None) -> Outcome:
 
 def not_applicable(message: str) -> Outcome:
     return Outcome(NOT_APPLICABLE, message)
+
+
+def no_text(reply: Reply, expected: Any, *, absent: bool = False) -> Outcome:
+    """A reply with no words (tool calls only): what it must say is missing, and a check
+    that something is ``absent`` has nothing to verify (n/a, never a vacuous pass)."""
+    if absent:
+        return not_applicable(reply.why_no_text())
+    return failed(reply.why_no_text(), expected, None)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import SchemaError
 
-from harness.checks.registry import LoadContext, Outcome, Reply, check, failed, passed
+from harness.checks.registry import LoadContext, Outcome, Reply, check, failed, no_text, passed
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
 
@@ -90,23 +90,33 @@ def parse_reply_json(content: str | None) -> tuple[Any, str | None]:
 @check("is_json", prepare=lambda arg, ctx: bool(arg))
 def is_json(reply: Reply, expected: bool) -> Outcome:
     """The reply parses as JSON (or, with false, does not)."""
-    _, error = parse_reply_json(reply.content)
+    if reply.text is None:
+        return no_text(reply, "JSON", absent=not expected)
+    _, error = parse_reply_json(reply.text)
     if (error is None) == expected:
         return passed("reply is JSON" if expected else "reply is not JSON", expected, None)
     if expected:
-        return failed(f"reply is not JSON: {error}", "JSON", (reply.content or "")[:200])
-    return failed("reply is JSON but was expected not to be", "not JSON", reply.content)
+        return failed(_not_json(reply, error), "JSON", reply.text[:200])
+    return failed("reply is JSON but was expected not to be", "not JSON", reply.text)
 
 
 @check("json_schema", prepare=load_schema)
 def json_schema(reply: Reply, schema: dict[str, Any]) -> Outcome:
     """The reply parses as JSON and satisfies the JSON Schema."""
-    data, error = parse_reply_json(reply.content)
+    if reply.text is None:
+        return no_text(reply, "JSON matching the schema")
+    data, error = parse_reply_json(reply.text)
     if error is not None:
-        return failed(f"reply is not JSON: {error}", "JSON matching the schema", reply.content)
+        return failed(_not_json(reply, error), "JSON matching the schema", reply.text)
     problem = schema_errors(schema, data)
     if problem is None:
         return passed("reply satisfies the JSON Schema", None, data)
     where, message, count = problem
     more = f" (+{count - 1} more)" if count > 1 else ""
     return failed(f"at {where}: {message}{more}", None, data)
+
+
+def _not_json(reply: Reply, error: str | None) -> str:
+    if reply.content is None:
+        return "the model refused instead of answering"
+    return f"reply is not JSON: {error}"

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from harness.checks.registry import LoadContext, Outcome, Reply, check, failed, passed
+from harness.checks.registry import LoadContext, Outcome, Reply, check, failed, no_text, passed
 
 
 def _strings(arg: Any, ctx: LoadContext) -> tuple[str, ...]:
@@ -35,7 +35,7 @@ def _patterns(arg: Any, ctx: LoadContext) -> tuple[re.Pattern[str], ...]:
 
 
 def _text(reply: Reply) -> str:
-    return reply.content or ""
+    return reply.text or ""
 
 
 def _excerpt(text: str, limit: int = 200) -> str:
@@ -46,6 +46,8 @@ def _substring_check(mode: str, fold: bool) -> Callable[[Reply, tuple[str, ...]]
     """contains (all of), contains_any, not_contains; fold=True compares case-insensitively."""
 
     def run(reply: Reply, needles: tuple[str, ...]) -> Outcome:
+        if reply.text is None:
+            return no_text(reply, needles, absent=mode == "none")
         text = _text(reply)
         hay = text.casefold() if fold else text
         found = [n for n in needles if (n.casefold() if fold else n) in hay]
@@ -79,6 +81,8 @@ for _fold, _prefix in ((False, ""), (True, "i")):
 @check("equals", prepare=_one_string)
 def equals(reply: Reply, expected: str) -> Outcome:
     """The reply, stripped of surrounding white space, equals the text exactly."""
+    if reply.text is None:
+        return no_text(reply, expected)
     actual = _text(reply).strip()
     if actual == expected.strip():
         return passed("reply equals the expected text", expected, actual)
@@ -88,6 +92,8 @@ def equals(reply: Reply, expected: str) -> Outcome:
 @check("iequals", prepare=_one_string)
 def iequals(reply: Reply, expected: str) -> Outcome:
     """The reply equals the text, ignoring case and surrounding white space."""
+    if reply.text is None:
+        return no_text(reply, expected)
     actual = _text(reply).strip()
     if actual.casefold() == expected.strip().casefold():
         return passed("reply equals the expected text (any case)", expected, actual)
@@ -99,6 +105,8 @@ def regex(reply: Reply, patterns: tuple[re.Pattern[str], ...]) -> Outcome:
     """Every regular expression matches somewhere in the reply."""
     text = _text(reply)
     wanted = [p.pattern for p in patterns]
+    if reply.text is None:
+        return no_text(reply, wanted)
     missing = [p.pattern for p in patterns if not p.search(text)]
     if missing:
         return failed(f"no match for {missing!r}", wanted, _excerpt(text))
@@ -108,6 +116,8 @@ def regex(reply: Reply, patterns: tuple[re.Pattern[str], ...]) -> Outcome:
 @check("not_regex", prepare=_patterns)
 def not_regex(reply: Reply, patterns: tuple[re.Pattern[str], ...]) -> Outcome:
     """No regular expression matches anywhere in the reply."""
+    if reply.text is None:
+        return no_text(reply, [p.pattern for p in patterns], absent=True)
     text = _text(reply)
     hits = [(p.pattern, m.group(0)) for p in patterns if (m := p.search(text))]
     if hits:

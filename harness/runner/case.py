@@ -37,6 +37,7 @@ def reply_of(completion: Completion, info: TargetInfo) -> Reply:
     return Reply(
         content=message.get("content"),
         finish_reason=choice.get("finish_reason"),
+        refusal=message.get("refusal"),
         tool_calls=tuple(message.get("tool_calls") or ()),
         usage=body.get("usage") or {},
         latency_ms=completion.latency_ms,

@@ -213,8 +213,8 @@ def render(action: Action, request: ChatRequest, model: str) -> str | None:
     """The reply text of an action: its template filled in, or the default reply."""
     content: Any = action.content
     if content is None:
-        if action.tool_calls:
-            return None
+        if action.tool_calls or action.refusal is not None:
+            return None  # as the service answers: a refusal or tool calls, no content
         if request.response_format in ("json_object", "json_schema"):
             content = {"reply": "{last_user}"}
         else:
