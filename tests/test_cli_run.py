@@ -438,3 +438,30 @@ def test_replies_without_text_are_not_passed_by_what_they_lack(project, server, 
     (check,) = tool_only["turns"][0]["checks"]
     assert check["status"] == "n/a"
     assert check["message"] == "the reply has no text: it only called tools ['get_weather']"
+
+
+def test_a_conversation_over_its_budget_names_the_turn_it_stopped_at(project, write):
+    """history policy stop: the answered turns keep their checks, and the error names the
+    turn that was not sent as the file numbers it (cases[0].turns[1])."""
+    long = "word " * 200
+    write(
+        "suites/support.yaml",
+        f"""
+        suite: support
+        cases:
+          - id: chat
+            prompt: Hello.
+            turns:
+              - user: Say hello again.
+                expect: {{icontains: hello}}
+              - user: "{long}"
+            history: {{policy: stop, budget: 150}}
+        """,
+    )
+    assert azeval("run", "suites", "-t", "gpt35") == 1
+    _, _, results = latest_run(project)
+    chat = results["chat", "gpt35"]
+    assert len(chat["turns"]) == 2
+    assert chat["turns"][1]["checks"][0]["status"] == "pass"
+    assert chat["error"]["kind"] == "history_budget"
+    assert chat["error"]["message"].startswith("cases[0].turns[1]: the conversation needs ")

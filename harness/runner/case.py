@@ -74,12 +74,15 @@ async def run_case(
     turns: list[TurnResult] = []
     error: dict[str, Any] | None = None
     model = fingerprint = None
-    for turn in case.turns:
+    for k, turn in enumerate(case.turns):
         history.extend(m.to_api() for m in turn.messages)
         try:
             messages = fit(history, case) if fit is not None and len(case.turns) > 1 else history
         except HistoryTooLong as exc:
-            error = {"kind": "history_budget", "message": str(exc), "status": None, "code": None}
+            # Name the turn that could not be sent, as the suite file numbers its turns.
+            where = f"{case.place}.turns[{k - 1}]" if k else f"{case.place}.messages"
+            message = f"{where}: {exc}"
+            error = {"kind": "history_budget", "message": message, "status": None, "code": None}
             break
         body = request_body(case, list(messages), info)
         try:
