@@ -95,6 +95,22 @@ def test_a_refusal_is_the_text_the_checks_read():
     assert refused.status == "fail" and refused.message == "the model refused instead of answering"
 
 
+@pytest.mark.parametrize(
+    ("name", "arg", "content"),
+    [
+        ("icontains", "istanbul", "Welcome to İSTANBUL."),
+        ("icontains", "İstanbul", "welcome to istanbul."),
+        ("icontains", "café", "CAFE\u0301 au lait"),
+        ("icontains", "straße", "STRASSE 5"),
+        ("iequals", "İzmir", "izmir"),
+    ],
+)
+def test_ignoring_case_holds_for_turkish_dotted_i_and_decomposed_accents(name, arg, content):
+    """İ (which full case folding turns into i + a combining dot) matches i, and an accent
+    written as a combining mark matches the composed letter."""
+    assert outcome(name, arg, text(content)).status == "pass"
+
+
 def test_failure_message_says_expected_and_actual():
     """A failed substring check names what was missing and shows the reply."""
     result = outcome("contains", ["Paris", "Spain"], text("Paris, France"))

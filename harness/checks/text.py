@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,14 @@ def _text(reply: Reply) -> str:
     return reply.text or ""
 
 
+def _folded(text: str) -> str:
+    """Text compared ignoring case: composed (é written as e + ◌́ is é) and case-folded
+    (ß is ss); İ folds to i plus a dot above, which is dropped so that İstanbul is istanbul."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold()).replace(
+        "i\u0307", "i"
+    )
+
+
 def _excerpt(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -49,8 +58,8 @@ def _substring_check(mode: str, fold: bool) -> Callable[[Reply, tuple[str, ...]]
         if reply.text is None:
             return no_text(reply, needles, absent=mode == "none")
         text = _text(reply)
-        hay = text.casefold() if fold else text
-        found = [n for n in needles if (n.casefold() if fold else n) in hay]
+        hay = _folded(text) if fold else text
+        found = [n for n in needles if (_folded(n) if fold else n) in hay]
         missing = [n for n in needles if n not in found]
         shown = _excerpt(text)
         if mode == "all":
@@ -95,7 +104,7 @@ def iequals(reply: Reply, expected: str) -> Outcome:
     if reply.text is None:
         return no_text(reply, expected)
     actual = _text(reply).strip()
-    if actual.casefold() == expected.strip().casefold():
+    if _folded(actual) == _folded(expected.strip()):
         return passed("reply equals the expected text (any case)", expected, actual)
     return failed("reply differs from the expected text (any case)", expected, _excerpt(actual))
 
