@@ -14,7 +14,8 @@ from jsonschema.exceptions import SchemaError
 
 from harness.checks.registry import LoadContext, Outcome, Reply, check, failed, no_text, passed
 
-_FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
+# ```json, ```JSON or a bare ``` fence; the closing fence may follow the JSON on its line.
+_FENCE = re.compile(r"^\s*```[ \t]*(?:json)?[ \t]*\n(.*?)\s*```\s*$", re.DOTALL | re.IGNORECASE)
 
 
 def load_schema(arg: Any, ctx: LoadContext) -> dict[str, Any]:
