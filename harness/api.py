@@ -19,6 +19,7 @@ from harness.results.store import Run, load_run
 from harness.runner.case import Fitter
 from harness.runner.engine import RunOptions, RunOutcome, execute, kept_results, work_items
 from harness.suite import Case, Message, Suite, load_suites
+from harness.targets import require_azure_identity
 from harness.targets.gguf import resolve_gguf
 
 
@@ -64,11 +65,14 @@ def prepare(
 
 
 def check_targets(prepared: Prepared) -> None:
-    """What a chosen target needs to send is there: its API key variable is set, a local
-    target's GGUF file exists and is one. A ConfigError otherwise (plan needs none of it)."""
+    """What a chosen target needs to send is there: its API key variable is set (or, with
+    auth = "entra", azure-identity is installed), a local target's GGUF file exists and is
+    one. A ConfigError otherwise (plan needs none of it)."""
     for target in prepared.targets:
         if target.uses_key:
             target.api_key()
+        if target.auth == "entra":
+            require_azure_identity(target)
         if target.kind == "local":
             resolve_gguf(target)
 

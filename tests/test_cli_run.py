@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -370,6 +371,19 @@ def test_validate_finds_what_run_would_refuse(project, write, monkeypatch, capsy
     monkeypatch.delenv("AZURE_OPENAI_API_KEY")
     assert azeval("validate", "suites", "-t", "gpt35") == 2
     assert "AZURE_OPENAI_API_KEY is not set" in capsys.readouterr().err
+
+
+def test_validate_finds_entra_auth_without_azure_identity(project, write, monkeypatch, capsys):
+    """auth = "entra" without the optional package fails validate (exit 2) as run would,
+    instead of validate saying ok and the run refusing it."""
+    monkeypatch.setitem(sys.modules, "azure.identity.aio", None)
+    config = CONFIG.format(first="gpt35", second="gpt4o")
+    write(
+        "azeval.toml",
+        config.replace('model_version = "0125"', 'model_version = "0125"\nauth = "entra"'),
+    )
+    assert azeval("validate", "suites", "-t", "gpt35") == 2
+    assert "targets.gpt35.auth: Entra ID auth needs azure-identity" in capsys.readouterr().err
 
 
 def test_max_retry_after_setting_decides_when_a_429_means_the_quota_is_spent(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from harness.config import TargetConfig
@@ -89,13 +90,21 @@ def _openai(config: TargetConfig) -> Target:
     return SdkTarget(info, client, model=config.model)
 
 
-def _entra_token_provider(config: TargetConfig):  # type: ignore[no-untyped-def]
+def require_azure_identity(config: TargetConfig) -> None:
+    """auth = "entra" needs the optional azure-identity package: a ConfigError naming the
+    target's auth (exit 2) when it is missing. validate checks it too, before any run."""
     try:
-        from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
+        importlib.import_module("azure.identity.aio")
     except ImportError:
         raise ConfigError(
             config.source,
             f"{config.place}.auth",
             "Entra ID auth needs azure-identity: pip install 'azeval[entra]'",
         ) from None
+
+
+def _entra_token_provider(config: TargetConfig):  # type: ignore[no-untyped-def]
+    require_azure_identity(config)
+    from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
+
     return get_bearer_token_provider(DefaultAzureCredential(), ENTRA_SCOPE)
