@@ -98,6 +98,11 @@ def _is_variable(value: Any) -> bool:
     return isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) is not None
 
 
+def _is_variable_or_none(value: Any) -> bool:
+    # "" is a server without auth (an openai target); an azure target is refused it later.
+    return value == "" or _is_variable(value)
+
+
 # What each key's value must be, and what the error says when it is not. One table for
 # targets and settings, so a wrong type is caught before anything is built from it.
 _Rule = tuple[Callable[[Any], bool], str]
@@ -113,7 +118,7 @@ _TARGET_RULES: dict[str, _Rule] = {
     "endpoint": _TEXT,
     "base_url": _TEXT,
     "auth": _TEXT,
-    "api_key_env": (_is_variable, "must be the name of an environment variable"),
+    "api_key_env": (_is_variable_or_none, "must be the name of an environment variable"),
     "use_v1": (_is_flag, "must be true or false"),
     "description": _TEXT,
     "model_path": _TEXT,
@@ -170,7 +175,10 @@ class TargetConfig:
 
     @property
     def uses_key(self) -> bool:
-        return self.kind == "openai" or (self.kind == "azure" and self.auth == "key")
+        """Whether requests carry an API key: api_key_env = "" is a server without auth."""
+        if self.kind == "openai":
+            return bool(self.api_key_env)
+        return self.kind == "azure" and self.auth == "key"
 
     def api_key(self) -> str:
         """The key from the variable this target names; read only when needed, never stored."""
@@ -320,6 +328,12 @@ def _parse_target(name: str, body: Mapping[str, Any], source: str) -> TargetConf
             raise ConfigError(source, f"{place}.{key}", f"required for a {kind} target")
     if kind == "azure" and body.get("auth", "key") not in ("key", "entra"):
         raise ConfigError(source, f"{place}.auth", "must be 'key' or 'entra'")
+    if kind == "azure" and body.get("api_key_env") == "":
+        raise ConfigError(
+            source,
+            f"{place}.api_key_env",
+            'must be the name of an environment variable (Azure needs a key, or auth = "entra")',
+        )
     fields = _with_defaults(kind, dict(body))
     for key in ("model", "model_version", "deployment", "api_version"):
         if key in fields:

@@ -86,7 +86,12 @@ def test_unselected_target_may_lack_its_variables(write, monkeypatch):
         (OPENAI + "timeout = -5\n", "targets.x.timeout", "seconds above 0"),
         (OPENAI + "timeout = true\n", "targets.x.timeout", "seconds above 0"),
         (OPENAI + "api_key_env = 5\n", "targets.x.api_key_env", "name of an environment variable"),
-        (OPENAI + 'api_key_env = ""\n', "targets.x.api_key_env", "name of an environment variable"),
+        (
+            '[targets.x]\nkind = "azure"\nendpoint = "e"\nmodel = "m"\ndeployment = "d"\n'
+            'api_key_env = ""\n',
+            "targets.x.api_key_env",
+            'Azure needs a key, or auth = "entra"',
+        ),
         (OPENAI + 'base_url = ["a"]\n', "targets.x.base_url", "must be text"),
         ('[targets.x]\nkind = "openai"\nmodel = ["a"]\n', "targets.x.model", "must be text"),
         (OPENAI + "description = 5\n", "targets.x.description", "must be text"),
@@ -178,3 +183,10 @@ def test_local_targets_get_a_patient_timeout(write):
     path = write("azeval.toml", '[targets.mine]\nkind = "local"\n')
     assert load_config(path).targets["mine"].timeout == 300.0
     assert load_config(start=path.parent.parent).select(["local"])[0].timeout == 300.0
+
+
+def test_an_openai_target_may_go_without_a_key(write, monkeypatch):
+    """api_key_env = "" is a server without auth: no key variable is needed."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    path = write("azeval.toml", OPENAI + 'api_key_env = ""\n')
+    assert not load_config(path).select(["x"])[0].uses_key

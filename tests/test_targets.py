@@ -150,3 +150,24 @@ async def test_filtered_prompt_and_long_context_have_their_own_kinds(server, mon
     assert blocked.value.kind == "content_filter"
     assert blocked.value.body["error"]["innererror"]["code"] == "ResponsibleAIPolicyViolation"
     assert long.value.kind == "context_length"
+
+
+async def test_openai_target_without_a_key_sends_no_authorization(monkeypatch):
+    """api_key_env = "" is a server without auth: no Authorization header is sent, and
+    never OPENAI_API_KEY, which belongs to OpenAI, not to whatever base_url points at."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-for-openai-only-0123")
+    body = {"kind": "openai", "model": "gpt35", "api_key_env": ""}
+    with FakeAzure([Deployment("gpt35", model="gpt-35-turbo")], api_keys=None) as open_server:
+        body["base_url"] = open_server.endpoint + "/openai/v1"
+        config = parse_config({"targets": {"t": body}}, "azeval.toml").select(["t"])[0]
+        assert not config.uses_key
+        target = await open_target(config)
+        try:
+            await target.complete({"messages": MESSAGES}, timeout=10)
+        finally:
+            await target.aclose()
+        (request,) = open_server.requests
+    assert request.status == 200
+    assert request.body["model"] == "gpt35"
+    assert "authorization" not in request.headers
+    assert "api-key" not in request.headers

@@ -84,10 +84,15 @@ def _openai(config: TargetConfig) -> Target:
         model_version=config.model_version,
         endpoint=config.base_url,
     )
-    client = openai.AsyncOpenAI(
-        base_url=config.base_url or None, api_key=config.api_key(), max_retries=0
-    )
-    return SdkTarget(info, client, model=config.model)
+    if config.uses_key:
+        key, headers = config.api_key(), None
+    else:
+        # api_key_env = "": a server without auth (llama.cpp, vLLM, Ollama …). The SDK will
+        # not build a client without a key, so it gets a placeholder it never sends, and
+        # never OPENAI_API_KEY, which a server the user does not trust would receive.
+        key, headers = "no-key", {"Authorization": openai.Omit()}
+    client = openai.AsyncOpenAI(base_url=config.base_url or None, api_key=key, max_retries=0)
+    return SdkTarget(info, client, model=config.model, headers=headers)
 
 
 def require_azure_identity(config: TargetConfig) -> None:

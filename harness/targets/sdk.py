@@ -36,10 +36,20 @@ _RATE_HEADERS = (
 class SdkTarget:
     """A target that sends chat requests through an ``openai`` async client."""
 
-    def __init__(self, info: TargetInfo, client: openai.AsyncOpenAI, model: str) -> None:
+    def __init__(
+        self,
+        info: TargetInfo,
+        client: openai.AsyncOpenAI,
+        model: str,
+        *,
+        headers: Mapping[str, Any] | None = None,
+    ) -> None:
         self.info = info
         self._client = client
         self._model = model
+        # Per request: the SDK drops a header given as openai.Omit() only from a request's
+        # own headers (how a target without auth sends no Authorization header).
+        self._headers = dict(headers or {})
 
     async def complete(self, body: Mapping[str, Any], *, timeout: float) -> Completion:
         started = time.perf_counter()
@@ -67,6 +77,7 @@ class SdkTarget:
             model=str(body.get("model") or self._model),
             messages=body["messages"],
             extra_body=extra or None,
+            extra_headers=self._headers or None,
             timeout=timeout,
         )
         return raw, raw.http_response.text
