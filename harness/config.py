@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from harness.errors import ConfigError
 
@@ -200,7 +201,11 @@ class TargetConfig:
         for key, value in vars(self).items():
             if isinstance(value, str) and "${" in value and (only is None or key in only):
                 changes[key] = expand_env(value, self.source, f"{self.place}.{key}")
-        return replace(self, **changes)
+        target = replace(self, **changes)
+        url_key = {"azure": "endpoint", "openai": "base_url"}.get(self.kind)
+        if url_key is not None and (only is None or url_key in only):
+            check_url(target, url_key)
+        return target
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,41 @@ class Config:
 def default_local_target() -> TargetConfig:
     """The embedded SmolLM2 model, used when no target is configured."""
     return TargetConfig(name="local", kind="local", model="local", timeout=LOCAL_TIMEOUT)
+
+
+def check_url(target: TargetConfig, key: str) -> None:
+    """An azure endpoint or openai base_url the SDK can send to: http(s), a host, no query;
+    an endpoint without the /openai… the SDK appends, a base_url without /chat/completions.
+    These mistakes otherwise cost a run of retries (no scheme) or a bare 404, exit 3."""
+    value = getattr(target, key)
+    if "${" in value or (not value and key == "base_url"):  # unexpanded; or OpenAI's own
+        return
+    place = f"{target.place}.{key}"
+    example = "https://NAME.openai.azure.com" if key == "endpoint" else "https://HOST/v1"
+    try:
+        url = urlsplit(value)
+        _ = url.port  # a port that is not a number raises ValueError
+    except ValueError:
+        url = urlsplit("")
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ConfigError(target.source, place, f"must be an http(s) URL such as {example}")
+    written = url.path.rstrip("/")
+    path = written
+    if key == "endpoint":
+        found = re.search(r"(^|/)openai(/|$)", path)
+        path = path[: found.start()] if found else path
+        adds = "/openai/…, the deployment and the api-version"
+    else:
+        path = path.removesuffix("/chat/completions")
+        adds = "/chat/completions"
+    if path != written or url.query or url.fragment:
+        # The query is not repeated: a key or signature pasted there would be.
+        raise ConfigError(
+            target.source,
+            place,
+            f"must be the base URL only (azeval adds {adds} itself): "
+            f"write {url.scheme}://{url.netloc.rpartition('@')[2]}{path}",
+        )
 
 
 def expand_env(value: str, path: str, place: str) -> str:

@@ -185,6 +185,62 @@ def test_local_targets_get_a_patient_timeout(write):
     assert load_config(start=path.parent.parent).select(["local"])[0].timeout == 300.0
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        ("myres.openai.azure.com", "must be an http(s) URL such as https://NAME.openai.azure.com"),
+        ("", "must be an http(s) URL"),
+        ("https://myres.openai.azure.com/openai", "write https://myres.openai.azure.com"),
+        ("https://myres.openai.azure.com/openai/v1/", "write https://myres.openai.azure.com"),
+        ("https://gw.example.com/team/openai/", "write https://gw.example.com/team"),
+        (
+            "https://myres.openai.azure.com/openai/deployments/gpt-4o/chat/completions"
+            "?api-version=2024-10-21",
+            "write https://myres.openai.azure.com",
+        ),
+        ("https://user:pw@myres.openai.azure.com/?sig=abc", "write https://myres.openai.azure.com"),
+    ],
+)
+def test_an_endpoint_azeval_cannot_send_to_is_a_config_error(write, monkeypatch, endpoint, message):
+    """An endpoint without http(s), with the /openai… azeval appends itself, or with a query
+    is exit 2 at the endpoint, saying what to write; it used to cost retries or a bare 404
+    (exit 3). A query or password is not repeated. Checked once ${VAR} is expanded."""
+    monkeypatch.setenv("AZ_TEST_ENDPOINT", endpoint)
+    path = write("azeval.toml", AZURE)
+    with pytest.raises(ConfigError) as err:
+        load_config(path).select(["gpt35"])
+    assert f"{path}: targets.gpt35.endpoint: " in str(err.value)
+    assert message in str(err.value)
+    assert "sig=" not in str(err.value) and "pw" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://myres.openai.azure.com",
+        "https://myres.openai.azure.com/",
+        "http://127.0.0.1:8080",
+        "https://gw.example.com/team/",
+    ],
+)
+def test_an_endpoint_with_a_trailing_slash_or_a_gateway_path_is_accepted(
+    write, monkeypatch, endpoint
+):
+    """The resource URL as the portal shows it (with its slash), or a gateway's prefix."""
+    monkeypatch.setenv("AZ_TEST_ENDPOINT", endpoint)
+    path = write("azeval.toml", AZURE)
+    assert load_config(path).select(["gpt35"])[0].endpoint == endpoint
+
+
+def test_a_base_url_with_chat_completions_is_a_config_error(write):
+    """The SDK appends /chat/completions to an openai target's base_url."""
+    path = write("azeval.toml", OPENAI + 'base_url = "http://127.0.0.1:8080/v1/chat/completions"\n')
+    with pytest.raises(
+        ConfigError, match=r"targets\.x\.base_url: .*write http://127\.0\.0\.1:8080/v1$"
+    ):
+        load_config(path).select(["x"])
+
+
 def test_an_openai_target_may_go_without_a_key(write, monkeypatch):
     """api_key_env = "" is a server without auth: no key variable is needed."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
