@@ -171,3 +171,22 @@ async def test_openai_target_without_a_key_sends_no_authorization(monkeypatch):
     assert request.body["model"] == "gpt35"
     assert "authorization" not in request.headers
     assert "api-key" not in request.headers
+
+
+async def test_a_404_names_the_url_that_was_not_found(server, monkeypatch):
+    """Azure's bare 'Resource not found' (a wrong path, an api-version it does not know)
+    says which URL was asked for, so the api-version or endpoint at fault shows."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    reply = ErrorReply(404, code="404", message="Resource not found")
+    server.set_rules([Rule(Match(), Action(error=reply))])
+    target = await open_target(azure_target(server, api_version="2099-01-01"))
+    try:
+        with pytest.raises(TargetError) as err:
+            await target.complete({"messages": MESSAGES}, timeout=10)
+    finally:
+        await target.aclose()
+    assert err.value.kind == "not_found"
+    assert err.value.message == (
+        f"Resource not found (POST {server.endpoint}"
+        "/openai/deployments/gpt35/chat/completions?api-version=2099-01-01)"
+    )

@@ -116,6 +116,11 @@ def classify_status(exc: openai.APIStatusError, latency_ms: float) -> TargetErro
     code = str(code) if code is not None else None
     message = str(error.get("message") or exc.message) if isinstance(error, dict) else exc.message
     kind = _kind_of(status, code)
+    if kind == "not_found":
+        # Azure answers a wrong path or an api-version it does not know with a bare
+        # "Resource not found": the URL says which part of the target is wrong.
+        request = exc.response.request
+        message = f"{message} ({request.method} {request.url})"
     if kind == "bad_request" and isinstance(error, dict) and error.get("type") in _TOO_LONG:
         kind = "context_length"
     retry_after = retry_after_seconds(exc.response.headers) if status in (429, 503) else None
