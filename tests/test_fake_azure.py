@@ -135,6 +135,20 @@ async def test_v1_path_with_bearer_token(server: FakeAzure) -> None:
     assert server.requests[-1].headers["authorization"] == "REDACTED"
 
 
+async def test_v1_path_takes_the_key_as_a_bearer_token(server: FakeAzure) -> None:
+    """The plain OpenAI client with the resource key on /openai/v1 (Microsoft's own example)
+    is let in; the deployments path still wants the key in its api-key header."""
+    async with openai.AsyncOpenAI(
+        base_url=server.endpoint + "/openai/v1", api_key="test-key", max_retries=0
+    ) as c:
+        reply = await c.chat.completions.create(model="gpt35", messages=HI)
+    assert reply.choices[0].message.content == "Echo: hi"
+    path = "/openai/deployments/gpt35/chat/completions?api-version=2024-10-21"
+    bearer = {"api-key": "", "authorization": "Bearer test-key"}
+    status, _, _ = post(server, path, {"messages": HI}, bearer)
+    assert status == 401
+
+
 async def test_bad_key_is_401(server: FakeAzure) -> None:
     """A wrong api-key answers 401 with Azure's body; the SDK raises AuthenticationError."""
     async with client(server, api_key="wrong") as c:

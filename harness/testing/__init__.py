@@ -66,7 +66,8 @@ by request number: kinds "429", "500", "502", "503", "408", "slow", "trickle", "
 "truncated", "invalid_json"; a "429" or "503" fault with ``retry_after=None`` comes
 without Retry-After.
 
-Service behaviour: 401 for a bad ``api-key``/``Authorization: Bearer``; 400 without
+Service behaviour: 401 for a bad ``api-key``/``Authorization: Bearer`` (on
+``/openai/v1`` a key is taken as a bearer token too, as Azure does); 400 without
 ``api-version`` on the deployments path (``/openai/v1/chat/completions`` takes the
 deployment from ``model``); 404 DeploymentNotFound; 400 for ChatML special tokens; 400
 context_length_exceeded past ``context_window``; replies cut to max_tokens /

@@ -192,7 +192,7 @@ class _Exchange:
         match = _DEPLOYMENT_PATH.match(path)
         if method != "POST" or (match is None and path.rstrip("/") != _V1_PATH):
             return self.answer(404, wire.error("404", "Resource not found"))
-        if not self.authorized(headers):
+        if not self.authorized(headers, v1=match is None):
             return self.answer(401, wire.standard_error(401))
         if match is not None and "api-version" not in query:
             return self.answer(
@@ -217,14 +217,18 @@ class _Exchange:
             return self.answer(404, wire.standard_error(404))
         return self.chat(deployment)
 
-    def authorized(self, headers: Mapping[str, str]) -> bool:
+    def authorized(self, headers: Mapping[str, str], *, v1: bool = False) -> bool:
         service = self.service
         if service.api_keys is None:
             return True
         if headers.get("api-key", "") in service.api_keys:
             return True
         scheme, _, token = headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and token in service.bearer_tokens
+        if scheme.lower() != "bearer":
+            return False
+        # The v1 API also takes the key as a bearer token: Microsoft's own example is the
+        # plain OpenAI client with api_key=<the resource key> and base_url=…/openai/v1/.
+        return token in service.bearer_tokens or (v1 and token in service.api_keys)
 
     def chat(self, deployment: Deployment) -> Answer:
         service = self.service
