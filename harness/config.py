@@ -54,6 +54,10 @@ _REQUIRED_BY_KIND = {
     "openai": ("model",),
     "local": (),
 }
+_WHY_REQUIRED = {
+    "model": ": the model the deployment runs (gpt-35-turbo, gpt-4o, …), for its token "
+    "counts, limits and prices",
+}
 
 
 def _is_text(value: Any) -> bool:
@@ -365,7 +369,8 @@ def _parse_target(name: str, body: Mapping[str, Any], source: str) -> TargetConf
     _check_values(body, _TARGET_RULES, source, place)
     for key in _REQUIRED_BY_KIND[kind]:
         if not body.get(key):
-            raise ConfigError(source, f"{place}.{key}", f"required for a {kind} target")
+            why = _WHY_REQUIRED.get(key, "")
+            raise ConfigError(source, f"{place}.{key}", f"required for {kind} targets{why}")
     if kind == "azure" and body.get("auth", "key") not in ("key", "entra"):
         raise ConfigError(source, f"{place}.auth", "must be 'key' or 'entra'")
     if kind == "azure" and body.get("api_key_env") == "":
@@ -386,7 +391,6 @@ def _with_defaults(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
         fields.setdefault("api_key_env", "AZURE_OPENAI_API_KEY")
         if fields.get("use_v1"):
             fields.setdefault("api_version", "v1")
-        fields.setdefault("model", fields.get("deployment", ""))
     elif kind == "openai":
         fields.setdefault("api_key_env", "OPENAI_API_KEY")
     else:

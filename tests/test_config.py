@@ -70,6 +70,11 @@ def test_unselected_target_may_lack_its_variables(write, monkeypatch):
             "required",
         ),
         (
+            '[targets.x]\nkind = "azure"\nendpoint = "e"\ndeployment = "d"\n',
+            "targets.x.model",
+            "required for azure targets: the model the deployment runs",
+        ),
+        (
             '[targets.x]\nkind = "openai"\nmodel = "m"\ndeploymnt = "d"\n',
             "targets.x.deploymnt",
             "unknown key",
