@@ -122,8 +122,12 @@ class SuiteFile(pytest.File):
             raise self.CollectError(exc.format_message()) from None
         for case in suite.cases:
             for target in targets:
+                name = f"{suite.id}/{case.id}[{target}]"
+                # Given as text, the id is parsed as pytest parses the ids it stores for
+                # --lf/--ff ("[target]" as parameters); the default would keep it in the name,
+                # so a stored failure never matched its item again.
                 item: CaseItem = CaseItem.from_parent(
-                    self, name=f"{suite.id}/{case.id}[{target}]", case=case, target=target
+                    self, name=name, nodeid=f"{self.nodeid}::{name}", case=case, target=target
                 )
                 yield item
 

@@ -165,3 +165,15 @@ def test_failure_messages_are_scrubbed_of_secrets(
     result.assert_outcomes(failed=1)
     assert "leaky-token-123456" not in result.stdout.str()
     result.stdout.fnmatch_lines(["*reply: 'Echo: ***'*"])
+
+
+def test_last_failed_reruns_only_the_failed_items(pytester: pytest.Pytester, project: None) -> None:
+    """--lf reruns only the items that failed last time, and --ff runs them first."""
+    pytester.runpytest("suites", "--azeval-target", "gpt35").assert_outcomes(
+        passed=1, failed=1, skipped=1
+    )
+    result = pytester.runpytest("suites", "--azeval-target", "gpt35", "--lf")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["run-last-failure: rerun previous 1 failure*"])
+    result = pytester.runpytest("suites", "--azeval-target", "gpt35", "--ff", "-x")
+    result.assert_outcomes(failed=1)
