@@ -22,7 +22,6 @@ from harness.results.baseline import load_reference
 from harness.results.record import CaseResult
 from harness.runner.engine import RunOptions
 from harness.runner.resume import resume_command, resume_inputs
-from harness.runner.retry import RetryPolicy
 
 _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCHECKED"}
 
@@ -142,16 +141,16 @@ def run(
     if overrides:
         chosen = [dataclasses.replace(t, **overrides) for t in prepared.targets]
         prepared = dataclasses.replace(prepared, targets=chosen)
-    options = RunOptions(
-        concurrency=concurrency or settings.get("concurrency", 4),
-        timeout=timeout or settings.get("timeout", 60.0),
-        retry=RetryPolicy(
-            max_retries=max_retries if max_retries is not None else settings.get("max_retries", 6),
-            max_retry_after=settings.get("max_retry_after", RetryPolicy.max_retry_after),
-        ),
-        case_deadline=settings.get("case_deadline", 600.0),
+    base = RunOptions.from_settings(settings)
+    options = dataclasses.replace(
+        base,
+        concurrency=concurrency or base.concurrency,
+        timeout=timeout or base.timeout,
+        retry=base.retry
+        if max_retries is None
+        else dataclasses.replace(base.retry, max_retries=max_retries),
         repeat=repeat,
-        reports_dir=reports_dir or Path(settings.get("reports_dir", "reports")),
+        reports_dir=reports_dir or base.reports_dir,
         resume=resume,
         retry_errors=retry_errors,
     )

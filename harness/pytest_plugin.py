@@ -4,8 +4,8 @@
 listed in the ``azeval_suites`` ini option) — a ``*.yaml``/``*.yml`` file whose top level
 has a ``suite:`` key — so a project's other YAML is left alone. Each item,
 ``suite/case[target]``, runs its case on its target through the same configuration,
-runner and checks as ``azeval run``; a failing check fails the item with the check's own
-message. Targets come from ``--azeval-target NAME`` (repeatable) or the ``azeval_targets``
+preflight, quota, retries and checks as ``azeval run`` (``harness.runner.sender``); a
+failing check fails the item with the check's own message. Targets come from ``--azeval-target NAME`` (repeatable) or the ``azeval_targets``
 ini option, else every configured target, else the embedded local model.
 
 Each process (each pytest-xdist worker too) opens a target on its first item and closes it
@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import re
 import threading
-import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,8 +28,8 @@ import pytest
 if TYPE_CHECKING:
     from harness.config import Config, TargetConfig
     from harness.results.record import CaseResult
+    from harness.runner.sender import TargetSender
     from harness.suite.model import Case
-    from harness.targets import Target
 
 _SUITE_KEY = re.compile(rb"^suite\s*:", re.MULTILINE)
 _SUFFIXES = (".yaml", ".yml")
@@ -212,7 +211,7 @@ class _Session:
         self.pytest_config = config
         self.roots = roots
         self._config: Config | None = None
-        self._targets: dict[str, Target] = {}
+        self._senders: dict[str, TargetSender] = {}
         self._dead: dict[str, str] = {}
         self._fitters: dict[str, Any] = {}
         self._redactor: Any = None
@@ -253,16 +252,17 @@ class _Session:
             self._redactor = Redactor.from_environment(names)
         return str(self._redactor(text))
 
-    def _fitter(self, chosen: TargetConfig) -> Any:
-        """The same history fitting `azeval run` does for multi-turn cases."""
+    def _prepared(self, chosen: TargetConfig) -> tuple[Any, Any]:
+        """The same history fitting and catalogue `azeval run` uses, per target."""
         from harness.api import history_fitter
         from harness.models import load_catalogue
 
         if chosen.name not in self._fitters:
             config = self.azeval_config()
             catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
-            self._fitters[chosen.name] = history_fitter(chosen, catalogue)
-        return self._fitters[chosen.name]
+            self._fitters[chosen.name] = (history_fitter(chosen, catalogue), catalogue)
+        fit, catalogue = self._fitters[chosen.name]
+        return fit, catalogue
 
     def target_names(self) -> list[str]:
         from harness.config import CONFIG_FILE
@@ -296,50 +296,46 @@ class _Session:
         """Send the case's turns to the target (opened on first use) and check the replies."""
         return self._call(self._run(case, target, repeat))
 
-    async def _target(self, name: str) -> tuple[Target, TargetConfig]:
+    async def _sender(self, name: str) -> TargetSender:
         from harness.errors import AzevalError
+        from harness.redact import Redactor
+        from harness.runner.engine import RunOptions
+        from harness.runner.sender import TargetSender
         from harness.targets import open_target
 
-        config = self.azeval_config()
-        try:
-            chosen = config.select([name])[0]
-            if name not in self._targets:
-                self._targets[name] = await open_target(chosen)
-        except AzevalError as exc:
-            raise _TargetProblem(f"target '{name}': {exc.format_message()}") from None
-        return self._targets[name], chosen
+        if name not in self._senders:
+            config = self.azeval_config()
+            try:
+                chosen = config.select([name])[0]
+                target = await open_target(chosen)
+            except AzevalError as exc:
+                raise _TargetProblem(f"target '{name}': {exc.format_message()}") from None
+            options = RunOptions.from_settings(config.settings)
+            redact = Redactor.from_environment([chosen.api_key_env] if chosen.api_key_env else [])
+            self._senders[name] = TargetSender(target, chosen, options, self._dead, redact)
+        return self._senders[name]
 
     async def _run(self, case: Case, name: str, repeat: int) -> CaseResult:
-        from harness.runner.case import run_case
-        from harness.runner.retry import Attempts, RetryPolicy, send_with_retries
-        from harness.targets.base import FATAL_FOR_TARGET, TargetError
+        """As a run does: preflight (a case the service would refuse is not sent), the
+        target's quota, retries, and a target found dead stops the items still to come."""
+        from harness.preflight import plan_case
+        from harness.runner.case import skipped_result
+        from harness.runner.sender import NotSent
 
         if name in self._dead:
             raise _TargetProblem(f"target '{name}' is unavailable, not sent: {self._dead[name]}")
-        target, chosen = await self._target(name)
-        settings = self.azeval_config().settings
-        policy = RetryPolicy(max_retries=int(settings.get("max_retries", 6)))
-        timeout = float(chosen.timeout or settings.get("timeout", 60.0))
-        case_deadline = settings.get("case_deadline", 600.0)
-        deadline = time.monotonic() + float(case_deadline) if case_deadline else None
-        tally = Attempts()
-
-        def observe(error: TargetError) -> None:
-            if error.kind in FATAL_FOR_TARGET:
-                self._dead.setdefault(name, f"{error.kind} (HTTP {error.status}): {error.message}")
-
-        async def send(body: Any) -> Any:
-            return await send_with_retries(
-                lambda b: target.complete(b, timeout=timeout),
-                body,
-                policy,
-                tally,
-                deadline=deadline,
-                on_error=observe,
-            )
-
-        fit = self._fitter(chosen)
-        return await run_case(case, target.info, repeat, send, fit=fit, tally=tally)
+        sender = await self._sender(name)
+        fit, catalogue = self._prepared(sender.config)
+        row = plan_case(case, sender.config, catalogue)
+        if row.fatal:
+            info = sender.target.info
+            return skipped_result(case, info, repeat, "preflight", row.error_message())
+        try:
+            return await sender.run(case, repeat, fit=fit, turn_tokens=row.turn_tokens)
+        except NotSent:
+            raise _TargetProblem(
+                f"target '{name}' is unavailable, not sent: {self._dead[name]}"
+            ) from None
 
     def close(self) -> None:
         """Close every opened target and stop the loop (at session end)."""
@@ -348,9 +344,9 @@ class _Session:
             return
 
         async def close_all() -> None:
-            for target in self._targets.values():
+            for sender in self._senders.values():
                 with contextlib.suppress(Exception):
-                    await target.aclose()
+                    await sender.target.aclose()
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(close_all(), loop).result(timeout=30)
@@ -358,7 +354,7 @@ class _Session:
         thread.join(timeout=30)
         loop.close()
         self._loop = self._thread = None
-        self._targets.clear()
+        self._senders.clear()
 
 
 def _has_suite_key(path: Path) -> bool:

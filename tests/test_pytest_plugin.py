@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.testing import Deployment, FakeAzure
+from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Match, Rule
 
 pytest_plugins = ["pytester"]
 
@@ -177,3 +177,57 @@ def test_last_failed_reruns_only_the_failed_items(pytester: pytest.Pytester, pro
     result.stdout.fnmatch_lines(["run-last-failure: rerun previous 1 failure*"])
     result = pytester.runpytest("suites", "--azeval-target", "gpt35", "--ff", "-x")
     result.assert_outcomes(failed=1)
+
+
+def test_preflight_refusal_is_reported_not_sent(
+    pytester: pytest.Pytester, project: None, server: FakeAzure
+) -> None:
+    """A case the service would refuse (max_tokens above the model's limit) fails with the
+    preflight's message, as `azeval run` records it, and is never sent."""
+    (pytester.path / "suites" / "big.yaml").write_text(
+        "suite: big\ncases:\n  - id: huge\n    prompt: preflight-marker\n"
+        "    params: {max_tokens: 100000}\n    expect: {contains: marker}\n",
+        encoding="utf-8",
+    )
+    result = pytester.runpytest("suites/big.yaml", "--azeval-target", "gpt35")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "preflight: *big.yaml: cases[[]0[]].messages: *maximum context length*",
+            "*big.yaml: cases[[]0[]].params.max_tokens: max_tokens is too large: 100000*",
+        ]
+    )
+    sent = [r for r in server.requests if "preflight-marker" in str(r.body)]
+    assert sent == []
+
+
+def test_quota_settings_apply_and_a_spent_quota_stops_the_target(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[settings] max_retry_after holds as in `azeval run`: a 429 asking to wait longer is a
+    spent quota, that item fails saying so and the target's later items are not sent."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "test-key")
+    spent = Action(error=ErrorReply(429, retry_after=5))
+    rules = [Rule(Match(), sequence=(spent, Action(content="ok")))]
+    with FakeAzure([Deployment("gpt35")], rules=rules) as fake:
+        pytester.makefile(
+            ".toml",
+            azeval=f'[settings]\nmax_retry_after = 1\n\n[targets.gpt35]\nkind = "azure"\n'
+            f'endpoint = "{fake.endpoint}"\ndeployment = "gpt35"\nmodel = "gpt-35-turbo"\n',
+        )
+        pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+        pytester.makefile(
+            ".yaml",
+            quota="suite: quota\ncases:\n  - id: first\n    prompt: a\n    expect: {contains: ok}\n"
+            "  - id: second\n    prompt: b\n    expect: {contains: ok}\n",
+        )
+        result = pytester.runpytest("quota.yaml")
+        assert len(fake.requests) == 1
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "rate_limited: *retry after 5 seconds*",
+            "target 'gpt35' is unavailable, not sent: quota exhausted (HTTP 429): the service "
+            "asks to wait 5 s, beyond max_retry_after 1 s*",
+        ]
+    )

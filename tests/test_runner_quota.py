@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from harness.runner.engine import request_cost
 from harness.runner.quota import FRESH, RETRY, Permit, Scheduler
+from harness.runner.sender import request_cost
 
 
 def test_charges_never_exceed_the_tpm_in_any_window():

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import random
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +25,13 @@ from harness.results.store import (
     write_meta,
 )
 from harness.results.summary import summarize
-from harness.runner.case import Fitter, run_case, skipped_result
+from harness.runner.case import Fitter, skipped_result
 from harness.runner.meta import new_run_id, now_iso, run_meta, suite_meta
-from harness.runner.quota import FRESH, RETRY, QueueDeadline, Scheduler
 from harness.runner.resume import check_unchanged
-from harness.runner.retry import Attempts, RetryPolicy, send_with_retries
+from harness.runner.retry import RetryPolicy
+from harness.runner.sender import NotSent, TargetSender
 from harness.suite.model import Case, Suite
-from harness.targets import Target, TargetError, open_target
-from harness.targets.base import FATAL_FOR_TARGET, Completion
+from harness.targets import Target, open_target
 
 Progress = Callable[[CaseResult], None]
 
@@ -53,6 +51,20 @@ class RunOptions:
     seed: int | None = None
     # The length of the quota's "minute": 60 s on Azure; shorter only against a fake server.
     quota_window: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> RunOptions:
+        """The options azeval.toml's [settings] give, before any command-line override."""
+        return cls(
+            concurrency=settings.get("concurrency", 4),
+            timeout=settings.get("timeout", 60.0),
+            retry=RetryPolicy(
+                max_retries=settings.get("max_retries", 6),
+                max_retry_after=settings.get("max_retry_after", RetryPolicy.max_retry_after),
+            ),
+            case_deadline=settings.get("case_deadline", 600.0),
+            reports_dir=Path(settings.get("reports_dir", "reports")),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,13 +110,6 @@ def work_items(suites: list[Suite], targets: list[str], repeat: int | None) -> l
 # preflight's count, used to charge requests against the target's quota.
 Costs = Mapping[tuple[str, str], Sequence[int]]
 
-# What Azure charges for the completion of a request that does not set max_tokens.
-DEFAULT_COMPLETION_CHARGE = 4096
-
-# Error kinds of a case that got no HTTP answer at all; the first case of a target that
-# never answered ending so means the target is unreachable.
-_NO_ANSWER = frozenset({"connection", "timeout", "deadline"})
-
 
 async def execute(
     suites: list[Suite],
@@ -145,33 +150,6 @@ async def execute(
                 await target.aclose()
 
 
-class _NotSent(Exception):
-    """The case's target died while the case waited for its next request to be let through."""
-
-
-def scheduler_for(config: TargetConfig, options: RunOptions) -> Scheduler:
-    """A target's scheduler: its tpm/rpm (rpm defaults to Azure's 6 per 1,000 TPM)."""
-    rpm = config.rpm
-    if rpm is None and config.tpm is not None:
-        rpm = max(1, config.tpm * 6 // 1000)
-    return Scheduler(
-        max_concurrency=config.concurrency or options.concurrency,
-        tpm=config.tpm,
-        rpm=rpm,
-        window_s=options.quota_window,
-    )
-
-
-def request_cost(body: Mapping[str, Any], prompt_tokens: int | None) -> int:
-    """What Azure charges a request up front: prompt tokens plus max_tokens."""
-    reserve = body.get("max_completion_tokens", body.get("max_tokens"))
-    if not isinstance(reserve, int):
-        reserve = DEFAULT_COMPLETION_CHARGE
-    if prompt_tokens is None:  # no preflight count: about four characters a token
-        prompt_tokens = sum(len(str(m.get("content") or "")) for m in body["messages"]) // 4 + 8
-    return prompt_tokens + reserve
-
-
 async def _run_all(
     suites: list[Suite],
     configs: list[TargetConfig],
@@ -188,8 +166,11 @@ async def _run_all(
     dead: dict[str, str] = {}
     by_name = {c.name: c for c in configs}
     items = [i for i in work_items(suites, list(targets), options.repeat) if i.key not in done]
-    schedulers = {name: scheduler_for(by_name[name], options) for name in targets}
     rng = random.Random(options.seed)
+    senders = {
+        name: TargetSender(target, by_name[name], options, dead, redact, rng)
+        for name, target in targets.items()
+    }
     interrupted = crashed = False
 
     def record(result: CaseResult) -> None:
@@ -208,118 +189,25 @@ async def _run_all(
         )
 
     async def one(item: WorkItem) -> None:
-        target = targets[item.target]
-        config = by_name[item.target]
-        scheduler = schedulers[item.target]
+        sender = senders[item.target]
         if item.target in dead:
             record(not_sent(item))
             return
-        problem = preflight(item.case, config) if preflight is not None else None
+        problem = preflight(item.case, by_name[item.target]) if preflight is not None else None
         if problem is not None:
-            record(skipped_result(item.case, target.info, item.repeat, "preflight", problem))
+            info = targets[item.target].info
+            record(skipped_result(item.case, info, item.repeat, "preflight", problem))
             return
-        tally = Attempts()
-        timeout = config.timeout or options.timeout
-        turn_tokens = costs.get((item.case.key, item.target), ())
-        deadline: list[float] = []  # set when the case's first request is let through
-        turn = [0]
-
-        def case_deadline() -> float | None:
-            return deadline[0] if deadline else None
-
-        def observe(error: TargetError) -> None:
-            if error.kind in FATAL_FOR_TARGET:
-                why = f"{error.kind} (HTTP {error.status}): {error.message}"
-                dead.setdefault(item.target, redact(why))
-            elif options.retry.quota_gone(error):
-                why = (
-                    f"quota exhausted (HTTP {error.status}): the service asks to wait "
-                    f"{error.retry_after:g} s, beyond max_retry_after "
-                    f"{options.retry.max_retry_after:g} s: {error.message}"
-                )
-                dead.setdefault(item.target, redact(why))
-
-        async def attempt(body: Mapping[str, Any]) -> Completion:
-            n = turn[0]
-            prompt = turn_tokens[min(n, len(turn_tokens) - 1)] if turn_tokens else None
-            retrying = tally.attempts > 1 or n > 0
-            try:
-                permit = await scheduler.acquire(
-                    request_cost(body, prompt),
-                    priority=RETRY if retrying else FRESH,
-                    deadline=case_deadline(),
-                )
-            except QueueDeadline:
-                raise TargetError(
-                    "deadline", "the case deadline passed while waiting for the target's quota"
-                ) from None
-            if item.target in dead:
-                scheduler.release(permit, refund=True, answered=False, sent=False)
-                tally.attempts -= 1  # counted by send_with_retries, but never made
-                raise _NotSent
-            now = time.monotonic()
-            if not deadline and options.case_deadline:
-                deadline.append(now + options.case_deadline)
-            limit = timeout if not deadline else max(0.05, min(timeout, deadline[0] - now))
-            try:
-                completion = await target.complete(body, timeout=limit)
-            except TargetError as error:
-                # A quota that is gone kills the target; pausing for it would hold its
-                # remaining cases in the queue until then instead of recording them.
-                pause = None if options.retry.quota_gone(error) else error.retry_after
-                scheduler.release(
-                    permit,
-                    rate_limited=error.kind == "rate_limited",
-                    retry_after=pause,
-                    answered=error.status is not None,
-                )
-                raise
-            except BaseException:
-                scheduler.release(permit, refund=True, answered=False)
-                raise
-            scheduler.release(permit, ok=True, headers=completion.headers)
-            return completion
-
-        async def send(body: Mapping[str, Any]) -> Completion:
-            try:
-                return await send_with_retries(
-                    attempt,
-                    body,
-                    options.retry,
-                    tally,
-                    deadline=case_deadline,
-                    rng=rng,
-                    on_error=observe,
-                )
-            except _NotSent:
-                if not tally.attempts:
-                    raise
-                # The case had sent requests: it ends as an error on its record, which keeps
-                # its attempts and the turns already answered, instead of "not sent".
-                raise TargetError(
-                    "target_unavailable",
-                    f"the target became unavailable after {tally.attempts} attempt(s): "
-                    f"{dead[item.target]}",
-                ) from None
-            finally:
-                turn[0] += 1
-
         try:
-            result = await run_case(
-                item.case, target.info, item.repeat, send, fit=fitters.get(item.target), tally=tally
+            result = await sender.run(
+                item.case,
+                item.repeat,
+                fit=fitters.get(item.target),
+                turn_tokens=costs.get((item.case.key, item.target), ()),
             )
-        except _NotSent:
+        except NotSent:
             record(not_sent(item))
             return
-        if (
-            result.error is not None
-            and result.error.get("kind") in _NO_ANSWER
-            and not scheduler.answered
-        ):
-            # Not one answer came back to any attempt of the case: a wrong endpoint, or one
-            # that drops packets (a private endpoint seen from outside), not a flaky network.
-            # Every other case would wait out the same timeouts one after another.
-            dead.setdefault(item.target, redact(f"unreachable: {result.error.get('message')}"))
         record(result)
 
     # A run that stops early for any reason is recorded "interrupted", never "complete":
@@ -337,7 +225,7 @@ async def _run_all(
         raise
     finally:
         journal.close()
-        meta["scheduler"] = {name: s.snapshot() for name, s in schedulers.items()}
+        meta["scheduler"] = {name: s.scheduler.snapshot() for name, s in senders.items()}
         if dead:
             meta["dead_targets"] = dict(dead)
         run = _finish(run_dir, meta, interrupted or crashed, redact)
