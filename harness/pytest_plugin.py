@@ -4,9 +4,10 @@
 listed in the ``azeval_suites`` ini option) — a ``*.yaml``/``*.yml`` file whose top level
 has a ``suite:`` key — so a project's other YAML is left alone. Each item,
 ``suite/case[target]``, runs its case on its target through the same configuration,
-preflight, quota, retries and checks as ``azeval run`` (``harness.runner.sender``); a
-failing check fails the item with the check's own message. Targets come from ``--azeval-target NAME`` (repeatable) or the ``azeval_targets``
-ini option, else every configured target, else the embedded local model.
+preflight, quota, retries and checks as ``azeval run`` (``harness.runner.sender``);
+a failing check fails the item with the check's own message. Targets come from
+``--azeval-target NAME`` (repeatable) or the ``azeval_targets`` ini option, else every
+configured target, else the embedded local model.
 
 Each process (each pytest-xdist worker too) opens a target on its first item and closes it
 when the session ends; requests run on one event loop in a background thread, so the
