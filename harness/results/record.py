@@ -7,6 +7,7 @@ and ``results.jsonl`` (one line per case × target × repeat, appended as each f
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any
 
 # A check's outcome. "n/a" means the target cannot give the data the check needs; it is
@@ -89,7 +90,7 @@ class CaseResult:
         """Unique within a run: suite/case@target#repeat."""
         return f"{self.suite}/{self.case}@{self.target}#{self.repeat}"
 
-    @property
+    @cached_property
     def case_key(self) -> str:
         return f"{self.suite}/{self.case}"
 
@@ -98,19 +99,19 @@ class CaseResult:
         """The last turn's reply text."""
         return self.turns[-1].reply if self.turns else None
 
-    @property
+    @cached_property
     def checks(self) -> tuple[CheckResult, ...]:
         return tuple(c for t in self.turns for c in t.checks)
 
-    @property
+    @cached_property
     def prompt_tokens(self) -> int:
         return sum(int(t.usage.get("prompt_tokens") or 0) for t in self.turns)
 
-    @property
+    @cached_property
     def completion_tokens(self) -> int:
         return sum(int(t.usage.get("completion_tokens") or 0) for t in self.turns)
 
-    @property
+    @cached_property
     def latency_ms(self) -> float | None:
         values = [t.latency_ms for t in self.turns if t.latency_ms is not None]
         return sum(values) if values else None
