@@ -97,12 +97,36 @@ def two_target_run(path: Path) -> Run:
     return make_run(path, results, targets)
 
 
-def embedded_data(html: str) -> dict[str, Any]:
+def raw_data(html: str) -> dict[str, Any]:
+    """The page's data block as embedded: texts and checks as indices into its tables."""
     match = re.search(
         r'<script type="application/json" id="azeval-data">(.*?)</script>', html, re.S
     )
     assert match
     return json.loads(match.group(1))
+
+
+def embedded_data(html: str) -> dict[str, Any]:
+    """The page's data with every text and check index looked up, as the page's script does."""
+    data = raw_data(html)
+    texts, checks = data["texts"], data["checks"]
+
+    def text(index: int | None) -> str | None:
+        return None if index is None else texts[index]
+
+    for row in data["rows"]:
+        row["m"] = [[role, texts[i]] for role, i in row["m"]]
+        cells = [None if c is None else dict(zip(data["cell"], c, strict=True)) for c in row["c"]]
+        for cell in cells:
+            if cell is None:
+                continue
+            cell["r"], cell["mo"] = text(cell["r"]), text(cell["mo"])
+            cell["ck"] = [checks[i] for i in cell["ck"]]
+            cell["e"] = cell["e"] or []
+            if cell["t"] is not None:
+                cell["t"] = [[texts[ask], text(reply)] for ask, reply in cell["t"]]
+        row["c"] = cells
+    return data
 
 
 def test_no_outside_resource(tmp_path: Path) -> None:
@@ -305,6 +329,82 @@ def test_several_models_in_one_run_is_drift(tmp_path: Path) -> None:
         [{"name": "gpt35"}],
     )
     assert "reported several models in this run" in render_html(run)
+
+
+def conversation(target: str, first_reply: str, second_reply: str | None) -> CaseResult:
+    """A two-turn conversation as the runner records it: turn 2 resends the history."""
+    opening = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi, my name is Ada."},
+    ]
+
+    def turn(messages: list[dict[str, str]], reply: str | None, **fields: Any) -> TurnResult:
+        checks = (CheckResult("icontains", "pass", "has 'Ada'"),) if reply else ()
+        return TurnResult(
+            {"messages": messages},
+            None,
+            reply,
+            "stop" if reply else None,
+            {},
+            10.0,
+            checks,
+            **fields,
+        )
+
+    second = [
+        *opening,
+        {"role": "assistant", "content": first_reply},
+        {"role": "user", "content": "What is my name?"},
+    ]
+    turns = (
+        turn(opening, first_reply),
+        turn(second, second_reply, error=None if second_reply else {"kind": "timeout"}),
+    )
+    verdict = "pass" if second_reply else "error"
+    return CaseResult("chat", "name", target, 0, verdict, turns)
+
+
+def test_a_conversation_shows_every_turn_of_every_target(tmp_path: Path) -> None:
+    """The opening messages once, then each target's own reply to each turn.
+
+    The messages used to be the first target's last request, so the other target's reply to
+    turn 1 was nowhere on the page, and the first target's stood in for it.
+    """
+    run = make_run(
+        tmp_path / "run",
+        [
+            conversation("gpt35", "Hello Ada!", "Your name is Ada."),
+            conversation("gpt4o", "Nice to meet you.", None),
+        ],
+        [{"name": "gpt35"}, {"name": "gpt4o"}],
+    )
+    row = embedded_data(render_html(run))["rows"][0]
+    assert row["m"] == [["system", "Be brief."], ["user", "Hi, my name is Ada."]]
+    first, second = row["c"]
+    assert first["t"] == [
+        ["Hi, my name is Ada.", "Hello Ada!"],
+        ["What is my name?", "Your name is Ada."],
+    ]
+    assert second["t"] == [["Hi, my name is Ada.", "Nice to meet you."], ["What is my name?", None]]
+    assert first["r"] == "Your name is Ada."
+    assert [c[3] for c in first["ck"]] == ["turn 1", "turn 2"]
+
+
+def test_repeated_texts_and_checks_are_embedded_once(tmp_path: Path) -> None:
+    """A reply, message or check outcome that recurs across rows and columns is stored once."""
+    results = [
+        case(f"c{i}", "pass", target=t, reply="Same reply.")
+        for i in range(3)
+        for t in ("gpt35", "gpt4o")
+    ]
+    run = make_run(tmp_path / "run", results, [{"name": "gpt35"}, {"name": "gpt4o"}])
+    data = raw_data(render_html(run))
+    assert data["texts"].count("Same reply.") == 1
+    assert data["checks"] == [["contains", "pass", "check said pass", ""]]
+    reply = data["cell"].index("r")
+    assert {cell[reply] for row in data["rows"] for cell in row["c"]} == {
+        data["texts"].index("Same reply.")
+    }
 
 
 def test_write_report_into_a_directory(tmp_path: Path) -> None:

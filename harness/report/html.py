@@ -234,8 +234,8 @@ def _render(run: Run, baseline: Run | None) -> str:
     sched = _scheduling(run, cols)
     data = {
         "columns": [{"label": c.label, "baseline": c.baseline, "ref": c.reference} for c in cols],
-        "rows": build_rows(run, baseline, cols, compared),
         "pageSize": PAGE_SIZE,
+        **build_rows(run, baseline, cols, compared),
     }
     script = _asset("report.js")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")

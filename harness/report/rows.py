@@ -72,6 +72,19 @@ def _targets(run: Run) -> list[str]:
     return names
 
 
+class Strings(dict[Any, int]):
+    """Each distinct text once, for the page to look up by index.
+
+    Replies recur across a baseline and its run, system prompts and few-shot turns across
+    cases, and check outcomes across nearly every result: storing each once keeps a
+    10,000-case page small, and quick to write and to parse.
+    """
+
+    def __call__(self, item: Any) -> int:
+        """The index of ``item``, added at the end when new."""
+        return self.setdefault(item, len(self))
+
+
 def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -87,13 +100,25 @@ def _text(content: Any) -> str:
     return "" if content is None else json.dumps(content, ensure_ascii=False, default=str)
 
 
-def _messages(result: CaseResult) -> list[list[str]]:
+def _messages(result: CaseResult, texts: Strings) -> list[list[Any]]:
+    """The conversation's opening: the first request's messages, as [role, text index]."""
     if not result.turns:
         return []
-    messages = result.turns[-1].request.get("messages") or []
+    messages = result.turns[0].request.get("messages") or []
     return [
-        [str(m.get("role", "")), _text(m.get("content"))] for m in messages if isinstance(m, dict)
+        [str(m.get("role", "")), texts(_text(m.get("content")))]
+        for m in messages
+        if isinstance(m, dict)
     ]
+
+
+def _asked(request: dict[str, Any]) -> str:
+    """What a later turn of a conversation sent: the messages after the last reply."""
+    messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=-1)
+    return "\n".join(
+        _text(m.get("content")) for m in messages[last + 1 :] if m.get("role") != "system"
+    )
 
 
 def _error_text(error: dict[str, Any] | None) -> str | None:
@@ -104,45 +129,70 @@ def _error_text(error: dict[str, Any] | None) -> str | None:
     return f"{kind}{status}: {error.get('message', '')}"
 
 
-def _cell(group: list[CaseResult]) -> dict[str, Any]:
-    verdicts = [r.verdict for r in group]
-    shown = next((r for r in group if r.verdict != "pass"), group[0])
-    many_turns = len(shown.turns) > 1
-    checks = [
-        [
-            c.check,
-            c.status,
-            c.message,
-            f"turn {i + 1}" + (f" · {c.place}" if c.place else "") if many_turns else c.place,
-        ]
-        for i, t in enumerate(shown.turns)
-        for c in t.checks
+# A cell goes to the page as a list in this order, not a dict: writing 40,000 dicts' keys
+# took longer than writing everything else in them. The page reads the names from the data.
+# v verdict, p repeats passed, n repeats, x repeats errored, r reply (text index), fr finish
+# reason, ck checks (indices), tk [prompt, completion] tokens, l latency ms, mo model (text
+# index), e error texts, t a conversation's turns as [asked, reply] text indices, shown the
+# repeat shown when there are several. e, t and shown are null when there is nothing to say.
+CELL = ("v", "p", "n", "x", "r", "fr", "ck", "tk", "l", "mo", "e", "t", "shown")
+_P, _N, _X, _R = (CELL.index(name) for name in ("p", "n", "x", "r"))
+
+
+def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]:
+    """A column's result for one case, its repeats folded, as a :data:`CELL` list."""
+    shown = group[0]
+    if len(group) == 1:
+        verdict = shown.verdict
+        passed = 1 if verdict == "pass" else 0
+        errored = 1 if verdict == "error" else 0
+    else:
+        verdicts = [r.verdict for r in group]
+        shown = next((r for r in group if r.verdict != "pass"), shown)
+        passed, errored = verdicts.count("pass"), verdicts.count("error")
+        folded = outcome(verdicts)
+        verdict = (
+            "flaky" if folded == "flaky" else verdicts[0] if len(set(verdicts)) == 1 else "fail"
+        )
+    turns = shown.turns
+    many_turns = len(turns) > 1
+    ck = []
+    for i, t in enumerate(turns):
+        for c in t.checks:
+            place = (
+                (f"turn {i + 1}" + (f" · {c.place}" if c.place else "")) if many_turns else c.place
+            )
+            ck.append(checks((c.check, c.status, c.message, place)))
+    last = turns[-1] if turns else None
+    errors = [e for e in [_error_text(shown.error)] + [_error_text(t.error) for t in turns] if e]
+    latency = shown.latency_ms
+    return [
+        verdict,
+        passed,
+        len(group),
+        errored,
+        None if last is None or last.reply is None else texts(last.reply),
+        None if last is None else last.finish_reason,
+        ck,
+        [shown.prompt_tokens, shown.completion_tokens],
+        None if latency is None else round(latency),
+        None if shown.model is None else texts(shown.model),
+        errors or None,
+        # Each turn of a conversation: what was asked, and this target's reply to it.
+        [[texts(_asked(t.request)), None if t.reply is None else texts(t.reply)] for t in turns]
+        if many_turns
+        else None,
+        shown.repeat if len(group) > 1 else None,
     ]
-    errors = [
-        e for e in [_error_text(shown.error)] + [_error_text(t.error) for t in shown.turns] if e
-    ]
-    folded = outcome(verdicts)
-    verdict = "flaky" if folded == "flaky" else verdicts[0] if len(set(verdicts)) == 1 else "fail"
-    return {
-        "v": verdict,
-        "p": verdicts.count("pass"),
-        "n": len(verdicts),
-        "x": verdicts.count("error"),
-        "shown": shown.repeat,
-        "r": shown.reply,
-        "fr": shown.turns[-1].finish_reason if shown.turns else None,
-        "ck": checks,
-        "e": errors,
-        "tk": [shown.prompt_tokens, shown.completion_tokens],
-        "l": round(shown.latency_ms) if shown.latency_ms is not None else None,
-        "mo": shown.model,
-    }
 
 
 def build_rows(
     run: Run, baseline: Run | None, cols: list[Column], compared: dict[int, Comparison]
-) -> list[dict[str, Any]]:
-    """One row per suite/case: a cell per column, flags, and the column pairs to word-diff."""
+) -> dict[str, Any]:
+    """One row per suite/case: a cell per column, flags, and the column pairs to word-diff.
+
+    Returns ``rows`` with the ``texts`` and ``checks`` tables their indices point into.
+    """
     groups: dict[tuple[str, bool], dict[str, list[CaseResult]]] = defaultdict(
         lambda: defaultdict(list)
     )
@@ -151,57 +201,66 @@ def build_rows(
     sources = [(run, False)] + ([(baseline, True)] if baseline else [])
     for source, is_base in sources:
         for r in source.results:
-            groups[(r.target, is_base)][r.case_key].append(r)
-            if not is_base and r.case_key not in order:
-                order[r.case_key] = (suites.setdefault(r.suite, len(suites)), r.case)
+            key = r.case_key
+            groups[(r.target, is_base)][key].append(r)
+            if not is_base and key not in order:
+                order[key] = (suites.setdefault(r.suite, len(suites)), r.case)
     if baseline:  # cases only the baseline has still get a row, marked removed
         for r in baseline.results:
             if r.case_key not in order:
                 order[r.case_key] = (suites.setdefault(r.suite, len(suites)), r.case)
 
+    texts, checks = Strings(), Strings()
     regressions = {d.case_key for c in compared.values() for d in c.regressions}
-    rows: list[dict[str, Any]] = []
+    col_groups = [groups.get((col.target, col.baseline), {}) for col in cols]
+    ranked: list[tuple[int, dict[str, Any]]] = []
     for key in sorted(order, key=order.__getitem__):
-        cells: list[dict[str, Any] | None] = []
-        messages: list[list[str]] = []
-        for col in cols:
-            group = groups.get((col.target, col.baseline), {}).get(key)
+        cells: list[list[Any] | None] = []
+        messages: list[list[Any]] = []
+        for col, by_case in zip(cols, col_groups, strict=True):
+            group = by_case.get(key)
             if not group:
                 cells.append(None)
                 continue
-            group.sort(key=lambda r: r.repeat)
+            if len(group) > 1:
+                group.sort(key=lambda r: r.repeat)
             if not messages and not col.baseline:
-                messages = _messages(group[0])
-            cells.append(_cell(group))
+                messages = _messages(group[0], texts)
+            cells.append(_cell(group, texts, checks))
         if not messages:
             first = next((g[key] for g in groups.values() if key in g), [])
-            messages = _messages(first[0]) if first else []
+            messages = _messages(first[0], texts) if first else []
         flags = _flags(cells, cols, key in regressions)
         diffs = []
         for i, col in enumerate(cols):
             ref = col.reference
             a, b = (cells[ref] if ref is not None else None), cells[i]
-            if a is None or b is None or (a["r"] is None and b["r"] is None):
+            if a is None or b is None or (a[_R] is None and b[_R] is None):
                 continue
             diffs.append([ref, i])
         rank = min((_SEVERITY[f] for f in flags), default=len(_SEVERITY))
-        rows.append({"k": key, "f": flags, "s": rank, "m": messages, "c": cells, "d": diffs})
-    rows.sort(key=lambda row: row["s"])  # stable: case order within a severity
-    return rows
+        ranked.append((rank, {"k": key, "f": flags, "m": messages, "c": cells, "d": diffs}))
+    ranked.sort(key=lambda pair: pair[0])  # stable: case order within a severity
+    return {
+        "cell": CELL,
+        "texts": list(texts),
+        "checks": [list(c) for c in checks],
+        "rows": [row for _, row in ranked],
+    }
 
 
-def _flags(cells: list[dict[str, Any] | None], cols: list[Column], regressed: bool) -> list[str]:
+def _flags(cells: list[list[Any] | None], cols: list[Column], regressed: bool) -> list[str]:
     run_cells = [
         c for c, col in zip(cells, cols, strict=True) if c is not None and not col.baseline
     ]
     flags = []
     if regressed:
         flags.append(REGRESSED)
-    if any(c["x"] for c in run_cells):
+    if any(c[_X] for c in run_cells):
         flags.append(ERRORED)
-    if any(c["p"] < c["n"] for c in run_cells):
+    if any(c[_P] < c[_N] for c in run_cells):
         flags.append(FAILED)
-    if any(0 < c["p"] < c["n"] for c in run_cells):
+    if any(0 < c[_P] < c[_N] for c in run_cells):
         flags.append(FLAKY)
     return flags
 

@@ -5,7 +5,13 @@
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("azeval-data").textContent);
-  var cols = data.columns, rows = data.rows, size = data.pageSize || 50;
+  // Texts (messages, replies, models) and check outcomes are stored once and named by index.
+  var cols = data.columns, rows = data.rows, texts = data.texts, checks = data.checks;
+  var size = data.pageSize || 50;
+  // A cell is a list whose positions data.cell names (see harness/report/rows.py): C.r is
+  // where a cell holds its reply.
+  var C = {};
+  data.cell.forEach(function (name, i) { C[name] = i; });
   var FILTERS = { all: null, failures: "failed", regressions: "regressed", flaky: "flaky", errors: "errored" };
   var FLAG_LABEL = { regressed: "regression", errored: "error", failed: "not passed", flaky: "flaky" };
   var CHECK_MARK = { pass: "\u2713 pass", fail: "\u2717 fail", "n/a": "n/a", error: "! error" };
@@ -31,8 +37,8 @@
 
   function verdictBadge(cell) {
     if (!cell) return badge("none", "\u2014");
-    var text = cell.v + (cell.n > 1 ? " " + cell.p + "/" + cell.n : "");
-    return badge(cell.v, text);
+    var text = cell[C.v] + (cell[C.n] > 1 ? " " + cell[C.p] + "/" + cell[C.n] : "");
+    return badge(cell[C.v], text);
   }
 
   function readHash() {
@@ -59,8 +65,12 @@
     if (!haystacks) haystacks = new Array(rows.length);
     if (haystacks[i] === undefined) {
       var row = rows[i], parts = [row.k];
-      row.m.forEach(function (m) { parts.push(m[1]); });
-      row.c.forEach(function (c) { if (c && c.r) parts.push(c.r); });
+      row.m.forEach(function (m) { parts.push(texts[m[1]]); });
+      row.c.forEach(function (c) {
+        if (!c) return;
+        if (c[C.t]) c[C.t].forEach(function (t) { parts.push(texts[t[0]]); if (t[1] !== null) parts.push(texts[t[1]]); });
+        else if (c[C.r] !== null) parts.push(texts[c[C.r]]);
+      });
       haystacks[i] = parts.join("\n").toLowerCase();
     }
     return haystacks[i];
@@ -103,7 +113,7 @@
     row.m.forEach(function (m) {
       var line = el("div", "msg");
       line.appendChild(el("div", "role", m[0]));
-      line.appendChild(el("pre", "text", m[1]));
+      line.appendChild(el("pre", "text", texts[m[1]]));
       box.appendChild(line);
     });
     return box;
@@ -115,11 +125,23 @@
     head.appendChild(verdictBadge(cell));
     box.appendChild(head);
     if (!cell) { box.appendChild(el("div", "muted", "not run on this target")); return box; }
-    box.appendChild(cell.r === null || cell.r === undefined ? el("div", "muted", "no reply") : el("pre", "text reply", cell.r));
-    cell.e.forEach(function (e) { box.appendChild(el("div", "err-box", e)); });
-    if (cell.ck.length) {
+    if (cell[C.t]) {
+      // A conversation: each turn's question and this target's reply, in order.
+      cell[C.t].forEach(function (t, i) {
+        var turn = el("div", "turn");
+        turn.appendChild(el("div", "turn-title", "turn " + (i + 1) + (i ? " \u00b7 user" : "")));
+        if (i) turn.appendChild(el("pre", "text ask", texts[t[0]]));
+        turn.appendChild(t[1] === null ? el("div", "muted", "no reply") : el("pre", "text reply", texts[t[1]]));
+        box.appendChild(turn);
+      });
+    } else {
+      box.appendChild(cell[C.r] === null ? el("div", "muted", "no reply") : el("pre", "text reply", texts[cell[C.r]]));
+    }
+    (cell[C.e] || []).forEach(function (e) { box.appendChild(el("div", "err-box", e)); });
+    if (cell[C.ck].length) {
       var table = el("table", "checks"), tbody = el("tbody");
-      cell.ck.forEach(function (c) {
+      cell[C.ck].forEach(function (index) {
+        var c = checks[index];
         var tr = el("tr", "st-" + c[1]), td = el("td");
         td.appendChild(badge(c[1] === "n/a" ? "na" : c[1], CHECK_MARK[c[1]] || c[1]));
         tr.appendChild(td);
@@ -134,11 +156,11 @@
       box.appendChild(el("div", "muted", "no check applied"));
     }
     var meta = [];
-    if (cell.fr) meta.push("finish: " + cell.fr);
-    meta.push("tokens " + cell.tk[0] + " / " + cell.tk[1]);
-    if (cell.l !== null) meta.push(cell.l + " ms");
-    if (cell.mo) meta.push("model " + cell.mo);
-    if (cell.n > 1) meta.push("showing repeat " + cell.shown);
+    if (cell[C.fr]) meta.push("finish: " + cell[C.fr]);
+    meta.push("tokens " + cell[C.tk][0] + " / " + cell[C.tk][1]);
+    if (cell[C.l] !== null) meta.push(cell[C.l] + " ms");
+    if (cell[C.mo] !== null) meta.push("model " + texts[cell[C.mo]]);
+    if (cell[C.n] > 1) meta.push("showing repeat " + cell[C.shown]);
     box.appendChild(el("div", "meta", meta.join(" \u00b7 ")));
     return box;
   }
@@ -202,7 +224,8 @@
   function diffs(row) {
     var box = el("div");
     row.d.forEach(function (d) {
-      var before = row.c[d[0]].r || "", after = row.c[d[1]].r || "";
+      var a = row.c[d[0]][C.r], b = row.c[d[1]][C.r];
+      var before = a === null ? "" : texts[a], after = b === null ? "" : texts[b];
       box.appendChild(el("div", "section-title", "Word diff \u00b7 " + cols[d[0]].label + " \u2192 " + cols[d[1]].label));
       if (before === after) { box.appendChild(el("div", "muted", "identical replies")); return; }
       var pre = el("div", "diff");
@@ -238,7 +261,7 @@
     tr.appendChild(key);
     row.c.forEach(function (cell) { var td = el("td"); td.appendChild(verdictBadge(cell)); tr.appendChild(td); });
     var first = row.c[0];
-    tr.appendChild(el("td", "snip", first && first.r ? first.r.slice(0, 200) : ""));
+    tr.appendChild(el("td", "snip", first && first[C.r] !== null ? texts[first[C.r]].slice(0, 200) : ""));
     return tr;
   }
 
