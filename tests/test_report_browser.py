@@ -260,6 +260,17 @@ def side(box: str, drop: str) -> str:
     return markup.unescape(re.sub(r"</?(ins|del)>", "", kept))
 
 
+def expanded(chromium: Path, path: Path, results: list[CaseResult]) -> str:
+    """The DOM of the report of ``results`` (on gpt35 and gpt4o) with every row opened."""
+    journal = Journal(path)
+    for r in results:
+        journal.append(r)
+    journal.close()
+    write_meta(path, {"run_id": path.name, "targets": [{"name": "gpt35"}, {"name": "gpt4o"}]})
+    report = write_report(load_run(path), path / "report.html")
+    return run_chromium(chromium, path / "profile", "--dump-dom", report.as_uri() + "#expand=1")
+
+
 @pytest.fixture(scope="module")
 def diff_dom(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Every row of a two-target run expanded: the page has word-diffed each pair of replies."""
@@ -268,13 +279,7 @@ def diff_dom(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     for i, (before, after) in enumerate([*DIFF_PAIRS, ("Same words.", "Same words.")]):
         results.append(result(f"pair-{i}", "gpt35", "pass", before))
         results.append(result(f"pair-{i}", "gpt4o", "pass", after))
-    journal = Journal(path)
-    for r in results:
-        journal.append(r)
-    journal.close()
-    write_meta(path, {"run_id": "run-diffs", "targets": [{"name": "gpt35"}, {"name": "gpt4o"}]})
-    report = write_report(load_run(path), path / "report.html")
-    return run_chromium(chromium, path / "profile", "--dump-dom", report.as_uri() + "#expand=1")
+    return expanded(chromium, path, results)
 
 
 def test_page_word_diff_marks_the_changed_words(diff_dom: str) -> None:
@@ -413,3 +418,116 @@ def test_changed_deployment_screenshot(chromium: Path, drifted: Path) -> None:
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 30_000
+
+
+# --- a conversation, an unchecked case and an errored one, opened -------------------------
+
+
+def conversation(target: str, replies: list[str | None], error: str | None = None) -> CaseResult:
+    """A conversation as the runner records it: each turn resends the history so far."""
+    asked = ["Hi, my name is Ada.", "What is my name?", "Where do I live?"]
+    history: list[dict[str, str]] = [{"role": "system", "content": "Be brief."}]
+    turns = []
+    for question, reply in zip(asked, replies, strict=False):
+        history = [*history, {"role": "user", "content": question}]
+        status = "pass" if reply and "Ada" in reply else "fail"
+        turns.append(
+            TurnResult(
+                request={"messages": history},
+                response=None,
+                reply=reply,
+                finish_reason="stop" if reply else None,
+                usage={"prompt_tokens": 10, "completion_tokens": 5},
+                latency_ms=200.0,
+                checks=(CheckResult("icontains", status, f"icontains said {status}"),)
+                if reply
+                else (),
+                error={"kind": "timeout", "message": error} if error and not reply else None,
+            )
+        )
+        history = [*history, {"role": "assistant", "content": reply or ""}]
+    verdict = "error" if error else "pass"
+    return CaseResult("chat", "name", target, 0, verdict, tuple(turns))
+
+
+@pytest.fixture(scope="module")
+def opened(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Every row expanded: a conversation on two targets, an unchecked case, an errored one."""
+    path = tmp_path_factory.mktemp("opened") / "run-opened"
+    results = [
+        conversation("gpt35", ["Hello Ada!", "Your name is Ada.", "Ada, you live in Lisbon."]),
+        conversation("gpt4o", ["Nice to meet you.", None], error="no answer in 30 s"),
+    ]
+    for t in ("gpt35", "gpt4o"):
+        results.append(result("quiet", t, "unchecked", "Nothing to check here."))
+    return expanded(chromium, path, results)
+
+
+def card_texts(dom: str, case: str) -> list[str]:
+    """The visible text of each reply card of an expanded case, in column order."""
+    detail = dom.split(f"<span>{case} </span>", 1)[1].split('<tr class="case', 1)[0]
+    cards = re.findall(r'<div class="card[^"]*">(.*?)<div class="meta">', detail, re.S)
+    return [markup.unescape(re.sub(r"<[^>]+>", " ", c)) for c in cards]
+
+
+def test_a_conversation_shows_each_turn_of_each_target(opened: str) -> None:
+    """Each card lists every turn: what the user asked, then that target's own reply."""
+    gpt35, gpt4o = card_texts(opened, "chat/name")
+    assert re.search(
+        r"turn 1 .*Hello Ada!.*turn 2 · user .*What is my name\? .*"
+        r"Your name is Ada\..*turn 3 · user .*Where do I live\? .*Lisbon",
+        gpt35,
+        re.S,
+    )
+    assert "Nice to meet you." in gpt4o
+    assert "Hello Ada!" not in gpt4o  # another target's reply never stands in for this one's
+    messages = opened.split(">Messages<", 1)[1].split(">Replies<", 1)[0]
+    assert "Hi, my name is Ada." in messages
+    assert "What is my name?" not in messages  # later turns are in the cards
+
+
+def test_an_errored_turn_shows_its_error_and_no_reply(opened: str) -> None:
+    """The turn that timed out says 'no reply', and the error is spelled out."""
+    gpt4o = card_texts(opened, "chat/name")[1]
+    assert re.search(r"turn 2 · user .*What is my name\? .*no reply", gpt4o, re.S)
+    assert "timeout: no answer in 30 s" in gpt4o
+    assert "error" in gpt4o.split("turn 1", 1)[0]  # the card's verdict badge
+
+
+def test_an_unchecked_case_is_not_shown_as_passed(opened: str) -> None:
+    """A case whose checks were all n/a is 'unchecked', with each check marked n/a."""
+    row = opened.split("<span>demo/quiet </span>", 1)[1].split("</tr>", 1)[0]
+    assert row.count('<span class="badge b-unchecked">unchecked</span>') == 2
+    assert "b-pass" not in row
+    for card in card_texts(opened, "demo/quiet"):
+        assert "Nothing to check here." in card
+        assert "n/a contains" in " ".join(card.split())
+
+
+LINES_SCRIPT = """<script>
+document.body.setAttribute("data-key-lines", Array.from(
+  document.querySelectorAll(".key-cell > span:first-child"),
+  function (span) { return span.getClientRects().length; }).join(","));
+</script>"""
+
+
+def test_case_keys_are_not_broken_mid_name(chromium: Path, report: Path) -> None:
+    """In a narrow window, with replies crowding the row, a case key stays on one line.
+
+    The key column broke anywhere, so a 10,000-case report read "suite-0/case-001" + "80".
+    The page's own CSP forbids our measuring script, so a copy without it is measured.
+    """
+    page = report.read_text(encoding="utf-8")
+    page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    probe = report.parent / "lines.html"
+    probe.write_text(page.replace("</body>", LINES_SCRIPT + "</body>"), encoding="utf-8")
+    dom = run_chromium(
+        chromium,
+        report.parent / "profile-lines",
+        "--window-size=500,800",
+        "--dump-dom",
+        probe.as_uri() + "#expand=1",
+    )
+    lines = re.search(r'data-key-lines="([\d,]+)"', dom)
+    assert lines
+    assert set(lines.group(1).split(",")) == {"1"}
