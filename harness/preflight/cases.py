@@ -10,7 +10,7 @@ from harness.conversation import HistoryTooLong, completion_budget, fit_case
 from harness.models import Catalogue, ModelSpec, load_catalogue, local_spec
 from harness.preflight.params import param_problems, tools_of
 from harness.preflight.problems import PlanTarget, Problem, assumed
-from harness.runner.sender import DEFAULT_COMPLETION_CHARGE
+from harness.runner.quota import DEFAULT_COMPLETION_CHARGE
 from harness.suite.model import Case, Message
 from harness.tokens import count_messages, special_tokens_in
 

@@ -9,9 +9,8 @@ from harness.errors import PreflightError
 from harness.models import Catalogue, ModelSpec, load_catalogue
 from harness.preflight.cases import PlanRow, plan_case, spec_for
 from harness.preflight.problems import PlanTarget
+from harness.runner.quota import RPM_PER_1000_TPM
 from harness.suite.model import Case
-
-RPM_PER_1000_TPM = 6
 
 
 @dataclass(frozen=True)

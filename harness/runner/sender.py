@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 from harness.redact import Redactor
 from harness.results.record import CaseResult
 from harness.runner.case import Fitter, run_case
-from harness.runner.quota import FRESH, RETRY, QueueDeadline, Scheduler
+from harness.runner.quota import (
+    DEFAULT_COMPLETION_CHARGE,
+    FRESH,
+    RETRY,
+    RPM_PER_1000_TPM,
+    QueueDeadline,
+    Scheduler,
+)
 from harness.runner.retry import Attempts, send_with_retries
 from harness.suite.model import Case
 from harness.targets import Target, TargetError
@@ -19,9 +26,6 @@ from harness.targets.base import FATAL_FOR_TARGET, Completion
 if TYPE_CHECKING:
     from harness.config import TargetConfig
     from harness.runner.engine import RunOptions
-
-# What Azure charges for the completion of a request that does not set max_tokens.
-DEFAULT_COMPLETION_CHARGE = 4096
 
 # Error kinds of a case that got no HTTP answer at all; the first case of a target that
 # never answered ending so means the target is unreachable.
@@ -170,7 +174,7 @@ def scheduler_for(config: TargetConfig, options: RunOptions) -> Scheduler:
     """A target's scheduler: its tpm/rpm (rpm defaults to Azure's 6 per 1,000 TPM)."""
     rpm = config.rpm
     if rpm is None and config.tpm is not None:
-        rpm = max(1, config.tpm * 6 // 1000)
+        rpm = max(1, config.tpm * RPM_PER_1000_TPM // 1000)
     return Scheduler(
         max_concurrency=config.concurrency or options.concurrency,
         tpm=config.tpm,
