@@ -249,9 +249,8 @@ def plan(
 )
 def report(run_dir: Path, baseline: Path | None) -> int:
     """Render the HTML report of a stored run again."""
-    settings = load_config().settings
+    reports_dir = RunOptions.from_settings(load_config().settings).reports_dir
     reference = load_reference(baseline) if baseline is not None else None
-    reports_dir = Path(settings.get("reports_dir", "reports"))
     click.echo(str(api.rerender(run_dir, reports_dir, baseline=reference)))
     return 0
 
