@@ -28,7 +28,10 @@ import pytest
 
 if TYPE_CHECKING:
     from harness.config import Config, TargetConfig
+    from harness.models import Catalogue
+    from harness.redact import Redactor
     from harness.results.record import CaseResult
+    from harness.runner.case import Fitter
     from harness.runner.sender import TargetSender
     from harness.suite.model import Case
 
@@ -214,8 +217,9 @@ class _Session:
         self._config: Config | None = None
         self._senders: dict[str, TargetSender] = {}
         self._dead: dict[str, str] = {}
-        self._fitters: dict[str, Any] = {}
-        self._redactor: Any = None
+        self._fitters: dict[str, Fitter] = {}
+        self._catalogue: Catalogue | None = None
+        self._redactor: Redactor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -245,25 +249,34 @@ class _Session:
             self._config = load_config(path, start=self.pytest_config.rootpath)
         return self._config
 
-    def redact(self, text: str) -> str:
+    def redactor(self) -> Redactor:
+        """Masks every configured target's key, in failure messages and dead-target notes."""
         from harness.redact import Redactor
 
         if self._redactor is None:
             names = [t.api_key_env for t in self.azeval_config().targets.values() if t.api_key_env]
             self._redactor = Redactor.from_environment(names)
-        return str(self._redactor(text))
+        return self._redactor
 
-    def _prepared(self, chosen: TargetConfig) -> tuple[Any, Any]:
-        """The same history fitting and catalogue `azeval run` uses, per target."""
-        from harness.api import history_fitter
+    def redact(self, text: str) -> str:
+        return self.redactor()(text)
+
+    def catalogue(self) -> Catalogue:
+        """The model catalogue with the config's [models] tables, as `azeval run` loads it."""
         from harness.models import load_catalogue
 
-        if chosen.name not in self._fitters:
+        if self._catalogue is None:
             config = self.azeval_config()
-            catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
-            self._fitters[chosen.name] = (history_fitter(chosen, catalogue), catalogue)
-        fit, catalogue = self._fitters[chosen.name]
-        return fit, catalogue
+            self._catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
+        return self._catalogue
+
+    def _fitter(self, chosen: TargetConfig) -> Fitter:
+        """The same history fitting `azeval run` does for multi-turn cases."""
+        from harness.api import history_fitter
+
+        if chosen.name not in self._fitters:
+            self._fitters[chosen.name] = history_fitter(chosen, self.catalogue())
+        return self._fitters[chosen.name]
 
     def target_names(self) -> list[str]:
         from harness.config import CONFIG_FILE
@@ -299,7 +312,6 @@ class _Session:
 
     async def _sender(self, name: str) -> TargetSender:
         from harness.errors import AzevalError
-        from harness.redact import Redactor
         from harness.runner.engine import RunOptions
         from harness.runner.sender import TargetSender
         from harness.targets import open_target
@@ -312,8 +324,7 @@ class _Session:
             except AzevalError as exc:
                 raise _TargetProblem(f"target '{name}': {exc.format_message()}") from None
             options = RunOptions.from_settings(config.settings)
-            redact = Redactor.from_environment([chosen.api_key_env] if chosen.api_key_env else [])
-            self._senders[name] = TargetSender(target, chosen, options, self._dead, redact)
+            self._senders[name] = TargetSender(target, chosen, options, self._dead, self.redactor())
         return self._senders[name]
 
     async def _run(self, case: Case, name: str, repeat: int) -> CaseResult:
@@ -324,19 +335,20 @@ class _Session:
         from harness.runner.sender import NotSent
 
         if name in self._dead:
-            raise _TargetProblem(f"target '{name}' is unavailable, not sent: {self._dead[name]}")
+            raise self._not_sent(name)
         sender = await self._sender(name)
-        fit, catalogue = self._prepared(sender.config)
-        row = plan_case(case, sender.config, catalogue)
+        fit = self._fitter(sender.config)
+        row = plan_case(case, sender.config, self.catalogue())
         if row.fatal:
             info = sender.target.info
             return skipped_result(case, info, repeat, "preflight", row.error_message())
         try:
             return await sender.run(case, repeat, fit=fit, turn_tokens=row.turn_tokens)
         except NotSent:
-            raise _TargetProblem(
-                f"target '{name}' is unavailable, not sent: {self._dead[name]}"
-            ) from None
+            raise self._not_sent(name) from None
+
+    def _not_sent(self, name: str) -> _TargetProblem:
+        return _TargetProblem(f"target '{name}' is unavailable, not sent: {self._dead[name]}")
 
     def close(self) -> None:
         """Close every opened target and stop the loop (at session end)."""
