@@ -35,10 +35,6 @@ def _patterns(arg: Any, ctx: LoadContext) -> tuple[re.Pattern[str], ...]:
     return tuple(compiled)
 
 
-def _text(reply: Reply) -> str:
-    return reply.text or ""
-
-
 def _folded(text: str) -> str:
     """Text compared ignoring case: composed (é written as e + ◌́ is é) and case-folded
     (ß is ss); İ folds to i plus a dot above, which is dropped so that İstanbul is istanbul."""
@@ -55,9 +51,9 @@ def _substring_check(mode: str, fold: bool) -> Callable[[Reply, tuple[str, ...]]
     """contains (all of), contains_any, not_contains; fold=True compares case-insensitively."""
 
     def run(reply: Reply, needles: tuple[str, ...]) -> Outcome:
-        if reply.text is None:
+        text = reply.text
+        if text is None:
             return no_text(reply, needles, absent=mode == "none")
-        text = _text(reply)
         hay = _folded(text) if fold else text
         found = [n for n in needles if (_folded(n) if fold else n) in hay]
         missing = [n for n in needles if n not in found]
@@ -92,7 +88,7 @@ def equals(reply: Reply, expected: str) -> Outcome:
     """The reply, stripped of surrounding white space, equals the text exactly."""
     if reply.text is None:
         return no_text(reply, expected)
-    actual = _text(reply).strip()
+    actual = reply.text.strip()
     if actual == expected.strip():
         return passed("reply equals the expected text", expected, actual)
     return failed("reply differs from the expected text", expected, _excerpt(actual))
@@ -103,7 +99,7 @@ def iequals(reply: Reply, expected: str) -> Outcome:
     """The reply equals the text, ignoring case and surrounding white space."""
     if reply.text is None:
         return no_text(reply, expected)
-    actual = _text(reply).strip()
+    actual = reply.text.strip()
     if _folded(actual) == _folded(expected.strip()):
         return passed("reply equals the expected text (any case)", expected, actual)
     return failed("reply differs from the expected text (any case)", expected, _excerpt(actual))
@@ -112,9 +108,8 @@ def iequals(reply: Reply, expected: str) -> Outcome:
 @check("regex", prepare=_patterns)
 def regex(reply: Reply, patterns: tuple[re.Pattern[str], ...]) -> Outcome:
     """Every regular expression matches somewhere in the reply."""
-    text = _text(reply)
-    wanted = [p.pattern for p in patterns]
-    if reply.text is None:
+    text, wanted = reply.text, [p.pattern for p in patterns]
+    if text is None:
         return no_text(reply, wanted)
     missing = [p.pattern for p in patterns if not p.search(text)]
     if missing:
@@ -125,9 +120,9 @@ def regex(reply: Reply, patterns: tuple[re.Pattern[str], ...]) -> Outcome:
 @check("not_regex", prepare=_patterns)
 def not_regex(reply: Reply, patterns: tuple[re.Pattern[str], ...]) -> Outcome:
     """No regular expression matches anywhere in the reply."""
-    if reply.text is None:
+    text = reply.text
+    if text is None:
         return no_text(reply, [p.pattern for p in patterns], absent=True)
-    text = _text(reply)
     hits = [(p.pattern, m.group(0)) for p in patterns if (m := p.search(text))]
     if hits:
         pattern, found = hits[0]
