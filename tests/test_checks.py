@@ -90,6 +90,15 @@ def test_a_reply_without_text_fails_what_it_must_say_and_cannot_pass_what_it_mus
     assert result.message == "the reply has no text: it only called tools ['lookup']"
 
 
+def test_a_tool_call_that_is_not_an_object_is_named_none_not_a_check_error():
+    """A reply whose tool_calls list holds something other than an object (a broken
+    OpenAI-compatible server) reads as a call without a name, as the tool_calls check reads
+    it: a text check says the reply has no text, it does not raise."""
+    result = outcome("not_contains", "sorry", text(None, tool_calls=("lookup",)))
+    assert result.status == "n/a"
+    assert result.message == "the reply has no text: it only called tools [None]"
+
+
 def test_a_refusal_is_the_text_the_checks_read():
     """message.refusal (content null) is what text checks see, and JSON checks say it."""
     refusal = text(None, refusal="I'm sorry, I can't help with that.")

@@ -39,15 +39,15 @@ class Reply:
         """The words of the reply: its content, else its refusal; None when it has neither."""
         return self.content if self.content is not None else self.refusal
 
+    @property
+    def functions(self) -> list[Mapping[str, Any]]:
+        """The function object of each tool call; {} for a call that has none."""
+        return [_function_of(call) for call in self.tool_calls]
+
     def why_no_text(self) -> str:
         """Why a reply with no text has none, in words, for n/a and failure messages."""
         if self.tool_calls:
-            names = [
-                c.get("function", {}).get("name")
-                if isinstance(c.get("function"), Mapping)
-                else None
-                for c in self.tool_calls
-            ]
+            names = [function.get("name") for function in self.functions]
             return f"the reply has no text: it only called tools {names}"
         return f"the reply has no text (finish_reason {self.finish_reason!r})"
 
@@ -55,6 +55,11 @@ class Reply:
     def blocked(self) -> bool:
         """The prompt was refused by the content filter (HTTP 400 content_filter)."""
         return self.error_kind == "content_filter"
+
+
+def _function_of(call: Any) -> Mapping[str, Any]:
+    function = call.get("function") if isinstance(call, Mapping) else None
+    return function if isinstance(function, Mapping) else {}
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def tool_calls(reply: Reply, expected: list[dict[str, Any]]) -> Outcome:
     call to a listed function must satisfy one of its schemas: with parallel calls, one
     good call does not hide a bad one.
     """
-    calls = [_function(c) for c in reply.tool_calls]
+    calls = reply.functions
     names = [c.get("name") for c in calls]
     several = len(calls) > 1
     fits: list[list[int]] = [[] for _ in expected]  # the calls each spec accepts
@@ -74,11 +74,6 @@ def tool_calls(reply: Reply, expected: list[dict[str, Any]]) -> Outcome:
 
 
 _NOT_JSON = object()
-
-
-def _function(call: Any) -> Mapping[str, Any]:
-    function = call.get("function") if isinstance(call, Mapping) else None
-    return function if isinstance(function, Mapping) else {}
 
 
 def _arguments(call: Mapping[str, Any], label: str) -> tuple[Any, str]:
