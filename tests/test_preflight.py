@@ -350,6 +350,15 @@ def test_totals_and_duration_under_quota() -> None:
     assert totals.est_cost == pytest.approx(60 * (29 * 0.0015 + 71 * 0.002) / 1000)
 
 
+def test_a_tiny_tpm_still_limits_requests_as_the_scheduler_does() -> None:
+    """Under 167 TPM, 6 per 1,000 rounds to 0: the plan, like the scheduler, keeps 1 RPM
+    rather than treating the request limit as absent."""
+    cases = [case(index=i, params={"max_tokens": 1}) for i in range(3)]
+    [totals] = plan(cases, [Target(tpm=100)]).targets
+    assert totals.rpm == 1
+    assert totals.duration_s == pytest.approx(180)  # 3 requests at 1 RPM
+
+
 def test_rejected_cases_are_not_in_the_totals() -> None:
     """A case that would be refused adds nothing to tokens, cost or requests."""
     result = plan([case(), case(index=1, params={"best_of": 2})], [Target()])

@@ -8,11 +8,10 @@ prints it with ``harness.report.plan``.
 """
 
 from harness.preflight.cases import PlanRow, count_prompt, plan_case, spec_for
-from harness.preflight.plan import RPM_PER_1000_TPM, Plan, TargetTotals, plan, raise_for_fatal
+from harness.preflight.plan import Plan, TargetTotals, plan, raise_for_fatal
 from harness.preflight.problems import PlanTarget, Problem
 
 __all__ = [
-    "RPM_PER_1000_TPM",
     "Plan",
     "PlanRow",
     "PlanTarget",

@@ -9,7 +9,7 @@ from harness.errors import PreflightError
 from harness.models import Catalogue, ModelSpec, load_catalogue
 from harness.preflight.cases import PlanRow, plan_case, spec_for
 from harness.preflight.problems import PlanTarget
-from harness.runner.quota import RPM_PER_1000_TPM
+from harness.runner.quota import default_rpm
 from harness.suite.model import Case
 
 
@@ -84,7 +84,7 @@ def _totals(target: PlanTarget, spec: ModelSpec, rows: Sequence[PlanRow]) -> Tar
     requests = sum(row.requests for row in sendable)
     charged = sum(row.charged_tokens for row in sendable)
     costs = [row.est_cost for row in sendable]
-    rpm = target.rpm or (target.tpm * RPM_PER_1000_TPM // 1000 if target.tpm else None)
+    rpm = default_rpm(target.tpm, target.rpm)
     duration = None
     if target.tpm or rpm:
         minutes = max(

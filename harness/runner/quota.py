@@ -45,6 +45,13 @@ DEFAULT_COMPLETION_CHARGE = 4096
 RPM_PER_1000_TPM = 6
 
 
+def default_rpm(tpm: int | None, rpm: int | None) -> int | None:
+    """The requests-per-minute limit: the one configured, else Azure's share of the TPM."""
+    if rpm is not None or tpm is None:
+        return rpm
+    return max(1, tpm * RPM_PER_1000_TPM // 1000)
+
+
 class QueueDeadline(Exception):
     """The case's deadline passed while it waited for the target's budget."""
 

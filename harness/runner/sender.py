@@ -14,9 +14,9 @@ from harness.runner.quota import (
     DEFAULT_COMPLETION_CHARGE,
     FRESH,
     RETRY,
-    RPM_PER_1000_TPM,
     QueueDeadline,
     Scheduler,
+    default_rpm,
 )
 from harness.runner.retry import Attempts, send_with_retries
 from harness.suite.model import Case
@@ -172,13 +172,10 @@ class TargetSender:
 
 def scheduler_for(config: TargetConfig, options: RunOptions) -> Scheduler:
     """A target's scheduler: its tpm/rpm (rpm defaults to Azure's 6 per 1,000 TPM)."""
-    rpm = config.rpm
-    if rpm is None and config.tpm is not None:
-        rpm = max(1, config.tpm * RPM_PER_1000_TPM // 1000)
     return Scheduler(
         max_concurrency=config.concurrency or options.concurrency,
         tpm=config.tpm,
-        rpm=rpm,
+        rpm=default_rpm(config.tpm, config.rpm),
         window_s=options.quota_window,
     )
 
