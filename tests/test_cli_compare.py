@@ -14,8 +14,10 @@ import xmlschema
 from click.testing import CliRunner
 
 from harness import api
-from harness.cli import run as run_command
-from harness.cli_compare import GateOptions, finish_run, gate_options, register
+from harness.cli.options import GateOptions, gate_options
+from harness.cli.records import bless, diff
+from harness.cli.running import finish_run
+from harness.cli.running import run as run_command
 from harness.errors import AzevalError, InputError
 from harness.results.record import CaseResult
 from harness.results.stats import wilson_interval
@@ -43,8 +45,8 @@ def azeval() -> None:
     """The azeval group as the CLI will have it: run plus bless and diff."""
 
 
-azeval.add_command(run_command)
-register(azeval)
+for command in (run_command, bless, diff):
+    azeval.add_command(command)
 
 
 def invoke(*args: str) -> tuple[int, str]:

@@ -1,42 +1,38 @@
-"""``azeval bless`` and ``azeval diff``, and the gate/CI options of ``azeval run``.
-
-``register(cli)`` adds the two commands to the ``azeval`` group. ``gate_options`` decorates
-``run`` with ``--baseline``, ``--fail-on-regression``, ``--min-lower-bound``, ``--junit`` and
-``--markdown``; ``GateOptions.load`` reads the baseline before anything is sent (a bad
-file exits 2 with nothing spent) and ``finish_run`` applies the gate to the outcome, writes
-the CI files, appends to ``$GITHUB_STEP_SUMMARY`` and returns the exit code.
-"""
+"""Commands over stored runs: ``azeval report``, ``bless`` and ``diff``."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from harness import api
+from harness.config import load_config
 from harness.errors import InputError
-from harness.gate import (
-    evaluate,
-)
-from harness.report.junit import write_junit
+from harness.gate import evaluate
 from harness.report.markdown import append_step_summary, render_markdown
 from harness.results.baseline import load_reference, write_baseline
 from harness.results.compare import Comparison
-from harness.results.store import Run
+from harness.runner.engine import RunOptions
 
 DEFAULT_BASELINE = Path("baselines") / "baseline.json"
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def register(cli: click.Group) -> None:
-    """Add ``bless`` and ``diff`` to the azeval command group."""
-    cli.add_command(bless)
-    cli.add_command(diff)
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path, exists=True),
+    help="Show this baseline (file or run directory) beside the run, as run --baseline does.",
+)
+def report(run_dir: Path, baseline: Path | None) -> int:
+    """Render the HTML report of a stored run again."""
+    reports_dir = RunOptions.from_settings(load_config().settings).reports_dir
+    reference = load_reference(baseline) if baseline is not None else None
+    click.echo(str(api.rerender(run_dir, reports_dir, baseline=reference)))
+    return 0
 
 
 @click.command()
@@ -165,106 +161,3 @@ def diff_lines(comparison: Comparison, *, replies: bool = True, totals: bool = T
         f"{_fmt(sums['latency_p50_after_ms'], ' ms').lstrip('+')}"
     )
     return lines
-
-
-@dataclass(frozen=True)
-class GateOptions:
-    """What ``azeval run`` was asked to gate on and write for CI."""
-
-    baseline: Run | None = None
-    fail_on_regression: bool = False
-    min_lower_bound: float | None = None
-    junit: Path | None = None
-    markdown: Path | None = None
-
-    @classmethod
-    def load(
-        cls,
-        baseline: Path | None = None,
-        fail_on_regression: bool = False,
-        min_lower_bound: float | None = None,
-        junit: Path | None = None,
-        markdown: Path | None = None,
-    ) -> GateOptions:
-        """Read the baseline and check the output folders now, before anything is sent."""
-        for option, path in (("--junit", junit), ("--markdown", markdown)):
-            if path is not None:
-                writable_folder(path.parent, option)
-        return cls(
-            baseline=load_reference(baseline) if baseline is not None else None,
-            fail_on_regression=fail_on_regression,
-            min_lower_bound=min_lower_bound,
-            junit=junit,
-            markdown=markdown,
-        )
-
-
-def writable_folder(folder: Path, option: str) -> None:
-    """Create ``folder`` if needed; one that cannot be written is an InputError (exit 2)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{option}: cannot create {folder}: {exc.strerror}") from None
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"{option}: cannot write into {folder}")
-
-
-def gate_options(command: F) -> F:
-    """Add the gate and CI output options to a click command (``azeval run``)."""
-    options = [
-        click.option(
-            "--baseline",
-            type=click.Path(path_type=Path, exists=True),
-            help="Baseline file (from 'azeval bless') or run directory to compare with.",
-        ),
-        click.option(
-            "--fail-on-regression",
-            is_flag=True,
-            help="With --baseline: exit 1 only for cases that held in the baseline and broke "
-            "(or new cases that fail); known failures do not block.",
-        ),
-        click.option(
-            "--min-lower-bound",
-            type=click.FloatRange(0, 100),
-            help="Exit 1 if a case's Wilson 95% lower bound of its pass rate (%) across "
-            "repeats is under this.",
-        ),
-        click.option(
-            "--junit",
-            type=click.Path(path_type=Path, dir_okay=False),
-            help="Write JUnit XML here (one testcase per case × target).",
-        ),
-        click.option(
-            "--markdown",
-            type=click.Path(path_type=Path, dir_okay=False),
-            help="Write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY).",
-        ),
-    ]
-    return functools.reduce(lambda f, option: option(f), reversed(options), command)
-
-
-def finish_run(outcome: Any, options: GateOptions, *, fail_under: float | None = None) -> int:
-    """Gate a finished run, write the CI outputs, print the gate; the run's exit code."""
-    run: Run = outcome.run
-    gate = evaluate(
-        run,
-        baseline=options.baseline,
-        fail_on_regression=options.fail_on_regression,
-        fail_under=fail_under,
-        min_lower_bound=options.min_lower_bound,
-        dead_targets=outcome.dead_targets,
-    )
-    # The verdict first: should writing a CI file fail, it has already been said.
-    if gate.comparison is not None:
-        for line in diff_lines(gate.comparison, replies=False, totals=False):
-            click.echo(line)
-    for line in gate.lines():
-        click.echo(line)
-    if options.junit is not None:
-        click.echo(f"JUnit: {write_junit(run, options.junit)}")
-    text = render_markdown(run, gate)
-    if options.markdown is not None:
-        options.markdown.write_text(text, encoding="utf-8")
-        click.echo(f"Markdown: {options.markdown}")
-    append_step_summary(text)
-    return gate.exit_code

@@ -1,9 +1,8 @@
-"""The ``azeval`` command: parse options, call harness.api, print, return an exit code."""
+"""``azeval run``: send the suites, print progress, gate the run and write its CI files."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,63 +10,32 @@ from typing import Any
 
 import click
 
-from harness import __version__, api, cli_compare
-from harness.config import load_config
-from harness.errors import AzevalError, RunInterrupted
-from harness.preflight import raise_for_fatal
+from harness import api
+from harness.cli.options import (
+    GateOptions,
+    config_option,
+    gate_options,
+    target_option,
+    writable_folder,
+)
+from harness.cli.records import diff_lines
+from harness.errors import RunInterrupted
+from harness.gate import evaluate
 from harness.redact import Redactor
-from harness.report.plan import format_table
-from harness.report.plan import to_json as preflight_json
-from harness.results.baseline import load_reference
+from harness.report.junit import write_junit
+from harness.report.markdown import append_step_summary, render_markdown
 from harness.results.record import CaseResult
+from harness.results.store import Run
 from harness.runner.engine import RunOptions
 from harness.runner.resume import resume_command, resume_inputs
 
 _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCHECKED"}
 
 
-def main() -> None:
-    """Console entry point: every user-facing error is one line and its exit code."""
-    try:
-        code = cli.main(standalone_mode=False)
-    except AzevalError as exc:
-        # A message may quote the user's own text (a rendered case id, a data row), which
-        # may hold a secret: the console is scrubbed like every file azeval writes.
-        click.echo(f"Error: {Redactor.from_environment()(exc.format_message())}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    sys.exit(code or 0)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="azeval")
-def cli() -> None:
-    """Prompt evaluation and regression testing for Azure OpenAI chat deployments."""
-
-
-_config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="azeval.toml to use (default: found from the current folder up).",
-)
-_target_option = click.option(
-    "-t",
-    "--target",
-    "targets",
-    multiple=True,
-    help="Target to run on (repeatable). Default: every configured target, else 'local'.",
-)
-
-
-@cli.command()
+@click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@_target_option
-@_config_option
+@target_option
+@config_option
 @click.option(
     "-j", "--concurrency", type=click.IntRange(1, 512), help="Requests at once per target."
 )
@@ -98,7 +66,7 @@ _target_option = click.option(
     type=click.Path(path_type=Path, file_okay=False),
     help="Where runs and reports go (default: reports).",
 )
-@cli_compare.gate_options
+@gate_options
 def run(
     paths: tuple[Path, ...],
     targets: tuple[str, ...],
@@ -130,9 +98,7 @@ def run(
     prepared = api.prepare(paths, targets, config_path)
     api.check_targets(prepared)
     # A bad baseline is bad input: exit 2 before anything is sent.
-    gate = cli_compare.GateOptions.load(
-        baseline, fail_on_regression, min_lower_bound, junit, markdown
-    )
+    gate = GateOptions.load(baseline, fail_on_regression, min_lower_bound, junit, markdown)
     settings = prepared.config.settings
     # -j and --timeout on the command line beat each target's own setting.
     overrides: dict[str, Any] = {
@@ -154,7 +120,7 @@ def run(
         resume=resume,
         retry_errors=retry_errors,
     )
-    cli_compare.writable_folder(options.reports_dir, "--reports-dir")
+    writable_folder(options.reports_dir, "--reports-dir")
     if not prepared.config.targets and not targets:
         click.echo(
             "No targets configured: using the embedded local model (target 'local').", err=True
@@ -192,67 +158,38 @@ def run(
         click.echo(f"Resume with: {resume_command(outcome.run.path, config_path)}", err=True)
         raise RunInterrupted(f"interrupted; {len(outcome.run.results)} result(s) kept")
     _print_summary(outcome)
-    return cli_compare.finish_run(
+    return finish_run(
         outcome,
         gate,
         fail_under=fail_under if fail_under is not None else settings.get("fail_under"),
     )
 
 
-@cli.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@_target_option
-@_config_option
-def validate(paths: tuple[Path, ...], targets: tuple[str, ...], config_path: Path | None) -> int:
-    """Check suites and configuration; sends nothing."""
-    prepared = api.prepare(paths or (Path("suites"),), targets, config_path)
-    api.check_targets(prepared)
-    for suite in prepared.suites:
-        click.echo(f"ok  {suite.path}: suite '{suite.id}', {len(suite.cases)} case(s)")
-    click.echo(
-        f"{prepared.case_count} case(s) in {len(prepared.suites)} suite(s); targets: "
-        + ", ".join(t.name for t in prepared.targets)
+def finish_run(outcome: Any, options: GateOptions, *, fail_under: float | None = None) -> int:
+    """Gate a finished run, write the CI outputs, print the gate; the run's exit code."""
+    run: Run = outcome.run
+    gate = evaluate(
+        run,
+        baseline=options.baseline,
+        fail_on_regression=options.fail_on_regression,
+        fail_under=fail_under,
+        min_lower_bound=options.min_lower_bound,
+        dead_targets=outcome.dead_targets,
     )
-    return 0
-
-
-@cli.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@_target_option
-@_config_option
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan(
-    paths: tuple[Path, ...], targets: tuple[str, ...], config_path: Path | None, as_json: bool
-) -> int:
-    """Count tokens, check limits and parameters, estimate cost and time; sends nothing.
-
-    Exits 2 when any case could not be sent.
-    """
-    prepared = api.prepare(paths or (Path("suites"),), targets, config_path, sending=False)
-    checked = api.preflight(prepared)
-    if as_json:
-        click.echo(json.dumps(preflight_json(checked), indent=2))
-    else:
-        click.echo(format_table(checked))
-    for warning in checked.warnings:
-        click.echo(f"Warning: {warning}", err=True)
-    raise_for_fatal(checked)
-    return 0
-
-
-@cli.command()
-@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
-@click.option(
-    "--baseline",
-    type=click.Path(path_type=Path, exists=True),
-    help="Show this baseline (file or run directory) beside the run, as run --baseline does.",
-)
-def report(run_dir: Path, baseline: Path | None) -> int:
-    """Render the HTML report of a stored run again."""
-    reports_dir = RunOptions.from_settings(load_config().settings).reports_dir
-    reference = load_reference(baseline) if baseline is not None else None
-    click.echo(str(api.rerender(run_dir, reports_dir, baseline=reference)))
-    return 0
+    # The verdict first: should writing a CI file fail, it has already been said.
+    if gate.comparison is not None:
+        for line in diff_lines(gate.comparison, replies=False, totals=False):
+            click.echo(line)
+    for line in gate.lines():
+        click.echo(line)
+    if options.junit is not None:
+        click.echo(f"JUnit: {write_junit(run, options.junit)}")
+    text = render_markdown(run, gate)
+    if options.markdown is not None:
+        options.markdown.write_text(text, encoding="utf-8")
+        click.echo(f"Markdown: {options.markdown}")
+    append_step_summary(text)
+    return gate.exit_code
 
 
 def _progress_printer(
@@ -310,6 +247,3 @@ def _print_summary(outcome: Any) -> None:
     )
     click.echo(f"Run record: {outcome.run.path}")
     click.echo(f"Report: {outcome.run.path / 'report.html'}")
-
-
-cli_compare.register(cli)

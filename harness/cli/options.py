@@ -1,0 +1,113 @@
+"""Options shared by several commands, and the gate/CI options of ``azeval run``.
+
+``gate_options`` decorates ``run`` with ``--baseline``, ``--fail-on-regression``,
+``--min-lower-bound``, ``--junit`` and ``--markdown``; ``GateOptions.load`` reads the baseline
+before anything is sent (a bad file exits 2 with nothing spent).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from harness.errors import InputError
+from harness.results.baseline import load_reference
+from harness.results.store import Run
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="azeval.toml to use (default: found from the current folder up).",
+)
+target_option = click.option(
+    "-t",
+    "--target",
+    "targets",
+    multiple=True,
+    help="Target to run on (repeatable). Default: every configured target, else 'local'.",
+)
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """What ``azeval run`` was asked to gate on and write for CI."""
+
+    baseline: Run | None = None
+    fail_on_regression: bool = False
+    min_lower_bound: float | None = None
+    junit: Path | None = None
+    markdown: Path | None = None
+
+    @classmethod
+    def load(
+        cls,
+        baseline: Path | None = None,
+        fail_on_regression: bool = False,
+        min_lower_bound: float | None = None,
+        junit: Path | None = None,
+        markdown: Path | None = None,
+    ) -> GateOptions:
+        """Read the baseline and check the output folders now, before anything is sent."""
+        for option, path in (("--junit", junit), ("--markdown", markdown)):
+            if path is not None:
+                writable_folder(path.parent, option)
+        return cls(
+            baseline=load_reference(baseline) if baseline is not None else None,
+            fail_on_regression=fail_on_regression,
+            min_lower_bound=min_lower_bound,
+            junit=junit,
+            markdown=markdown,
+        )
+
+
+def writable_folder(folder: Path, option: str) -> None:
+    """Create ``folder`` if needed; one that cannot be written is an InputError (exit 2)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{option}: cannot create {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"{option}: cannot write into {folder}")
+
+
+def gate_options(command: F) -> F:
+    """Add the gate and CI output options to a click command (``azeval run``)."""
+    options = [
+        click.option(
+            "--baseline",
+            type=click.Path(path_type=Path, exists=True),
+            help="Baseline file (from 'azeval bless') or run directory to compare with.",
+        ),
+        click.option(
+            "--fail-on-regression",
+            is_flag=True,
+            help="With --baseline: exit 1 only for cases that held in the baseline and broke "
+            "(or new cases that fail); known failures do not block.",
+        ),
+        click.option(
+            "--min-lower-bound",
+            type=click.FloatRange(0, 100),
+            help="Exit 1 if a case's Wilson 95% lower bound of its pass rate (%) across "
+            "repeats is under this.",
+        ),
+        click.option(
+            "--junit",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Write JUnit XML here (one testcase per case × target).",
+        ),
+        click.option(
+            "--markdown",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY).",
+        ),
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), command)
