@@ -29,14 +29,19 @@ def render_text(text: str, variables: dict[str, Any]) -> str:
         return text
     try:
         return _template(text).render(variables)
-    except jinja2.UndefinedError as exc:
-        raise ValueError(f"template variable is undefined: {exc.message}") from None
-    except jinja2.TemplateError as exc:
-        raise ValueError(f"template error: {exc}") from None
     except Exception as exc:
-        # A template is code the user wrote ({{ 1/0 }}, {{ "a" + 1 }}): whatever it raises
-        # while rendering is their mistake, to be shown at its place, not as a traceback.
-        raise ValueError(f"template error: {type(exc).__name__}: {exc}") from None
+        raise ValueError(why_template_failed(exc)) from None
+
+
+def why_template_failed(exc: Exception) -> str:
+    """What went wrong rendering a template, in words. A template is code the user wrote
+    ({{ 1/0 }}, {{ "a" + 1 }}): whatever it raises while rendering is their mistake, to be
+    shown at its place, not as a traceback."""
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"template variable is undefined: {exc.message}"
+    if isinstance(exc, jinja2.TemplateError):
+        return f"template error: {exc}"
+    return f"template error: {type(exc).__name__}: {exc}"
 
 
 def render_value(value: Any, variables: dict[str, Any]) -> Any:

@@ -47,8 +47,11 @@ no match answers ``default`` (an echo of the last user message, or ``{"reply": .
 when the request asks for a JSON response_format).
 
 ``Match(deployment=None, last_user=None, any_message=None, system=None,
-response_format=None, tools=None)`` — regexes (``re.search``); response_format is text,
-json_object, json_schema or "any"; tools True/False for requests with/without tools.
+response_format=None, tools=None, judged=None)`` — regexes (``re.search``); response_format
+is text, json_object, json_schema or "any"; tools True/False for requests with/without
+tools; ``judged`` matches a judge's request: a regex on the judged reply, or ``{section:
+regex}`` over its prompt's tagged sections (reply, answer_a, answer_b, reference, context,
+criteria).
 
 ``Action(content=None, finish_reason=None, tool_calls=(), refusal=None, filters={},
 prompt_filters={}, latency_ms=0, error=None, fault=None)`` — ``content`` is a template with
@@ -59,7 +62,9 @@ self_harm, sexual, violence, jailbreak, protected_material_text/code, …) to a 
 content_filter. ``error=ErrorReply(status, code=None, message=None, body=None,
 retry_after="auto", headers={})``: ``retry_after`` seconds set Retry-After and
 retry-after-ms, ``None`` sends neither, "auto" is 1 s on a 429 and none otherwise.
-``fault`` is reset, truncated or invalid_json.
+``fault`` is reset, truncated or invalid_json. ``verdict`` answers as a judge
+(``{"verdict": "pass"}``, ``{"score": 2, "reasoning": "…"}``, ``{"winner": "A"}``): JSON for
+a JSON response_format, else the reasoning then the object on the last line.
 
 ``Fault(kind, first=0, every=0, after=0, retry_after=1.0, delay_ms=0)`` — per deployment,
 by request number: kinds "429", "500", "502", "503", "408", "slow", "trickle", "reset",
@@ -89,6 +94,8 @@ Config files (YAML/JSON, ``python -m harness.testing.fake_azure --config rules.y
         sequence: [{error: 500}, {content: ok}]
       - split: [{weight: 0.2, reply: {error: {status: 503}}}, {weight: 0.8, reply: {}}]
         seed: 7
+      - match: {judged: "(?i)paris"}                # a judge asked about a reply naming Paris
+        reply: {verdict: {verdict: pass, reasoning: "It names the capital."}}
 """
 
 from harness.testing.config import Deployment, load_config

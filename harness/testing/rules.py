@@ -45,6 +45,16 @@ class ChatRequest:
     def has_tools(self) -> bool:
         return bool(self.body.get("tools") or self.body.get("functions"))
 
+    @functools.cached_property
+    def judged(self) -> Mapping[str, str]:
+        """The tagged sections of a judge's request (``<reply>``, ``<answer_a>``,
+        ``<reference>`` …, as azeval's judge templates write them), by tag name."""
+        sections: dict[str, str] = {}
+        for message in self.messages:
+            for found in _SECTION.finditer(message_text(message)):
+                sections.setdefault(found.group(1), found.group(2))
+        return sections
+
 
 def message_text(message: Mapping[str, Any]) -> str:
     content = message.get("content")
@@ -53,6 +63,10 @@ def message_text(message: Mapping[str, Any]) -> str:
     if isinstance(content, Sequence):
         return "".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
     return ""
+
+
+# <tag>\ntext\n</tag>: a section of a judge prompt; the closing tag must match the opening.
+_SECTION = re.compile(r"<([a-z_]+)>\n(.*?)\n</\1>", re.DOTALL)
 
 
 @functools.lru_cache(maxsize=256)
@@ -70,9 +84,14 @@ class Match:
     system: str | None = None
     response_format: str | None = None  # text | json_object | json_schema | any
     tools: bool | None = None  # True: the request defines tools; False: it defines none
+    # A judge's request: a regex on the judged reply, or {section: regex} over the tagged
+    # sections of its prompt (reply, answer_a, answer_b, reference, context, criteria).
+    judged: str | Mapping[str, str] | None = None
 
     def matches(self, request: ChatRequest) -> bool:
         if self.deployment is not None and request.deployment != self.deployment:
+            return False
+        if self.judged is not None and not self._judged(request):
             return False
         if self.last_user is not None and not _compiled(self.last_user).search(request.last_user):
             return False
@@ -90,6 +109,14 @@ class Match:
             if wanted != "any" and present != wanted:
                 return False
         return self.tools is None or self.tools == request.has_tools
+
+    def _judged(self, request: ChatRequest) -> bool:
+        wanted = {"reply": self.judged} if isinstance(self.judged, str) else self.judged or {}
+        sections = request.judged
+        return all(
+            name in sections and _compiled(pattern).search(sections[name])
+            for name, pattern in wanted.items()
+        )
 
 
 @dataclass(frozen=True)
@@ -159,8 +186,11 @@ class Action:
     latency_ms: float = 0.0
     error: ErrorReply | None = None
     fault: str | None = None  # reset | truncated | invalid_json
+    verdict: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        if self.verdict is not None and not isinstance(self.verdict, Mapping):
+            raise ValueError(f"verdict: a mapping such as {{verdict: pass}}, not {self.verdict!r}")
         if self.fault is not None and self.fault not in FAULT_KINDS:
             raise ValueError(f"unknown fault {self.fault!r} (expected one of {FAULT_KINDS})")
 
@@ -212,6 +242,8 @@ class RuleBook:
 def render(action: Action, request: ChatRequest, model: str) -> str | None:
     """The reply text of an action: its template filled in, or the default reply."""
     content: Any = action.content
+    if action.verdict is not None:
+        content = _verdict_text(action.verdict, request)
     if content is None:
         if action.tool_calls or action.refusal is not None:
             return None  # as the service answers: a refusal or tool calls, no content
@@ -227,6 +259,14 @@ def render(action: Action, request: ChatRequest, model: str) -> str | None:
     }
     filled = _fill(content, values)
     return filled if isinstance(filled, str) else json.dumps(filled)
+
+
+def _verdict_text(verdict: Mapping[str, Any], request: ChatRequest) -> str:
+    answer = {"reasoning": "Judged by the fake server's rule.", **verdict}
+    if request.response_format in ("json_object", "json_schema"):
+        return json.dumps(answer)
+    decision = {k: v for k, v in answer.items() if k != "reasoning"}
+    return f"{answer['reasoning']}\n{json.dumps(decision)}"
 
 
 def _fill(value: Any, values: Mapping[str, str]) -> Any:
