@@ -17,6 +17,7 @@ from harness.preflight import Plan, plan, spec_for
 from harness.results.record import CaseResult
 from harness.results.store import Run, load_run
 from harness.runner.case import Fitter
+from harness.runner.check_model import check_model_for
 from harness.runner.engine import RunOptions, RunOutcome, execute, kept_results, work_items
 from harness.suite import Case, Message, Suite, load_suites
 from harness.targets import require_azure_identity
@@ -31,6 +32,8 @@ class Prepared:
     suites: list[Suite]
     targets: list[TargetConfig]
     catalogue: Catalogue
+    # What checks that need a model ask ([settings] check_model); None when none is named.
+    check_model: TargetConfig | None = None
 
     @property
     def case_count(self) -> int:
@@ -61,14 +64,21 @@ def prepare(
     suites = load_suites(list(paths))
     targets = config.select(list(target_names), only=None if sending else PLAN_FIELDS)
     catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
-    return Prepared(config=config, suites=suites, targets=targets, catalogue=catalogue)
+    check_model = check_model_for(config, suites, sending=sending)
+    return Prepared(
+        config=config,
+        suites=suites,
+        targets=targets,
+        catalogue=catalogue,
+        check_model=check_model,
+    )
 
 
 def check_targets(prepared: Prepared) -> None:
     """What a chosen target needs to send is there: its API key variable is set (or, with
     auth = "entra", azure-identity is installed), a local target's GGUF file exists and is
     one. A ConfigError otherwise (plan needs none of it)."""
-    for target in prepared.targets:
+    for target in [*prepared.targets, *filter(None, [prepared.check_model])]:
         if target.uses_key:
             target.api_key()
         if target.auth == "entra":
@@ -121,6 +131,7 @@ def run(
             preflight=refusal,
             fitters=fitters,
             costs=costs,
+            check_model=prepared.check_model,
         )
     )
     write_html(outcome.run, options.reports_dir, baseline=baseline)

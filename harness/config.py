@@ -144,6 +144,7 @@ _SETTING_RULES: dict[str, _Rule] = {
     "fail_under": (_is_percent, "must be a pass rate in percent, from 0 to 100"),
     "max_retries": (_is_retry_count, "must be a whole number from 0 to 50"),
     "max_retry_after": _SECONDS,
+    "check_model": (_is_name, "must be the name of a configured target"),
 }
 
 

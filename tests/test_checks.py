@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness.checks import LoadContext, Reply, all_checks, get_check, run_check
+from harness.checks import CheckContext, LoadContext, Reply, all_checks, get_check, run_check
+from harness.suite.model import Case, Expectation
+from harness.targets.base import TargetInfo
 
 CTX = LoadContext(suite_dir=Path())
+CASE = Case(suite="s", id="c", path="s.yaml", place="cases[0]", turns=())
+TARGET = TargetInfo(name="t", kind="azure", model="gpt-4o")
 FILTER_SAFE = {
     c: {"filtered": False, "severity": "safe"} for c in ("hate", "sexual", "violence", "self_harm")
 }
@@ -16,7 +22,13 @@ FILTER_SAFE = {
 
 def outcome(name, arg, reply):
     spec = get_check(name)
-    return run_check(name, spec.prepare(arg, CTX), reply, f"expect.{name}")
+    return applied(name, spec.prepare(arg, CTX), reply)
+
+
+def applied(name: str, prepared: Any, reply: Reply, place: str = ""):
+    """One check applied to a reply as the runner applies it, with a context of its own."""
+    ctx = CheckContext(reply, CASE, 0, (), TARGET)
+    return asyncio.run(run_check(Expectation(name, prepared, place or f"expect.{name}"), ctx))
 
 
 def text(content, **kw):
@@ -312,7 +324,7 @@ def test_tool_calls_checks_every_parallel_call_and_counts_repeated_names():
 
 def test_a_check_that_raises_becomes_an_error_result():
     """A bug inside a check is recorded as status error, not a crash of the run."""
-    result = run_check("contains", 12345, text("x"), "p")  # unprepared argument: not iterable
+    result = applied("contains", 12345, text("x"), "p")  # unprepared argument: not iterable
     assert result.status == "error"
     assert "raised TypeError" in result.message
 

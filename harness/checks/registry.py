@@ -1,65 +1,25 @@
 """The registry of checks: each expectation kind is one small registered function.
 
-A check receives the reply (``Reply``) and its prepared argument and returns an ``Outcome``
-saying what was expected and what came back. ``prepare`` runs once at load time to validate
-the argument (and load files it names), so a bad argument is a SuiteError before anything
-is sent.
+A check is called with a ``CheckContext`` (the reply, the case, the turn, the conversation,
+the target, services) and its prepared argument, and returns an ``Outcome`` saying what was
+expected and what came back; it may be a coroutine function. ``prepare`` runs once at load
+time to validate the argument (and load files it names), so a bad argument is a SuiteError
+before anything is sent. ``needs`` declares what the check reads (see ``Need``).
+
+Checks come from this package, from installed packages' ``azeval.checks`` entry points
+(``harness.checks.user``), and from Python files a suite names (``python: file.py:fn``).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.results.record import CHECK_ERROR, FAIL, NOT_APPLICABLE, PASS, CheckResult
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What a check can look at: one turn's answer, or the error that replaced it."""
-
-    content: str | None
-    finish_reason: str | None = None
-    # What the model said instead of answering (structured outputs' message.refusal).
-    refusal: str | None = None
-    tool_calls: tuple[Mapping[str, Any], ...] = ()
-    usage: Mapping[str, Any] = field(default_factory=dict)
-    latency_ms: float | None = None
-    prompt_filter: Mapping[str, Any] | None = None
-    completion_filter: Mapping[str, Any] | None = None
-    error_kind: str | None = None
-    error_body: Any = None
-    target_kind: str = ""
-
-    @property
-    def text(self) -> str | None:
-        """The words of the reply: its content, else its refusal; None when it has neither."""
-        return self.content if self.content is not None else self.refusal
-
-    @property
-    def functions(self) -> list[Mapping[str, Any]]:
-        """The function object of each tool call; {} for a call that has none."""
-        return [_function_of(call) for call in self.tool_calls]
-
-    def why_no_text(self) -> str:
-        """Why a reply with no text has none, in words, for n/a and failure messages."""
-        if self.tool_calls:
-            names = [function.get("name") for function in self.functions]
-            return f"the reply has no text: it only called tools {names}"
-        return f"the reply has no text (finish_reason {self.finish_reason!r})"
-
-    @property
-    def blocked(self) -> bool:
-        """The prompt was refused by the content filter (HTTP 400 content_filter)."""
-        return self.error_kind == "content_filter"
-
-
-def _function_of(call: Any) -> Mapping[str, Any]:
-    function = call.get("function") if isinstance(call, Mapping) else None
-    return function if isinstance(function, Mapping) else {}
+from harness.checks.context import NEEDS, CheckContext, Reply
+from harness.results.record import FAIL, NOT_APPLICABLE, PASS
 
 
 @dataclass(frozen=True)
@@ -97,35 +57,91 @@ class LoadContext:
     suite_dir: Path
 
 
-CheckFn = Callable[[Reply, Any], Outcome]
+CheckFn = Callable[[CheckContext, Any], "Outcome | Awaitable[Outcome]"]
 PrepareFn = Callable[[Any, LoadContext], Any]
 
 
 @dataclass(frozen=True)
 class Check:
+    """A registered check. ``needs``: what it reads, or a function of its prepared argument
+    giving that (content_filter with prompt_blocked expects the prompt's refusal)."""
+
     name: str
     run: CheckFn
     prepare: PrepareFn
-    needs_reply: bool
+    needs: frozenset[str] | Callable[[Any], Iterable[str]]
     doc: str
+
+    def needs_of(self, arg: Any) -> frozenset[str]:
+        """What this check reads with this prepared argument."""
+        return frozenset(self.needs(arg)) if callable(self.needs) else self.needs
 
 
 _REGISTRY: dict[str, Check] = {}
 
 
 def check(
-    name: str, *, prepare: PrepareFn | None = None, needs_reply: bool = True
+    name: str,
+    *,
+    prepare: PrepareFn | None = None,
+    needs: Iterable[str] | Callable[[Any], Iterable[str]] = ("reply",),
 ) -> Callable[[CheckFn], CheckFn]:
     """Register a check function under a name used in suite files' ``expect``."""
+    declared = needs if callable(needs) else known_needs(needs)
 
     def register(fn: CheckFn) -> CheckFn:
-        if name in _REGISTRY:
-            raise ValueError(f"check {name!r} registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _REGISTRY[name] = Check(name, fn, prepare or _keep, needs_reply, doc)
+        add(Check(name, fn, prepare or _keep, declared, doc))
         return fn
 
     return register
+
+
+def add(spec: Check) -> None:
+    """Put a check in the registry; a name is registered once."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"check {spec.name!r} registered twice")
+    _REGISTRY[spec.name] = spec
+
+
+def known_needs(needs: Iterable[str]) -> frozenset[str]:
+    """The needs as a set, or ValueError naming one that is not a ``Need``."""
+    declared = frozenset([needs] if isinstance(needs, str) else needs)
+    unknown = sorted(declared - set(NEEDS))
+    if unknown:
+        raise ValueError(f"unknown need {unknown[0]!r} (one of {', '.join(NEEDS)})")
+    return declared
+
+
+class ArgumentError(ValueError):
+    """A bad argument inside a check's argument: ``at`` is the path to it (``(1,)`` for the
+    second item of a list), so the suite error points at that item's own line."""
+
+    def __init__(self, message: str, at: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.at = at
+
+
+def all_names() -> frozenset[str]:
+    """The names registered so far (built-ins first, then entry points)."""
+    return frozenset(_REGISTRY)
+
+
+@dataclass(frozen=True)
+class Several:
+    """A prepared argument that stands for several checks of one kind, each recorded as a
+    result of its own: (label, argument) pairs. ``index_places``: the suite wrote them as a
+    list, so each is placed at its index (``expect.python[1]``)."""
+
+    items: tuple[tuple[str, Any], ...]
+    index_places: bool = False
+
+    def __init__(self, items: Iterable[tuple[str, Any]], index_places: bool = False) -> None:
+        object.__setattr__(self, "items", tuple(items))
+        object.__setattr__(self, "index_places", index_places)
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        return iter(self.items)
 
 
 def _keep(arg: Any, ctx: LoadContext) -> Any:
@@ -134,7 +150,7 @@ def _keep(arg: Any, ctx: LoadContext) -> Any:
 
 def get_check(name: str) -> Check:
     """The registered check, or KeyError with a did-you-mean message."""
-    _load_builtins()
+    _load()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -144,29 +160,19 @@ def get_check(name: str) -> Check:
 
 
 def all_checks() -> dict[str, Check]:
-    _load_builtins()
+    _load()
     return dict(sorted(_REGISTRY.items()))
 
 
-def run_check(name: str, arg: Any, reply: Reply, place: str) -> CheckResult:
-    """Apply one check; a blocked prompt or an exception inside a check becomes data."""
-    spec = get_check(name)
-    if reply.blocked and spec.needs_reply:
-        outcome = not_applicable("the prompt was blocked by the content filter: no reply")
-    else:
-        try:
-            outcome = spec.run(reply, arg)
-        except Exception as exc:  # a check's own bug must not lose the case
-            outcome = Outcome(CHECK_ERROR, f"the check raised {type(exc).__name__}: {exc}")
-    return CheckResult(
-        check=name,
-        status=outcome.status,
-        message=outcome.message,
-        place=place,
-        expected=outcome.expected,
-        actual=outcome.actual,
-    )
+_loaded = False
 
 
-def _load_builtins() -> None:
-    from harness.checks import reply, safety, structured, text, tools  # noqa: F401
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from harness.checks import reply, safety, structured, text, tools, user
+
+    del reply, safety, structured, text, tools
+    user.register_entry_points()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.checks.context import CheckContext
 from harness.checks.registry import (
     LoadContext,
     Outcome,
-    Reply,
     check,
     failed,
     not_applicable,
@@ -36,8 +36,9 @@ def _limit(arg: Any, ctx: LoadContext) -> float:
 
 
 @check("finish_reason", prepare=_reasons)
-def finish_reason(reply: Reply, allowed: frozenset[str]) -> Outcome:
+def finish_reason(ctx: CheckContext, allowed: frozenset[str]) -> Outcome:
     """The reply ended for one of the given reasons (stop, length, content_filter, …)."""
+    reply = ctx.reply
     expected = sorted(allowed)
     if reply.finish_reason in allowed:
         return passed(f"finish_reason is {reply.finish_reason!r}", expected, reply.finish_reason)
@@ -49,7 +50,8 @@ def finish_reason(reply: Reply, allowed: frozenset[str]) -> Outcome:
 
 
 def _usage_limit(field: str, label: str):  # type: ignore[no-untyped-def]
-    def run(reply: Reply, limit: float) -> Outcome:
+    def run(ctx: CheckContext, limit: float) -> Outcome:
+        reply = ctx.reply
         value = reply.usage.get(field)
         if value is None:
             return not_applicable(f"the target reported no {field}")
@@ -68,8 +70,9 @@ check("max_prompt_tokens", prepare=_limit)(_usage_limit("prompt_tokens", "prompt
 
 
 @check("max_latency_ms", prepare=_limit)
-def max_latency_ms(reply: Reply, limit: float) -> Outcome:
+def max_latency_ms(ctx: CheckContext, limit: float) -> Outcome:
     """The request took at most the given milliseconds, as measured by azeval."""
+    reply = ctx.reply
     if reply.latency_ms is None:
         return not_applicable("no latency was measured")
     if reply.latency_ms <= limit:

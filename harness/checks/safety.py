@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from harness.checks.context import CheckContext, Reply
 from harness.checks.registry import (
     LoadContext,
     Outcome,
-    Reply,
     check,
     failed,
     not_applicable,
@@ -62,9 +62,15 @@ def _prepare(arg: Any, ctx: LoadContext) -> dict[str, Any]:
     return spec
 
 
-@check("content_filter", prepare=_prepare, needs_reply=False)
-def content_filter(reply: Reply, spec: dict[str, Any]) -> Outcome:
+def _needs(spec: dict[str, Any]) -> tuple[str, ...]:
+    # A prompt the filter is expected to block: the runner keeps that 400 as the turn's answer.
+    return ("filters", "prompt_block") if spec.get("prompt_blocked") else ("filters",)
+
+
+@check("content_filter", prepare=_prepare, needs=_needs)
+def content_filter(ctx: CheckContext, spec: dict[str, Any]) -> Outcome:
     """Filter annotations stay within the given severities and detection flags."""
+    reply = ctx.reply
     if "prompt_blocked" in spec:
         if reply.blocked != spec["prompt_blocked"]:
             state = "was blocked" if reply.blocked else "was not blocked"

@@ -12,7 +12,8 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import SchemaError
 
-from harness.checks.registry import LoadContext, Outcome, Reply, check, failed, no_text, passed
+from harness.checks.context import CheckContext, Reply
+from harness.checks.registry import LoadContext, Outcome, check, failed, no_text, passed
 
 # ```json, ```JSON or a bare ``` fence; the closing fence may follow the JSON on its line.
 _FENCE = re.compile(r"^\s*```[ \t]*(?:json)?[ \t]*\n(.*?)\s*```\s*$", re.DOTALL | re.IGNORECASE)
@@ -89,8 +90,9 @@ def parse_reply_json(content: str | None) -> tuple[Any, str | None]:
 
 
 @check("is_json", prepare=lambda arg, ctx: bool(arg))
-def is_json(reply: Reply, expected: bool) -> Outcome:
+def is_json(ctx: CheckContext, expected: bool) -> Outcome:
     """The reply parses as JSON (or, with false, does not)."""
+    reply = ctx.reply
     if reply.text is None:
         return no_text(reply, "JSON", absent=not expected)
     _, error = parse_reply_json(reply.text)
@@ -102,8 +104,9 @@ def is_json(reply: Reply, expected: bool) -> Outcome:
 
 
 @check("json_schema", prepare=load_schema)
-def json_schema(reply: Reply, schema: dict[str, Any]) -> Outcome:
+def json_schema(ctx: CheckContext, schema: dict[str, Any]) -> Outcome:
     """The reply parses as JSON and satisfies the JSON Schema."""
+    reply = ctx.reply
     if reply.text is None:
         return no_text(reply, "JSON matching the schema")
     data, error = parse_reply_json(reply.text)

@@ -7,7 +7,8 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
-from harness.checks.registry import LoadContext, Outcome, Reply, check, failed, no_text, passed
+from harness.checks.context import CheckContext
+from harness.checks.registry import LoadContext, Outcome, check, failed, no_text, passed
 
 
 def _strings(arg: Any, ctx: LoadContext) -> tuple[str, ...]:
@@ -47,10 +48,11 @@ def _excerpt(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _substring_check(mode: str, fold: bool) -> Callable[[Reply, tuple[str, ...]], Outcome]:
+def _substring_check(mode: str, fold: bool) -> Callable[[CheckContext, tuple[str, ...]], Outcome]:
     """contains (all of), contains_any, not_contains; fold=True compares case-insensitively."""
 
-    def run(reply: Reply, needles: tuple[str, ...]) -> Outcome:
+    def run(ctx: CheckContext, needles: tuple[str, ...]) -> Outcome:
+        reply = ctx.reply
         text = reply.text
         if text is None:
             return no_text(reply, needles, absent=mode == "none")
@@ -84,8 +86,9 @@ for _fold, _prefix in ((False, ""), (True, "i")):
 
 
 @check("equals", prepare=_one_string)
-def equals(reply: Reply, expected: str) -> Outcome:
+def equals(ctx: CheckContext, expected: str) -> Outcome:
     """The reply, stripped of surrounding white space, equals the text exactly."""
+    reply = ctx.reply
     if reply.text is None:
         return no_text(reply, expected)
     actual = reply.text.strip()
@@ -95,8 +98,9 @@ def equals(reply: Reply, expected: str) -> Outcome:
 
 
 @check("iequals", prepare=_one_string)
-def iequals(reply: Reply, expected: str) -> Outcome:
+def iequals(ctx: CheckContext, expected: str) -> Outcome:
     """The reply equals the text, ignoring case and surrounding white space."""
+    reply = ctx.reply
     if reply.text is None:
         return no_text(reply, expected)
     actual = reply.text.strip()
@@ -106,8 +110,9 @@ def iequals(reply: Reply, expected: str) -> Outcome:
 
 
 @check("regex", prepare=_patterns)
-def regex(reply: Reply, patterns: tuple[re.Pattern[str], ...]) -> Outcome:
+def regex(ctx: CheckContext, patterns: tuple[re.Pattern[str], ...]) -> Outcome:
     """Every regular expression matches somewhere in the reply."""
+    reply = ctx.reply
     text, wanted = reply.text, [p.pattern for p in patterns]
     if text is None:
         return no_text(reply, wanted)
@@ -118,8 +123,9 @@ def regex(reply: Reply, patterns: tuple[re.Pattern[str], ...]) -> Outcome:
 
 
 @check("not_regex", prepare=_patterns)
-def not_regex(reply: Reply, patterns: tuple[re.Pattern[str], ...]) -> Outcome:
+def not_regex(ctx: CheckContext, patterns: tuple[re.Pattern[str], ...]) -> Outcome:
     """No regular expression matches anywhere in the reply."""
+    reply = ctx.reply
     text = reply.text
     if text is None:
         return no_text(reply, [p.pattern for p in patterns], absent=True)

@@ -6,7 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from harness.checks.registry import LoadContext, Outcome, Reply, check, failed, passed
+from harness.checks.context import CheckContext
+from harness.checks.registry import LoadContext, Outcome, check, failed, passed
 from harness.checks.structured import load_schema, schema_errors
 
 
@@ -29,13 +30,14 @@ def _prepare(arg: Any, ctx: LoadContext) -> list[dict[str, Any]]:
 
 
 @check("tool_calls", prepare=_prepare)
-def tool_calls(reply: Reply, expected: list[dict[str, Any]]) -> Outcome:
+def tool_calls(ctx: CheckContext, expected: list[dict[str, Any]]) -> Outcome:
     """The reply calls each named function, with arguments that satisfy its JSON Schema.
 
     A function listed n times must be called at least n times, in any order, and every
     call to a listed function must satisfy one of its schemas: with parallel calls, one
     good call does not hide a bad one.
     """
+    reply = ctx.reply
     calls = reply.functions
     names = [c.get("name") for c in calls]
     several = len(calls) > 1

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
-from harness.checks import Reply, run_check
+from harness.checks import CheckContext, Reply, Services, expects_block, run_checks
+from harness.checks.context import NO_SERVICES
 from harness.conversation import HistoryTooLong
-from harness.results.record import CaseResult, CheckResult, TurnResult, verdict_of
+from harness.results.record import CaseResult, TurnResult, verdict_of
 from harness.suite.model import Case, Message, Turn
 from harness.targets.base import Completion, TargetError, TargetInfo
 
@@ -22,7 +24,14 @@ Fitter = Callable[[list[dict[str, Any]], Case], list[dict[str, Any]]]
 
 def request_body(case: Case, messages: list[dict[str, Any]], info: TargetInfo) -> dict[str, Any]:
     """The chat-completions body for one turn (the deployment goes in the URL, not here)."""
-    body: dict[str, Any] = {"messages": messages, **dict(case.params)}
+    return chat_body(messages, case.params, info)
+
+
+def chat_body(
+    messages: list[dict[str, Any]], params: Mapping[str, Any], info: TargetInfo
+) -> dict[str, Any]:
+    """A chat-completions body for a target: a non-Azure one names its model in it."""
+    body: dict[str, Any] = {"messages": messages, **dict(params)}
     if info.kind != "azure":
         body["model"] = info.model
     return body
@@ -47,17 +56,6 @@ def reply_of(completion: Completion, info: TargetInfo) -> Reply:
     )
 
 
-def _expects_block(turn: Turn) -> bool:
-    return any(
-        e.check == "content_filter" and isinstance(e.arg, dict) and e.arg.get("prompt_blocked")
-        for e in turn.expectations
-    )
-
-
-def _checks(turn: Turn, reply: Reply) -> tuple[CheckResult, ...]:
-    return tuple(run_check(e.check, e.arg, reply, e.place) for e in turn.expectations)
-
-
 async def run_case(
     case: Case,
     info: TargetInfo,
@@ -66,6 +64,7 @@ async def run_case(
     *,
     fit: Fitter | None = None,
     tally: Any = None,
+    services: Services = NO_SERVICES,
 ) -> CaseResult:
     """Every turn in order; the first error ends the case and is recorded on it."""
     started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -85,12 +84,22 @@ async def run_case(
             error = {"kind": "history_budget", "message": message, "status": None, "code": None}
             break
         body = request_body(case, list(messages), info)
+        # What each check of this turn is given besides the reply.
+        context = partial(
+            CheckContext,
+            case=case,
+            turn=k,
+            conversation=tuple(body["messages"]),
+            target=info,
+            services=services,
+        )
+
         try:
             completion = await send(body)
         except TargetError as exc:
             # A failed request ends the conversation; a blocked prompt the case expects is
             # its last turn and no error.
-            result, error = _failed_turn(turn, body, exc, info)
+            result, error = await _failed_turn(turn, body, exc, info, context)
             turns.append(result)
             break
         reply = reply_of(completion, info)
@@ -104,7 +113,7 @@ async def run_case(
                 finish_reason=reply.finish_reason,
                 usage=dict(reply.usage),
                 latency_ms=completion.latency_ms,
-                checks=_checks(turn, reply),
+                checks=await run_checks(turn.expectations, context(reply)),
             )
         )
         history.append(_assistant_message(reply))
@@ -132,14 +141,18 @@ async def run_case(
     )
 
 
-def _failed_turn(
-    turn: Turn, body: dict[str, Any], exc: TargetError, info: TargetInfo
+async def _failed_turn(
+    turn: Turn,
+    body: dict[str, Any],
+    exc: TargetError,
+    info: TargetInfo,
+    context: Callable[[Reply], CheckContext],
 ) -> tuple[TurnResult, dict[str, Any] | None]:
     """A turn whose request failed; a blocked prompt that the case expects is no error."""
     error = exc.to_json()
-    if exc.kind == "content_filter" and _expects_block(turn):
+    if exc.kind == "content_filter" and expects_block(turn.expectations):
         reply = Reply(content=None, error_kind=exc.kind, error_body=exc.body, target_kind=info.kind)
-        checks = _checks(turn, reply)
+        checks = await run_checks(turn.expectations, context(reply))
         return TurnResult(body, None, None, None, {}, exc.latency_ms, checks, error), None
     return TurnResult(body, None, None, None, {}, exc.latency_ms, (), error), error
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.checks import Services
+from harness.checks.context import NO_SERVICES
 from harness.config import TargetConfig
 from harness.redact import Redactor
 from harness.results.record import CaseResult
@@ -26,6 +28,7 @@ from harness.results.store import (
 )
 from harness.results.summary import summarize
 from harness.runner.case import Fitter, skipped_result
+from harness.runner.check_model import SenderModel
 from harness.runner.meta import new_run_id, now_iso, run_meta, suite_meta
 from harness.runner.resume import check_unchanged
 from harness.runner.retry import RetryPolicy
@@ -120,19 +123,30 @@ async def execute(
     preflight: Callable[[Case, TargetConfig], str | None] | None = None,
     fitters: Mapping[str, Fitter] | None = None,
     costs: Costs | None = None,
+    check_model: TargetConfig | None = None,
 ) -> RunOutcome:
     """Run everything; always writes the record, also when interrupted (Ctrl-C, cancel).
 
     A run stopped by an error (raised from a case or the progress callback) is recorded
     with status "interrupted", so it is resumable and bless refuses it; the error propagates.
+    ``check_model``: the target checks that need a model ask, through a sender of its own.
     """
-    redact = Redactor.from_environment(c.api_key_env for c in configs if c.api_key_env)
+    keyed = [*configs, *([check_model] if check_model is not None else [])]
+    redact = Redactor.from_environment(c.api_key_env for c in keyed if c.api_key_env)
     if options.resume is not None:
         check_unchanged(options.resume, suites)
     targets: dict[str, Target] = {}
+    opened: list[Target] = []
     try:
         for config in configs:
             targets[config.name] = await open_target(config)
+            opened.append(targets[config.name])
+        services = NO_SERVICES
+        if check_model is not None:
+            judge = await open_target(check_model)
+            opened.append(judge)
+            sender = TargetSender(judge, check_model, options, {}, redact)
+            services = Services(check_model=SenderModel(sender))
         return await _run_all(
             suites,
             configs,
@@ -143,9 +157,10 @@ async def execute(
             preflight,
             fitters or {},
             costs or {},
+            services,
         )
     finally:
-        for target in targets.values():
+        for target in opened:
             with contextlib.suppress(Exception):
                 await target.aclose()
 
@@ -160,6 +175,7 @@ async def _run_all(
     preflight: Callable[[Case, TargetConfig], str | None] | None,
     fitters: Mapping[str, Fitter],
     costs: Costs,
+    services: Services,
 ) -> RunOutcome:
     run_dir, meta, done = _open_run_dir(suites, targets, options, redact)
     journal = Journal(run_dir)
@@ -204,6 +220,7 @@ async def _run_all(
                 item.repeat,
                 fit=fitters.get(item.target),
                 turn_tokens=costs.get((item.case.key, item.target), ()),
+                services=services,
             )
         except NotSent:
             record(not_sent(item))

@@ -7,6 +7,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from harness.checks import Services
+from harness.checks.context import NO_SERVICES
 from harness.redact import Redactor
 from harness.results.record import CaseResult
 from harness.runner.case import Fitter, run_case
@@ -66,108 +68,137 @@ class TargetSender:
         *,
         fit: Fitter | None = None,
         turn_tokens: Sequence[int] = (),
+        services: Services = NO_SERVICES,
     ) -> CaseResult:
         """Run the case's turns; raises NotSent if the target died before its first request.
 
         ``turn_tokens``: the preflight's prompt tokens of each turn, charged to the quota.
         """
-        name, options, scheduler, dead = self.config.name, self.options, self.scheduler, self.dead
-        tally = Attempts()
-        timeout = self.config.timeout or options.timeout
-        deadline: list[float] = []  # set when the case's first request is let through
-        turn = [0]
-
-        def case_deadline() -> float | None:
-            return deadline[0] if deadline else None
-
-        def observe(error: TargetError) -> None:
-            if error.kind in FATAL_FOR_TARGET:
-                why = f"{error.kind} (HTTP {error.status}): {error.message}"
-                dead.setdefault(name, self.redact(why))
-            elif options.retry.quota_gone(error):
-                why = (
-                    f"quota exhausted (HTTP {error.status}): the service asks to wait "
-                    f"{error.retry_after:g} s, beyond max_retry_after "
-                    f"{options.retry.max_retry_after:g} s: {error.message}"
-                )
-                dead.setdefault(name, self.redact(why))
-
-        async def attempt(body: Mapping[str, Any]) -> Completion:
-            n = turn[0]
-            prompt = turn_tokens[min(n, len(turn_tokens) - 1)] if turn_tokens else None
-            retrying = tally.attempts > 1 or n > 0
-            try:
-                permit = await scheduler.acquire(
-                    request_cost(body, prompt),
-                    priority=RETRY if retrying else FRESH,
-                    deadline=case_deadline(),
-                )
-            except QueueDeadline:
-                raise TargetError(
-                    "deadline", "the case deadline passed while waiting for the target's quota"
-                ) from None
-            if name in dead:
-                scheduler.release(permit, refund=True, answered=False, sent=False)
-                tally.attempts -= 1  # counted by send_with_retries, but never made
-                raise NotSent
-            now = time.monotonic()
-            if not deadline and options.case_deadline:
-                deadline.append(now + options.case_deadline)
-            limit = timeout if not deadline else max(0.05, min(timeout, deadline[0] - now))
-            try:
-                completion = await self.target.complete(body, timeout=limit)
-            except TargetError as error:
-                # A quota that is gone kills the target; pausing for it would hold its
-                # remaining cases in the queue until then instead of recording them.
-                pause = None if options.retry.quota_gone(error) else error.retry_after
-                scheduler.release(
-                    permit,
-                    rate_limited=error.kind == "rate_limited",
-                    retry_after=pause,
-                    answered=error.status is not None,
-                )
-                raise
-            except BaseException:
-                scheduler.release(permit, refund=True, answered=False)
-                raise
-            scheduler.release(permit, ok=True, headers=completion.headers)
-            return completion
-
-        async def send(body: Mapping[str, Any]) -> Completion:
-            try:
-                return await send_with_retries(
-                    attempt,
-                    body,
-                    options.retry,
-                    tally,
-                    deadline=case_deadline,
-                    rng=self.rng,
-                    on_error=observe,
-                )
-            except NotSent:
-                if not tally.attempts:
-                    raise
-                # The case had sent requests: it ends as an error on its record, which keeps
-                # its attempts and the turns already answered, instead of "not sent".
-                raise TargetError(
-                    "target_unavailable",
-                    f"the target became unavailable after {tally.attempts} attempt(s): "
-                    f"{dead[name]}",
-                ) from None
-            finally:
-                turn[0] += 1
-
-        result = await run_case(case, self.target.info, repeat, send, fit=fit, tally=tally)
-        if (
-            result.error is not None
-            and result.error.get("kind") in _NO_ANSWER
-            and not scheduler.answered
-        ):
+        sending = _Sending(self, turn_tokens)
+        result = await run_case(
+            case,
+            self.target.info,
+            repeat,
+            sending.send,
+            fit=fit,
+            tally=sending.tally,
+            services=services,
+        )
+        ended = sending.ended
+        if ended is not None and ended.kind in _NO_ANSWER and not self.scheduler.answered:
             # Not one answer came back to any attempt of the case: a wrong endpoint, or one
             # that drops packets (a private endpoint seen from outside), not a flaky network.
             # Every other case would wait out the same timeouts one after another.
-            dead.setdefault(name, self.redact(f"unreachable: {result.error.get('message')}"))
+            self.dead.setdefault(self.config.name, self.redact(f"unreachable: {ended.message}"))
         return result
+
+    async def ask(self, body: Mapping[str, Any]) -> Completion:
+        """One request outside any case (a check's model): the same quota and retries;
+        raises TargetError when it fails, NotSent when the target is dead."""
+        return await _Sending(self, ()).send(body)
+
+    def observe(self, error: TargetError) -> None:
+        """Note the target dead for an error no later request can get past."""
+        options = self.options
+        if error.kind in FATAL_FOR_TARGET:
+            why = f"{error.kind} (HTTP {error.status}): {error.message}"
+            self.dead.setdefault(self.config.name, self.redact(why))
+        elif options.retry.quota_gone(error):
+            why = (
+                f"quota exhausted (HTTP {error.status}): the service asks to wait "
+                f"{error.retry_after:g} s, beyond max_retry_after "
+                f"{options.retry.max_retry_after:g} s: {error.message}"
+            )
+            self.dead.setdefault(self.config.name, self.redact(why))
+
+
+class _Sending:
+    """The requests of one case (or one request of a check's model) to a target: its
+    attempts, its deadline (from its first request let through), the turn it is on, and
+    the error that ended it, which the sender reads instead of the case's record."""
+
+    def __init__(self, sender: TargetSender, turn_tokens: Sequence[int]) -> None:
+        self.sender = sender
+        self.turn_tokens = turn_tokens
+        self.tally = Attempts()
+        self.deadline: float | None = None
+        self.turn = 0
+        self.ended: TargetError | None = None
+
+    def case_deadline(self) -> float | None:
+        return self.deadline
+
+    async def attempt(self, body: Mapping[str, Any]) -> Completion:
+        sender, tally, tokens = self.sender, self.tally, self.turn_tokens
+        scheduler, options, name = sender.scheduler, sender.options, sender.config.name
+        prompt = tokens[min(self.turn, len(tokens) - 1)] if tokens else None
+        retrying = tally.attempts > 1 or self.turn > 0
+        try:
+            permit = await scheduler.acquire(
+                request_cost(body, prompt),
+                priority=RETRY if retrying else FRESH,
+                deadline=self.deadline,
+            )
+        except QueueDeadline:
+            raise TargetError(
+                "deadline", "the case deadline passed while waiting for the target's quota"
+            ) from None
+        if name in sender.dead:
+            scheduler.release(permit, refund=True, answered=False, sent=False)
+            tally.attempts -= 1  # counted by send_with_retries, but never made
+            raise NotSent
+        now = time.monotonic()
+        if self.deadline is None and options.case_deadline:
+            self.deadline = now + options.case_deadline
+        timeout = sender.config.timeout or options.timeout
+        limit = timeout if self.deadline is None else max(0.05, min(timeout, self.deadline - now))
+        try:
+            completion = await sender.target.complete(body, timeout=limit)
+        except TargetError as error:
+            # A quota that is gone kills the target; pausing for it would hold its
+            # remaining cases in the queue until then instead of recording them.
+            pause = None if options.retry.quota_gone(error) else error.retry_after
+            scheduler.release(
+                permit,
+                rate_limited=error.kind == "rate_limited",
+                retry_after=pause,
+                answered=error.status is not None,
+            )
+            raise
+        except BaseException:
+            scheduler.release(permit, refund=True, answered=False)
+            raise
+        scheduler.release(permit, ok=True, headers=completion.headers)
+        return completion
+
+    async def send(self, body: Mapping[str, Any]) -> Completion:
+        sender, tally = self.sender, self.tally
+        try:
+            return await send_with_retries(
+                self.attempt,
+                body,
+                sender.options.retry,
+                tally,
+                deadline=self.case_deadline,
+                rng=sender.rng,
+                on_error=sender.observe,
+            )
+        except NotSent:
+            if not tally.attempts:
+                raise
+            # The case had sent requests: it ends as an error on its record, which keeps
+            # its attempts and the turns already answered, instead of "not sent".
+            self.ended = TargetError(
+                "target_unavailable",
+                f"the target became unavailable after {tally.attempts} attempt(s): "
+                f"{sender.dead[sender.config.name]}",
+            )
+            raise self.ended from None
+        except TargetError as error:
+            self.ended = error
+            raise
+        finally:
+            self.turn += 1
 
 
 def scheduler_for(config: TargetConfig, options: RunOptions) -> Scheduler:

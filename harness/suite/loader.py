@@ -17,7 +17,7 @@ from typing import Any
 
 import jsonschema
 
-from harness.checks import LoadContext, get_check
+from harness.checks import ArgumentError, LoadContext, Several, get_check
 from harness.errors import SuiteError
 from harness.suite.data import read_rows
 from harness.suite.model import Case, Expectation, Message, Suite, Turn
@@ -334,9 +334,16 @@ def _expectations(
         try:
             arg = render_value(own[name] if name in own else inherited[name], variables)
             prepared = spec.prepare(arg, context)
+        except ArgumentError as exc:
+            raise _error(path, lines, (*parts, *exc.at), str(exc)) from None
         except ValueError as exc:
             raise _error(path, lines, parts, str(exc)) from None
-        result.append(Expectation(check=name, arg=prepared, place=place_of(parts)))
+        if not isinstance(prepared, Several):
+            result.append(Expectation(check=name, arg=prepared, place=place_of(parts)))
+            continue
+        for index, (label, one) in enumerate(prepared):
+            place = place_of((*parts, index) if prepared.index_places else parts)
+            result.append(Expectation(check=name, arg=one, place=place, label=label))
     return tuple(result)
 
 

@@ -37,6 +37,8 @@ class Expectation:
     check: str
     arg: Any
     place: str
+    # What results call it when the name alone does not say (a user's "checks.py:polite").
+    label: str = ""
 
 
 @dataclass(frozen=True)
