@@ -114,8 +114,17 @@ def embedded_data(html: str) -> dict[str, Any]:
     def text(index: int | None) -> str | None:
         return None if index is None else texts[index]
 
+    def calls(value: list[list[int]] | None) -> list[dict[str, str]] | None:
+        if value is None:
+            return None
+        return [{"name": texts[n], "arguments": texts[a], "id": texts[i]} for n, a, i in value]
+
     for row in data["rows"]:
-        row["m"] = [[role, texts[i]] for role, i in row["m"]]
+        # A message: role and text, then name, tool calls and tool_call_id (null if absent).
+        row["names"] = [text(m[2]) for m in row["m"]]
+        row["calls"] = [calls(m[3]) for m in row["m"]]
+        row["call_ids"] = [text(m[4]) for m in row["m"]]
+        row["m"] = [[m[0], texts[m[1]]] for m in row["m"]]
         cells = [None if c is None else dict(zip(data["cell"], c, strict=True)) for c in row["c"]]
         for cell in cells:
             if cell is None:
@@ -123,8 +132,10 @@ def embedded_data(html: str) -> dict[str, Any]:
             cell["r"], cell["mo"] = text(cell["r"]), text(cell["mo"])
             cell["ck"] = [checks[i] for i in cell["ck"]]
             cell["e"] = cell["e"] or []
+            cell["tc"] = calls(cell["tc"])
             if cell["t"] is not None:
-                cell["t"] = [[texts[ask], text(reply)] for ask, reply in cell["t"]]
+                cell["turn_calls"] = [calls(t[2]) for t in cell["t"]]
+                cell["t"] = [[texts[t[0]], text(t[1])] for t in cell["t"]]
         row["c"] = cells
     return data
 
@@ -543,3 +554,38 @@ def test_dead_target_notice_says_why_and_what_was_not_sent(tmp_path: Path) -> No
         "remaining 2 case(s) were not sent (recorded as target_unavailable)." in html
     )
     assert "Target unavailable." not in render_html(two_target_run(tmp_path / "other"))
+
+
+def test_peer_targets_are_a_comparison_and_a_baseline_is_before_after(tmp_path: Path) -> None:
+    """Two targets of one run get a "Comparison" (a vs b, no regression flag); only a
+    baseline gives "Changes" (before → after) and regressions."""
+    peers = render_html(
+        make_run(
+            tmp_path / "peers",
+            [case("a", "pass"), case("a", "fail", target="gpt4o", statuses=("fail",))],
+            [{"name": "gpt35"}, {"name": "gpt4o"}],
+        )
+    )
+    assert "<h2>Comparison</h2>" in peers
+    assert "gpt35 vs gpt4o" in peers
+    assert "<h2>Changes</h2>" not in peers
+    assert "gpt35 → gpt4o" not in peers
+    (row,) = embedded_data(peers)["rows"]
+    assert "differs" in row["f"]
+    assert "regressed" not in row["f"]
+
+    base = make_run(tmp_path / "base", [case("a", "pass")], [{"name": "gpt35"}])
+    run = make_run(tmp_path / "run", [case("a", "fail", statuses=("fail",))], [{"name": "gpt35"}])
+    judged = render_html(run, baseline=base)
+    assert "<h2>Changes</h2>" in judged
+    assert "baseline · gpt35 → gpt35" in judged
+    assert "<h2>Comparison</h2>" not in judged
+    assert "regressed" in embedded_data(judged)["rows"][0]["f"]
+
+
+def test_rows_in_natural_case_order(tmp_path: Path) -> None:
+    """Within a severity, cases sort with numbers read as numbers: row-2 before row-10."""
+    names = ["row-10", "row-2", "row-1", "Row-3", "row-2b"]
+    run = make_run(tmp_path / "run", [case(n, "pass") for n in names], [{"name": "gpt35"}])
+    keys = [r["k"] for r in embedded_data(render_html(run))["rows"]]
+    assert keys == [f"refunds/{n}" for n in ("row-1", "row-2", "row-2b", "Row-3", "row-10")]

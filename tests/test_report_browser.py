@@ -131,7 +131,7 @@ def dom(chromium: Path, report: Path) -> dict[str, str]:
     views = {
         "all": "",
         "failures": "#filter=failures",
-        "regressions": "#filter=regressions",
+        "differs": "#filter=differs",
         "flaky": "#filter=flaky",
         "errors": "#filter=errors",
         "search": "#q=DENIED",
@@ -153,10 +153,17 @@ def shown_cases(html: str) -> list[str]:
 
 
 def test_page_renders_rows_with_failures_first(dom: dict[str, str]) -> None:
-    """The script ran: the first page holds 50 rows, problems above plain passes."""
+    """The script ran: the first page holds 50 rows, problems above plain passes: errors,
+    then cases the two targets did not fare the same on, then the other failures."""
     cases = shown_cases(dom["all"])
     assert len(cases) == 50
-    assert cases[0] == "demo/slipped"
+    assert cases[:5] == [
+        "demo/boom",
+        "demo/slipped",
+        "demo/wobbly",
+        "demo/xss-img",
+        "demo/xss-script",
+    ]
     assert set(cases[:5]) == {
         "demo/slipped",
         "demo/boom",
@@ -180,8 +187,8 @@ def test_second_page(dom: dict[str, str]) -> None:
             "failures",
             {"demo/slipped", "demo/boom", "demo/xss-script", "demo/xss-img", "demo/wobbly"},
         ),
-        # wobbly held on gpt35 and is flaky on gpt4o: worse than its reference column.
-        ("regressions", {"demo/slipped", "demo/wobbly"}),
+        # wobbly held on gpt35 and is flaky on gpt4o: the two peers did not fare the same.
+        ("differs", {"demo/slipped", "demo/wobbly"}),
         ("flaky", {"demo/wobbly"}),
         ("errors", {"demo/boom"}),
         ("search", {"demo/slipped"}),
@@ -192,6 +199,19 @@ def test_filters_and_search(dom: dict[str, str], view: str, expected: set[str]) 
     assert set(shown_cases(dom[view])) == expected
     pressed = re.findall(r'data-filter="(\w+)" class="on"', dom[view])
     assert pressed == ["all" if view == "search" else view]
+
+
+def test_peer_targets_are_compared_not_ordered(dom: dict[str, str]) -> None:
+    """Two targets of one run are peers: a comparison ("gpt35 vs gpt4o", "only gpt35
+    passed"), no regression badge or filter, which only a baseline can give."""
+    html = dom["all"]
+    assert "gpt35 vs gpt4o" in html
+    assert re.search(r"only gpt35 passed <strong>1</strong>", html)
+    assert re.search(r"flaky on either <strong>1</strong>", html)
+    assert "gpt35 → gpt4o" not in html
+    assert 'data-filter="regressions"' not in html
+    assert "badge b-regressed" not in html
+    assert '<span class="badge b-differs">targets differ</span>' in html
 
 
 def test_model_text_never_runs(dom: dict[str, str]) -> None:
@@ -218,17 +238,22 @@ def test_checks_show_na_apart_from_pass(dom: dict[str, str]) -> None:
     assert "<del>denied </del>" in html or "<del>approved </del>" in html
 
 
-def test_screenshot(chromium: Path, report: Path) -> None:
-    """A full-window screenshot of the expanded failures view is a real, non-trivial PNG."""
-    shot = report.parent / "report.png"
+def screenshot(chromium: Path, report: Path, name: str, view: str, size: str) -> bytes:
+    """A screenshot of ``report`` at ``view`` (a URL hash), saved beside it as ``name``."""
+    shot = report.parent / name
     run_chromium(
         chromium,
         report.parent / "profile-shot",
         f"--screenshot={shot}",
-        "--window-size=1400,1000",
-        report.as_uri() + "#filter=failures&expand=1",
+        f"--window-size={size}",
+        report.as_uri() + view,
     )
-    data = shot.read_bytes()
+    return shot.read_bytes()
+
+
+def test_screenshot(chromium: Path, report: Path) -> None:
+    """A full-window screenshot of the expanded failures view is a real, non-trivial PNG."""
+    data = screenshot(chromium, report, "report.png", "#filter=failures&expand=1", "1400,1000")
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 30_000
 
@@ -407,15 +432,7 @@ def test_changed_deployment_report_in_the_browser(chromium: Path, drifted: Path)
 
 def test_changed_deployment_screenshot(chromium: Path, drifted: Path) -> None:
     """The expanded regressions view screenshots as a real page (look at drift.png to judge)."""
-    shot = drifted.parent / "drift.png"
-    run_chromium(
-        chromium,
-        drifted.parent / "profile-shot",
-        f"--screenshot={shot}",
-        "--window-size=1400,1300",
-        drifted.as_uri() + "#expand=1",
-    )
-    data = shot.read_bytes()
+    data = screenshot(chromium, drifted, "drift.png", "#expand=1", "1400,1300")
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 30_000
 
@@ -531,3 +548,154 @@ def test_case_keys_are_not_broken_mid_name(chromium: Path, report: Path) -> None
     lines = re.search(r'data-key-lines="([\d,]+)"', dom)
     assert lines
     assert set(lines.group(1).split(",")) == {"1"}
+
+
+# --- everything a reply is: tool calls, message fields, repeats, errors, case order ------
+
+WEATHER_ARGS = '{"city": "Paris", "unit": "celsius", "days": [1, 2]}'
+
+
+def tool_call_result(target: str) -> CaseResult:
+    """A reply that only called a tool, after few-shot turns that show name, tool_calls and
+    tool_call_id, as the runner records it: the reply text is None, the calls are in the
+    response body."""
+    messages = [
+        {"role": "system", "content": "Use the tools."},
+        {"role": "user", "name": "ada_lovelace", "content": "Weather in Rome?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_fewshot_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_fewshot_1", "content": '{"temp": 21}'},
+        {"role": "user", "content": "And in Paris?"},
+    ]
+    call = {
+        "id": "call_42",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": WEATHER_ARGS},
+    }
+    response = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+            }
+        ]
+    }
+    turn = TurnResult(
+        request={"messages": messages},
+        response=response,
+        reply=None,
+        finish_reason="tool_calls",
+        usage={"prompt_tokens": 40, "completion_tokens": 12},
+        latency_ms=300.0,
+        checks=(CheckResult("tool_calls", "pass", "called get_weather"),),
+    )
+    return CaseResult("tools", "weather", target, 0, "pass", (turn,))
+
+
+def repeated_error(target: str) -> CaseResult:
+    """A case whose one turn failed: the turn and the case carry the same error."""
+    error = {"kind": "server_error", "status": 500, "message": "the server had an error"}
+    turn = TurnResult(
+        request={"messages": [{"role": "user", "content": "Hi"}]},
+        response=None,
+        reply=None,
+        finish_reason=None,
+        usage={},
+        latency_ms=None,
+        checks=(),
+        error=error,
+    )
+    return CaseResult("demo", "broken", target, 0, "error", (turn,), error=error)
+
+
+@pytest.fixture(scope="module")
+def shows_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run with tool calls, message fields, 5 repeats, an error and numbered cases."""
+    path = tmp_path_factory.mktemp("shows") / "run-shows"
+    results = []
+    for t in ("gpt35", "gpt4o"):
+        results.append(tool_call_result(t))
+        results.append(repeated_error(t))
+        for i in range(5):
+            verdict = "pass" if i < 3 or t == "gpt35" else "fail"
+            results.append(result("repeated", t, verdict, f"reply {i}", repeat=i))
+        for n in (10, 2, 1):
+            results.append(result(f"row-{n}", t, "pass", f"row {n}"))
+    journal = Journal(path)
+    for r in results:
+        journal.append(r)
+    journal.close()
+    write_meta(path, {"run_id": path.name, "targets": [{"name": "gpt35"}, {"name": "gpt4o"}]})
+    return write_report(load_run(path), path / "report.html")
+
+
+@pytest.fixture(scope="module")
+def shows_all(chromium: Path, shows_report: Path) -> str:
+    """The DOM of that report with every row opened."""
+    return run_chromium(
+        chromium, shows_report.parent / "profile", "--dump-dom", shows_report.as_uri() + "#expand=1"
+    )
+
+
+def test_a_tool_call_reply_shows_the_function_and_its_arguments(shows_all: str) -> None:
+    """A reply that only called tools shows each call's name and pretty JSON arguments,
+    not "no reply"; the case row's snippet names the function."""
+    gpt35, gpt4o = card_texts(shows_all, "tools/weather")
+    for card in (gpt35, gpt4o):
+        assert "no reply" not in card
+        assert "get_weather" in card
+        assert "call_42" in card
+        assert '"city": "Paris",\n  "unit": "celsius"' in card  # indented, one key a line
+    row = shows_all.split("<span>tools/weather </span>", 1)[1].split("</tr>", 1)[0]
+    assert "calls get_weather" in row
+
+
+def test_messages_show_name_tool_calls_and_tool_call_id(shows_all: str) -> None:
+    """The conversation shows a message's name, an assistant turn's tool calls, and the
+    tool_call_id a tool message answers."""
+    detail = shows_all.split("<span>tools/weather </span>", 1)[1].split('<tr class="case', 1)[0]
+    messages = markup.unescape(
+        re.sub(r"<[^>]+>", " ", detail.split(">Messages<", 1)[1].split(">Replies<", 1)[0])
+    )
+    assert re.search(r"user\s+ada_lovelace\s+Weather in Rome\?", messages)
+    assert re.search(r"assistant\s+tool call\s+get_weather\s+call_fewshot_1", messages)
+    assert '"city": "Rome"' in messages
+    assert re.search(r"tool\s+answers call_fewshot_1\s+\{\"temp\": 21\}", messages)
+
+
+def test_repeats_show_their_wilson_interval(shows_all: str) -> None:
+    """A repeated case shows its pass count and Wilson 95% interval: 3 of 5 is 23%–88%, 5 of
+    5 is 57%–100%."""
+    gpt35, gpt4o = card_texts(shows_all, "demo/repeated")
+    assert "5/5 repeats passed, 95% CI 57%–100%" in gpt35
+    assert "3/5 repeats passed, 95% CI 23%–88%" in gpt4o
+    assert 'title="3 of 5 repeats passed · 95% CI 23%–88%"' in shows_all
+
+
+def test_an_error_on_the_turn_and_the_case_is_shown_once(shows_all: str) -> None:
+    """The same error on a case and its turn makes one error box, not two."""
+    for card in card_texts(shows_all, "demo/broken"):
+        assert card.count("server_error (HTTP 500): the server had an error") == 1
+
+
+def test_cases_are_in_natural_order(shows_all: str) -> None:
+    """Numbered cases sort as numbers: row-1, row-2, row-10 (not row-1, row-10, row-2)."""
+    rows = [c for c in shown_cases(shows_all) if c.startswith("demo/row-")]
+    assert rows == ["demo/row-1", "demo/row-2", "demo/row-10"]
+
+
+def test_shows_all_screenshot(chromium: Path, shows_report: Path) -> None:
+    """The expanded page screenshots as a real page (look at shows.png to judge)."""
+    data = screenshot(chromium, shows_report, "shows.png", "#expand=1", "1400,1600")
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(data) > 30_000

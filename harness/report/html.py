@@ -23,7 +23,18 @@ from markupsafe import Markup
 
 from harness.report.charts import Chart, bar_chart
 from harness.report.rows import Column, build_rows, columns_for, comparisons
-from harness.results.compare import STATUSES, Comparison, scope_baseline
+from harness.results.compare import (
+    FIXED,
+    FLAKY,
+    NEW,
+    REGRESSION,
+    REMOVED,
+    STATUSES,
+    UNCHANGED_FAIL,
+    UNCHANGED_PASS,
+    Comparison,
+    scope_baseline,
+)
 from harness.results.store import Run
 from harness.results.summary import Scheduling, scheduling, summarize
 
@@ -197,6 +208,26 @@ def _drift(
     return notes
 
 
+def _peer(a: str, b: str, diff: Comparison) -> dict[str, Any]:
+    """Two targets of one run side by side: neither is "before", so the comparison's
+    regression/fixed counts read as "only A passed" / "only B passed"."""
+    counts = diff.counts()
+    return {
+        "a": a,
+        "b": b,
+        "counts": [
+            ("both passed", counts[UNCHANGED_PASS], ""),
+            (f"only {a} passed", counts[REGRESSION], "differ"),
+            (f"only {b} passed", counts[FIXED], "differ"),
+            ("neither passed", counts[UNCHANGED_FAIL], ""),
+            ("flaky on either", counts[FLAKY], ""),
+            (f"only run on {a}", counts[REMOVED], ""),
+            (f"only run on {b}", counts[NEW], ""),
+        ],
+        "mcnemar": diff.mcnemar,
+    }
+
+
 @contextmanager
 def _no_cycle_collection() -> Iterator[None]:
     """Pause the cyclic garbage collector while a large report is built.
@@ -260,6 +291,12 @@ def _render(run: Run, baseline: Run | None) -> str:
                 "mcnemar": diff.mcnemar,
             }
             for i, diff in compared.items()
+            if cols[cols[i].reference or 0].baseline
+        ],
+        "peers": [
+            _peer(cols[cols[i].reference or 0].label, cols[i].label, diff)
+            for i, diff in compared.items()
+            if not cols[cols[i].reference or 0].baseline
         ],
         "not_compared": not_compared,
         "statuses": STATUSES,

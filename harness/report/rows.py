@@ -8,19 +8,23 @@ make and small.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from harness.results.compare import Comparison, compare, outcome, pair_targets
-from harness.results.record import CaseResult
+from harness.results.record import CaseResult, TurnResult
+from harness.results.stats import wilson_interval
 from harness.results.store import Run
 
-# Row flags the page filters on.
-FAILED, ERRORED, FLAKY, REGRESSED = "failed", "errored", "flaky", "regressed"
+# Row flags the page filters on. REGRESSED is against a baseline only; DIFFERS marks two
+# targets of one run that did not fare the same (peers: neither one is "before").
+FAILED, ERRORED, FLAKY, REGRESSED, DIFFERS = "failed", "errored", "flaky", "regressed", "differs"
 # Worst first; a row sorts by its worst flag.
-_SEVERITY = {REGRESSED: 0, ERRORED: 1, FAILED: 2, FLAKY: 3}
+_SEVERITY = {REGRESSED: 0, ERRORED: 1, DIFFERS: 2, FAILED: 3, FLAKY: 4}
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,20 @@ def _targets(run: Run) -> list[str]:
     return names
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[Any, ...], str]:
+    """Sort key that reads numbers as numbers: ``row-2`` before ``row-10``.
+
+    Splitting on digit runs alternates text and digits, so two keys compare text with text
+    and number with number at every position.
+    """
+    parts = _DIGITS.split(text)
+    # The text itself last breaks ties (``a01`` and ``a1``) so the order is total.
+    return (tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)), text)
+
+
 class Strings(dict[Any, int]):
     """Each distinct text once, for the page to look up by index.
 
@@ -100,16 +118,70 @@ def _text(content: Any) -> str:
     return "" if content is None else json.dumps(content, ensure_ascii=False, default=str)
 
 
+def _calls(calls: Any, texts: Strings) -> list[list[int]] | None:
+    """Tool calls as [name, arguments, id] text indices; arguments pretty-printed JSON when
+    they parse (the service sends them as one JSON string), else the string as it came."""
+    if not isinstance(calls, list) or not calls:
+        return None
+    out = []
+    for call in calls:
+        call = call if isinstance(call, dict) else {}
+        function = call.get("function")
+        function = function if isinstance(function, dict) else {}
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            with contextlib.suppress(ValueError):
+                arguments = json.loads(arguments)
+        shown = (
+            arguments
+            if isinstance(arguments, str)
+            else json.dumps(arguments, indent=2, ensure_ascii=False, default=str)
+        )
+        name = function.get("name")
+        out.append(
+            [
+                texts(str(name) if name else "(no name)"),
+                texts(shown),
+                texts(str(call.get("id") or "")),
+            ]
+        )
+    return out
+
+
 def _messages(result: CaseResult, texts: Strings) -> list[list[Any]]:
-    """The conversation's opening: the first request's messages, as [role, text index]."""
+    """The conversation's opening: the first request's messages, each as [role, text index,
+    name, tool calls (see _calls), tool_call_id], the last three null when absent."""
     if not result.turns:
         return []
     messages = result.turns[0].request.get("messages") or []
     return [
-        [str(m.get("role", "")), texts(_text(m.get("content")))]
+        [
+            str(m.get("role", "")),
+            texts(_text(m.get("content"))),
+            None if m.get("name") is None else texts(str(m["name"])),
+            _calls(m.get("tool_calls"), texts),
+            None if m.get("tool_call_id") is None else texts(str(m["tool_call_id"])),
+        ]
         for m in messages
         if isinstance(m, dict)
     ]
+
+
+def _reply_message(turn: TurnResult) -> dict[str, Any]:
+    """The first choice's message in a turn's response body, or {} when there is none."""
+    response = turn.response if isinstance(turn.response, dict) else {}
+    choices = response.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    message = first.get("message") if isinstance(first, dict) else None
+    return message if isinstance(message, dict) else {}
+
+
+def _reply(turn: TurnResult, texts: Strings) -> int | None:
+    """The reply's text: its content, else its refusal (structured outputs), else None."""
+    if turn.reply is not None:
+        return texts(turn.reply)
+    refusal = _reply_message(turn).get("refusal")
+    return texts(f"(refusal) {refusal}") if isinstance(refusal, str) else None
 
 
 def _asked(request: dict[str, Any]) -> str:
@@ -133,9 +205,11 @@ def _error_text(error: dict[str, Any] | None) -> str | None:
 # took longer than writing everything else in them. The page reads the names from the data.
 # v verdict, p repeats passed, n repeats, x repeats errored, r reply (text index), fr finish
 # reason, ck checks (indices), tk [prompt, completion] tokens, l latency ms, mo model (text
-# index), e error texts, t a conversation's turns as [asked, reply] text indices, shown the
-# repeat shown when there are several. e, t and shown are null when there is nothing to say.
-CELL = ("v", "p", "n", "x", "r", "fr", "ck", "tk", "l", "mo", "e", "t", "shown")
+# index), e error texts (each once), t a conversation's turns as [asked, reply, tool calls],
+# shown the repeat shown when there are several, tc the reply's tool calls (see _calls), wi
+# the Wilson 95% interval of the pass rate over repeats. e, t, shown, tc and wi are null
+# when there is nothing to say.
+CELL = ("v", "p", "n", "x", "r", "fr", "ck", "tk", "l", "mo", "e", "t", "shown", "tc", "wi")
 _P, _N, _X, _R = (CELL.index(name) for name in ("p", "n", "x", "r"))
 
 
@@ -164,14 +238,19 @@ def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]
             )
             ck.append(checks((c.check, c.status, c.message, place)))
     last = turns[-1] if turns else None
-    errors = [e for e in [_error_text(shown.error)] + [_error_text(t.error) for t in turns] if e]
+    # A failed turn's error is usually the case's error too: one box says it.
+    errors = list(
+        dict.fromkeys(
+            e for e in [_error_text(shown.error)] + [_error_text(t.error) for t in turns] if e
+        )
+    )
     latency = shown.latency_ms
     return [
         verdict,
         passed,
         len(group),
         errored,
-        None if last is None or last.reply is None else texts(last.reply),
+        None if last is None else _reply(last, texts),
         None if last is None else last.finish_reason,
         ck,
         [shown.prompt_tokens, shown.completion_tokens],
@@ -179,10 +258,19 @@ def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]
         None if shown.model is None else texts(shown.model),
         errors or None,
         # Each turn of a conversation: what was asked, and this target's reply to it.
-        [[texts(_asked(t.request)), None if t.reply is None else texts(t.reply)] for t in turns]
+        [
+            [
+                texts(_asked(t.request)),
+                _reply(t, texts),
+                _calls(_reply_message(t).get("tool_calls"), texts),
+            ]
+            for t in turns
+        ]
         if many_turns
         else None,
         shown.repeat if len(group) > 1 else None,
+        None if last is None else _calls(_reply_message(last).get("tool_calls"), texts),
+        [round(v, 4) for v in wilson_interval(passed, len(group))] if len(group) > 1 else None,
     ]
 
 
@@ -196,7 +284,7 @@ def build_rows(
     groups: dict[tuple[str, bool], dict[str, list[CaseResult]]] = defaultdict(
         lambda: defaultdict(list)
     )
-    order: dict[str, tuple[int, str]] = {}
+    order: dict[str, tuple[int, tuple[tuple[Any, ...], str]]] = {}
     suites: dict[str, int] = {}
     sources = [(run, False)] + ([(baseline, True)] if baseline else [])
     for source, is_base in sources:
@@ -204,14 +292,25 @@ def build_rows(
             key = r.case_key
             groups[(r.target, is_base)][key].append(r)
             if not is_base and key not in order:
-                order[key] = (suites.setdefault(r.suite, len(suites)), r.case)
+                order[key] = (suites.setdefault(r.suite, len(suites)), natural_key(r.case))
     if baseline:  # cases only the baseline has still get a row, marked removed
         for r in baseline.results:
             if r.case_key not in order:
-                order[r.case_key] = (suites.setdefault(r.suite, len(suites)), r.case)
+                order[r.case_key] = (suites.setdefault(r.suite, len(suites)), natural_key(r.case))
 
     texts, checks = Strings(), Strings()
-    regressions = {d.case_key for c in compared.values() for d in c.regressions}
+    # Only a baseline is "before": two targets of one run differ, neither regressed.
+    regressions: set[str] = set()
+    differs: set[str] = set()
+    for i, c in compared.items():
+        if cols[cols[i].reference or 0].baseline:
+            regressions.update(d.case_key for d in c.regressions)
+        else:
+            differs.update(
+                d.case_key
+                for d in c.cases
+                if d.before and d.after and outcome(d.before.verdicts) != outcome(d.after.verdicts)
+            )
     col_groups = [groups.get((col.target, col.baseline), {}) for col in cols]
     ranked: list[tuple[int, dict[str, Any]]] = []
     for key in sorted(order, key=order.__getitem__):
@@ -230,7 +329,7 @@ def build_rows(
         if not messages:
             first = next((g[key] for g in groups.values() if key in g), [])
             messages = _messages(first[0], texts) if first else []
-        flags = _flags(cells, cols, key in regressions)
+        flags = _flags(cells, cols, key in regressions, key in differs)
         diffs = []
         for i, col in enumerate(cols):
             ref = col.reference
@@ -249,13 +348,17 @@ def build_rows(
     }
 
 
-def _flags(cells: list[list[Any] | None], cols: list[Column], regressed: bool) -> list[str]:
+def _flags(
+    cells: list[list[Any] | None], cols: list[Column], regressed: bool, differs: bool
+) -> list[str]:
     run_cells = [
         c for c, col in zip(cells, cols, strict=True) if c is not None and not col.baseline
     ]
     flags = []
     if regressed:
         flags.append(REGRESSED)
+    if differs:
+        flags.append(DIFFERS)
     if any(c[_X] for c in run_cells):
         flags.append(ERRORED)
     if any(c[_P] < c[_N] for c in run_cells):

@@ -12,8 +12,8 @@
   // where a cell holds its reply.
   var C = {};
   data.cell.forEach(function (name, i) { C[name] = i; });
-  var FILTERS = { all: null, failures: "failed", regressions: "regressed", flaky: "flaky", errors: "errored" };
-  var FLAG_LABEL = { regressed: "regression", errored: "error", failed: "not passed", flaky: "flaky" };
+  var FILTERS = { all: null, failures: "failed", regressions: "regressed", differs: "differs", flaky: "flaky", errors: "errored" };
+  var FLAG_LABEL = { regressed: "regression", differs: "targets differ", errored: "error", failed: "not passed", flaky: "flaky" };
   var CHECK_MARK = { pass: "\u2713 pass", fail: "\u2717 fail", "n/a": "n/a", error: "! error" };
   // Word diffs use the CLI's tokens (harness/results/compare.py): a word with the whitespace
   // after it, a punctuation mark with its whitespace, or leading whitespace.
@@ -35,10 +35,20 @@
 
   function badge(kind, text) { return el("span", "badge b-" + kind.replace("/", ""), text); }
 
+  function pct(x) { return Math.round(100 * x) + "%"; }
+
+  // "95% CI 24–91%": how sure a pass rate over repeats is (Wilson score interval).
+  function interval(cell) {
+    var wi = cell[C.wi];
+    return wi ? "95% CI " + pct(wi[0]) + "\u2013" + pct(wi[1]) : "";
+  }
+
   function verdictBadge(cell) {
     if (!cell) return badge("none", "\u2014");
     var text = cell[C.v] + (cell[C.n] > 1 ? " " + cell[C.p] + "/" + cell[C.n] : "");
-    return badge(cell[C.v], text);
+    var node = badge(cell[C.v], text);
+    if (cell[C.wi]) node.title = cell[C.p] + " of " + cell[C.n] + " repeats passed \u00b7 " + interval(cell);
+    return node;
   }
 
   function readHash() {
@@ -70,6 +80,7 @@
         if (!c) return;
         if (c[C.t]) c[C.t].forEach(function (t) { parts.push(texts[t[0]]); if (t[1] !== null) parts.push(texts[t[1]]); });
         else if (c[C.r] !== null) parts.push(texts[c[C.r]]);
+        if (c[C.tc]) c[C.tc].forEach(function (call) { parts.push(texts[call[0]], texts[call[1]]); });
       });
       haystacks[i] = parts.join("\n").toLowerCase();
     }
@@ -108,12 +119,42 @@
     });
   }
 
+  // Tool calls ([name, arguments, id] text indices): each function's name, and its
+  // arguments as the pretty JSON rows.py made of them.
+  function toolCalls(calls) {
+    var box = el("div", "calls");
+    calls.forEach(function (call) {
+      var one = el("div", "call");
+      var head = el("div", "call-head");
+      head.appendChild(el("span", "call-kind", "tool call"));
+      head.appendChild(el("code", "call-name", texts[call[0]]));
+      if (texts[call[2]]) head.appendChild(el("span", "muted call-id", texts[call[2]]));
+      one.appendChild(head);
+      one.appendChild(el("pre", "text args", texts[call[1]]));
+      box.appendChild(one);
+    });
+    return box;
+  }
+
+  // What a reply is: its text, its tool calls, both, or (when neither) "no reply".
+  function replyBox(box, reply, calls) {
+    if (reply !== null) box.appendChild(el("pre", "text reply", texts[reply]));
+    if (calls) box.appendChild(toolCalls(calls));
+    if (reply === null && !calls) box.appendChild(el("div", "muted", "no reply"));
+  }
+
+  // A message is [role, text, name, tool calls, tool_call_id]; the last three may be null.
   function messages(row) {
     var box = el("div", "msgs");
     row.m.forEach(function (m) {
-      var line = el("div", "msg");
-      line.appendChild(el("div", "role", m[0]));
-      line.appendChild(el("pre", "text", texts[m[1]]));
+      var line = el("div", "msg"), role = el("div", "role", m[0]);
+      if (m[2] !== null && m[2] !== undefined) role.appendChild(el("div", "msg-name", texts[m[2]]));
+      line.appendChild(role);
+      var content = el("div", "msg-body");
+      if (m[4] !== null && m[4] !== undefined) content.appendChild(el("div", "muted call-id", "answers " + texts[m[4]]));
+      if (texts[m[1]] || !m[3]) content.appendChild(el("pre", "text", texts[m[1]]));
+      if (m[3]) content.appendChild(toolCalls(m[3]));
+      line.appendChild(content);
       box.appendChild(line);
     });
     return box;
@@ -125,17 +166,18 @@
     head.appendChild(verdictBadge(cell));
     box.appendChild(head);
     if (!cell) { box.appendChild(el("div", "muted", "not run on this target")); return box; }
+    if (cell[C.n] > 1) box.appendChild(el("div", "repeats", cell[C.p] + "/" + cell[C.n] + " repeats passed, " + interval(cell)));
     if (cell[C.t]) {
       // A conversation: each turn's question and this target's reply, in order.
       cell[C.t].forEach(function (t, i) {
         var turn = el("div", "turn");
         turn.appendChild(el("div", "turn-title", "turn " + (i + 1) + (i ? " \u00b7 user" : "")));
         if (i) turn.appendChild(el("pre", "text ask", texts[t[0]]));
-        turn.appendChild(t[1] === null ? el("div", "muted", "no reply") : el("pre", "text reply", texts[t[1]]));
+        replyBox(turn, t[1], t[2]);
         box.appendChild(turn);
       });
     } else {
-      box.appendChild(cell[C.r] === null ? el("div", "muted", "no reply") : el("pre", "text reply", texts[cell[C.r]]));
+      replyBox(box, cell[C.r], cell[C.tc]);
     }
     (cell[C.e] || []).forEach(function (e) { box.appendChild(el("div", "err-box", e)); });
     if (cell[C.ck].length) {
@@ -226,7 +268,9 @@
     row.d.forEach(function (d) {
       var a = row.c[d[0]][C.r], b = row.c[d[1]][C.r];
       var before = a === null ? "" : texts[a], after = b === null ? "" : texts[b];
-      box.appendChild(el("div", "section-title", "Word diff \u00b7 " + cols[d[0]].label + " \u2192 " + cols[d[1]].label));
+      // Only a baseline is "before"; two targets of one run are compared, not ordered.
+      var link = cols[d[0]].baseline ? " \u2192 " : " vs ";
+      box.appendChild(el("div", "section-title", "Word diff \u00b7 " + cols[d[0]].label + link + cols[d[1]].label));
       if (before === after) { box.appendChild(el("div", "muted", "identical replies")); return; }
       var pre = el("div", "diff");
       wordDiff(before, after).forEach(function (op) {
@@ -253,15 +297,21 @@
     return tr;
   }
 
+  function snippet(cell) {
+    if (cell[C.r] !== null) return texts[cell[C.r]].slice(0, 200);
+    if (cell[C.tc]) return "calls " + cell[C.tc].map(function (c) { return texts[c[0]]; }).join(", ");
+    return "";
+  }
+
   function caseRow(row) {
     var tr = el("tr", "case"), key = el("td", "key-cell");
     tr.appendChild(el("td", "tw", "\u25b8"));
     key.appendChild(el("span", null, row.k + " "));
-    row.f.forEach(function (f) { if (f === "regressed" || f === "flaky") key.appendChild(badge(f, FLAG_LABEL[f])); });
+    row.f.forEach(function (f) { if (f === "regressed" || f === "differs" || f === "flaky") key.appendChild(badge(f, FLAG_LABEL[f])); });
     tr.appendChild(key);
     row.c.forEach(function (cell) { var td = el("td"); td.appendChild(verdictBadge(cell)); tr.appendChild(td); });
     var first = row.c[0];
-    tr.appendChild(el("td", "snip", first && first[C.r] !== null ? texts[first[C.r]].slice(0, 200) : ""));
+    tr.appendChild(el("td", "snip", first ? snippet(first) : ""));
     return tr;
   }
 
