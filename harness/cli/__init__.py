@@ -1,7 +1,8 @@
 """The ``azeval`` command: parse options, call harness.api, print, return an exit code.
 
-One module per group of commands: ``running`` (run), ``suites`` (validate, plan) and
-``records`` (report, bless, diff); ``options`` holds the options they share.
+One module per group of commands: ``starting`` (init), ``running`` (run), ``suites``
+(validate, plan) and ``records`` (report, bless, diff); ``options`` holds the options they
+share.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 import click
 
 from harness import __version__
-from harness.cli import records, running, suites
+from harness.cli import records, running, starting, suites
 from harness.errors import AzevalError
 from harness.redact import Redactor
 
@@ -40,6 +41,7 @@ def cli() -> None:
 
 
 for command in (
+    starting.init,
     running.run,
     suites.validate,
     suites.plan,
