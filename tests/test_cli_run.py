@@ -359,8 +359,10 @@ def test_unwritable_output_is_exit_2_before_sending(project, server, write, caps
     assert server.requests == []
 
 
-def test_validate_finds_what_run_would_refuse(project, write, monkeypatch, capsys):
-    """validate reports a bad model override and a missing key, as run would, exit 2."""
+def test_validate_finds_what_run_would_refuse(project, server, write, monkeypatch, capsys):
+    """validate reports a bad model override, as run would, exit 2. It needs no key (like
+    plan, it runs where secrets are not given): a missing key is a warning there, and run
+    is what refuses it (exit 2, nothing sent)."""
     write(
         "azeval.toml",
         CONFIG.format(first="gpt35", second="gpt4o") + '\n[models."gpt-4o"]\ncontext_windw = 5\n',
@@ -369,8 +371,11 @@ def test_validate_finds_what_run_would_refuse(project, write, monkeypatch, capsy
     assert "models.gpt-4o.context_windw" in capsys.readouterr().err
     write("azeval.toml", CONFIG.format(first="gpt35", second="gpt4o"))
     monkeypatch.delenv("AZURE_OPENAI_API_KEY")
-    assert azeval("validate", "suites", "-t", "gpt35") == 2
+    assert azeval("validate", "suites", "-t", "gpt35") == 0
+    assert "AZURE_OPENAI_API_KEY is not set here; run needs it" in capsys.readouterr().err
+    assert azeval("run", "suites", "-t", "gpt35") == 2
     assert "AZURE_OPENAI_API_KEY is not set" in capsys.readouterr().err
+    assert server.requests == []
 
 
 def test_validate_finds_entra_auth_without_azure_identity(project, write, monkeypatch, capsys):

@@ -10,6 +10,7 @@ import pytest
 import tomllib
 import yaml
 
+from harness.config import load_config
 from harness.starter import FILES, IGNORED
 from tests.conftest import azeval
 
@@ -85,7 +86,7 @@ def test_the_starter_validates_and_plans(project, capsys) -> None:
     assert azeval("init") == 0
     assert azeval("validate") == 0
     out = capsys.readouterr().out
-    assert "ok  suites/example.yaml: suite 'example', 5 case(s)" in out
+    assert "ok     suites/example.yaml: suite 'example', 5 case(s)" in out
     assert "targets: local" in out
     assert azeval("plan") == 0
 
@@ -109,28 +110,34 @@ def uncomment(text: str, table: str) -> str:
     [
         (
             "azure",
-            {"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com", "AZURE_OPENAI_API_KEY": "k"},
+            {"AZURE_OPENAI_ENDPOINT": "https://res.openai.azure.com", "AZURE_OPENAI_API_KEY": "k1"},
         ),
-        ("openai", {"OPENAI_API_KEY": "k"}),
+        ("openai", {"OPENAI_API_KEY": "k2"}),
     ],
 )
 def test_the_commented_examples_work_once_uncommented(
     project, monkeypatch, capsys, table, variables
 ) -> None:
     """Uncommented, the Azure and OpenAI examples are valid targets that read the usual
-    environment variables; without them, validate says which variable is missing."""
+    environment variables: validate passes without them (it needs no secret), run refuses
+    to start and names the missing one, and once they are set the target resolves them."""
     assert azeval("init") == 0
     config = project / "azeval.toml"
     config.write_text(uncomment(config.read_text(), table))
     for name in variables:
         monkeypatch.delenv(name, raising=False)
-    assert azeval("validate", "-t", table) == 2
-    missing = capsys.readouterr().err
-    assert any(name in missing for name in variables)
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
+    capsys.readouterr()
     assert azeval("validate", "-t", table) == 0
     assert f"targets: {table}" in capsys.readouterr().out
+    assert azeval("run", "-t", table) == 2
+    missing = capsys.readouterr().err
+    assert any(f"environment variable {name} is not set" in missing for name in variables)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    (target,) = load_config(config).select([table])
+    assert target.api_key() == variables[target.api_key_env]
+    if table == "azure":
+        assert target.endpoint == variables["AZURE_OPENAI_ENDPOINT"]
 
 
 def uses(workflow: dict) -> list[str]:

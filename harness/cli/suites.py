@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harness import api
+from harness import api, validation
 from harness.cli.options import config_option, target_option
 from harness.preflight import raise_for_fatal
 from harness.report.plan import format_table
@@ -19,16 +19,46 @@ from harness.report.plan import to_json as preflight_json
 @target_option
 @config_option
 def validate(paths: tuple[Path, ...], targets: tuple[str, ...], config_path: Path | None) -> int:
-    """Check suites and configuration; sends nothing."""
-    prepared = api.prepare(paths or (Path("suites"),), targets, config_path)
-    api.check_targets(prepared)
-    for suite in prepared.suites:
-        click.echo(f"ok  {suite.path}: suite '{suite.id}', {len(suite.cases)} case(s)")
+    """Check suites, configuration and what run would refuse; sends nothing, needs no secret.
+
+    Reports every bad file and every case the service would reject; exits 2 if any.
+    """
+    found = validation.validate(paths or (Path("suites"),), targets, config_path)
+    # ok and skip lines on stdout, every problem on stderr, in file order.
+    for file in found.files:
+        if file.error is not None:
+            click.echo(f"error  {file.error.format_message()}", err=True)
+        elif file.suite is not None:
+            size = f"suite '{file.suite.id}', {len(file.suite.cases)} case(s)"
+            if file.rejected:
+                click.echo(
+                    f"error  {file.path}: {size}; the service would reject "
+                    f"{len(file.rejected)} (see `azeval plan`):",
+                    err=True,
+                )
+                for problem in file.rejected:
+                    click.echo(f"         {problem}", err=True)
+            else:
+                click.echo(f"ok     {file.path}: {size}")
+    for path in found.skipped:
+        click.echo(f"skip   {path}: not a suite (no top-level 'suite:' key)")
+    for problem in found.target_problems:
+        click.echo(f"error  {problem}", err=True)
+    for warning in dict.fromkeys([*found.plan.warnings, *found.notes]):
+        click.echo(f"Warning: {warning}", err=True)
+    good = [f for f in found.files if f.ok]
     click.echo(
-        f"{prepared.case_count} case(s) in {len(prepared.suites)} suite(s); targets: "
-        + ", ".join(t.name for t in prepared.targets)
+        f"{sum(len(f.suite.cases) for f in good if f.suite)} case(s) in {len(good)} suite(s); "
+        f"targets: {', '.join(t.name for t in found.targets)}"
     )
-    return 0
+    if found.ok:
+        return 0
+    click.echo(
+        f"Not valid: {len(found.files) - len(good)} of {len(found.files)} suite file(s), "
+        f"{len(found.target_problems)} target problem(s); run would refuse them.",
+        err=True,
+    )
+    return 2
 
 
 @click.command()

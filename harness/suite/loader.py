@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -27,6 +29,26 @@ from harness.suite.yamlfile import Lines, line_of, place_of, read_yaml
 SUITE_SUFFIXES = (".yaml", ".yml")
 # Folders beside suites that hold their data and schemas, not suites.
 SKIPPED_DIRS = frozenset({"data", "schemas", "fixtures"})
+# A suite file says so at its top level; other YAML found in a folder is the project's own
+# (a CI config, a fixture), as the pytest plugin also reads it.
+_SUITE_KEY = re.compile(rb"^suite\s*:", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Found:
+    """Suite files below the paths, and the YAML files in their folders that are not suites."""
+
+    files: list[Path]
+    skipped: list[Path]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Every suite that loaded, and every file that did not, each with its error."""
+
+    suites: list[Suite]
+    errors: list[SuiteError]
+    skipped: list[Path]
 
 
 @cache
@@ -37,8 +59,22 @@ def suite_schema() -> dict[str, Any]:
 
 
 def find_suite_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Suite files named directly, and *.yaml/*.yml found below named directories."""
+    """Suite files named directly, and *.yaml/*.yml suites found below named directories."""
+    return discover(paths).files
+
+
+def _declares_suite(file: Path) -> bool:
+    try:
+        return bool(_SUITE_KEY.search(file.read_bytes()))
+    except OSError:
+        return True  # unreadable: loading it says why
+
+
+def discover(paths: Iterable[str | Path]) -> Found:
+    """Suite files named directly, and the *.yaml/*.yml below named directories that have
+    a top-level ``suite:`` key; the others found there are skipped, not errors."""
     found: list[Path] = []
+    skipped: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -48,30 +84,50 @@ def find_suite_files(paths: Iterable[str | Path]) -> list[Path]:
                     continue
                 if any(p in SKIPPED_DIRS or p.startswith((".", "_")) for p in relative[:-1]):
                     continue
-                found.append(file)
+                (found if _declares_suite(file) else skipped).append(file)
         elif path.is_file():
             found.append(path)
         else:
             raise SuiteError(str(path), "", "no such file or directory")
     if not found:
         joined = ", ".join(str(p) for p in paths)
-        raise SuiteError(joined or ".", "", "no suite files (*.yaml, *.yml) found")
-    return found
+        not_suites = f" ({len(skipped)} YAML file(s) without a 'suite:' key)" if skipped else ""
+        raise SuiteError(joined or ".", "", f"no suite files (*.yaml, *.yml) found{not_suites}")
+    return Found(found, skipped)
 
 
 def load_suites(paths: Iterable[str | Path]) -> list[Suite]:
-    """Load every suite below the paths; suite ids must be unique across them."""
+    """Load every suite below the paths; suite ids must be unique across them. Raises the
+    first file's SuiteError (see load_all for every one)."""
+    loaded = load_all(paths)
+    if loaded.errors:
+        raise loaded.errors[0]
+    return loaded.suites
+
+
+def load_all(paths: Iterable[str | Path]) -> Loaded:
+    """Load every suite below the paths, keeping each file's error instead of stopping at
+    the first. A path that does not exist, or no suite at all, still raises."""
+    found = discover(paths)
     suites: list[Suite] = []
+    errors: list[SuiteError] = []
     seen: dict[str, str] = {}
-    for file in find_suite_files(paths):
-        suite = load_suite(file)
+    for file in found.files:
+        try:
+            suite = load_suite(file)
+        except SuiteError as exc:
+            errors.append(exc)
+            continue
         if suite.id in seen:
-            raise SuiteError(
-                str(file), "suite", f"suite id '{suite.id}' is also used by {seen[suite.id]}"
+            errors.append(
+                SuiteError(
+                    str(file), "suite", f"suite id '{suite.id}' is also used by {seen[suite.id]}"
+                )
             )
+            continue
         seen[suite.id] = str(file)
         suites.append(suite)
-    return suites
+    return Loaded(suites, errors, found.skipped)
 
 
 def load_suite(path: Path) -> Suite:
