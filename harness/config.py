@@ -42,6 +42,7 @@ _COMMON_KEYS = {
     "timeout",
     "concurrency",
     "description",
+    "max_response_bytes",
 }
 _KEYS_BY_KIND = {
     "azure": _COMMON_KEYS
@@ -135,6 +136,7 @@ _TARGET_RULES: dict[str, _Rule] = {
     "threads": _POSITIVE,
     "seed": (_is_whole, "must be a whole number"),
     "timeout": _SECONDS,
+    "max_response_bytes": _POSITIVE,
 }
 _SETTING_RULES: dict[str, _Rule] = {
     "concurrency": _POSITIVE,
@@ -173,6 +175,9 @@ class TargetConfig:
     threads: int | None = None
     seed: int | None = None
     description: str = ""
+    # A reply body (decompressed) larger than this is an invalid_response, never read whole.
+    # Generous: a chat answer is kilobytes, a long one with logprobs a few megabytes.
+    max_response_bytes: int = 16 * 1024 * 1024
     source: str = "<default>"
 
     @property

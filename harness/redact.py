@@ -6,6 +6,7 @@ import json
 import os
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
@@ -49,3 +50,14 @@ def _written_forms(secret: str) -> set[str]:
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
     }
+
+
+def public_url(url: str, *, query: bool = True) -> str:
+    """A URL as azeval records or prints it: never its user-info (a password), and without
+    its query when ``query`` is false (a URL someone else chose may carry a signature)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query if query else "", ""))

@@ -42,7 +42,7 @@ def answer(text: str = "hello", model: str = "gpt-35-turbo", latency: float = 81
         "choices": [{"index": 0, "finish_reason": "stop", "message": {"content": text}}],
         "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
     }
-    return Completion(body=body, latency_ms=latency)
+    return Completion.from_body(body, latency_ms=latency)
 
 
 def store(cache: ResponseCache, body: dict[str, Any] = BODY, repeat: int = 0, **kw: Any) -> None:

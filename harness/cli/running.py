@@ -28,6 +28,7 @@ from harness.results.record import CaseResult
 from harness.results.store import Run
 from harness.runner.engine import RunOptions
 from harness.runner.resume import resume_command, resume_inputs
+from harness.writable import printable
 
 _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCHECKED"}
 
@@ -216,14 +217,14 @@ def _progress_printer(
         def advance(result: CaseResult) -> None:
             bar.advance(task)
             if result.verdict != "pass":
-                bar.console.print(redact(_line(result)), markup=False, highlight=False)
+                bar.console.print(redact(printable(_line(result))), markup=False, highlight=False)
 
         return advance, bar.stop
     seen = [0]
 
     def line(result: CaseResult) -> None:
         seen[0] += 1
-        click.echo(redact(f"[{seen[0]}/{total}] {_line(result)}"), err=True)
+        click.echo(redact(printable(f"[{seen[0]}/{total}] {_line(result)}")), err=True)
 
     return line, lambda: None
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import gc
 import hashlib
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -37,6 +36,7 @@ from harness.results.compare import (
 )
 from harness.results.store import Run
 from harness.results.summary import Scheduling, scheduling, summarize
+from harness.writable import json_text, printable
 
 # Only these target fields reach the page: meta may hold more, and a report must never leak
 # something like a key that a careless config put there.
@@ -62,7 +62,7 @@ def _asset(name: str) -> str:
 
 def _script_json(data: Any) -> str:
     """JSON safe inside <script>: no "<", ">" or "&" survives, so nothing can close the tag."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = json_text(data, separators=(",", ":"))
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
@@ -315,5 +315,5 @@ def write_report(run: Run, out: Path, *, baseline: Run | None = None) -> Path:
     """Write the report to ``out`` (a file, or a directory to hold ``report.html``)."""
     target = out / "report.html" if out.is_dir() else out
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_html(run, baseline=baseline), encoding="utf-8")
+    target.write_text(printable(render_html(run, baseline=baseline)), encoding="utf-8")
     return target

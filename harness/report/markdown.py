@@ -20,6 +20,7 @@ from harness.results.record import CaseResult
 from harness.results.stats import wilson_interval
 from harness.results.store import Run
 from harness.results.summary import FLAKY, case_stability, cost_of
+from harness.writable import printable
 
 if TYPE_CHECKING:
     from harness.gate import GateResult
@@ -237,6 +238,7 @@ def append_step_summary(text: str, environ: dict[str, str] | None = None) -> Pat
     target = (environ if environ is not None else os.environ).get("GITHUB_STEP_SUMMARY")
     if not target:
         return None
+    text = printable(text)
     data = text.encode("utf-8")
     if len(data) > MAX_SUMMARY_BYTES:
         cut = data[:MAX_SUMMARY_BYTES].decode("utf-8", errors="ignore")
@@ -250,5 +252,5 @@ def append_step_summary(text: str, environ: dict[str, str] | None = None) -> Pat
 def write_markdown(run: Run, path: Path, gate: GateResult | None = None) -> Path:
     """Write the Markdown summary to ``path`` (folders created)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_markdown(run, gate), encoding="utf-8")
+    path.write_text(printable(render_markdown(run, gate)), encoding="utf-8")
     return path

@@ -24,6 +24,7 @@ from harness.results.record import CaseResult, CheckResult, TurnResult
 from harness.results.store import Run, load_run
 from harness.results.summary import cost_of, summarize
 from harness.suite.yamlfile import place_of
+from harness.writable import json_text
 
 FORMAT_VERSION = 1
 # Long enough for a reviewer to read the reply; short enough to keep the file small.
@@ -172,7 +173,7 @@ def bless(run: Run) -> dict[str, Any]:
 
 def dumps(document: dict[str, Any]) -> str:
     """The canonical text of a baseline: sorted keys, two-space indent, trailing newline."""
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json_text(document, indent=2, sort_keys=True) + "\n"
 
 
 def write_baseline(run: Run, path: Path) -> Path:

@@ -15,6 +15,7 @@ import jsonschema
 from harness.errors import ConfigError
 from harness.results.record import CaseResult
 from harness.suite.yamlfile import place_of
+from harness.writable import json_text
 
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.jsonl"
@@ -150,7 +151,7 @@ class Journal:
         self._file: IO[str] = (path / RESULTS_FILE).open("a", encoding="utf-8")
 
     def append(self, result: CaseResult) -> None:
-        self.append_line(json.dumps(result.to_json(), ensure_ascii=False, default=str))
+        self.append_line(json_text(result.to_json()))
 
     def append_line(self, line: str) -> None:
         """One serialised result; on disk before this returns, so a crash loses none."""

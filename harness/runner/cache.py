@@ -154,7 +154,7 @@ class CachedAnswer:
     stored_at: str
 
     def completion(self) -> Completion:
-        return Completion(body=self.body, latency_ms=self.latency_ms)
+        return Completion.from_body(self.body, latency_ms=self.latency_ms)
 
     def to_json(self) -> dict[str, Any]:
         """What a result records of it: ``cached: true``, the run it came from, when."""

@@ -38,20 +38,16 @@ def chat_body(
 
 
 def reply_of(completion: Completion, info: TargetInfo) -> Reply:
-    body = completion.body
-    choice = (body.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
-    prompt_results = body.get("prompt_filter_results") or body.get("prompt_annotations") or []
-    prompt_filter = prompt_results[0].get("content_filter_results") if prompt_results else None
+    answer = completion.response  # typed at the target's edge
     return Reply(
-        content=message.get("content"),
-        finish_reason=choice.get("finish_reason"),
-        refusal=message.get("refusal"),
-        tool_calls=tuple(message.get("tool_calls") or ()),
-        usage=body.get("usage") or {},
+        content=answer.content,
+        finish_reason=answer.finish_reason,
+        refusal=answer.refusal,
+        tool_calls=answer.tool_calls,
+        usage=answer.usage,
         latency_ms=completion.latency_ms,
-        prompt_filter=prompt_filter,
-        completion_filter=choice.get("content_filter_results"),
+        prompt_filter=answer.prompt_filter,
+        completion_filter=answer.completion_filter,
         target_kind=info.kind,
     )
 
@@ -103,8 +99,8 @@ async def run_case(
             turns.append(result)
             break
         reply = reply_of(completion, info)
-        model = completion.body.get("model") or model
-        fingerprint = completion.body.get("system_fingerprint") or fingerprint
+        model = completion.response.model or model
+        fingerprint = completion.response.system_fingerprint or fingerprint
         turns.append(
             TurnResult(
                 request=body,

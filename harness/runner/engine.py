@@ -35,6 +35,7 @@ from harness.runner.retry import RetryPolicy
 from harness.runner.sender import NotSent, TargetSender
 from harness.suite.model import Case, Suite
 from harness.targets import Target, open_target
+from harness.writable import json_text
 
 Progress = Callable[[CaseResult], None]
 
@@ -190,7 +191,7 @@ async def _run_all(
     interrupted = crashed = False
 
     def record(result: CaseResult) -> None:
-        line = json.dumps(result.to_json(), ensure_ascii=False, default=str)
+        line = json_text(result.to_json())
         journal.append_line(redact(line))
         if progress is not None:
             progress(result)
@@ -305,7 +306,7 @@ def _rewrite_journal(run_dir: Path, results: list[CaseResult]) -> None:
     tmp = run_dir / (RESULTS_FILE + ".tmp")
     with tmp.open("w", encoding="utf-8") as handle:
         for result in results:
-            handle.write(json.dumps(result.to_json(), ensure_ascii=False, default=str) + "\n")
+            handle.write(json_text(result.to_json()) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
     tmp.replace(run_dir / RESULTS_FILE)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from harness.config import TargetConfig
 from harness.errors import ConfigError
+from harness.redact import public_url
 from harness.targets.base import Completion, Target, TargetError, TargetInfo
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def _azure(config: TargetConfig) -> Target:
     import openai
 
     from harness.targets.sdk import SdkTarget
+    from harness.targets.transport import http_client
 
     info = TargetInfo(
         name=config.name,
@@ -44,7 +46,7 @@ def _azure(config: TargetConfig) -> Target:
         model_version=config.model_version,
         deployment=config.deployment,
         api_version="v1" if config.use_v1 else config.api_version,
-        endpoint=config.endpoint,
+        endpoint=public_url(config.endpoint),
     )
     credential = (
         {"azure_ad_token_provider": _entra_token_provider(config)}
@@ -61,12 +63,14 @@ def _azure(config: TargetConfig) -> Target:
             api_key=token,
             default_headers=headers,
             max_retries=0,
+            http_client=http_client(config.max_response_bytes),
         )
     else:
         client = openai.AsyncAzureOpenAI(
             azure_endpoint=config.endpoint,
             api_version=config.api_version,
             max_retries=0,
+            http_client=http_client(config.max_response_bytes),
             **credential,
         )
     return SdkTarget(info, client, model=config.deployment)
@@ -76,13 +80,14 @@ def _openai(config: TargetConfig) -> Target:
     import openai
 
     from harness.targets.sdk import SdkTarget
+    from harness.targets.transport import http_client
 
     info = TargetInfo(
         name=config.name,
         kind="openai",
         model=config.model,
         model_version=config.model_version,
-        endpoint=config.base_url,
+        endpoint=public_url(config.base_url),
     )
     if config.uses_key:
         key, headers = config.api_key(), None
@@ -91,7 +96,12 @@ def _openai(config: TargetConfig) -> Target:
         # not build a client without a key, so it gets a placeholder it never sends, and
         # never OPENAI_API_KEY, which a server the user does not trust would receive.
         key, headers = "no-key", {"Authorization": openai.Omit()}
-    client = openai.AsyncOpenAI(base_url=config.base_url or None, api_key=key, max_retries=0)
+    client = openai.AsyncOpenAI(
+        base_url=config.base_url or None,
+        api_key=key,
+        max_retries=0,
+        http_client=http_client(config.max_response_bytes),
+    )
     return SdkTarget(info, client, model=config.model, headers=headers)
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from harness.targets.response import ChatResponse
 
 # Error kinds (TargetError.kind): content_filter, rate_limited, timeout, server_error, auth,
-# not_found, bad_request, context_length, connection, invalid_response, and from the runner
-# preflight, deadline, target_unavailable, history_budget.
+# not_found, redirect, bad_request, context_length, connection, invalid_response, and from
+# the runner preflight, deadline, target_unavailable, history_budget.
 RETRYABLE = frozenset({"rate_limited", "timeout", "server_error", "connection", "invalid_response"})
-FATAL_FOR_TARGET = frozenset({"auth", "not_found"})
+# A redirect is the endpoint's answer to every request: the target is pointed elsewhere.
+FATAL_FOR_TARGET = frozenset({"auth", "not_found", "redirect"})
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,24 @@ class TargetInfo:
 
 @dataclass(frozen=True)
 class Completion:
-    """A successful answer: the raw JSON body, the rate-limit headers, the time it took."""
+    """A successful answer: its typed fields (and raw body), rate-limit headers, latency."""
 
-    body: Mapping[str, Any]
+    response: ChatResponse
     latency_ms: float
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def body(self) -> Mapping[str, Any]:
+        """The JSON body as it came."""
+        return self.response.raw
+
+    @classmethod
+    def from_body(cls, body: Any, latency_ms: float, **fields: Any) -> Completion:
+        """An answer from a body already parsed (a cached one), typed as a fresh one is;
+        an invalid_response TargetError when it does not read as one."""
+        from harness.targets.response import read_response
+
+        return cls(read_response(body), latency_ms, **fields)
 
 
 class TargetError(Exception):

@@ -31,6 +31,7 @@ from harness.errors import ConfigError
 from harness.targets.base import Completion, Target, TargetError, TargetInfo
 from harness.targets.gguf import gguf_sha256, resolve_gguf
 from harness.targets.sdk import SdkTarget
+from harness.targets.transport import http_client
 
 INSTALL_LOCAL = "pip install 'azeval[local]'"
 # llama.cpp log verbosity: 1 keeps errors (a model that fails to load says why), drops the
@@ -144,7 +145,7 @@ async def open_local_target(config: TargetConfig) -> Target:
         base_url=address + "/v1",
         api_key="local",
         max_retries=0,
-        http_client=openai.DefaultAsyncHttpxClient(trust_env=False),
+        http_client=http_client(config.max_response_bytes, trust_env=False),
     )
     return LocalTarget(info, client, gguf.stem, key=key, seed=config.seed, tools=props.tools)
 

@@ -8,14 +8,17 @@ own retries are off (``max_retries=0``): the runner owns the retry policy.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urljoin
 
 import openai
 
+from harness.redact import public_url
 from harness.targets.base import Completion, TargetError, TargetInfo
+from harness.targets.response import Malformed, excerpt, load_json, parse_response
+from harness.targets.transport import ReplyRefused
 
 # Body keys the SDK's create() takes as arguments; everything else goes in extra_body so a
 # parameter the installed SDK does not know yet is still sent as written.
@@ -59,17 +62,21 @@ class SdkTarget:
             raw, text = await asyncio.wait_for(self._exchange(body, timeout), timeout)
         except openai.APIStatusError as exc:
             raise classify_status(exc, _ms_since(started)) from None
+        except ReplyRefused as exc:  # an error answer's body, which the SDK reads itself
+            raise _refused(exc, _ms_since(started)) from None
         except (openai.APITimeoutError, asyncio.TimeoutError):
             raise TargetError(
                 "timeout", f"no answer within {timeout:g} s", latency_ms=_ms_since(started)
             ) from None
         except openai.APIConnectionError as exc:
+            if isinstance(exc.__cause__, ReplyRefused):
+                raise _refused(exc.__cause__, _ms_since(started)) from None
             raise TargetError(
                 "connection", _connection_message(exc), latency_ms=_ms_since(started)
             ) from None
         latency = _ms_since(started)
-        headers = {k: raw.headers[k] for k in _RATE_HEADERS if k in raw.headers}
-        return Completion(body=parse_body(text, latency), latency_ms=latency, headers=headers)
+        headers = rate_headers(raw.headers)
+        return Completion(parse_response(text, latency), latency_ms=latency, headers=headers)
 
     async def _exchange(self, body: Mapping[str, Any], timeout: float) -> tuple[Any, str]:
         extra = {k: v for k, v in body.items() if k not in _SDK_ARGS}
@@ -86,42 +93,51 @@ class SdkTarget:
         await self._client.close()
 
 
-def parse_body(text: str, latency_ms: float) -> dict[str, Any]:
-    """The JSON of a 200 answer; a torn or non-JSON body is an invalid_response error."""
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TargetError(
-            "invalid_response",
-            f"the service answered 200 with a body that is not JSON ({exc.msg} at {exc.pos})",
-            status=200,
-            latency_ms=latency_ms,
-        ) from None
-    if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
-        raise TargetError(
-            "invalid_response",
-            "the service answered 200 without a 'choices' list",
-            status=200,
-            latency_ms=latency_ms,
-        )
-    return body
+def rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The rate-limit headers whose values are numbers the scheduler can use: a finite,
+    non-negative number; anything else from a stranger is dropped, as if not sent."""
+    kept = {}
+    for name in _RATE_HEADERS:
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if 0 <= number < 1e12:  # also refuses nan and infinity
+            kept[name] = value.strip()
+    return kept
+
+
+def _refused(exc: ReplyRefused, latency_ms: float) -> TargetError:
+    return TargetError("invalid_response", str(exc), status=exc.status, latency_ms=latency_ms)
 
 
 def classify_status(exc: openai.APIStatusError, latency_ms: float) -> TargetError:
     """Map an HTTP error answer to one of the error kinds of harness.targets.base."""
     status = exc.status_code
     body = _error_body(exc)
-    error = body.get("error") if isinstance(body.get("error"), dict) else body
-    code = error.get("code") if isinstance(error, dict) else None
-    code = str(code) if code is not None else None
-    message = str(error.get("message") or exc.message) if isinstance(error, dict) else exc.message
+    inner = body.get("error")
+    error: dict[str, Any] = inner if isinstance(inner, dict) else body
+    # A stranger's error body: code and message are read only when they are what they say.
+    code = error.get("code")
+    code = str(code) if isinstance(code, (str, int)) and not isinstance(code, bool) else None
+    message = error.get("message")
+    message = excerpt(message if isinstance(message, str) and message else exc.message)
     kind = _kind_of(status, code)
+    request = exc.response.request
     if kind == "not_found":
         # Azure answers a wrong path or an api-version it does not know with a bare
         # "Resource not found": the URL says which part of the target is wrong.
-        request = exc.response.request
-        message = f"{message} ({request.method} {request.url})"
-    if kind == "bad_request" and isinstance(error, dict) and error.get("type") in _TOO_LONG:
+        message = f"{message} ({request.method} {public_url(str(request.url))})"
+    if kind == "redirect":
+        where = _redirect_target(str(request.url), exc.response.headers.get("location", ""))
+        message = (
+            f"the service answered {status}, redirecting to {where}; azeval does not follow "
+            "redirects (the prompt and key would go along): point the target at it instead"
+        )
+    if kind == "bad_request" and str(error.get("type")) in _TOO_LONG:
         kind = "context_length"
     retry_after = retry_after_seconds(exc.response.headers) if status in (429, 503) else None
     return TargetError(
@@ -133,6 +149,16 @@ def classify_status(exc: openai.APIStatusError, latency_ms: float) -> TargetErro
         retry_after=retry_after,
         latency_ms=latency_ms,
     )
+
+
+def _redirect_target(url: str, location: str) -> str:
+    """Where a redirect pointed, as a public URL (a stranger's Location may not parse)."""
+    if not location:
+        return "nowhere"
+    try:
+        return public_url(urljoin(url, location), query=False)
+    except ValueError:
+        return "an unreadable location"
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -149,6 +175,8 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
 
 
 def _kind_of(status: int, code: str | None) -> str:
+    if 300 <= status < 400:
+        return "redirect"
     if status == 400 and code == "content_filter":
         return "content_filter"
     if status == 400 and code == "context_length_exceeded":
@@ -168,10 +196,10 @@ def _kind_of(status: int, code: str | None) -> str:
 
 def _error_body(exc: openai.APIStatusError) -> dict[str, Any]:
     try:
-        body = exc.response.json()
-    except (ValueError, UnicodeDecodeError):
-        return {"error": {"message": exc.response.text[:2000]}}
-    return body if isinstance(body, dict) else {"error": {"message": str(body)}}
+        body = load_json(exc.response.text)
+    except Malformed:
+        return {"error": {"message": excerpt(exc.response.text)}}
+    return body if isinstance(body, dict) else {"error": {"message": excerpt(str(body))}}
 
 
 def _connection_message(exc: openai.APIConnectionError) -> str:
