@@ -11,8 +11,8 @@ import pytest
 
 from harness.errors import PreflightError
 from harness.preflight import PlanRow, plan, plan_case, raise_for_fatal
+from harness.quota_rules import DEFAULT_COMPLETION_CHARGE
 from harness.report.plan import format_table, to_json
-from harness.runner.quota import DEFAULT_COMPLETION_CHARGE
 from harness.runner.sender import request_cost
 from harness.suite import load_suite
 from harness.suite.model import Case, Message, Turn

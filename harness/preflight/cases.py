@@ -10,7 +10,7 @@ from harness.conversation import HistoryTooLong, completion_budget, fit_case
 from harness.models import Catalogue, ModelSpec, load_catalogue, local_spec
 from harness.preflight.params import param_problems, tools_of
 from harness.preflight.problems import PlanTarget, Problem, assumed
-from harness.runner.quota import DEFAULT_COMPLETION_CHARGE
+from harness.quota_rules import request_charge
 from harness.suite.model import Case, Message
 from harness.tokens import count_messages, special_tokens_in
 
@@ -129,9 +129,8 @@ def plan_case(
     fits = fits and not any(p.fatal for p in turn_problems)
 
     # What the runner's scheduler (and Azure) charges against TPM: a request without a
-    # completion limit is charged the runner's default, not nothing.
-    charge = reserve if reserve is not None else DEFAULT_COMPLETION_CHARGE
-    charged = sum(t + charge for t in turn_tokens)
+    # completion limit is charged the default, not nothing.
+    charged = sum(request_charge(t, reserve) for t in turn_tokens)
     cost = spec.cost(sum(turn_tokens), (reserve or 0) * len(turn_tokens))
     return PlanRow(
         suite=case.suite,

@@ -9,7 +9,7 @@ from harness.errors import PreflightError
 from harness.models import Catalogue, ModelSpec, load_catalogue
 from harness.preflight.cases import PlanRow, plan_case, spec_for
 from harness.preflight.problems import PlanTarget
-from harness.runner.quota import default_rpm
+from harness.quota_rules import default_rpm
 from harness.suite.model import Case
 
 

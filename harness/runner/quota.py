@@ -39,17 +39,6 @@ EDGE = 0.01
 RESTAMP_S = 0.5
 # Learned limits are the lowest of this many recent estimates (so they can rise again).
 LEARN_FROM = 32
-# What Azure charges for the completion of a request that does not set max_tokens.
-DEFAULT_COMPLETION_CHARGE = 4096
-# Azure grants 6 requests a minute per 1,000 TPM of a deployment's quota.
-RPM_PER_1000_TPM = 6
-
-
-def default_rpm(tpm: int | None, rpm: int | None) -> int | None:
-    """The requests-per-minute limit: the one configured, else Azure's share of the TPM."""
-    if rpm is not None or tpm is None:
-        return rpm
-    return max(1, tpm * RPM_PER_1000_TPM // 1000)
 
 
 class QueueDeadline(Exception):

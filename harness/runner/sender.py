@@ -9,17 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from harness.checks import Services
 from harness.checks.context import NO_SERVICES
+from harness.conversation import completion_budget
+from harness.quota_rules import default_rpm, request_charge
 from harness.redact import Redactor
 from harness.results.record import CaseResult
 from harness.runner.case import Fitter, run_case
-from harness.runner.quota import (
-    DEFAULT_COMPLETION_CHARGE,
-    FRESH,
-    RETRY,
-    QueueDeadline,
-    Scheduler,
-    default_rpm,
-)
+from harness.runner.quota import FRESH, RETRY, QueueDeadline, Scheduler
 from harness.runner.retry import Attempts, send_with_retries
 from harness.suite.model import Case
 from harness.targets import Target, TargetError
@@ -213,9 +208,6 @@ def scheduler_for(config: TargetConfig, options: RunOptions) -> Scheduler:
 
 def request_cost(body: Mapping[str, Any], prompt_tokens: int | None) -> int:
     """What Azure charges a request up front: prompt tokens plus max_tokens."""
-    reserve = body.get("max_completion_tokens", body.get("max_tokens"))
-    if not isinstance(reserve, int):
-        reserve = DEFAULT_COMPLETION_CHARGE
     if prompt_tokens is None:  # no preflight count: about four characters a token
         prompt_tokens = sum(len(str(m.get("content") or "")) for m in body["messages"]) // 4 + 8
-    return prompt_tokens + reserve
+    return request_charge(prompt_tokens, completion_budget(body))
