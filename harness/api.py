@@ -7,19 +7,17 @@ import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.config import Config, TargetConfig, load_config
-from harness.conversation import fit_case
 from harness.gate import evaluate
 from harness.models import Catalogue, load_catalogue
-from harness.preflight import Plan, plan, spec_for
+from harness.preflight import Plan, plan
 from harness.results.record import CaseResult
 from harness.results.store import Run, load_run
-from harness.runner.case import Fitter
 from harness.runner.check_model import check_model_for
-from harness.runner.engine import RunOptions, RunOutcome, execute, kept_results, work_items
-from harness.suite import Case, Message, Suite, load_suites
+from harness.runner.engine import RunOptions, RunOutcome, execute, kept_results
+from harness.runner.work import work_items
+from harness.suite import Case, Suite, load_suites
 from harness.targets import require_azure_identity
 from harness.targets.gguf import resolve_gguf
 
@@ -115,43 +113,20 @@ def run(
     errors and not sent.
     """
     checked = checked or preflight(prepared)
-    refused = {(row.key, row.target): row.error_message() for row in checked.fatal_rows}
-    costs = {(row.key, row.target): row.turn_tokens for row in checked.rows}
-    fitters = _history_fitters(prepared)
-
-    def refusal(case: Case, target: TargetConfig) -> str | None:
-        return refused.get((case.key, target.name))
-
+    names = [t.name for t in prepared.targets]
+    items = work_items(prepared.suites, names, options.repeat, checked)
     outcome = asyncio.run(
         execute(
             prepared.suites,
             prepared.targets,
             options,
+            items=items,
             progress=progress,
-            preflight=refusal,
-            fitters=fitters,
-            costs=costs,
             check_model=prepared.check_model,
         )
     )
     write_html(outcome.run, options.reports_dir, baseline=baseline)
     return outcome
-
-
-def _history_fitters(prepared: Prepared) -> dict[str, Fitter]:
-    catalogue = prepared.catalogue
-    return {target.name: history_fitter(target, catalogue) for target in prepared.targets}
-
-
-def history_fitter(target: TargetConfig, catalogue: Catalogue) -> Fitter:
-    """Fit a multi-turn case's history into its budget (default: the target's context)."""
-    spec, _ = spec_for(target, catalogue)
-
-    def fit(messages: list[dict[str, Any]], case: Case) -> list[dict[str, Any]]:
-        kept, _ = fit_case(messages, case, spec)
-        return [m.to_api() if isinstance(m, Message) else dict(m) for m in kept]
-
-    return fit
 
 
 def write_html(run: Run, reports_dir: Path, baseline: Run | None = None) -> Path:

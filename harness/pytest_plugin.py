@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 if TYPE_CHECKING:
-    from harness.config import Config, TargetConfig
-    from harness.models import Catalogue
+    from harness.checks import Services
+    from harness.config import Config
+    from harness.models import Catalogue, ModelSpec
     from harness.redact import Redactor
     from harness.results.record import CaseResult
-    from harness.runner.case import Fitter
     from harness.runner.sender import TargetSender
     from harness.suite.model import Case
 
@@ -115,12 +115,16 @@ class SuiteFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from harness.errors import AzevalError
+        from harness.runner.check_model import check_model_for
         from harness.suite.loader import load_suite
 
         state = self.config.stash[_STATE]
         try:
             suite = load_suite(self.path)
             targets = state.target_names()
+            # A check that needs a model while none is configured fails collection, as
+            # `azeval run` refuses it before sending.
+            check_model_for(state.azeval_config(), [suite], sending=False)
         except AzevalError as exc:
             raise self.CollectError(exc.format_message()) from None
         for case in suite.cases:
@@ -217,7 +221,8 @@ class _Session:
         self._config: Config | None = None
         self._senders: dict[str, TargetSender] = {}
         self._dead: dict[str, str] = {}
-        self._fitters: dict[str, Fitter] = {}
+        self._specs: dict[str, ModelSpec] = {}
+        self._lent: Services | None = None
         self._catalogue: Catalogue | None = None
         self._redactor: Redactor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -270,14 +275,6 @@ class _Session:
             self._catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
         return self._catalogue
 
-    def _fitter(self, chosen: TargetConfig) -> Fitter:
-        """The same history fitting `azeval run` does for multi-turn cases."""
-        from harness.api import history_fitter
-
-        if chosen.name not in self._fitters:
-            self._fitters[chosen.name] = history_fitter(chosen, self.catalogue())
-        return self._fitters[chosen.name]
-
     def target_names(self) -> list[str]:
         from harness.config import CONFIG_FILE
         from harness.errors import ConfigError
@@ -310,13 +307,16 @@ class _Session:
         """Send the case's turns to the target (opened on first use) and check the replies."""
         return self._call(self._run(case, target, repeat))
 
-    async def _sender(self, name: str) -> TargetSender:
+    async def _sender(self, name: str, dead: dict[str, str] | None = None) -> TargetSender:
+        """The target's sender, opened on first use; ``dead``: a check model's own."""
         from harness.errors import AzevalError
+        from harness.preflight import spec_for
         from harness.runner.engine import RunOptions
         from harness.runner.sender import TargetSender
         from harness.targets import open_target
 
-        if name not in self._senders:
+        key = name if dead is None else f"check model {name}"
+        if key not in self._senders:
             config = self.azeval_config()
             try:
                 chosen = config.select([name])[0]
@@ -324,31 +324,43 @@ class _Session:
             except AzevalError as exc:
                 raise _TargetProblem(f"target '{name}': {exc.format_message()}") from None
             options = RunOptions.from_settings(config.settings)
-            self._senders[name] = TargetSender(target, chosen, options, self._dead, self.redactor())
-        return self._senders[name]
+            registry = self._dead if dead is None else dead
+            self._senders[key] = TargetSender(target, chosen, options, registry, self.redactor())
+            self._specs[key], _ = spec_for(chosen, self.catalogue())
+        return self._senders[key]
+
+    async def _services(self) -> Services:
+        """What checks are lent: the [settings] check_model target, with a sender of its own."""
+        from harness.checks import Services
+        from harness.runner.check_model import SenderModel
+
+        if self._lent is None:
+            name = self.azeval_config().settings.get("check_model")
+            model = None if name is None else SenderModel(await self._sender(str(name), {}))
+            self._lent = Services(check_model=model)
+        return self._lent
 
     async def _run(self, case: Case, name: str, repeat: int) -> CaseResult:
-        """As a run does: preflight (a case the service would refuse is not sent), the
-        target's quota, retries, and a target found dead stops the items still to come."""
+        """As a run does (``run_item``): preflight (a case the service would refuse is not
+        sent), the target's quota, retries, and a target found dead stops the items still
+        to come."""
         from harness.preflight import plan_case
-        from harness.runner.case import skipped_result
-        from harness.runner.sender import NotSent
+        from harness.runner.work import WorkItem, run_item
 
         if name in self._dead:
-            raise self._not_sent(name)
+            raise self._not_sent(name, self._dead[name])
         sender = await self._sender(name)
-        fit = self._fitter(sender.config)
-        row = plan_case(case, sender.config, self.catalogue())
-        if row.fatal:
-            info = sender.target.info
-            return skipped_result(case, info, repeat, "preflight", row.error_message())
-        try:
-            return await sender.run(case, repeat, fit=fit, turn_tokens=row.turn_tokens)
-        except NotSent:
-            raise self._not_sent(name) from None
+        spec = self._specs[name]
+        row = plan_case(case, sender.config, self.catalogue(), spec=spec)
+        ran = await run_item(
+            WorkItem(case, name, repeat, row, spec), sender, await self._services()
+        )
+        if ran.not_sent is not None:
+            raise self._not_sent(name, ran.not_sent)
+        return ran.result
 
-    def _not_sent(self, name: str) -> _TargetProblem:
-        return _TargetProblem(f"target '{name}' is unavailable, not sent: {self._dead[name]}")
+    def _not_sent(self, name: str, why: str) -> _TargetProblem:
+        return _TargetProblem(f"target '{name}' is unavailable, not sent: {why}")
 
     def close(self) -> None:
         """Close every opened target and stop the loop (at session end)."""

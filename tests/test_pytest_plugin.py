@@ -231,3 +231,81 @@ def test_quota_settings_apply_and_a_spent_quota_stops_the_target(
             "asks to wait 5 s, beyond max_retry_after 1 s*",
         ]
     )
+
+
+def test_user_checks_and_the_check_model_work_as_in_azeval_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A suite's python: check runs under pytest with its context and its own message, and
+    one needing a model asks [settings] check_model, as `azeval run` does (both run a work
+    item through the same function)."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "test-key")
+    rules = [
+        Rule(Match(deployment="judge"), Action(content="NO")),
+        Rule(Match(), Action(content="Here it is.")),
+    ]
+    with FakeAzure([Deployment("gpt35"), Deployment("judge")], rules=rules) as fake:
+        pytester.makefile(
+            ".toml",
+            azeval='[settings]\ncheck_model = "judge"\n\n'
+            + "".join(
+                f'[targets.{name}]\nkind = "azure"\nendpoint = "{fake.endpoint}"\n'
+                f'deployment = "{name}"\nmodel = "gpt-4o"\n\n'
+                for name in ("gpt35", "judge")
+            ),
+        )
+        pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+        pytester.makepyfile(
+            checks=textwrap.dedent(
+                """
+                from harness.checks import user_check
+
+                def turn_seen(ctx):
+                    return False, f"turn {ctx.turn} of {ctx.case.id} on {ctx.target.name}"
+
+                @user_check(needs=["text", "model"])
+                async def judged(ctx):
+                    answer = await ctx.services.model.ask([{"role": "user", "content": "ok?"}])
+                    return answer.text == "YES", f"the judge said {answer.text}"
+                """
+            )
+        )
+        pytester.makefile(
+            ".yaml",
+            judged="suite: judged\ncases:\n  - id: one\n    prompt: a\n"
+            "    expect: {python: [checks.py:turn_seen, checks.py:judged]}\n",
+        )
+        result = pytester.runpytest("judged.yaml", "--azeval-target", "gpt35")
+        judged = [r for r in fake.requests if r.deployment == "judge"]
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "check checks.py:turn_seen: turn 0 of one on gpt35",
+            "check checks.py:judged: the judge said NO",
+        ]
+    )
+    assert len(judged) == 1
+
+
+def test_a_check_needing_a_model_without_one_is_a_collection_error(
+    pytester: pytest.Pytester, project: None
+) -> None:
+    """Without [settings] check_model, a suite whose check needs a model does not collect,
+    and the error names the suite file and the check's place."""
+    pytester.makepyfile(
+        checks="from harness.checks import user_check\n\n"
+        "@user_check(needs=['model'])\ndef judged(ctx):\n    return True\n"
+    )
+    (pytester.path / "suites" / "checks.py").write_text(
+        (pytester.path / "checks.py").read_text(), encoding="utf-8"
+    )
+    (pytester.path / "suites" / "judged.yaml").write_text(
+        "suite: judged\ncases:\n  - id: one\n    prompt: a\n"
+        "    expect: {python: checks.py:judged}\n",
+        encoding="utf-8",
+    )
+    result = pytester.runpytest("suites/judged.yaml")
+    result.stdout.fnmatch_lines(
+        ["*judged.yaml: cases[[]0[]].expect.python: check 'checks.py:judged' needs a model*"]
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED

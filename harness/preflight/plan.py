@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from harness.errors import PreflightError
@@ -36,6 +36,8 @@ class Plan:
     rows: tuple[PlanRow, ...]
     targets: tuple[TargetTotals, ...]
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # The model each target runs, by target name: what its conversations are fitted into.
+    specs: Mapping[str, ModelSpec] = field(default_factory=dict)
 
     @property
     def prompt_tokens(self) -> int:
@@ -70,13 +72,15 @@ def plan(
     rows: list[PlanRow] = []
     totals: list[TargetTotals] = []
     warnings: list[str] = []
+    specs: dict[str, ModelSpec] = {}
     for target in targets:
         spec, target_warnings = spec_for(target, catalogue)
+        specs[target.name] = spec
         warnings += target_warnings
         target_rows = [plan_case(case, target, catalogue, spec=spec) for case in cases]
         rows += target_rows
         totals.append(_totals(target, spec, target_rows))
-    return Plan(rows=tuple(rows), targets=tuple(totals), warnings=tuple(warnings))
+    return Plan(rows=tuple(rows), targets=tuple(totals), warnings=tuple(warnings), specs=specs)
 
 
 def _totals(target: PlanTarget, spec: ModelSpec, rows: Sequence[PlanRow]) -> TargetTotals:

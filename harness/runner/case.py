@@ -6,20 +6,21 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.checks import CheckContext, Reply, Services, expects_block, run_checks
 from harness.checks.context import NO_SERVICES
-from harness.conversation import HistoryTooLong
+from harness.conversation import HistoryTooLong, fit_case
 from harness.results.record import CaseResult, TurnResult, verdict_of
 from harness.suite.model import Case, Message, Turn
 from harness.targets.base import Completion, TargetError, TargetInfo
 
+if TYPE_CHECKING:
+    from harness.models import ModelSpec
+    from harness.runner.work import WorkItem
+
 # Sends one request body and returns the answer, raising TargetError; retries live inside.
 Sender = Callable[[Mapping[str, Any]], Awaitable[Completion]]
-# Fits a conversation into the case's token budget: (messages, case) → the messages to send;
-# raises HistoryTooLong when it cannot.
-Fitter = Callable[[list[dict[str, Any]], Case], list[dict[str, Any]]]
 
 
 def request_body(case: Case, messages: list[dict[str, Any]], info: TargetInfo) -> dict[str, Any]:
@@ -53,16 +54,18 @@ def reply_of(completion: Completion, info: TargetInfo) -> Reply:
 
 
 async def run_case(
-    case: Case,
+    item: WorkItem,
     info: TargetInfo,
-    repeat: int,
     send: Sender,
     *,
-    fit: Fitter | None = None,
     tally: Any = None,
     services: Services = NO_SERVICES,
 ) -> CaseResult:
-    """Every turn in order; the first error ends the case and is recorded on it."""
+    """Every turn in order; the first error ends the case and is recorded on it.
+
+    A multi-turn conversation is fitted into its budget on the model the item runs on.
+    """
+    case, repeat = item.case, item.repeat
     started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
@@ -72,7 +75,7 @@ async def run_case(
     for k, turn in enumerate(case.turns):
         history.extend(m.to_api() for m in turn.messages)
         try:
-            messages = fit(history, case) if fit is not None and len(case.turns) > 1 else history
+            messages = _fitted(history, case, item.spec)
         except HistoryTooLong as exc:
             # Name the turn that could not be sent, as the suite file numbers its turns.
             where = f"{case.place}.turns[{k - 1}]" if k else f"{case.place}.messages"
@@ -135,6 +138,17 @@ async def run_case(
         # The kind of every failed attempt, in order: what the retries were for.
         extra={"attempt_errors": list(tally.errors)} if getattr(tally, "errors", None) else {},
     )
+
+
+def _fitted(
+    history: list[dict[str, Any]], case: Case, spec: ModelSpec | None
+) -> list[dict[str, Any]]:
+    """The messages to send: a conversation's history fitted into the case's budget (the
+    model's context by default); raises HistoryTooLong when it cannot be."""
+    if spec is None or len(case.turns) == 1:
+        return history
+    kept, _ = fit_case(history, case, spec)
+    return [m.to_api() if isinstance(m, Message) else dict(m) for m in kept]
 
 
 async def _failed_turn(

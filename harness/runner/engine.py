@@ -27,13 +27,13 @@ from harness.results.store import (
     write_meta,
 )
 from harness.results.summary import summarize
-from harness.runner.case import Fitter, skipped_result
 from harness.runner.check_model import SenderModel
 from harness.runner.meta import new_run_id, now_iso, run_meta, suite_meta
 from harness.runner.resume import check_unchanged
 from harness.runner.retry import RetryPolicy
-from harness.runner.sender import NotSent, TargetSender
-from harness.suite.model import Case, Suite
+from harness.runner.sender import TargetSender
+from harness.runner.work import WorkItem, run_item, work_items
+from harness.suite.model import Suite
 from harness.targets import Target, open_target
 from harness.writable import json_text
 
@@ -89,44 +89,17 @@ class RunOutcome:
     interrupted: bool = False
 
 
-@dataclass(frozen=True)
-class WorkItem:
-    case: Case
-    target: str
-    repeat: int
-
-    @property
-    def key(self) -> str:
-        return f"{self.case.suite}/{self.case.id}@{self.target}#{self.repeat}"
-
-
-def work_items(suites: list[Suite], targets: list[str], repeat: int | None) -> list[WorkItem]:
-    """Every case on every target, each repeat; interleaved by target so all make progress."""
-    items: list[WorkItem] = []
-    for suite in suites:
-        for case in suite.cases:
-            for n in range(repeat or case.repeat):
-                items.extend(WorkItem(case, target, n) for target in targets)
-    return items
-
-
-# Prompt tokens of each turn of a case on a target, keyed by (case key, target name): the
-# preflight's count, used to charge requests against the target's quota.
-Costs = Mapping[tuple[str, str], Sequence[int]]
-
-
 async def execute(
     suites: list[Suite],
     configs: list[TargetConfig],
     options: RunOptions,
     *,
+    items: Sequence[WorkItem] | None = None,
     progress: Progress | None = None,
-    preflight: Callable[[Case, TargetConfig], str | None] | None = None,
-    fitters: Mapping[str, Fitter] | None = None,
-    costs: Costs | None = None,
     check_model: TargetConfig | None = None,
 ) -> RunOutcome:
-    """Run everything; always writes the record, also when interrupted (Ctrl-C, cancel).
+    """Run the work items (default: every case on every target, with no plan); always
+    writes the record, also when interrupted (Ctrl-C, cancel).
 
     A run stopped by an error (raised from a case or the progress callback) is recorded
     with status "interrupted", so it is resumable and bless refuses it; the error propagates.
@@ -148,18 +121,9 @@ async def execute(
             opened.append(judge)
             sender = TargetSender(judge, check_model, options, {}, redact)
             services = Services(check_model=SenderModel(sender))
-        return await _run_all(
-            suites,
-            configs,
-            targets,
-            options,
-            redact,
-            progress,
-            preflight,
-            fitters or {},
-            costs or {},
-            services,
-        )
+        if items is None:
+            items = work_items(suites, list(targets), options.repeat)
+        return await _run_all(suites, items, configs, targets, options, redact, progress, services)
     finally:
         for target in opened:
             with contextlib.suppress(Exception):
@@ -168,21 +132,19 @@ async def execute(
 
 async def _run_all(
     suites: list[Suite],
+    all_items: Sequence[WorkItem],
     configs: list[TargetConfig],
     targets: dict[str, Target],
     options: RunOptions,
     redact: Redactor,
     progress: Progress | None,
-    preflight: Callable[[Case, TargetConfig], str | None] | None,
-    fitters: Mapping[str, Fitter],
-    costs: Costs,
     services: Services,
 ) -> RunOutcome:
     run_dir, meta, done = _open_run_dir(suites, targets, options, redact)
     journal = Journal(run_dir)
     dead: dict[str, str] = {}
     by_name = {c.name: c for c in configs}
-    items = [i for i in work_items(suites, list(targets), options.repeat) if i.key not in done]
+    items = [i for i in all_items if i.key not in done]
     rng = random.Random(options.seed)
     senders = {
         name: TargetSender(target, by_name[name], options, dead, redact, rng)
@@ -196,37 +158,9 @@ async def _run_all(
         if progress is not None:
             progress(result)
 
-    def not_sent(item: WorkItem) -> CaseResult:
-        return skipped_result(
-            item.case,
-            targets[item.target].info,
-            item.repeat,
-            "target_unavailable",
-            f"not sent: {dead[item.target]}",
-        )
-
     async def one(item: WorkItem) -> None:
-        sender = senders[item.target]
-        if item.target in dead:
-            record(not_sent(item))
-            return
-        problem = preflight(item.case, by_name[item.target]) if preflight is not None else None
-        if problem is not None:
-            info = targets[item.target].info
-            record(skipped_result(item.case, info, item.repeat, "preflight", problem))
-            return
-        try:
-            result = await sender.run(
-                item.case,
-                item.repeat,
-                fit=fitters.get(item.target),
-                turn_tokens=costs.get((item.case.key, item.target), ()),
-                services=services,
-            )
-        except NotSent:
-            record(not_sent(item))
-            return
-        record(result)
+        ran = await run_item(item, senders[item.target], services)
+        record(ran.result)
 
     # A run that stops early for any reason is recorded "interrupted", never "complete":
     # Ctrl-C (the outcome says interrupted) or an error (it propagates, e.g. a progress

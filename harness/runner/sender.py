@@ -13,16 +13,16 @@ from harness.conversation import completion_budget
 from harness.quota_rules import default_rpm, request_charge
 from harness.redact import Redactor
 from harness.results.record import CaseResult
-from harness.runner.case import Fitter, run_case
+from harness.runner.case import run_case
 from harness.runner.quota import FRESH, RETRY, QueueDeadline, Scheduler
 from harness.runner.retry import Attempts, send_with_retries
-from harness.suite.model import Case
 from harness.targets import Target, TargetError
 from harness.targets.base import FATAL_FOR_TARGET, Completion
 
 if TYPE_CHECKING:
     from harness.config import TargetConfig
     from harness.runner.engine import RunOptions
+    from harness.runner.work import WorkItem
 
 # Error kinds of a case that got no HTTP answer at all; the first case of a target that
 # never answered ending so means the target is unreachable.
@@ -56,28 +56,14 @@ class TargetSender:
         self.rng = rng or random.Random(options.seed)
         self.scheduler = scheduler_for(config, options)
 
-    async def run(
-        self,
-        case: Case,
-        repeat: int,
-        *,
-        fit: Fitter | None = None,
-        turn_tokens: Sequence[int] = (),
-        services: Services = NO_SERVICES,
-    ) -> CaseResult:
-        """Run the case's turns; raises NotSent if the target died before its first request.
+    async def run(self, item: WorkItem, *, services: Services = NO_SERVICES) -> CaseResult:
+        """Run the item's turns; raises NotSent if the target died before its first request.
 
-        ``turn_tokens``: the preflight's prompt tokens of each turn, charged to the quota.
+        Each request is charged to the quota with the plan's prompt tokens of its turn.
         """
-        sending = _Sending(self, turn_tokens)
+        sending = _Sending(self, item.plan.turn_tokens if item.plan is not None else ())
         result = await run_case(
-            case,
-            self.target.info,
-            repeat,
-            sending.send,
-            fit=fit,
-            tally=sending.tally,
-            services=services,
+            item, self.target.info, sending.send, tally=sending.tally, services=services
         )
         ended = sending.ended
         if ended is not None and ended.kind in _NO_ANSWER and not self.scheduler.answered:
