@@ -19,6 +19,7 @@ from harness.config import TargetConfig, load_config
 from harness.errors import AzevalError, SuiteError
 from harness.models import load_catalogue
 from harness.preflight import Plan, plan
+from harness.runner.check_model import named_check_model, refuse_model_checks
 from harness.suite import Suite, load_all
 from harness.targets import require_azure_identity
 from harness.targets.gguf import resolve_gguf
@@ -61,6 +62,7 @@ def validate(
     """Check suites, config and targets as ``run`` would, sending nothing and reading no
     secret. A bad config, an unknown target or a path with no suite raises InputError."""
     config = load_config(config_path)
+    lend_model = named_check_model(config) is not None
     loaded = load_all(list(paths))
     targets = config.select(list(target_names), only=PLAN_FIELDS)
     catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
@@ -70,7 +72,7 @@ def validate(
         rejected.setdefault(row.path, []).extend(
             f"[{row.target}] {p.describe(row.path)}" for p in row.problems if p.fatal
         )
-    files = [FileCheck(s.path, s, rejected=tuple(rejected.get(s.path, ()))) for s in loaded.suites]
+    files = [_file(s, rejected.get(s.path, ()), lend_model) for s in loaded.suites]
     files += [FileCheck(e.path, None, e) for e in loaded.errors]
     files.sort(key=lambda f: f.path)
     problems, notes = _target_checks(targets)
@@ -82,6 +84,16 @@ def validate(
         plan=checked,
         notes=tuple(notes),
     )
+
+
+def _file(suite: Suite, rejected: Iterable[str], lend_model: bool) -> FileCheck:
+    """A loaded suite's check; a check needing a model that no target lends is its error."""
+    if not lend_model:
+        try:
+            refuse_model_checks([suite])
+        except SuiteError as exc:
+            return FileCheck(suite.path, suite, exc, tuple(rejected))
+    return FileCheck(suite.path, suite, rejected=tuple(rejected))
 
 
 def _target_checks(targets: Iterable[TargetConfig]) -> tuple[list[str], list[str]]:

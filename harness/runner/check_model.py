@@ -44,18 +44,17 @@ def check_model_for(
 ) -> TargetConfig | None:
     """The target named by ``[settings] check_model``, resolved when the run sends; a check
     that needs a model while none is named is a SuiteError at its place, before sending."""
+    name = named_check_model(config)
+    if name is None:
+        refuse_model_checks(suites)
+        return None
+    return config.select([name])[0] if sending else None
+
+
+def named_check_model(config: Config) -> str | None:
+    """The ``[settings] check_model`` name; ConfigError when no such target is configured."""
     name = config.settings.get("check_model")
     if name is None:
-        for case in (c for s in suites for c in s.cases):
-            for turn in case.turns:
-                for e in turn.expectations:
-                    if "model" in get_check(e.check).needs_of(e.arg):
-                        raise SuiteError(
-                            case.path,
-                            e.place,
-                            f"check '{e.label or e.check}' needs a model to ask: name a "
-                            "configured target as [settings] check_model",
-                        )
         return None
     if str(name) not in config.targets:
         known = ", ".join(sorted(config.targets)) or "none configured"
@@ -64,4 +63,18 @@ def check_model_for(
             "settings.check_model",
             f"unknown target '{name}' (targets: {known})",
         )
-    return config.select([str(name)])[0] if sending else None
+    return str(name)
+
+
+def refuse_model_checks(suites: Sequence[Suite]) -> None:
+    """SuiteError at the first check that needs a model (there is none to lend it)."""
+    for case in (c for s in suites for c in s.cases):
+        for turn in case.turns:
+            for e in turn.expectations:
+                if "model" in get_check(e.check).needs_of(e.arg):
+                    raise SuiteError(
+                        case.path,
+                        e.place,
+                        f"check '{e.label or e.check}' needs a model to ask: name a "
+                        "configured target as [settings] check_model",
+                    )
