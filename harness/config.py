@@ -31,6 +31,8 @@ DEFAULT_API_VERSION = "2024-10-21"
 # A local model shares the CPU with everything else on the machine; on a busy CI runner a
 # reply can take minutes, which is slow, not broken.
 LOCAL_TIMEOUT = 300.0
+# What an HTTP header can carry of a key: visible ASCII, no spaces.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 _COMMON_KEYS = {
@@ -199,6 +201,16 @@ class TargetConfig:
                 self.source,
                 f"{self.place}.api_key_env",
                 f"environment variable {self.api_key_env} is not set (the API key)",
+            )
+        if not _HEADER_SAFE.fullmatch(key):
+            # Never quoted: the value is the secret. A CRLF .env or a pasted key brings a
+            # line end, which the HTTP client refused in an error that repeated the key.
+            what = "whitespace" if any(c.isspace() for c in key) else "characters"
+            raise ConfigError(
+                self.source,
+                f"{self.place}.api_key_env",
+                f"environment variable {self.api_key_env} holds {what} an API key cannot "
+                "have (a line end from a CRLF .env file or a paste?); the key is not shown",
             )
         return key
 

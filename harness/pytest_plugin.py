@@ -259,8 +259,7 @@ class _Session:
         from harness.redact import Redactor
 
         if self._redactor is None:
-            names = [t.api_key_env for t in self.azeval_config().targets.values() if t.api_key_env]
-            self._redactor = Redactor.from_environment(names)
+            self._redactor = Redactor.for_targets(self.azeval_config().targets.values())
         return self._redactor
 
     def redact(self, text: str) -> str:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from harness.config import TargetConfig
 
 MASK = "***"
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
@@ -20,7 +25,8 @@ class Redactor:
     """Replaces every known secret value in text with ``***``."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        kept = {form for s in secrets if len(s) >= _MIN_LENGTH for form in _written_forms(s)}
+        self.values = tuple(s for s in secrets if len(s.strip()) >= _MIN_LENGTH)
+        kept = {form for s in self.values for form in _written_forms(s)}
         # Longest first, so a secret that contains another is masked whole.
         self._secrets = sorted(kept, key=len, reverse=True)
 
@@ -29,6 +35,18 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, MASK)
         return _JWT.sub(MASK, text)
+
+    def scrub(self, value: Any) -> Any:
+        """A JSON-ready value with every string (and key) in it redacted, before it is
+        serialised: a secret inside an escaped spelling (an HTML-escaped echo, a repr)
+        is escaped once more in JSON text, where no list of spellings can follow it."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {self(str(k)): self.scrub(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.scrub(v) for v in value]
+        return value
 
     @classmethod
     def from_environment(cls, names: Iterable[str] = ()) -> Redactor:
@@ -41,15 +59,52 @@ class Redactor:
         ]
         return cls(values)
 
+    @classmethod
+    def for_targets(cls, targets: Iterable[TargetConfig]) -> Redactor:
+        """Secrets of a run: every target's key variable, any password in a target's URL
+        (``https://user:pass@gateway``), and the variables whose names say they hold one."""
+        targets = list(targets)
+        names = [t.api_key_env for t in targets if t.api_key_env]
+        found = cls.from_environment(names)
+        passwords = [p for t in targets for p in url_passwords(t)]
+        return cls([*found.values, *passwords])
+
+
+def url_passwords(target: TargetConfig) -> list[str]:
+    """The password in a target's endpoint or base_url, as written and decoded."""
+    from harness.config import expand_env
+    from harness.errors import ConfigError
+
+    found = []
+    for url in (target.endpoint, target.base_url):
+        try:
+            password = urlsplit(expand_env(url, target.source, target.place)).password
+        except (ValueError, ConfigError):  # a URL config will refuse, or a missing variable
+            continue
+        if password:
+            found += [password, unquote(password)]
+    return found
+
 
 def _written_forms(secret: str) -> set[str]:
-    """The secret as it is, and as it reads inside JSON text (journal lines and run.json
-    are scrubbed after serialising, where a quote, backslash or é is escaped)."""
-    return {
-        secret,
-        json.dumps(secret)[1:-1],
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-    }
+    """Every spelling of a secret a writer or a service may produce: as it is and trimmed
+    (a key pasted with its line end), and each as it reads escaped in JSON (also JSON
+    quoted inside JSON), in a Python repr (an exception's message), URL-encoded and in HTML.
+    Scrubbing runs on serialised text, so each escaped spelling must be known."""
+    forms = set()
+    for base in {secret, secret.strip()}:
+        json_form = json.dumps(base)[1:-1]
+        forms |= {
+            base,
+            json_form,
+            json.dumps(base, ensure_ascii=False)[1:-1],
+            json.dumps(json_form)[1:-1],
+            repr(base)[1:-1],
+            quote(base, safe=""),
+            quote_plus(base, safe=""),
+            html.escape(base),
+        }
+    return {form for form in forms if len(form) >= _MIN_LENGTH}
 
 
 def public_url(url: str, *, query: bool = True) -> str:

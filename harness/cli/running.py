@@ -140,7 +140,7 @@ def run(
         f"Running {prepared.case_count} case(s) from {len(prepared.suites)} suite(s) on {names}",
         err=True,
     )
-    redact = Redactor.from_environment(t.api_key_env for t in prepared.targets if t.api_key_env)
+    redact = Redactor.for_targets(prepared.targets)
     progress, done = _progress_printer(api.pending(prepared, options), redact)
     try:
         outcome = api.run(

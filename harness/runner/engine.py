@@ -106,7 +106,7 @@ async def execute(
     ``check_model``: the target checks that need a model ask, through a sender of its own.
     """
     keyed = [*configs, *([check_model] if check_model is not None else [])]
-    redact = Redactor.from_environment(c.api_key_env for c in keyed if c.api_key_env)
+    redact = Redactor.for_targets(keyed)
     if options.resume is not None:
         check_unchanged(options.resume, suites)
     targets: dict[str, Target] = {}
@@ -153,8 +153,9 @@ async def _run_all(
     interrupted = crashed = False
 
     def record(result: CaseResult) -> None:
-        line = json_text(result.to_json())
-        journal.append_line(redact(line))
+        # Values first (each spelling as the service wrote it), then the line (a secret
+        # that only JSON escaping produced).
+        journal.append_line(redact(json_text(redact.scrub(result.to_json()))))
         if progress is not None:
             progress(result)
 
@@ -260,6 +261,6 @@ def _write_scrubbed(run_dir: Path, meta: dict[str, Any], redact: Redactor) -> di
 
     Every write, not only the last: a run that is killed leaves the first one on disk.
     """
-    scrubbed: dict[str, Any] = json.loads(redact(json.dumps(meta, default=str)))
+    scrubbed: dict[str, Any] = json.loads(redact(json.dumps(redact.scrub(meta), default=str)))
     write_meta(run_dir, scrubbed)
     return scrubbed

@@ -3,7 +3,8 @@
 The fake Azure server answers as Azure does; this one answers as a broken or malicious
 service might: any status, any headers, any body (bytes, or chunks produced as they are
 sent, so a 300 MB body costs the server nothing). Each request is answered by the first
-script whose marker occurs in the request body, else by ``default``.
+script whose marker occurs in the request body, else by ``default``; a script may be a
+function of the request's headers (to echo what the client sent, as a hostile one would).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def config_text(url: str, key_env: str = "", extra: str = "") -> str:
     return CONFIG.format(url=url, key_env=key_env, extra=extra)
 
 
+Script = Answer | Callable[[Mapping[str, str]], Answer]
+
+
 def ok(content: str = "ok") -> Answer:
     """A well-formed answer saying ``content``."""
     return json_answer(
@@ -76,7 +80,7 @@ def json_answer(body: Any, status: int = 200, **headers: str) -> Answer:
 class HostileServer:
     """Serves scripted answers on 127.0.0.1 (an ephemeral port) in a thread."""
 
-    def __init__(self, scripts: Mapping[str, Answer], default: Answer | None = None) -> None:
+    def __init__(self, scripts: Mapping[str, Script], default: Script | None = None) -> None:
         self.scripts = dict(scripts)
         self.default = default or ok()
         self.requests: list[tuple[str, Mapping[str, str], bytes]] = []
@@ -123,11 +127,11 @@ class HostileServer:
             with self._lock:
                 self.requests.append(request)
             answer = self._answer_for(request[2])
-            _send(sock, answer)
+            _send(sock, answer(request[1]) if callable(answer) else answer)
         except OSError:  # the client hung up: what a bounded reader does
             pass
 
-    def _answer_for(self, body: bytes) -> Answer:
+    def _answer_for(self, body: bytes) -> Script:
         for marker, answer in self.scripts.items():
             if marker.encode() in body:
                 return answer
