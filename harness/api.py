@@ -17,7 +17,8 @@ from harness.results.store import Run, load_run
 from harness.runner.check_model import check_model_for
 from harness.runner.engine import RunOptions, RunOutcome, execute, kept_results
 from harness.runner.work import work_items
-from harness.suite import Case, Suite, load_suites
+from harness.suite import Case, Suite
+from harness.suite.select import EVERY_CASE, Selection, load_selected
 from harness.targets import require_azure_identity
 from harness.targets.gguf import resolve_gguf
 
@@ -53,13 +54,16 @@ def prepare(
     config_path: Path | None = None,
     *,
     sending: bool = True,
+    selection: Selection = EVERY_CASE,
 ) -> Prepared:
     """Load config and suites and resolve the chosen targets; raises InputError, sends nothing.
 
-    ``sending=False`` (a plan): only PLAN_FIELDS of a target must resolve from the environment.
+    ``paths`` may name single cases (``file.yaml::case``); ``selection`` keeps the cases a
+    -k expression and tags match. ``sending=False`` (a plan): only PLAN_FIELDS of a target
+    must resolve from the environment.
     """
     config = load_config(config_path)
-    suites = load_suites(list(paths))
+    suites = load_selected(list(paths), selection)
     targets = config.select(list(target_names), only=None if sending else PLAN_FIELDS)
     catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
     check_model = check_model_for(config, suites, sending=sending)

@@ -9,6 +9,7 @@ endpoints are left alone, as ``plan`` leaves them, so it runs where secrets are 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from harness.models import load_catalogue
 from harness.preflight import Plan, plan
 from harness.runner.check_model import named_check_model, refuse_model_checks
 from harness.suite import Suite, load_all
+from harness.suite.select import EVERY_CASE, CasePaths, Selection, narrow
 from harness.targets import require_azure_identity
 from harness.targets.gguf import resolve_gguf
 
@@ -57,13 +59,21 @@ class Validation:
 
 
 def validate(
-    paths: Iterable[str | Path], target_names: Iterable[str] = (), config_path: Path | None = None
+    paths: Iterable[str | Path],
+    target_names: Iterable[str] = (),
+    config_path: Path | None = None,
+    *,
+    selection: Selection = EVERY_CASE,
 ) -> Validation:
     """Check suites, config and targets as ``run`` would, sending nothing and reading no
-    secret. A bad config, an unknown target or a path with no suite raises InputError."""
+    secret. A bad config, an unknown target or a path with no suite raises InputError;
+    ``paths`` (``file::case``) and ``selection`` narrow the cases checked as run narrows them."""
     config = load_config(config_path)
     lend_model = named_check_model(config) is not None
-    loaded = load_all(list(paths))
+    wanted = CasePaths.parse(paths)
+    loaded = load_all(list(wanted.files))
+    if loaded.suites:
+        loaded = dataclasses.replace(loaded, suites=narrow(loaded.suites, wanted, selection))
     targets = config.select(list(target_names), only=PLAN_FIELDS)
     catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
     checked = plan([c for s in loaded.suites for c in s.cases], targets, catalogue)

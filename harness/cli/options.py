@@ -37,6 +37,28 @@ target_option = click.option(
 )
 
 
+def selection_options(command: F) -> F:
+    """Add ``-k EXPR`` and ``--tag NAME`` (see harness.suite.select) to a command."""
+    options = [
+        click.option(
+            "-k",
+            "keyword",
+            default="",
+            metavar="EXPR",
+            help="Run only cases whose suite/case id or tags match, as pytest's -k: "
+            '-k "tax and not refund".',
+        ),
+        click.option(
+            "--tag",
+            "tags",
+            multiple=True,
+            metavar="NAME",
+            help="Run only cases with this tag (repeatable: any of them).",
+        ),
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), command)
+
+
 @dataclass(frozen=True)
 class GateOptions:
     """What ``azeval run`` was asked to gate on and write for CI."""

@@ -15,6 +15,7 @@ from harness.cli.options import (
     GateOptions,
     config_option,
     gate_options,
+    selection_options,
     target_option,
     writable_folder,
 )
@@ -28,6 +29,7 @@ from harness.results.record import CaseResult
 from harness.results.store import Run
 from harness.runner.engine import RunOptions
 from harness.runner.resume import resume_command, resume_inputs
+from harness.suite.select import Selection
 from harness.writable import printable
 
 _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCHECKED"}
@@ -37,6 +39,7 @@ _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCH
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @target_option
 @config_option
+@selection_options
 @click.option(
     "-j", "--concurrency", type=click.IntRange(1, 512), help="Requests at once per target."
 )
@@ -72,6 +75,8 @@ def run(
     paths: tuple[Path, ...],
     targets: tuple[str, ...],
     config_path: Path | None,
+    keyword: str,
+    tags: tuple[str, ...],
     concurrency: int | None,
     timeout: float | None,
     repeat: int | None,
@@ -96,7 +101,7 @@ def run(
         raise click.UsageError("--retry-errors goes with --resume RUN_DIR")
     if not paths:
         paths = (Path("suites"),)
-    prepared = api.prepare(paths, targets, config_path)
+    prepared = api.prepare(paths, targets, config_path, selection=Selection(keyword, tags))
     api.check_targets(prepared)
     # A bad baseline is bad input: exit 2 before anything is sent.
     gate = GateOptions.load(baseline, fail_on_regression, min_lower_bound, junit, markdown)

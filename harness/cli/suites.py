@@ -8,22 +8,32 @@ from pathlib import Path
 import click
 
 from harness import api, validation
-from harness.cli.options import config_option, target_option
+from harness.cli.options import config_option, selection_options, target_option
 from harness.preflight import raise_for_fatal
 from harness.report.plan import format_table
 from harness.report.plan import to_json as preflight_json
+from harness.suite.select import Selection
 
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @target_option
 @config_option
-def validate(paths: tuple[Path, ...], targets: tuple[str, ...], config_path: Path | None) -> int:
+@selection_options
+def validate(
+    paths: tuple[Path, ...],
+    targets: tuple[str, ...],
+    config_path: Path | None,
+    keyword: str,
+    tags: tuple[str, ...],
+) -> int:
     """Check suites, configuration and what run would refuse; sends nothing, needs no secret.
 
     Reports every bad file and every case the service would reject; exits 2 if any.
     """
-    found = validation.validate(paths or (Path("suites"),), targets, config_path)
+    found = validation.validate(
+        paths or (Path("suites"),), targets, config_path, selection=Selection(keyword, tags)
+    )
     # ok and skip lines on stdout, every problem on stderr, in file order.
     for file in found.files:
         if file.error is not None:
@@ -65,15 +75,27 @@ def validate(paths: tuple[Path, ...], targets: tuple[str, ...], config_path: Pat
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @target_option
 @config_option
+@selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan(
-    paths: tuple[Path, ...], targets: tuple[str, ...], config_path: Path | None, as_json: bool
+    paths: tuple[Path, ...],
+    targets: tuple[str, ...],
+    config_path: Path | None,
+    keyword: str,
+    tags: tuple[str, ...],
+    as_json: bool,
 ) -> int:
     """Count tokens, check limits and parameters, estimate cost and time; sends nothing.
 
     Exits 2 when any case could not be sent.
     """
-    prepared = api.prepare(paths or (Path("suites"),), targets, config_path, sending=False)
+    prepared = api.prepare(
+        paths or (Path("suites"),),
+        targets,
+        config_path,
+        sending=False,
+        selection=Selection(keyword, tags),
+    )
     checked = api.preflight(prepared)
     if as_json:
         click.echo(json.dumps(preflight_json(checked), indent=2))

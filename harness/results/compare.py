@@ -365,12 +365,21 @@ def scope_baseline(run: Run, baseline: Run) -> tuple[Run, tuple[str, ...]]:
     rest: they were not run. Cases of a suite that did run and are gone now are removed.
     """
     suites = {s.get("id") for s in run.meta.get("suites") or []} | {r.suite for r in run.results}
+    # Suites of which a selection (-k, --tag, file::case) ran only some cases.
+    selected = {
+        s.get("id"): set(s["selected"])
+        for s in run.meta.get("suites") or []
+        if isinstance(s.get("selected"), list)
+    }
     targets = set(run.targets) | {r.target for r in run.results}
     paired_across_names = pair_targets(run, baseline)[0] is not None
     kept, suites_out, targets_out = [], set(), set()
+    cases_out: dict[str, set[str]] = {}
     for r in baseline.results:
         if r.suite not in suites:
             suites_out.add(r.suite)
+        elif r.suite in selected and r.case not in selected[r.suite]:
+            cases_out.setdefault(r.suite, set()).add(r.case)
         elif not paired_across_names and r.target not in targets:
             targets_out.add(r.target)
         else:
@@ -378,6 +387,10 @@ def scope_baseline(run: Run, baseline: Run) -> tuple[Run, tuple[str, ...]]:
     if len(kept) == len(baseline.results):
         return baseline, ()
     left_out = [f"suite '{name}' (not run)" for name in sorted(suites_out)]
+    left_out += [
+        f"{len(cases)} case(s) of suite '{name}' (not selected)"
+        for name, cases in sorted(cases_out.items())
+    ]
     left_out += [f"target '{name}' (not run)" for name in sorted(targets_out)]
     return dataclasses.replace(baseline, results=kept), tuple(left_out)
 

@@ -44,7 +44,16 @@ def git_commit(where: Path) -> str | None:
 
 
 def suite_meta(suite: Suite) -> dict[str, Any]:
-    return {"id": suite.id, "path": suite.path, "sha256": suite.sha256, "cases": len(suite.cases)}
+    meta: dict[str, Any] = {
+        "id": suite.id,
+        "path": suite.path,
+        "sha256": suite.sha256,
+        "cases": len(suite.cases),
+    }
+    if suite.narrowed:
+        # Which cases a selection kept: a baseline compares only those, a resume runs them.
+        meta["selected"] = [case.id for case in suite.cases]
+    return meta
 
 
 def run_meta(

@@ -23,10 +23,19 @@ class ResumeInputs:
 def resume_inputs(run_dir: Path) -> ResumeInputs:
     """Read run.json of ``run_dir``; an unreadable or foreign folder is a ConfigError."""
     meta = read_meta(run_dir)
-    paths = tuple(Path(s["path"]) for s in meta.get("suites", []) if s.get("path"))
+    paths: list[Path] = []
+    for suite in meta.get("suites", []):
+        if not suite.get("path"):
+            continue
+        # A selected run resumes its selection: each case it kept, as file::case.
+        selected = suite.get("selected")
+        if isinstance(selected, list):
+            paths += [Path(f"{suite['path']}::{case}") for case in selected]
+        else:
+            paths.append(Path(suite["path"]))
     targets = tuple(t["name"] for t in meta.get("targets", []) if t.get("name"))
     repeat = (meta.get("options") or {}).get("repeat")
-    return ResumeInputs(paths=paths, targets=targets, repeat=repeat)
+    return ResumeInputs(paths=tuple(paths), targets=targets, repeat=repeat)
 
 
 def check_unchanged(run_dir: Path, suites: Iterable[Suite]) -> None:

@@ -89,3 +89,5 @@ class Suite:
     sha256: str
     description: str
     cases: tuple[Case, ...]
+    # A selection (-k, --tag, file::case) left out some of the file's cases.
+    narrowed: bool = False

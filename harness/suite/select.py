@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -143,6 +143,9 @@ class Selection:
         return lambda case: keyword(case) and bool(tags.intersection(case.tags))
 
 
+EVERY_CASE = Selection()
+
+
 def split_case_path(raw: str | Path) -> tuple[str, str | None]:
     """``suites/qa.yaml::capital-of-france`` → the path and the case id (None: every case)."""
     text = str(raw)
@@ -160,45 +163,64 @@ def _named_cases(suite: Suite, wanted: Sequence[str]) -> tuple[Case, ...]:
     return tuple(case for case in suite.cases if case.id in wanted)
 
 
-def load_selected(paths: Iterable[str | Path], selection: Selection = Selection()) -> list[Suite]:
-    """Load the suites below ``paths`` (which may name cases: ``file::case``) and keep the
-    cases the selection matches; suites left with no case are dropped. An InputError when
-    nothing is left."""
-    files: list[str] = []
-    named: dict[str, list[str]] = {}  # a file's resolved path → the cases named in it
-    whole: set[str] = set()  # files also given without ::, so all their cases count
-    for raw in paths:
-        path, case = split_case_path(raw)
-        if case is not None and not case:
-            raise InputError(f"{raw}: write the case id after '::' (file.yaml::case-id)")
-        if case is not None and not Path(path).is_file():
-            raise SuiteError(path, "", "path::case needs a suite file, not a folder")
-        if path not in files:
-            files.append(path)
-        resolved = str(Path(path).resolve())
-        if case is None:
-            whole.add(resolved)
-        else:
-            named.setdefault(resolved, []).append(case)
-    suites = load_suites(files)
+@dataclass(frozen=True)
+class CasePaths:
+    """Suite paths as given, some naming cases (``file::case``): the files to load, and
+    which cases of which file were named."""
+
+    files: tuple[str, ...]
+    named: Mapping[str, tuple[str, ...]]  # a file's resolved path → the cases named in it
+    whole: frozenset[str]  # files also given without ::, so all their cases count
+
+    @classmethod
+    def parse(cls, paths: Iterable[str | Path]) -> CasePaths:
+        files: list[str] = []
+        named: dict[str, tuple[str, ...]] = {}
+        whole: set[str] = set()
+        for raw in paths:
+            path, case = split_case_path(raw)
+            if case is not None and not case:
+                raise InputError(f"{raw}: write the case id after '::' (file.yaml::case-id)")
+            if case is not None and not Path(path).is_file():
+                raise SuiteError(path, "", "path::case needs a suite file, not a folder")
+            if path not in files:
+                files.append(path)
+            resolved = str(Path(path).resolve())
+            if case is None:
+                whole.add(resolved)
+            else:
+                named[resolved] = (*named.get(resolved, ()), case)
+        return cls(tuple(files), named, frozenset(whole))
+
+
+def narrow(suites: Sequence[Suite], paths: CasePaths, selection: Selection) -> list[Suite]:
+    """The suites with only the cases named and matched; suites left with no case are
+    dropped. An InputError when nothing is left."""
     matches = selection.matcher()
     chosen: list[Suite] = []
-    total = 0
     for suite in suites:
-        total += len(suite.cases)
         resolved = str(Path(suite.path).resolve())
         cases = suite.cases
-        if resolved in named:
-            picked = _named_cases(suite, named[resolved])
-            if resolved not in whole:
+        if resolved in paths.named:
+            picked = _named_cases(suite, paths.named[resolved])
+            if resolved not in paths.whole:
                 cases = picked
         cases = tuple(case for case in cases if matches(case))
         if cases:
-            chosen.append(suite if cases == suite.cases else replace(suite, cases=cases))
+            narrowed = cases != suite.cases
+            chosen.append(replace(suite, cases=cases, narrowed=True) if narrowed else suite)
     if not chosen:
         what = selection.describe() or "the cases named"
+        total = sum(len(suite.cases) for suite in suites)
         raise InputError(
             f"the selection {what} matches none of the {total} case(s) in "
             f"{len(suites)} suite(s); nothing was sent"
         )
     return chosen
+
+
+def load_selected(paths: Iterable[str | Path], selection: Selection = EVERY_CASE) -> list[Suite]:
+    """Load the suites below ``paths`` (which may name cases: ``file::case``) and keep the
+    cases the selection matches (see ``narrow``)."""
+    wanted = CasePaths.parse(paths)
+    return narrow(load_suites(wanted.files), wanted, selection)
