@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, InputError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -102,6 +102,22 @@ def _is_folder(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
+def _is_cache_mode(value: Any) -> bool:
+    from harness.runner.cache import CACHE_MODES  # the runner imports this module
+
+    return value in CACHE_MODES
+
+
+def _is_age(value: Any) -> bool:
+    from harness.runner.cache import parse_age
+
+    try:
+        parse_age(value, "")
+    except InputError:
+        return False
+    return isinstance(value, str)
+
+
 def _is_variable(value: Any) -> bool:
     return isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) is not None
 
@@ -149,6 +165,10 @@ _SETTING_RULES: dict[str, _Rule] = {
     "max_retries": (_is_retry_count, "must be a whole number from 0 to 50"),
     "max_retry_after": _SECONDS,
     "check_model": (_is_name, "must be the name of a configured target"),
+    "cache": (_is_flag, "must be true or false"),
+    "cache_mode": (_is_cache_mode, "must be one of readwrite, read, write, refresh, off"),
+    "cache_path": (_is_folder, "must be the name of a file"),
+    "cache_ttl": (_is_age, "must be an age such as 90s, 15m, 12h, 7d or 2w"),
 }
 
 

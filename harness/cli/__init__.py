@@ -12,7 +12,7 @@ import sys
 import click
 
 from harness import __version__
-from harness.cli import records, running, starting, suites
+from harness.cli import cache, records, running, starting, suites
 from harness.errors import AzevalError
 from harness.redact import Redactor
 
@@ -48,5 +48,6 @@ for command in (
     records.report,
     records.bless,
     records.diff,
+    cache.cache,
 ):
     cli.add_command(command)
