@@ -483,7 +483,8 @@ def test_quota_window_arithmetic() -> None:
     assert refused.remaining_tokens == 400
     clock.now += 30
     assert quota.admit(600).admitted
-    assert quota.peek() == (400, 5)
+    standing = quota.peek()
+    assert (standing.remaining_tokens, standing.remaining_requests) == (400, 5)
 
 
 async def test_invalid_n_is_400(server: FakeAzure) -> None:
@@ -630,3 +631,99 @@ def test_module_entry_point(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(5)
+
+
+def test_request_limit_counted_per_10_seconds() -> None:
+    """60 RPM over a 10 s window: 10 requests in any 10 s, remaining-requests out of 10."""
+    clock = ManualClock()
+    quota = Quota(tpm=10_000, window_s=60, request_window_s=10, clock=clock)
+    assert quota.peek().remaining_requests == 10
+    for n in range(10):
+        admission = quota.admit(100)
+        assert admission.admitted and admission.remaining_requests == 9 - n
+        clock.now += 0.5
+    refused = quota.admit(100)
+    assert (refused.admitted, refused.kind) == (False, "call")
+    assert refused.retry_after_s == pytest.approx(5.0)  # the first call leaves 10 s after it
+    assert refused.remaining_tokens == 10_000 - 1000  # tokens still count over the minute
+    clock.now += 5
+    assert quota.admit(100).admitted
+    assert quota.peek().remaining_tokens == 10_000 - 1100
+
+
+def test_request_limit_counted_per_second() -> None:
+    """60 RPM over a 1 s window takes one request a second; 1 RPM still takes one."""
+    clock = ManualClock()
+    quota = Quota(rpm=60, window_s=60, request_window_s=1, clock=clock)
+    assert quota.admit(1).admitted
+    assert not quota.admit(1).admitted
+    clock.now += 1
+    assert quota.admit(1).admitted
+    assert Quota(rpm=1, request_window_s=1).calls.limit == 1
+
+
+def test_tokens_counted_over_a_shorter_window() -> None:
+    """A token window shorter than the minute scales the TPM to it and refills after it."""
+    clock = ManualClock()
+    quota = Quota(tpm=6000, window_s=60, token_window_s=10, clock=clock)
+    assert quota.peek().remaining_tokens == 1000
+    assert quota.admit(900).admitted
+    refused = quota.admit(200)
+    assert (refused.admitted, refused.kind, refused.retry_after_s) == (False, "token", 10)
+    clock.now += 10
+    assert quota.admit(200).admitted
+
+
+async def test_windows_on_the_wire_scale_with_the_server_minute() -> None:
+    """A deployment's 10 s request window is a sixth of the server's (shrunk) minute, and
+    its headers count requests out of that window's share, with reset and limit headers."""
+    clock = ManualClock()
+    deployment = Deployment(
+        "d", tpm=6000, request_window=10, limit_headers=True, reset_headers=True
+    )
+    with FakeAzure([deployment], window_s=6.0, clock=clock) as server:
+        async with client(server) as c:
+            raw = await c.chat.completions.with_raw_response.create(
+                model="d", messages=HI, max_tokens=10
+            )
+            headers = raw.headers
+            assert headers["x-ratelimit-limit-requests"] == "6"  # 36 RPM per 10 s
+            assert headers["x-ratelimit-remaining-requests"] == "5"
+            assert headers["x-ratelimit-limit-tokens"] == "6000"
+            assert headers["x-ratelimit-remaining-tokens"] == str(6000 - 18)
+            assert headers["x-ratelimit-reset-requests"] == "1s"  # a 10 s window, scaled
+            assert headers["x-ratelimit-reset-tokens"] == "6s"
+            clock.now += 0.25
+            for _ in range(5):
+                await c.chat.completions.create(model="d", messages=HI, max_tokens=10)
+            with pytest.raises(openai.RateLimitError) as caught:
+                await c.chat.completions.create(model="d", messages=HI, max_tokens=10)
+            assert "exceeded call rate limit" in caught.value.message
+            assert caught.value.response.headers["retry-after-ms"] == "750"
+            assert caught.value.response.headers["x-ratelimit-remaining-requests"] == "0"
+            assert caught.value.response.headers["x-ratelimit-reset-requests"] == "1s"
+            clock.now += 0.75
+            await c.chat.completions.create(model="d", messages=HI, max_tokens=10)
+
+
+def test_reset_durations_are_written_as_openai_does() -> None:
+    """Reset headers read like OpenAI's: milliseconds under a second, then s, then m."""
+    from harness.testing.wire import duration
+
+    assert [duration(s) for s in (0, 0.12, 1, 9.5, 59.999, 90, 360)] == [
+        "0ms",
+        "120ms",
+        "1s",
+        "9.5s",
+        "59.999s",
+        "1m30s",
+        "6m0s",
+    ]
+
+
+def test_deployment_windows_are_checked() -> None:
+    """A window outside (0, 60] seconds is refused when the deployment is made."""
+    with pytest.raises(ValueError, match="request_window"):
+        Deployment("d", rpm=60, request_window=0)
+    with pytest.raises(ValueError, match="token_window"):
+        Deployment("d", token_window=120)

@@ -124,8 +124,18 @@ def test_limits_are_learned_from_remaining_headers():
 
     scheduler = asyncio.run(main())
     assert scheduler.effective_tpm == 10_000
-    assert scheduler.effective_rpm == 60
-    assert scheduler.snapshot()["tpm_source"] == "learned"
+    assert (scheduler.calls.limit, scheduler.calls.window_s) == (60, 1.0)  # assumed window
+    assert scheduler.effective_rpm == 3600  # until answers show the window is longer
+    snapshot = scheduler.snapshot()
+    assert snapshot["tpm_source"] == "learned"
+    assert snapshot["learned"]["tokens"] == {
+        "limit": 10_000,
+        "window_s": 60.0,
+        "per_minute": 10_000,
+        "limit_from": "remaining",
+        "window_from": "assumed",
+        "window_revisions": 0,
+    }
 
 
 def test_queue_deadline_raises_and_frees_the_slot():

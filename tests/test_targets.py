@@ -10,6 +10,7 @@ import pytest
 from harness.config import parse_config
 from harness.errors import ConfigError
 from harness.targets import TargetError, open_target
+from harness.targets.sdk import rate_headers
 from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Match, Rule
 
 KEY = "target-test-key-0123"
@@ -190,3 +191,29 @@ async def test_a_404_names_the_url_that_was_not_found(server, monkeypatch):
         f"Resource not found (POST {server.endpoint}"
         "/openai/deployments/gpt35/chat/completions?api-version=2099-01-01)"
     )
+
+
+async def test_a_429_carries_the_rate_limit_headers(monkeypatch):
+    """A refused request's TargetError keeps the rate-limit headers (which limit was hit,
+    when it resets), as a success's Completion does; a reset that is no duration is dropped."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    deployment = Deployment(
+        "gpt35", model="gpt-35-turbo", rpm=6, request_window=10, reset_headers=True
+    )
+    with FakeAzure([deployment], api_keys=(KEY,)) as fake:
+        target = await open_target(azure_target(fake))
+        try:
+            completion = await target.complete({"messages": MESSAGES, "max_tokens": 5}, timeout=10)
+            with pytest.raises(TargetError) as err:
+                await target.complete({"messages": MESSAGES, "max_tokens": 5}, timeout=10)
+        finally:
+            await target.aclose()
+    assert completion.headers["x-ratelimit-remaining-requests"] == "0"
+    assert completion.headers["x-ratelimit-reset-requests"] == "10s"
+    headers = err.value.headers
+    assert headers["x-ratelimit-remaining-requests"] == "0"
+    assert float(headers["retry-after-ms"]) > 9000
+    assert headers["x-ratelimit-reset-requests"].endswith("s")
+    assert rate_headers(
+        {"x-ratelimit-reset-tokens": "6m0s", "x-ratelimit-reset-requests": "soon"}
+    ) == {"x-ratelimit-reset-tokens": "6m0s"}

@@ -7,8 +7,9 @@ being refused there:
 
 - a request is charged ``cost`` tokens and one request when it is let through, and the
   charge is refunded when the service refused it (a 429 costs nothing there either);
-- limits come from the target's config (``tpm``/``rpm``) or, when absent, are learned from
-  the ``x-ratelimit-remaining-*`` headers of its answers;
+- limits come from the target's config (``tpm``/``rpm``, over the minute) or, when absent,
+  are learned from its answers, each with the window it is counted over (runner/learn.py);
+  the budgets themselves are runner/window.py;
 - concurrency is AIMD: one request in flight until the target first answers (so a bad key
   or a missing deployment costs one request), then the full ``-j``; halved on a 429, one
   more after a run of successes, never above ``-j``;
@@ -24,21 +25,19 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from harness.runner.learn import LearnedLimit
+from harness.runner.window import Charge, Mark, Window, requests_of, tokens_of
 
 # Priorities: lower is served first.
 RETRY = 0
 FRESH = 1
-# Charges are kept this share of the window longer than the service keeps them.
-EDGE = 0.01
 # The service stamps a charge when a request reaches it, between our admission and its
 # answer: an answered request's charge is moved to the answer, at most this much later.
 RESTAMP_S = 0.5
-# Learned limits are the lowest of this many recent estimates (so they can rise again).
-LEARN_FROM = 32
 
 
 class QueueDeadline(Exception):
@@ -51,11 +50,13 @@ class Permit:
 
     cost: int
     stamp: float
-    charge: list[float] = field(default_factory=list)  # the window entry: [stamp, tokens]
+    charge: Charge
     done: bool = False
-    # Tokens and requests admitted up to and including this one, over the run.
-    tokens_through: float = 0.0
-    requests_through: int = 0
+    # Each budget's running totals just before this request was admitted (for learning).
+    marks: tuple[Mark, Mark] = (Mark(0.0, 0.0), Mark(0.0, 0.0))
+    # The learned limits it was let through on though their last answer said nothing was
+    # left: a probe of the window we think refilled.
+    probing: tuple[LearnedLimit, ...] = ()
 
 
 @dataclass
@@ -100,28 +101,27 @@ class Scheduler:
         self.tpm = tpm
         self.rpm = rpm
         self.learn = tpm is None and rpm is None
-        self.learned_tpm: int | None = None
-        self.learned_rpm: int | None = None
-        self._tpm_seen: deque[int] = deque(maxlen=LEARN_FROM)
-        self._rpm_seen: deque[int] = deque(maxlen=LEARN_FROM)
-        self.window_s = window_s
+        self.window_s = window_s  # the minute (tests shrink it)
+        self.calls = Window(requests_of, rpm, window_s)
+        self.tokens = Window(tokens_of, tpm, window_s)
+        self.learned: tuple[LearnedLimit, LearnedLimit] | None = None
+        if self.learn:
+            self.learned = (
+                LearnedLimit(self.calls, minute_s=window_s, name="requests", shortest=True),
+                LearnedLimit(self.tokens, minute_s=window_s, name="tokens"),
+            )
         self.clock = clock
         self.limit = 1.0  # the probe: one request until the target first answers
         self.answered = False
         self.in_flight = 0
         self.paused_until = 0.0
         self.stats = SchedulerStats(min_limit=self.max_concurrency)
-        self._window: deque[list[float]] = deque()
-        self._used = 0.0
-        # Running totals, so what had been spent when a request was admitted is O(1).
-        self._admitted_tokens = 0.0
-        self._admitted = 0
-        self._expired_tokens = 0.0
-        self._expired = 0
+        self._probes = 0  # requests in flight that probe a learned window
         self._successes = 0
         self._last_decrease = float("-inf")
         self._queue: list[tuple[int, int, int, asyncio.Future[Permit]]] = []
         self._seq = itertools.count()
+        self._charge_seq = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
 
@@ -177,14 +177,20 @@ class Scheduler:
         if not sent:
             self.stats.requests -= 1
         self.in_flight -= 1
+        if permit.probing:
+            self._probes -= 1
         now = self.clock()
         if answered and not self.answered:
             self.answered = True
             self.limit = float(self.max_concurrency)
+        charge = permit.charge
         if refund or rate_limited:
             self._refund(permit)
-        elif answered and permit.charge:
-            permit.charge[0] = min(now, permit.stamp + RESTAMP_S)
+        elif answered:
+            charge.stamp = min(now, permit.stamp + RESTAMP_S)
+            self.calls.settle(charge)
+            self.tokens.settle(charge)
+        charge.ended_at = now
         if rate_limited:
             self.stats.rate_limited += 1
             if permit.stamp >= self._last_decrease:  # one decrease per congestion event
@@ -202,81 +208,71 @@ class Scheduler:
             if self._successes >= self.limit and self.limit < self.max_concurrency:
                 self.limit += 1.0
                 self._successes = 0
-        if headers and self.learn:
-            self._learn(permit, headers)
+            for learned in permit.probing:
+                learned.confirmed = True  # the window we thought refilled had
+        if headers and self.learned is not None:
+            for learned, mark, need in zip(
+                self.learned, permit.marks, (1, permit.cost), strict=True
+            ):
+                learned.observe(
+                    now,
+                    charge,
+                    mark,
+                    headers,
+                    need=need,
+                    rate_limited=rate_limited,
+                    in_flight=self.in_flight,
+                )
         self._pump()
 
     # --- the books -----------------------------------------------------------------------
 
-    def _expire(self, now: float) -> None:
-        # The service stamps a charge when the request reaches it, a little after we did:
-        # keep ours a little longer so the two windows do not disagree at the edge.
-        horizon = now - self.window_s * (1 + EDGE)
-        window = self._window
-        while window and window[0][0] <= horizon:
-            charge = window.popleft()[1]
-            self._used -= charge
-            self._expired_tokens += charge
-            self._expired += 1
-
     def _refund(self, permit: Permit) -> None:
-        if permit.charge and permit.charge[1]:
-            self._used -= permit.charge[1]
-            self._admitted_tokens -= permit.charge[1]  # as if never charged
-            permit.tokens_through -= permit.charge[1]
-            permit.charge[1] = 0.0
+        charge = permit.charge
+        if charge.tokens or charge.requests:
+            # A refused request costs nothing on the service: not its tokens, not a request.
+            self.calls.refund(charge)
+            self.tokens.refund(charge)
+            charge.tokens, charge.requests = 0.0, 0
             self.stats.refunded += 1
 
-    def _budget_wait(self, now: float, cost: int) -> float:
-        """Seconds until a request of ``cost`` tokens fits the window (0: it fits now)."""
-        tpm, rpm = self.effective_tpm, self.effective_rpm
-        if tpm is None and rpm is None:
-            return 0.0
-        self._expire(now)
-        wait = 0.0
-        if rpm is not None and len(self._window) >= rpm:
-            # Restamped entries may be a little out of order: the latest of those that must
-            # expire decides.
-            stamp = max(c[0] for c in itertools.islice(self._window, len(self._window) - rpm + 1))
-            wait = max(wait, stamp + self.window_s * (1 + EDGE) - now)
-        if tpm is not None and self._used + cost > tpm and self._used > 0:
-            # An over-sized request goes alone; the service will say what it thinks of it.
-            need = min(cost, tpm)
-            used = self._used
-            latest = float("-inf")
-            for stamp, charge in self._window:
-                used -= charge
-                latest = max(latest, stamp)
-                if used + need <= tpm:
-                    wait = max(wait, latest + self.window_s * (1 + EDGE) - now)
-                    break
-        return wait
+    def _room(self, now: float, cost: int) -> tuple[float, tuple[LearnedLimit, ...]]:
+        """Seconds until a request of ``cost`` tokens fits every budget (0: it fits now),
+        and the learned limits it would probe.
 
-    def _learn(self, permit: Permit, headers: Mapping[str, str]) -> None:
-        """Limits from the remaining-* headers: what is left plus what we had spent by then."""
-        tokens = _int(headers.get("x-ratelimit-remaining-tokens"))
-        requests = _int(headers.get("x-ratelimit-remaining-requests"))
-        if tokens is None and requests is None:
-            return
-        self._expire(self.clock())
-        # Requests we counted that had not reached the service yet make an estimate too
-        # high, never too low: the lowest recent one is the best.
-        if tokens is not None:
-            spent = max(0.0, permit.tokens_through - self._expired_tokens)
-            self._tpm_seen.append(tokens + int(spent))
-            self.learned_tpm = min(self._tpm_seen)
-        if requests is not None:
-            spent_requests = max(0, permit.requests_through - self._expired)
-            self._rpm_seen.append(requests + spent_requests)
-            self.learned_rpm = min(self._rpm_seen)
+        A learned limit's window is our guess at the service's: a request fits when the
+        service's latest answer said there is room (less what we sent since), or when our
+        window thinks there is. While that answer said nothing is left and the window is
+        not confirmed yet, a request let through on the window alone probes it: one goes,
+        the rest wait for its answer, so a window we think too short costs one 429.
+        """
+        wait = 0.0
+        probing = []
+        budgets = ((self.calls, 1), (self.tokens, cost))
+        learned = self.learned or (None, None)
+        for (window, need), limit in zip(budgets, learned, strict=True):
+            if window.limit is None:
+                continue
+            window.expire(now)
+            left = limit.left() if limit is not None else None
+            if left is not None and left >= min(need, window.limit):
+                continue
+            book = window.wait(now, need)
+            if book > 0:
+                wait = max(wait, book)
+            elif limit is not None and left is not None and not limit.confirmed:
+                probing.append(limit)
+        return wait, tuple(probing)
 
     @property
     def effective_tpm(self) -> int | None:
-        return self.learned_tpm if self.learn else self.tpm
+        """The token limit as a per-minute rate: configured, or learned (None: not yet)."""
+        return _per_minute(self.tokens, self.window_s) if self.learn else self.tpm
 
     @property
     def effective_rpm(self) -> int | None:
-        return self.learned_rpm if self.learn else self.rpm
+        """The request limit as a per-minute rate: configured, or learned (None: not yet)."""
+        return _per_minute(self.calls, self.window_s) if self.learn else self.rpm
 
     # --- the queue -----------------------------------------------------------------------
 
@@ -292,24 +288,22 @@ class Scheduler:
                 return  # a release will pump again
             now = self.clock()
             wait = self.paused_until - now
+            probing: tuple[LearnedLimit, ...] = ()
             if wait <= 0:
-                wait = self._budget_wait(now, cost)
+                wait, probing = self._room(now, cost)
             if wait > 0:
                 self._wake_at(now + wait)
                 return
+            if probing and self._probes:
+                return  # the probe's answer will pump again
             heapq.heappop(queue)
-            self._expire(now)
-            self._admitted_tokens += cost
-            self._admitted += 1
-            permit = Permit(
-                cost=cost,
-                stamp=now,
-                charge=[now, float(cost)],
-                tokens_through=self._admitted_tokens,
-                requests_through=self._admitted,
-            )
-            self._window.append(permit.charge)
-            self._used += cost
+            charge = Charge(next(self._charge_seq), now, now, float(cost))
+            marks = (self.calls.mark(), self.tokens.mark())
+            self.calls.add(charge)
+            self.tokens.add(charge)
+            permit = Permit(cost=cost, stamp=now, charge=charge, marks=marks, probing=probing)
+            if probing:
+                self._probes += 1
             self.in_flight += 1
             self.stats.requests += 1
             self.stats.tokens_charged += cost
@@ -336,7 +330,7 @@ class Scheduler:
 
     def snapshot(self) -> dict[str, Any]:
         """The run record's view of this target's scheduling."""
-        return {
+        out = {
             **self.stats.to_json(),
             "tpm": self.effective_tpm,
             "rpm": self.effective_rpm,
@@ -344,12 +338,14 @@ class Scheduler:
             "concurrency": int(self.limit),
             "max_concurrency": self.max_concurrency,
         }
+        if self.learned is not None:
+            # What was learned and how: each limit, the window it is counted over, and the
+            # evidence for each.
+            out["learned"] = {x.name: x.snapshot(self.window_s) for x in self.learned}
+        return out
 
 
-def _int(value: str | None) -> int | None:
-    if value is None:
+def _per_minute(window: Window, minute_s: float) -> int | None:
+    if window.limit is None:
         return None
-    try:
-        return int(float(value))
-    except ValueError:
-        return None
+    return int(window.limit * minute_s / window.window_s)

@@ -144,6 +144,7 @@ class _Sending:
                 rate_limited=error.kind == "rate_limited",
                 retry_after=pause,
                 answered=error.status is not None,
+                headers=error.headers,  # a 429's say which limit it hit
             )
             raise
         except BaseException:

@@ -78,6 +78,7 @@ class TargetError(Exception):
         body: Any = None,
         retry_after: float | None = None,
         latency_ms: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -87,6 +88,7 @@ class TargetError(Exception):
         self.body = body
         self.retry_after = retry_after
         self.latency_ms = latency_ms
+        self.headers: Mapping[str, str] = headers or {}  # rate-limit headers, when answered
 
     @property
     def retryable(self) -> bool:

@@ -8,6 +8,7 @@ own retries are off (``max_retries=0``): the runner owns the retry policy.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,9 @@ _RATE_HEADERS = (
     "retry-after",
     "retry-after-ms",
 )
+# Reset headers are durations: "20ms", "1.5s", "6m0s" (OpenAI), or a number of seconds.
+_RESET_HEADERS = ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+_DURATION = re.compile(r"(?:\d{1,9}(?:\.\d{1,9})?(?:ms|h|m|s)){1,4}|\d{1,9}(?:\.\d{1,9})?")
 
 
 class SdkTarget:
@@ -107,6 +111,10 @@ def rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
             continue
         if 0 <= number < 1e12:  # also refuses nan and infinity
             kept[name] = value.strip()
+    for name in _RESET_HEADERS:
+        value = headers.get(name)
+        if value is not None and _DURATION.fullmatch(value.strip()):
+            kept[name] = value.strip()
     return kept
 
 
@@ -148,6 +156,7 @@ def classify_status(exc: openai.APIStatusError, latency_ms: float) -> TargetErro
         body=body,
         retry_after=retry_after,
         latency_ms=latency_ms,
+        headers=rate_headers(exc.response.headers),
     )
 
 

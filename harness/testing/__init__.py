@@ -38,7 +38,12 @@ clock=time.monotonic, record=True)``
     ``set_rules(rules)``; ``FakeAzure.from_config(path_or_dict, **overrides)``.
 
 ``Deployment(name, model="gpt-35-turbo", model_version="", system_fingerprint="",
-context_window=None, tpm=None, rpm=None, default_max_tokens=4096, faults=())``
+context_window=None, tpm=None, rpm=None, default_max_tokens=4096, request_window=60.0,
+token_window=60.0, limit_headers=False, reset_headers=False, faults=())`` — the two windows
+are the seconds (of a 60 s minute, scaled by ``window_s``) each limit is counted over:
+``rpm=60, request_window=10`` admits 10 requests in any 10 s and reports remaining-requests
+out of 10, as Azure does; limit_headers / reset_headers add x-ratelimit-limit-* /
+x-ratelimit-reset-*.
 
 ``Rule(match=Match(), reply=None, sequence=(), split=(), seed=0)`` — exactly one of
 ``reply`` (an ``Action``), ``sequence`` (actions cycled per matching request) or ``split``
@@ -77,9 +82,9 @@ Service behaviour: 401 for a bad ``api-key``/``Authorization: Bearer`` (on
 deployment from ``model``); 404 DeploymentNotFound; 400 for ChatML special tokens; 400
 context_length_exceeded past ``context_window``; replies cut to max_tokens /
 max_completion_tokens with finish_reason "length"; ``n`` choices; ``stream`` as SSE; a
-sliding-window TPM/RPM quota charging prompt + max_tokens up front, answering 429 with
-Retry-After / retry-after-ms until budget frees up; ``x-ratelimit-remaining-*`` and
-``apim-request-id`` on every answer.
+sliding-window TPM/RPM quota charging prompt + max_tokens up front (each limit over its
+own window), answering 429 with Retry-After / retry-after-ms until budget frees up;
+``x-ratelimit-remaining-*`` and ``apim-request-id`` on every answer.
 
 Config files (YAML/JSON, ``python -m harness.testing.fake_azure --config rules.yaml``)::
 

@@ -22,6 +22,13 @@ class Deployment:
     "gpt-4o-2024-08-06"). ``context_window`` makes the server answer 400
     context_length_exceeded. ``tpm``/``rpm`` turn on the quota (rpm defaults to 6 per 1,000
     TPM); a request without max_tokens is charged ``default_max_tokens``.
+
+    ``request_window`` / ``token_window``: the seconds (of Azure's minute of 60) over which
+    each limit is evaluated, the per-minute limit scaled to it: ``rpm=60, request_window=10``
+    takes 10 requests in any 10 s and says "10" in x-ratelimit-remaining-requests, as Azure
+    does. ``limit_headers`` adds x-ratelimit-limit-*, ``reset_headers`` x-ratelimit-reset-*
+    (time until the window is empty, written "9.5s"); Azure's standard deployments send
+    neither, only remaining-*.
     """
 
     name: str
@@ -32,6 +39,10 @@ class Deployment:
     tpm: int | None = None
     rpm: int | None = None
     default_max_tokens: int = 4096
+    request_window: float = 60.0
+    token_window: float = 60.0
+    limit_headers: bool = False
+    reset_headers: bool = False
     faults: tuple[Fault, ...] = ()
 
     def __post_init__(self) -> None:
@@ -39,6 +50,9 @@ class Deployment:
             digest = hashlib.sha1(f"{self.name}/{self.model}".encode()).hexdigest()[:10]
             object.__setattr__(self, "system_fingerprint", f"fp_{digest}")
         object.__setattr__(self, "faults", tuple(self.faults))
+        for name in ("request_window", "token_window"):
+            if not 0 < getattr(self, name) <= 60:
+                raise ValueError(f"{name}: expected seconds in (0, 60], got {getattr(self, name)}")
 
     @property
     def is_o_series(self) -> bool:

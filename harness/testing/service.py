@@ -17,7 +17,7 @@ from harness import tokens
 from harness.testing import wire
 from harness.testing.config import Deployment
 from harness.testing.faults import fault_for
-from harness.testing.quota import UNLIMITED_REQUESTS, UNLIMITED_TOKENS, Quota
+from harness.testing.quota import UNLIMITED_REQUESTS, UNLIMITED_TOKENS, Quota, Standing
 from harness.testing.rules import Action, ChatRequest, ErrorReply, Rule, RuleBook, render
 
 _DEPLOYMENT_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions/?$")
@@ -107,7 +107,16 @@ class AzureService:
     def _quota(self, deployment: Deployment) -> Quota:
         quota = self._quotas.get(deployment.name)
         if quota is None:
-            quota = Quota(deployment.tpm, deployment.rpm, window_s=self.window_s, clock=self.clock)
+            # A deployment's windows are in Azure's seconds; window_s is the server's minute.
+            scale = self.window_s / 60.0
+            quota = Quota(
+                deployment.tpm,
+                deployment.rpm,
+                window_s=self.window_s,
+                request_window_s=deployment.request_window * scale,
+                token_window_s=deployment.token_window * scale,
+                clock=self.clock,
+            )
             self._quotas[deployment.name] = quota
         return quota
 
@@ -152,17 +161,36 @@ class _Exchange:
         self.api_version = api_version
         self.body: Any = None
         self.deployment_name: str | None = None
-        self.remaining = (UNLIMITED_TOKENS, UNLIMITED_REQUESTS)
+        self.standing = Standing(UNLIMITED_TOKENS, UNLIMITED_REQUESTS)
+        self.quota: Quota | None = None
+        self.shown: Deployment | None = None  # whose limit/reset header settings apply
 
     def answer(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
         out = {
             "content-type": "application/json",
             "apim-request-id": str(uuid.uuid4()),
-            "x-ratelimit-remaining-tokens": str(self.remaining[0]),
-            "x-ratelimit-remaining-requests": str(self.remaining[1]),
+            **self.rate_headers(),
         }
         out.update(headers or {})
         return Answer(status, wire.dumps(body), out)
+
+    def rate_headers(self) -> dict[str, str]:
+        """remaining-* always; limit-* and reset-* when the deployment sends them."""
+        standing, quota = self.standing, self.quota
+        out = {
+            "x-ratelimit-remaining-tokens": str(standing.remaining_tokens),
+            "x-ratelimit-remaining-requests": str(standing.remaining_requests),
+        }
+        deployment = self.shown
+        if quota is None or deployment is None:
+            return out
+        if deployment.limit_headers:
+            out["x-ratelimit-limit-tokens"] = str(quota.tokens.limit or UNLIMITED_TOKENS)
+            out["x-ratelimit-limit-requests"] = str(quota.calls.limit or UNLIMITED_REQUESTS)
+        if deployment.reset_headers:
+            out["x-ratelimit-reset-tokens"] = wire.duration(standing.reset_tokens_s)
+            out["x-ratelimit-reset-requests"] = wire.duration(standing.reset_requests_s)
+        return out
 
     def error(self, reply: ErrorReply) -> Answer:
         retry_after = reply.retry_after_s
@@ -233,8 +261,9 @@ class _Exchange:
     def chat(self, deployment: Deployment) -> Answer:
         service = self.service
         service._numbers[deployment.name] += 1
-        quota = service._quota(deployment)
-        self.remaining = quota.peek()
+        quota = self.quota = service._quota(deployment)
+        self.shown = deployment
+        self.standing = quota.peek()
         fault = fault_for(deployment.faults, service._numbers[deployment.name])
         delay_s = 0.0
         if fault is not None and fault.status is not None:
@@ -300,7 +329,7 @@ class _Exchange:
         if window is not None and prompt_tokens + (limit or 0) > window:
             return self.answer(400, wire.context_length_exceeded(window, prompt_tokens, limit))
         admission = quota.admit(prompt_tokens + (limit or deployment.default_max_tokens))
-        self.remaining = (admission.remaining_tokens, admission.remaining_requests)
+        self.standing = admission.standing
         if not admission.admitted:
             seconds = max(1, math.ceil(admission.retry_after_s))
             return self.answer(

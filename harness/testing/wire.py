@@ -217,6 +217,16 @@ def standard_error(status: int, api_version: str = "2024-10-21", retry_after_s: 
     return error(str(status), f"HTTP {status}")
 
 
+def duration(seconds: float) -> str:
+    """A reset header's value as OpenAI writes it: "120ms", "9.5s", "1m30s"."""
+    ms = max(0, round(seconds * 1000))
+    if ms < 1000:
+        return f"{ms}ms"
+    minutes, ms = divmod(ms, 60_000)
+    text = f"{ms / 1000:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{minutes}m{text}" if minutes else text
+
+
 def dumps(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
