@@ -14,11 +14,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.quota_rules import default_rpm
+
 # What the remaining-* headers say for a deployment without a quota.
 UNLIMITED_TOKENS = 1_000_000
 UNLIMITED_REQUESTS = 6_000
-# Azure grants 6 requests a minute per 1,000 TPM.
-RPM_PER_1000_TPM = 6
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,7 @@ class Quota:
         token_window_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if rpm is None and tpm is not None:
-            rpm = max(1, tpm * RPM_PER_1000_TPM // 1000)
+        rpm = default_rpm(tpm, rpm)
         self.tpm = tpm
         self.rpm = rpm
         self.window_s = window_s
