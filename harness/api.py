@@ -14,12 +14,14 @@ from harness.models import Catalogue, load_catalogue
 from harness.preflight import Plan, plan
 from harness.results.record import CaseResult
 from harness.results.store import Run, load_run
+from harness.runner.cached import ReplayTarget
 from harness.runner.check_model import check_model_for
 from harness.runner.engine import RunOptions, RunOutcome, execute, kept_results
-from harness.runner.work import work_items
+from harness.runner.rescore import Rescoring, rescoring, suite_paths
+from harness.runner.work import WorkItem, work_items
 from harness.suite import Case, Suite
 from harness.suite.select import EVERY_CASE, Selection, load_selected
-from harness.targets import require_azure_identity
+from harness.targets import Target, require_azure_identity
 from harness.targets.gguf import resolve_gguf
 
 
@@ -76,14 +78,15 @@ def prepare(
     )
 
 
-def check_targets(prepared: Prepared) -> None:
+def check_targets(prepared: Prepared, *, keys: bool = True) -> None:
     """What a chosen target needs to send is there: its API key variable is set (or, with
     auth = "entra", azure-identity is installed), a local target's GGUF file exists and is
-    one. A ConfigError otherwise (plan needs none of it)."""
+    one. A ConfigError otherwise (plan needs none of it). ``keys=False`` (a replay, which
+    sends nothing): no credential is needed."""
     for target in [*prepared.targets, *filter(None, [prepared.check_model])]:
-        if target.uses_key:
+        if keys and target.uses_key:
             target.api_key()
-        if target.auth == "entra":
+        if keys and target.auth == "entra":
             require_azure_identity(target)
         if target.kind == "local":
             resolve_gguf(target)
@@ -127,6 +130,76 @@ def run(
             items=items,
             progress=progress,
             check_model=prepared.check_model,
+        )
+    )
+    write_html(outcome.run, options.reports_dir, baseline=baseline)
+    return outcome
+
+
+@dataclass(frozen=True)
+class Rescore:
+    """A stored run ready to be re-scored: the suites now, its targets, its replies."""
+
+    prepared: Prepared
+    work: Rescoring
+    items: list[WorkItem]
+    send_stale: bool
+
+
+def prepare_rescore(
+    run_dir: Path,
+    paths: Iterable[str | Path] = (),
+    config_path: Path | None = None,
+    *,
+    selection: Selection = EVERY_CASE,
+    send_stale: bool = False,
+) -> Rescore:
+    """Read the stored run and today's suites (``paths``, else the run's own) and plan the
+    rescore; sends nothing. A folder that is not a run, or a run whose suites are gone, is
+    an InputError naming it."""
+    source = load_run(run_dir)
+    config = load_config(config_path)
+    work = rescoring(source, config, send_stale=send_stale)
+    suites = load_selected(list(paths) or list(suite_paths(source)), selection)
+    prepared = Prepared(
+        config=config,
+        suites=suites,
+        targets=work.targets,
+        catalogue=load_catalogue(config.models, source=config.path or "azeval.toml"),
+        check_model=check_model_for(config, suites, sending=True),
+    )
+    check_targets(prepared, keys=send_stale)
+    repeat = (source.meta.get("options") or {}).get("repeat")
+    items = work_items(suites, [t.name for t in work.targets], repeat, preflight(prepared))
+    return Rescore(prepared, work, items, send_stale)
+
+
+def rescore(
+    plan_: Rescore,
+    options: RunOptions,
+    *,
+    progress: Callable[[CaseResult], None] | None = None,
+    baseline: Run | None = None,
+) -> RunOutcome:
+    """The suites' current expectations on the replies stored in the run, written as a new
+    run (``rescored_from`` names the source) with its report. Nothing is sent but the stale
+    cases with ``send_stale``, and a check's model (through the cache, if on)."""
+    work = plan_.work
+
+    async def stored(config: TargetConfig) -> Target:
+        return ReplayTarget(work.infos[config.name])
+
+    outcome = asyncio.run(
+        execute(
+            plan_.prepared.suites,
+            work.targets,
+            options,
+            items=plan_.items,
+            progress=progress,
+            check_model=plan_.prepared.check_model,
+            answers=lambda info: work.replies[info.name],
+            record_extra=work.record_extra(),
+            open_with=None if plan_.send_stale else stored,
         )
     )
     write_html(outcome.run, options.reports_dir, baseline=baseline)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from harness.models import Catalogue, ModelSpec
     from harness.redact import Redactor
     from harness.results.record import CaseResult
+    from harness.runner.cached import RunCache
     from harness.runner.sender import TargetSender
     from harness.suite.model import Case
 
@@ -59,6 +60,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="PATH",
         help="azeval.toml to use (default: found from the root folder up).",
+    )
+    group.addoption(
+        "--azeval-cache",
+        dest="azeval_cache",
+        action="store_true",
+        help="Answer repeated requests from azeval's response cache and store new answers "
+        "(shared safely by -n workers).",
+    )
+    group.addoption(
+        "--azeval-cache-mode",
+        dest="azeval_cache_mode",
+        default=None,
+        choices=["readwrite", "read", "write", "refresh", "off"],
+        help="As azeval run --cache-mode.",
+    )
+    group.addoption(
+        "--azeval-replay",
+        dest="azeval_replay",
+        action="store_true",
+        help="Answer only from the response cache and send nothing (no key needed).",
     )
     parser.addini("azeval_targets", "azeval targets to run suite cases on", type="linelist")
     parser.addini("azeval_config", "azeval.toml to use", default="")
@@ -225,6 +246,8 @@ class _Session:
         self._lent: Services | None = None
         self._catalogue: Catalogue | None = None
         self._redactor: Redactor | None = None
+        self._cache: RunCache | None = None
+        self._cache_opened = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -274,6 +297,28 @@ class _Session:
             self._catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
         return self._catalogue
 
+    def cache(self) -> RunCache | None:
+        """The response cache as [settings] and --azeval-cache* ask (None: off), opened once
+        per process; a bad cache file makes the items that would use it fail saying so."""
+        from harness.errors import AzevalError
+        from harness.runner.cached import CachePolicy, RunCache
+        from harness.runner.meta import new_run_id
+
+        if not self._cache_opened:
+            self._cache_opened = True
+            option = self.pytest_config.getoption
+            try:
+                policy = CachePolicy.resolve(
+                    self.azeval_config().settings,
+                    cache=bool(option("azeval_cache")),
+                    mode=option("azeval_cache_mode"),
+                    replay=bool(option("azeval_replay")),
+                )
+                self._cache = RunCache.open(policy, f"pytest-{new_run_id()}", self.redactor())
+            except AzevalError as exc:
+                raise _TargetProblem(f"response cache: {exc.format_message()}") from None
+        return self._cache
+
     def target_names(self) -> list[str]:
         from harness.config import CONFIG_FILE
         from harness.errors import ConfigError
@@ -310,21 +355,30 @@ class _Session:
         """The target's sender, opened on first use; ``dead``: a check model's own."""
         from harness.errors import AzevalError
         from harness.preflight import spec_for
+        from harness.runner.cached import ReplayTarget
         from harness.runner.engine import RunOptions
         from harness.runner.sender import TargetSender
-        from harness.targets import open_target
+        from harness.targets import Target, open_target, target_info
 
         key = name if dead is None else f"check model {name}"
         if key not in self._senders:
             config = self.azeval_config()
+            cache = self.cache()
             try:
                 chosen = config.select([name])[0]
-                target = await open_target(chosen)
+                target: Target
+                if cache is not None and cache.policy.replay:
+                    target = ReplayTarget(target_info(chosen))
+                else:
+                    target = await open_target(chosen)
             except AzevalError as exc:
                 raise _TargetProblem(f"target '{name}': {exc.format_message()}") from None
             options = RunOptions.from_settings(config.settings)
             registry = self._dead if dead is None else dead
-            self._senders[key] = TargetSender(target, chosen, options, registry, self.redactor())
+            answers = cache.for_target(target.info) if cache is not None else None
+            self._senders[key] = TargetSender(
+                target, chosen, options, registry, self.redactor(), answers=answers
+            )
             self._specs[key], _ = spec_for(chosen, self.catalogue())
         return self._senders[key]
 
@@ -363,6 +417,9 @@ class _Session:
 
     def close(self) -> None:
         """Close every opened target and stop the loop (at session end)."""
+        if self._cache is not None:
+            self._cache.close()
+        self._cache, self._cache_opened = None, False
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return

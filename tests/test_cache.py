@@ -81,8 +81,10 @@ def test_a_stored_answer_comes_back_with_where_it_came_from(tmp_path: Path) -> N
     assert hit.reported_model == "gpt-35-turbo"
     assert hit.system_fingerprint == "fp_1"
     assert hit.run_id == "run-1"
-    assert hit.to_json()["cached"] is True
-    assert hit.completion().latency_ms == 812.5
+    served = hit.completion()
+    assert served.latency_ms == 812.5
+    assert served.cached is not None and served.cached.to_json()["cached"] is True
+    assert served.cached.run_id == "run-1"
 
 
 def test_the_key_is_the_exact_body_the_repeat_and_the_identity(tmp_path: Path) -> None:

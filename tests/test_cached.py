@@ -72,10 +72,14 @@ def test_off_opens_no_file(tmp_path: Path) -> None:
 def test_readwrite_serves_what_it_stored(tmp_path: Path) -> None:
     """readwrite: a miss, then the answer kept, then a hit from the run that stored it."""
     cache = run_cache(tmp_path, "readwrite").for_target(INFO)
-    assert cache.lookup(BODY, 0) is None
+    assert cache.find(BODY, 0) is None
     cache.keep(BODY, 0, live("one"))
-    hit = cache.lookup(BODY, 0)
+    hit = cache.find(BODY, 0)
     assert hit is not None and text_of(hit) == "one" and hit.run_id == "run-x"
+    served = cache.lookup(BODY, 0)
+    assert served is not None and served.cached is not None
+    assert (served.cached.run_id, served.latency_ms) == ("run-x", 5.0)
+    assert served.response.content == "one"
 
 
 def test_read_serves_but_never_writes(tmp_path: Path) -> None:
@@ -83,22 +87,22 @@ def test_read_serves_but_never_writes(tmp_path: Path) -> None:
     run_cache(tmp_path, "readwrite").for_target(INFO).keep(BODY, 0, live("one"))
     cache = run_cache(tmp_path, "read").for_target(INFO)
     cache.keep(BODY, 1, live("two"))
-    assert text_of(cache.lookup(BODY, 0)) == "one"
-    assert cache.lookup(BODY, 1) is None
+    assert text_of(cache.find(BODY, 0)) == "one"
+    assert cache.find(BODY, 1) is None
 
 
 def test_write_and_refresh_never_serve(tmp_path: Path) -> None:
     """write stores only answers not stored yet; refresh replaces them; neither serves."""
     run_cache(tmp_path, "readwrite").for_target(INFO).keep(BODY, 0, live("old"))
     write = run_cache(tmp_path, "write").for_target(INFO)
-    assert write.lookup(BODY, 0) is None
+    assert write.find(BODY, 0) is None
     write.keep(BODY, 0, live("new"))
     write.keep(BODY, 1, live("other"))
     with ResponseCache.open(tmp_path / "c.sqlite") as store:
         assert text_of(store.get(write.identity, BODY, 0)) == "old"
         assert text_of(store.get(write.identity, BODY, 1)) == "other"
     refresh = run_cache(tmp_path, "refresh").for_target(INFO)
-    assert refresh.lookup(BODY, 0) is None
+    assert refresh.find(BODY, 0) is None
     refresh.keep(BODY, 0, live("new"))
     with ResponseCache.open(tmp_path / "c.sqlite") as store:
         assert text_of(store.get(refresh.identity, BODY, 0)) == "new"
@@ -108,9 +112,9 @@ def test_a_replay_miss_is_not_in_cache(tmp_path: Path) -> None:
     """--replay: a stored answer is served; a miss raises not_in_cache naming the file."""
     run_cache(tmp_path, "readwrite").for_target(INFO).keep(BODY, 0, live("one"))
     cache = run_cache(tmp_path, "read", replay=True).for_target(INFO)
-    assert text_of(cache.lookup(BODY, 0)) == "one"
+    assert text_of(cache.find(BODY, 0)) == "one"
     with pytest.raises(TargetError) as caught:
-        cache.lookup(BODY, 1)
+        cache.find(BODY, 1)
     assert caught.value.kind == "not_in_cache"
     assert not caught.value.retryable
     assert "c.sqlite" in caught.value.message
@@ -134,8 +138,8 @@ def test_a_new_model_retires_the_old_answers_and_says_so(tmp_path: Path) -> None
         2,
     )
     assert "target 'gpt4o' now reports model gpt-4o-2024-11-20" in drift.message()
-    assert cache.lookup(BODY, 0) is None
-    assert text_of(cache.lookup({**BODY, "seed": 1}, 0)) == "from 1120"
+    assert cache.find(BODY, 0) is None
+    assert text_of(cache.find({**BODY, "seed": 1}, 0)) == "from 1120"
     cache.keep({**BODY, "seed": 2}, 0, live("again", model="gpt-4o-2024-11-20"))
     assert len(second.drift) == 1
     assert run_cache(tmp_path, "readwrite").for_target(INFO).lookup(BODY, 1) is None
@@ -147,9 +151,9 @@ def test_read_mode_stops_serving_a_moved_model_without_touching_the_file(tmp_pat
     run_cache(tmp_path, "readwrite").for_target(INFO).keep(BODY, 0, live("old"))
     reading = run_cache(tmp_path, "read")
     cache = reading.for_target(INFO)
-    assert cache.lookup(BODY, 0) is not None
+    assert cache.find(BODY, 0) is not None
     cache.keep({**BODY, "seed": 1}, 0, live("new", model="gpt-4o-2024-11-20"))
-    assert cache.lookup(BODY, 0) is None
+    assert cache.find(BODY, 0) is None
     assert reading.drift[0].retired is None
     assert "not served in this run" in reading.drift[0].message()
     assert run_cache(tmp_path, "read").for_target(INFO).lookup(BODY, 0) is not None

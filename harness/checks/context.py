@@ -44,6 +44,8 @@ class Reply:
     error_kind: str | None = None
     error_body: Any = None
     target_kind: str = ""
+    # The answer came from the response cache: no latency was measured in this run.
+    cached: bool = False
 
     @property
     def text(self) -> str | None:

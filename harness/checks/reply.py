@@ -73,6 +73,10 @@ check("max_prompt_tokens", prepare=_limit)(_usage_limit("prompt_tokens", "prompt
 def max_latency_ms(ctx: CheckContext, limit: float) -> Outcome:
     """The request took at most the given milliseconds, as measured by azeval."""
     reply = ctx.reply
+    if reply.cached:
+        return not_applicable(
+            "a stored reply (cache, rescore), not sent in this run: no latency measured"
+        )
     if reply.latency_ms is None:
         return not_applicable("no latency was measured")
     if reply.latency_ms <= limit:

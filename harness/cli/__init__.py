@@ -12,7 +12,7 @@ import sys
 import click
 
 from harness import __version__
-from harness.cli import cache, records, running, starting, suites
+from harness.cli import cache, records, rescore, running, starting, suites
 from harness.errors import AzevalError
 from harness.redact import Redactor
 
@@ -48,6 +48,7 @@ for command in (
     records.report,
     records.bless,
     records.diff,
+    rescore.rescore,
     cache.cache,
 ):
     cli.add_command(command)

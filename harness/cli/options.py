@@ -19,6 +19,7 @@ import click
 from harness.errors import InputError
 from harness.results.baseline import load_reference
 from harness.results.store import Run
+from harness.runner.cache import CACHE_MODES, DEFAULT_CACHE_PATH
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +35,11 @@ target_option = click.option(
     "targets",
     multiple=True,
     help="Target to run on (repeatable). Default: every configured target, else 'local'.",
+)
+reports_dir_option = click.option(
+    "--reports-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where runs and reports go (default: reports).",
 )
 
 
@@ -56,6 +62,54 @@ def selection_options(command: F) -> F:
             help="Run only cases with this tag (repeatable: any of them).",
         ),
     ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), command)
+
+
+def cache_options(command: F) -> F:
+    """Add ``--cache``, ``--cache-mode``, ``--cache-ttl``, ``--cache-path`` and ``--replay``."""
+    return _cache_options(command, replay=True)
+
+
+def judge_cache_options(command: F) -> F:
+    """The cache options without ``--replay``, for the judge calls of ``rescore``."""
+    return _cache_options(command, replay=False)
+
+
+def _cache_options(command: F, *, replay: bool) -> F:
+    options = [
+        click.option(
+            "--cache",
+            "use_cache",
+            is_flag=True,
+            help="Answer repeated requests from the response cache and store new answers "
+            "(--cache-mode readwrite).",
+        ),
+        click.option(
+            "--cache-mode",
+            type=click.Choice(CACHE_MODES),
+            help="readwrite (--cache), read (serve, store nothing), write (send all, store "
+            "what is missing), refresh (send all, replace), off.",
+        ),
+        click.option(
+            "--cache-ttl",
+            metavar="AGE",
+            help="Serve only answers stored less than this long ago (7d, 12h).",
+        ),
+        click.option(
+            "--cache-path",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help=f"The cache file (default: [settings] cache_path, else {DEFAULT_CACHE_PATH}).",
+        ),
+    ]
+    if replay:
+        options.append(
+            click.option(
+                "--replay",
+                is_flag=True,
+                help="Answer only from the cache and send nothing (no key needed); a "
+                "request it has no answer for is the error not_in_cache.",
+            )
+        )
     return functools.reduce(lambda f, option: option(f), reversed(options), command)
 
 

@@ -13,8 +13,10 @@ import click
 from harness import api
 from harness.cli.options import (
     GateOptions,
+    cache_options,
     config_option,
     gate_options,
+    reports_dir_option,
     selection_options,
     target_option,
     writable_folder,
@@ -27,6 +29,7 @@ from harness.report.junit import write_junit
 from harness.report.markdown import append_step_summary, render_markdown
 from harness.results.record import CaseResult
 from harness.results.store import Run
+from harness.runner.cached import CachePolicy
 from harness.runner.engine import RunOptions
 from harness.runner.resume import resume_command, resume_inputs
 from harness.suite.select import Selection
@@ -65,11 +68,8 @@ _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCH
     is_flag=True,
     help="With --resume: also run again the cases that ended with an error.",
 )
-@click.option(
-    "--reports-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Where runs and reports go (default: reports).",
-)
+@reports_dir_option
+@cache_options
 @gate_options
 def run(
     paths: tuple[Path, ...],
@@ -85,6 +85,11 @@ def run(
     resume: Path | None,
     retry_errors: bool,
     reports_dir: Path | None,
+    use_cache: bool,
+    cache_mode: str | None,
+    cache_ttl: str | None,
+    cache_path: Path | None,
+    replay: bool,
     baseline: Path | None,
     fail_on_regression: bool,
     min_lower_bound: float | None,
@@ -102,7 +107,16 @@ def run(
     if not paths:
         paths = (Path("suites"),)
     prepared = api.prepare(paths, targets, config_path, selection=Selection(keyword, tags))
-    api.check_targets(prepared)
+    cache = CachePolicy.resolve(
+        prepared.config.settings,
+        cache=use_cache,
+        mode=cache_mode,
+        ttl=cache_ttl,
+        path=cache_path,
+        replay=replay,
+    )
+    # A replay sends nothing, so it needs no key (a local target still needs its GGUF file).
+    api.check_targets(prepared, keys=not cache.replay)
     # A bad baseline is bad input: exit 2 before anything is sent.
     gate = GateOptions.load(baseline, fail_on_regression, min_lower_bound, junit, markdown)
     settings = prepared.config.settings
@@ -125,6 +139,7 @@ def run(
         reports_dir=reports_dir or base.reports_dir,
         resume=resume,
         retry_errors=retry_errors,
+        cache=cache,
     )
     writable_folder(options.reports_dir, "--reports-dir")
     if not prepared.config.targets and not targets:
@@ -146,7 +161,7 @@ def run(
         err=True,
     )
     redact = Redactor.for_targets(prepared.targets)
-    progress, done = _progress_printer(api.pending(prepared, options), redact)
+    progress, done = progress_printer(api.pending(prepared, options), redact)
     try:
         outcome = api.run(
             prepared, options, progress=progress, checked=checked, baseline=gate.baseline
@@ -163,7 +178,9 @@ def run(
         click.echo(f"Interrupted. Partial report: {outcome.run.path / 'report.html'}", err=True)
         click.echo(f"Resume with: {resume_command(outcome.run.path, config_path)}", err=True)
         raise RunInterrupted(f"interrupted; {len(outcome.run.results)} result(s) kept")
-    _print_summary(outcome)
+    for note in outcome.cache_notes:
+        click.echo(f"Cache: {note}", err=True)
+    print_summary(outcome)
     return finish_run(
         outcome,
         gate,
@@ -198,7 +215,7 @@ def finish_run(outcome: Any, options: GateOptions, *, fail_under: float | None =
     return gate.exit_code
 
 
-def _progress_printer(
+def progress_printer(
     total: int, redact: Redactor
 ) -> tuple[Callable[[CaseResult], None], Callable[[], None]]:
     """A rich progress bar on a terminal; otherwise one line per finished case.
@@ -239,11 +256,13 @@ def _line(result: CaseResult) -> str:
     text = f"{verdict:9} {result.suite}/{result.case} @{result.target}"
     if result.repeat:
         text += f" #{result.repeat}"
+    if result.cached:
+        text += " (cached)"
     problem = result.problem()
     return f"{text}  {problem[:200]}" if problem else text
 
 
-def _print_summary(outcome: Any) -> None:
+def print_summary(outcome: Any) -> None:
     """Counts, then where the record and report are (dead targets are the gate's to say)."""
     verdicts = outcome.run.meta.get("summary", {}).get("verdicts", {})
     click.echo(
@@ -251,5 +270,18 @@ def _print_summary(outcome: Any) -> None:
         f"{verdicts.get('fail', 0)} failed, {verdicts.get('error', 0)} errors, "
         f"{verdicts.get('unchecked', 0)} unchecked"
     )
+    cache = outcome.run.meta.get("options", {}).get("cache") or {}
+    cached = outcome.run.meta.get("summary", {}).get("cached", 0)
+    source = outcome.run.meta.get("rescored_from")
+    if source:
+        click.echo(
+            f"Re-scored: {cached} of {len(outcome.run.results)} result(s) on the replies "
+            f"stored by run {source.get('run_id')}; nothing was sent for them"
+        )
+    elif cache.get("mode", "off") != "off":
+        click.echo(
+            f"Cache: {cached} of {len(outcome.run.results)} result(s) answered from the cache "
+            f"({cache.get('path')}); they cost no request"
+        )
     click.echo(f"Run record: {outcome.run.path}")
     click.echo(f"Report: {outcome.run.path / 'report.html'}")

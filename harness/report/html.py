@@ -208,6 +208,33 @@ def _drift(
     return notes
 
 
+def _cache_notes(run: Run) -> list[str]:
+    """How much the response cache answered, and the deployments it found had moved."""
+    cache = run.meta.get("cache") or {}
+    cached = sum(r.cached for r in run.results)
+    notes = []
+    source = run.meta.get("rescored_from")
+    if source:
+        notes.append(
+            f"Re-scored from run {source.get('run_id')}: {cached} of {len(run.results)} "
+            "result(s) were checked on the replies it stored, and nothing was sent for them."
+        )
+    elif cached:
+        sources = sorted({t.cached.run_id for r in run.results for t in r.turns if t.cached})
+        notes.append(
+            f"{cached} of {len(run.results)} result(s) were answered from the cache "
+            f"(stored by run {', '.join(sources)}): no request was sent for them, and their "
+            "latency checks are n/a, since nothing was measured in this run."
+        )
+    for drift in cache.get("drift") or []:
+        notes.append(
+            f"Target '{drift.get('target')}' now reports model {drift.get('live_model')}; "
+            f"the cached answers of {', '.join(drift.get('stored_models') or [])} were "
+            "not used: their cases were sent again."
+        )
+    return notes
+
+
 def _peer(a: str, b: str, diff: Comparison) -> dict[str, Any]:
     """Two targets of one run side by side: neither is "before", so the comparison's
     regression/fixed counts read as "only A passed" / "only B passed"."""
@@ -280,6 +307,7 @@ def _render(run: Run, baseline: Run | None) -> str:
         "charts": _charts([label for label, _ in shown], [s for _, s in shown]),
         "drift": _drift(cols, compared, run_stats),
         "dead": _dead(run),
+        "cache_notes": _cache_notes(run),
         "scheduling": sched,
         # Open when the scheduler held a target back, so the reason for a slow run shows.
         "scheduling_open": any(row["s"].eventful for row in sched),

@@ -204,6 +204,18 @@ def _stability(run: Run) -> list[str]:
     return [*lines, ""]
 
 
+def _cache_lines(run: Run) -> list[str]:
+    """How many results the response cache answered (they cost no request)."""
+    cached = run.meta.get("summary", {}).get("cached", 0)
+    source = run.meta.get("rescored_from")
+    if source:
+        line = f"Re-scored from run {code(source.get('run_id'))}: {cached} of"
+        return [f"{line} {len(run.results)} result(s) on its stored replies.", ""]
+    if not cached:
+        return []
+    return [f"Answered from the response cache: {cached} of {len(run.results)} result(s).", ""]
+
+
 def render_markdown(run: Run, gate: GateResult | None = None) -> str:
     """The run's summary as GitHub-flavoured Markdown, ending with a newline."""
     if gate is None:
@@ -221,6 +233,7 @@ def render_markdown(run: Run, gate: GateResult | None = None) -> str:
         "",
         *_target_table(run),
         "",
+        *_cache_lines(run),
     ]
     if gate is not None and (gate.reasons or gate.warnings or gate.notes):
         lines += [f"- ❌ {code(r, limit=300)}" for r in gate.reasons]

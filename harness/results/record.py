@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
+from harness.targets.base import CachedFrom
+
 # A check's outcome. "n/a" means the target cannot give the data the check needs; it is
 # shown as such and never counts as a pass.
 PASS, FAIL, NOT_APPLICABLE, CHECK_ERROR = "pass", "fail", "n/a", "error"
@@ -49,16 +51,22 @@ class TurnResult:
     latency_ms: float | None
     checks: tuple[CheckResult, ...]
     error: dict[str, Any] | None = None
+    # Answered from the response cache: the run that stored the answer, when, and the
+    # latency it had then (``latency_ms`` is None: nothing was measured in this run).
+    cached: CachedFrom | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _TURN_FIELDS}
         data["checks"] = [c.to_json() for c in self.checks]
+        data["cached"] = self.cached.to_json() if self.cached is not None else None
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TurnResult:
         values = dict(data)
         values["checks"] = tuple(CheckResult.from_json(c) for c in data.get("checks", ()))
+        cached = data.get("cached")
+        values["cached"] = CachedFrom.from_json(cached) if isinstance(cached, dict) else None
         return cls(**values)
 
 
@@ -111,6 +119,11 @@ class CaseResult:
     def completion_tokens(self) -> int:
         return sum(int(t.usage.get("completion_tokens") or 0) for t in self.turns)
 
+    @property
+    def cached(self) -> bool:
+        """Every turn was answered from the response cache (nothing was sent)."""
+        return bool(self.turns) and all(t.cached is not None for t in self.turns)
+
     @cached_property
     def latency_ms(self) -> float | None:
         values = [t.latency_ms for t in self.turns if t.latency_ms is not None]
@@ -133,11 +146,13 @@ class CaseResult:
         data = {name: getattr(self, name) for name in _CASE_FIELDS}
         data["turns"] = [t.to_json() for t in self.turns]
         data["tags"] = list(self.tags)
+        data["cached"] = self.cached
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CaseResult:
         values = dict(data)
+        values.pop("cached", None)  # read from the turns
         values["turns"] = tuple(TurnResult.from_json(t) for t in data.get("turns", ()))
         values["tags"] = tuple(data.get("tags", ()))
         return cls(**values)

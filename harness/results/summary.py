@@ -120,6 +120,9 @@ def _target_summary(results: list[CaseResult]) -> dict[str, Any]:
         "total_tokens": prompt + completion,
         "latency_p50_ms": round(p50, 1) if p50 is not None else None,
         "latency_p95_ms": round(p95, 1) if p95 is not None else None,
+        # Results answered wholly from the response cache, and answers (turns) it gave.
+        "cached": sum(r.cached for r in results),
+        "cached_answers": sum(t.cached is not None for r in results for t in r.turns),
         "retries": sum(r.retries for r in results),
         "rate_limited": sum(r.rate_limited for r in results),
         "waited_s": round(sum(r.waited_s for r in results), 3),
@@ -150,6 +153,7 @@ def summarize(results: list[CaseResult], target_names: list[str]) -> dict[str, A
         "repeats": max((r.repeat for r in results), default=-1) + 1 if results else 0,
         "targets": targets,
         "verdicts": dict(sorted(Counter(r.verdict for r in results).items())),
+        "cached": sum(s["cached"] for s in targets.values()),
         # A target whose responses named more than one model changed under us mid-run.
         "model_drift": sorted(name for name, s in targets.items() if len(s["models"]) > 1),
     }

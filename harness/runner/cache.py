@@ -28,7 +28,7 @@ from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from harness.errors import InputError
-from harness.targets.base import Completion, TargetInfo
+from harness.targets.base import CachedFrom, Completion, TargetInfo
 
 CacheMode = Literal["readwrite", "read", "write", "refresh", "off"]
 CACHE_MODES: tuple[str, ...] = get_args(CacheMode)
@@ -154,18 +154,9 @@ class CachedAnswer:
     stored_at: str
 
     def completion(self) -> Completion:
-        return Completion.from_body(self.body, latency_ms=self.latency_ms)
-
-    def to_json(self) -> dict[str, Any]:
-        """What a result records of it: ``cached: true``, the run it came from, when."""
-        return {
-            "cached": True,
-            "run_id": self.run_id,
-            "stored_at": self.stored_at,
-            "latency_ms": self.latency_ms,
-            "model": self.reported_model,
-            "system_fingerprint": self.system_fingerprint,
-        }
+        """The answer as a run uses it, saying where it came from."""
+        source = CachedFrom(self.run_id, self.stored_at, self.latency_ms)
+        return Completion.from_body(self.body, latency_ms=self.latency_ms, cached=source)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness.errors import InputError
+from harness.results.record import CaseResult
 from harness.runner.cache import (
     CACHE_MODES,
     DEFAULT_CACHE_PATH,
@@ -31,6 +32,23 @@ from harness.runner.cache import (
 from harness.targets.base import Completion, TargetError, TargetInfo
 
 NOT_IN_CACHE = "not_in_cache"
+
+
+class Answers(Protocol):
+    """Answers a target's sender asks for before sending: the response cache, or a
+    stored run's replies (rescore)."""
+
+    def lookup(self, body: Mapping[str, Any], repeat: int) -> Completion | None:
+        """The answer to use instead of sending, or None to send; may raise TargetError."""
+        ...
+
+    def keep(self, body: Mapping[str, Any], repeat: int, completion: Completion) -> None:
+        """A live answer to this request came back."""
+        ...
+
+
+# The answers each target's sender asks first, by the target's info.
+AnswersFor = Callable[[TargetInfo], Answers]
 
 
 @dataclass(frozen=True)
@@ -141,8 +159,13 @@ class TargetCache:
     def __post_init__(self) -> None:
         self.identity = TargetIdentity.of(self.info)
 
-    def lookup(self, body: Mapping[str, Any], repeat: int) -> CachedAnswer | None:
+    def lookup(self, body: Mapping[str, Any], repeat: int) -> Completion | None:
         """The answer to serve, or None to send; in a replay a miss raises not_in_cache."""
+        hit = self.find(body, repeat)
+        return hit.completion() if hit is not None else None
+
+    def find(self, body: Mapping[str, Any], repeat: int) -> CachedAnswer | None:
+        """The stored answer to serve, or None; in a replay a miss raises not_in_cache."""
         hit = (
             self.store.get(self.identity, body, repeat, ttl_s=self.policy.ttl_s)
             if self.policy.reads
@@ -205,16 +228,46 @@ class RunCache:
         cls, policy: CachePolicy, run_id: str, redact: Callable[[str], str]
     ) -> RunCache | None:
         """The run's cache, or None when the policy is off; a bad file is a CacheError."""
-        if not policy.active:
-            return None
-        return cls(ResponseCache.open(policy.path, redact=redact), policy, run_id)
+        store = open_store(policy, redact)
+        return cls(store, policy, run_id) if store is not None else None
 
     @property
     def notices(self) -> tuple[str, ...]:
         return self.store.notices
+
+    def served_stale(self, result: CaseResult) -> bool:
+        """The result used a cached answer of a model its target no longer reports."""
+        live = {d.target: d.live_model for d in self.drift}.get(result.target)
+        if live is None:
+            return False
+        return any(
+            turn.cached is not None and (turn.response or {}).get("model") not in (None, live)
+            for turn in result.turns
+        )
 
     def for_target(self, info: TargetInfo) -> TargetCache:
         return TargetCache(self.store, self.policy, info, self.run_id, self.drift.append)
 
     def close(self) -> None:
         self.store.close()
+
+
+def open_store(policy: CachePolicy, redact: Callable[[str], str]) -> ResponseCache | None:
+    """The cache file a policy uses, or None when it is off; a bad file is a CacheError."""
+    if not policy.active:
+        return None
+    return ResponseCache.open(policy.path, redact=redact)
+
+
+class ReplayTarget:
+    """A target that sends nothing, for ``--replay``: built without a key or a client, so
+    a run that replays cannot reach a service; every answer comes from the cache."""
+
+    def __init__(self, info: TargetInfo) -> None:
+        self.info = info
+
+    async def complete(self, body: Mapping[str, Any], *, timeout: float) -> Completion:
+        raise TargetError(NOT_IN_CACHE, "--replay sends nothing")
+
+    async def aclose(self) -> None:
+        return None

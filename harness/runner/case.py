@@ -46,10 +46,11 @@ def reply_of(completion: Completion, info: TargetInfo) -> Reply:
         refusal=answer.refusal,
         tool_calls=answer.tool_calls,
         usage=answer.usage,
-        latency_ms=completion.latency_ms,
+        latency_ms=None if completion.cached else completion.latency_ms,
         prompt_filter=answer.prompt_filter,
         completion_filter=answer.completion_filter,
         target_kind=info.kind,
+        cached=completion.cached is not None,
     )
 
 
@@ -111,8 +112,9 @@ async def run_case(
                 reply=reply.content,
                 finish_reason=reply.finish_reason,
                 usage=dict(reply.usage),
-                latency_ms=completion.latency_ms,
+                latency_ms=None if completion.cached else completion.latency_ms,
                 checks=await run_checks(turn.expectations, context(reply)),
+                cached=completion.cached,
             )
         )
         history.append(_assistant_message(reply))

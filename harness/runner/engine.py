@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,15 @@ from harness.results.store import (
     write_meta,
 )
 from harness.results.summary import summarize
+from harness.runner.cache import ResponseCache
+from harness.runner.cached import (
+    Answers,
+    AnswersFor,
+    CachePolicy,
+    ReplayTarget,
+    RunCache,
+    open_store,
+)
 from harness.runner.check_model import SenderModel
 from harness.runner.meta import new_run_id, now_iso, run_meta, suite_meta
 from harness.runner.resume import check_unchanged
@@ -34,7 +43,7 @@ from harness.runner.retry import RetryPolicy
 from harness.runner.sender import TargetSender
 from harness.runner.work import WorkItem, run_item, work_items
 from harness.suite.model import Suite
-from harness.targets import Target, open_target
+from harness.targets import Target, open_target, target_info
 from harness.writable import json_text
 
 Progress = Callable[[CaseResult], None]
@@ -55,6 +64,7 @@ class RunOptions:
     seed: int | None = None
     # The length of the quota's "minute": 60 s on Azure; shorter only against a fake server.
     quota_window: float = 60.0
+    cache: CachePolicy = field(default_factory=CachePolicy)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> RunOptions:
@@ -77,6 +87,7 @@ class RunOptions:
             "max_retries": self.retry.max_retries,
             "case_deadline": self.case_deadline,
             "repeat": self.repeat,
+            "cache": self.cache.to_json(),
         }
 
 
@@ -87,6 +98,8 @@ class RunOutcome:
     run: Run
     dead_targets: dict[str, str]
     interrupted: bool = False
+    # What the response cache has to say: an old format rebuilt, a deployment's new model.
+    cache_notes: tuple[str, ...] = ()
 
 
 async def execute(
@@ -97,6 +110,9 @@ async def execute(
     items: Sequence[WorkItem] | None = None,
     progress: Progress | None = None,
     check_model: TargetConfig | None = None,
+    answers: AnswersFor | None = None,
+    record_extra: Mapping[str, Any] | None = None,
+    open_with: Callable[[TargetConfig], Awaitable[Target]] | None = None,
 ) -> RunOutcome:
     """Run the work items (default: every case on every target, with no plan); always
     writes the record, also when interrupted (Ctrl-C, cancel).
@@ -104,52 +120,103 @@ async def execute(
     A run stopped by an error (raised from a case or the progress callback) is recorded
     with status "interrupted", so it is resumable and bless refuses it; the error propagates.
     ``check_model``: the target checks that need a model ask, through a sender of its own.
+    Every request is first asked of the response cache (``options.cache``), or of
+    ``answers`` when given (a rescore's stored replies; judge calls still use the cache);
+    ``options.cache.replay`` opens no target at all. ``open_with`` opens the targets instead
+    of the usual way; ``record_extra`` goes into run.json as it is.
     """
     keyed = [*configs, *([check_model] if check_model is not None else [])]
     redact = Redactor.for_targets(keyed)
     if options.resume is not None:
         check_unchanged(options.resume, suites)
+    # The cache file is checked before any target is opened: a bad one is exit 2, unsent.
+    store = open_store(options.cache, redact)
     targets: dict[str, Target] = {}
     opened: list[Target] = []
     try:
         for config in configs:
-            targets[config.name] = await open_target(config)
+            opening = open_with(config) if open_with is not None else _open(config, options.cache)
+            targets[config.name] = await opening
             opened.append(targets[config.name])
-        services = NO_SERVICES
+        judge: tuple[Target, TargetConfig] | None = None
         if check_model is not None:
-            judge = await open_target(check_model)
-            opened.append(judge)
-            sender = TargetSender(judge, check_model, options, {}, redact)
-            services = Services(check_model=SenderModel(sender))
+            judge = (await _open(check_model, options.cache), check_model)
+            opened.append(judge[0])
         if items is None:
             items = work_items(suites, list(targets), options.repeat)
-        return await _run_all(suites, items, configs, targets, options, redact, progress, services)
+        run = _Run(configs, targets, options, redact, progress, judge, answers, record_extra, store)
+        return await run.all(suites, items)
     finally:
+        if store is not None:
+            store.close()
         for target in opened:
             with contextlib.suppress(Exception):
                 await target.aclose()
 
 
+async def _open(config: TargetConfig, cache: CachePolicy) -> Target:
+    """The target to send to; for a replay, one that cannot send and needs no key."""
+    if cache.replay:
+        return ReplayTarget(target_info(config))
+    return await open_target(config)
+
+
+@dataclass
+class _Run:
+    """What ``execute`` hands on to the run itself, once its targets are open."""
+
+    configs: list[TargetConfig]
+    targets: dict[str, Target]
+    options: RunOptions
+    redact: Redactor
+    progress: Progress | None
+    judge: tuple[Target, TargetConfig] | None
+    answers: AnswersFor | None
+    record_extra: Mapping[str, Any] | None
+
+    store: ResponseCache | None
+
+    async def all(self, suites: list[Suite], all_items: Sequence[WorkItem]) -> RunOutcome:
+        run_dir, meta, done = _open_run_dir(suites, self.targets, self.options, self.redact)
+        meta.update(self.record_extra or {})
+        cache = None
+        if self.store is not None:
+            cache = RunCache(self.store, self.options.cache, meta["run_id"])
+        return await _run_all(run_dir, meta, done, all_items, self, cache)
+
+
 async def _run_all(
-    suites: list[Suite],
+    run_dir: Path,
+    meta: dict[str, Any],
+    done: set[str],
     all_items: Sequence[WorkItem],
-    configs: list[TargetConfig],
-    targets: dict[str, Target],
-    options: RunOptions,
-    redact: Redactor,
-    progress: Progress | None,
-    services: Services,
+    run: _Run,
+    cache: RunCache | None,
 ) -> RunOutcome:
-    run_dir, meta, done = _open_run_dir(suites, targets, options, redact)
+    targets, options, redact, progress = run.targets, run.options, run.redact, run.progress
     journal = Journal(run_dir)
     dead: dict[str, str] = {}
-    by_name = {c.name: c for c in configs}
+    by_name = {c.name: c for c in run.configs}
     items = [i for i in all_items if i.key not in done]
     rng = random.Random(options.seed)
+
+    def answers_of(target: Target, *, judge: bool = False) -> Answers | None:
+        if run.answers is not None and not judge:
+            return run.answers(target.info)
+        return cache.for_target(target.info) if cache is not None else None
+
     senders = {
-        name: TargetSender(target, by_name[name], options, dead, redact, rng)
+        name: TargetSender(target, by_name[name], options, dead, redact, rng, answers_of(target))
         for name, target in targets.items()
     }
+    services = NO_SERVICES
+    if run.judge is not None:
+        # Judge calls go through the same cache, with a sender (and quota) of their own.
+        judge, judge_config = run.judge
+        judge_sender = TargetSender(
+            judge, judge_config, options, {}, redact, None, answers_of(judge, judge=True)
+        )
+        services = Services(check_model=SenderModel(judge_sender))
     interrupted = crashed = False
 
     def record(result: CaseResult) -> None:
@@ -159,9 +226,13 @@ async def _run_all(
         if progress is not None:
             progress(result)
 
+    served: list[tuple[WorkItem, CaseResult]] = []  # results with an answer from the cache
+
     async def one(item: WorkItem) -> None:
         ran = await run_item(item, senders[item.target], services)
         record(ran.result)
+        if cache is not None and any(t.cached is not None for t in ran.result.turns):
+            served.append((item, ran.result))
 
     # A run that stops early for any reason is recorded "interrupted", never "complete":
     # Ctrl-C (the outcome says interrupted) or an error (it propagates, e.g. a progress
@@ -169,6 +240,13 @@ async def _run_all(
     tasks = [asyncio.ensure_future(one(item)) for item in items]
     try:
         await asyncio.gather(*tasks)
+        if cache is not None:
+            # Hits are served at once, before a live answer can show that the deployment
+            # moved to another model: those of the old model run again, and their new
+            # result replaces the first in the record (the latest line of a key counts).
+            again = [item for item, result in served if cache.served_stale(result)]
+            tasks = [asyncio.ensure_future(one(item)) for item in again]
+            await asyncio.gather(*tasks)
     except (asyncio.CancelledError, KeyboardInterrupt):
         interrupted = True
         await _cancel(tasks)
@@ -181,8 +259,18 @@ async def _run_all(
         meta["scheduler"] = {name: s.scheduler.snapshot() for name, s in senders.items()}
         if dead:
             meta["dead_targets"] = dict(dead)
-        run = _finish(run_dir, meta, interrupted or crashed, redact)
-    return RunOutcome(run=run, dead_targets=dead, interrupted=interrupted)
+        notes: tuple[str, ...] = ()
+        if cache is not None:
+            notes = (*cache.notices, *(d.message() for d in cache.drift))
+            meta["cache"] = {
+                **options.cache.to_json(),
+                "drift": [
+                    *meta.get("cache", {}).get("drift", []),
+                    *(d.to_json() for d in cache.drift),
+                ],
+            }
+        finished = _finish(run_dir, meta, interrupted or crashed, redact)
+    return RunOutcome(run=finished, dead_targets=dead, interrupted=interrupted, cache_notes=notes)
 
 
 async def _cancel(tasks: Sequence[asyncio.Future[None]]) -> None:

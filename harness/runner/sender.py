@@ -13,6 +13,7 @@ from harness.conversation import completion_budget
 from harness.quota_rules import default_rpm, request_charge
 from harness.redact import Redactor
 from harness.results.record import CaseResult
+from harness.runner.cached import Answers
 from harness.runner.case import run_case
 from harness.runner.quota import FRESH, RETRY, QueueDeadline, Scheduler
 from harness.runner.retry import Attempts, send_with_retries
@@ -47,8 +48,12 @@ class TargetSender:
         dead: dict[str, str],
         redact: Redactor,
         rng: random.Random | None = None,
+        answers: Answers | None = None,
     ) -> None:
         self.target = target
+        # The response cache (or a stored run's replies): asked before the scheduler, so an
+        # answer it has costs no quota and no slot.
+        self.answers = answers
         self.config = config
         self.options = options
         self.dead = dead
@@ -61,7 +66,8 @@ class TargetSender:
 
         Each request is charged to the quota with the plan's prompt tokens of its turn.
         """
-        sending = _Sending(self, item.plan.turn_tokens if item.plan is not None else ())
+        tokens = item.plan.turn_tokens if item.plan is not None else ()
+        sending = _Sending(self, tokens, item.repeat)
         result = await run_case(
             item, self.target.info, sending.send, tally=sending.tally, services=services
         )
@@ -76,7 +82,7 @@ class TargetSender:
     async def ask(self, body: Mapping[str, Any]) -> Completion:
         """One request outside any case (a check's model): the same quota and retries;
         raises TargetError when it fails, NotSent when the target is dead."""
-        return await _Sending(self, ()).send(body)
+        return await _Sending(self, (), 0).send(body)
 
     def observe(self, error: TargetError) -> None:
         """Note the target dead for an error no later request can get past."""
@@ -98,9 +104,10 @@ class _Sending:
     attempts, its deadline (from its first request let through), the turn it is on, and
     the error that ended it, which the sender reads instead of the case's record."""
 
-    def __init__(self, sender: TargetSender, turn_tokens: Sequence[int]) -> None:
+    def __init__(self, sender: TargetSender, turn_tokens: Sequence[int], repeat: int) -> None:
         self.sender = sender
         self.turn_tokens = turn_tokens
+        self.repeat = repeat
         self.tally = Attempts()
         self.deadline: float | None = None
         self.turn = 0
@@ -154,6 +161,23 @@ class _Sending:
         return completion
 
     async def send(self, body: Mapping[str, Any]) -> Completion:
+        answers = self.sender.answers
+        if answers is None:
+            return await self._send(body)
+        try:
+            stored = answers.lookup(body, self.repeat)
+        except TargetError as error:  # a replay's miss, or an error a stored run recorded
+            self.ended = error
+            self.turn += 1
+            raise
+        if stored is not None:
+            self.turn += 1
+            return stored
+        completion = await self._send(body)
+        answers.keep(body, self.repeat, completion)
+        return completion
+
+    async def _send(self, body: Mapping[str, Any]) -> Completion:
         sender, tally = self.sender, self.tally
         try:
             return await send_with_retries(

@@ -29,6 +29,41 @@ async def open_target(config: TargetConfig) -> Target:
     return await open_local_target(config)
 
 
+def target_info(config: TargetConfig) -> TargetInfo:
+    """What a (resolved) config's target is, built without a client or a key: what a
+    replay from the cache matches answers by. A local target reads its GGUF's hash."""
+    if config.kind == "azure":
+        return TargetInfo(
+            name=config.name,
+            kind="azure",
+            model=config.model,
+            model_version=config.model_version,
+            deployment=config.deployment,
+            api_version="v1" if config.use_v1 else config.api_version,
+            endpoint=public_url(config.endpoint),
+        )
+    if config.kind == "openai":
+        return TargetInfo(
+            name=config.name,
+            kind="openai",
+            model=config.model,
+            model_version=config.model_version,
+            endpoint=public_url(config.base_url),
+        )
+    from harness.targets.gguf import gguf_sha256, resolve_gguf
+
+    gguf = resolve_gguf(config)
+    sha256 = gguf_sha256(gguf)
+    # As open_local_target names it, so replayed answers match the ones it stored.
+    return TargetInfo(
+        name=config.name,
+        kind="local",
+        model=gguf.stem,
+        model_version=sha256[:12],
+        extra={"gguf": str(gguf), "sha256": sha256},
+    )
+
+
 # openai is imported when a target is built, not with the package: it is most of the
 # start-up time of commands that send nothing (validate, plan, report, --help).
 
@@ -39,15 +74,7 @@ def _azure(config: TargetConfig) -> Target:
     from harness.targets.sdk import SdkTarget
     from harness.targets.transport import http_client
 
-    info = TargetInfo(
-        name=config.name,
-        kind="azure",
-        model=config.model,
-        model_version=config.model_version,
-        deployment=config.deployment,
-        api_version="v1" if config.use_v1 else config.api_version,
-        endpoint=public_url(config.endpoint),
-    )
+    info = target_info(config)
     credential = (
         {"azure_ad_token_provider": _entra_token_provider(config)}
         if config.auth == "entra"
@@ -82,13 +109,7 @@ def _openai(config: TargetConfig) -> Target:
     from harness.targets.sdk import SdkTarget
     from harness.targets.transport import http_client
 
-    info = TargetInfo(
-        name=config.name,
-        kind="openai",
-        model=config.model,
-        model_version=config.model_version,
-        endpoint=public_url(config.base_url),
-    )
+    info = target_info(config)
     if config.uses_key:
         key, headers = config.api_key(), None
     else:

@@ -44,12 +44,41 @@ class TargetInfo:
 
 
 @dataclass(frozen=True)
+class CachedFrom:
+    """Where an answer served from the response cache came from: the run that stored it,
+    when, and the latency it had then (it took no time to speak of in this run)."""
+
+    run_id: str
+    stored_at: str
+    latency_ms: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cached": True,
+            "run_id": self.run_id,
+            "stored_at": self.stored_at,
+            "latency_ms": self.latency_ms,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CachedFrom:
+        latency = data.get("latency_ms")
+        return cls(
+            run_id=str(data.get("run_id") or ""),
+            stored_at=str(data.get("stored_at") or ""),
+            latency_ms=float(latency) if isinstance(latency, (int, float)) else None,
+        )
+
+
+@dataclass(frozen=True)
 class Completion:
     """A successful answer: its typed fields (and raw body), rate-limit headers, latency."""
 
     response: ChatResponse
     latency_ms: float
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Set when the answer came from the response cache instead of the service.
+    cached: CachedFrom | None = None
 
     @property
     def body(self) -> Mapping[str, Any]:
