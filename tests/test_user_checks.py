@@ -426,3 +426,35 @@ def test_a_check_needing_a_model_without_one_named_is_exit_2(judging, write, cap
     assert azeval("validate", "suites") == 2
     assert "settings.check_model: unknown target 'jduge'" in capsys.readouterr().err
     assert judging.requests == []
+
+
+def test_a_resume_is_refused_when_a_file_the_checks_read_changed(project, write, capsys):
+    """The kept results were checked by the old code: resuming after checks.py (or a schema
+    file) changed is exit 2 naming that file, as an edited suite is."""
+    write("suites/schemas/reply.json", '{"type": "string"}')
+    suite = (project / "suites" / "polite.yaml").read_text()
+    write(
+        "suites/polite.yaml",
+        suite.replace(
+            "    expect:\n      python: checks.py:polite\n",
+            "    expect:\n      python: checks.py:polite\n      json_schema: schemas/reply.json\n",
+            1,
+        ),
+    )
+    azeval("run", "suites", "-t", "gpt35")
+    (run_dir,) = (project / "reports" / "runs").iterdir()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert set(meta["suites"][0]["files"]) == {"checks.py", "schemas/reply.json"}
+    capsys.readouterr()
+
+    write("suites/checks.py", CHECKS + "\n# edited\n")
+    assert azeval("run", "--resume", str(run_dir)) == 2
+    assert "suites/polite.yaml: checks.py (read by its checks): changed since run" in (
+        capsys.readouterr().err
+    )
+    write("suites/checks.py", CHECKS)
+    write("suites/schemas/reply.json", '{"type": "object"}')
+    assert azeval("run", "--resume", str(run_dir)) == 2
+    assert "schemas/reply.json (read by its checks): changed since run" in capsys.readouterr().err
+    write("suites/schemas/reply.json", '{"type": "string"}')
+    assert azeval("run", "--resume", str(run_dir)) != 2

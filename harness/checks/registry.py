@@ -13,8 +13,11 @@ Checks come from this package, from installed packages' ``azeval.checks`` entry 
 from __future__ import annotations
 
 import difflib
+import functools
+import hashlib
+import os
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +55,22 @@ def no_text(reply: Reply, expected: Any, *, absent: bool = False) -> Outcome:
 
 @dataclass(frozen=True)
 class LoadContext:
-    """Where a suite file lives, so checks can load files relative to it."""
+    """Where a suite file lives, so checks can load files relative to it. ``files``: each
+    file a check read (as written, relative to the suite) and its sha256, so a resume can
+    tell that one changed since the run started."""
 
     suite_dir: Path
+    files: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def note(self, written: str, path: Path, stat: os.stat_result) -> None:
+        """Record that a check read ``path`` (written so in the suite) as it is now."""
+        self.files[written] = _digest(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _digest(path: Path, mtime_ns: int, size: int) -> str:
+    # Keyed by the file's version: a suite naming one file in every case hashes it once.
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 CheckFn = Callable[[CheckContext, Any], "Outcome | Awaitable[Outcome]"]

@@ -28,6 +28,7 @@ def load_schema(arg: Any, ctx: LoadContext) -> dict[str, Any]:
         except OSError:
             raise ValueError(f"schema file not found: {arg}") from None
         schema = _schema_file(path, stat.st_mtime_ns, stat.st_size, arg)
+        ctx.note(arg, path, stat)
     elif isinstance(arg, dict):
         schema = arg
     else:

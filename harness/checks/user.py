@@ -189,7 +189,7 @@ def _one_python(item: Any, ctx: LoadContext) -> UserCheck:
             "{function: file.py:function, arg: …}"
         )
     written, name = reference.rsplit(":", 1)
-    module = _module(ctx.suite_dir, written)
+    module = _module(ctx, written)
     if not hasattr(module, name):
         functions = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
         close = difflib.get_close_matches(name, functions, n=1, cutoff=0.6)
@@ -198,8 +198,8 @@ def _one_python(item: Any, ctx: LoadContext) -> UserCheck:
     return bind(getattr(module, name), reference, given, arg)
 
 
-def _module(suite_dir: Path, written: str) -> ModuleType:
-    path = (suite_dir / written).resolve()
+def _module(ctx: LoadContext, written: str) -> ModuleType:
+    path = (ctx.suite_dir / written).resolve()
     if path.suffix != ".py":
         raise ValueError(f"{written} is not a Python file (.py)")
     try:
@@ -208,7 +208,9 @@ def _module(suite_dir: Path, written: str) -> ModuleType:
         raise ValueError(f"python check file not found: {written}") from None
     if not path.is_file():
         raise ValueError(f"{written} is not a file")
-    return _import(path, stat.st_mtime_ns, stat.st_size, written)
+    module = _import(path, stat.st_mtime_ns, stat.st_size, written)
+    ctx.note(written, path, stat)
+    return module
 
 
 @lru_cache(maxsize=64)

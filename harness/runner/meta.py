@@ -50,6 +50,9 @@ def suite_meta(suite: Suite) -> dict[str, Any]:
         "sha256": suite.sha256,
         "cases": len(suite.cases),
     }
+    if suite.files:
+        # What its checks read: a resume refuses a run whose schema or check file changed.
+        meta["files"] = dict(suite.files)
     if suite.narrowed:
         # Which cases a selection kept: a baseline compares only those, a resume runs them.
         meta["selected"] = [case.id for case in suite.cases]

@@ -42,16 +42,24 @@ def check_unchanged(run_dir: Path, suites: Iterable[Suite]) -> None:
     """A ConfigError when a suite the run already ran has changed since (its sha256)."""
     # The results kept were made from the old text: resuming would report them as the
     # verdicts of the new one, and mix the two in one run.
-    recorded = {s.get("id"): s.get("sha256") for s in read_meta(run_dir).get("suites", [])}
+    recorded = {s.get("id"): s for s in read_meta(run_dir).get("suites", [])}
     for suite in suites:
-        before = recorded.get(suite.id)
-        if before and before != suite.sha256:
-            raise ConfigError(
-                suite.path,
-                "",
-                f"changed since run {run_dir} started; its kept results were made from the "
-                "old text, so a resume would mix the two: start a new run (or restore the file)",
-            )
+        before = recorded.get(suite.id) or {}
+        if before.get("sha256") and before["sha256"] != suite.sha256:
+            raise ConfigError(suite.path, "", _changed(run_dir, "text"))
+        # A run recorded before files were: nothing to compare them with.
+        files = before.get("files") or {}
+        for written, sha256 in suite.files:
+            if files.get(written, sha256) != sha256:
+                where = f"{suite.path}: {written} (read by its checks)"
+                raise ConfigError(where, "", _changed(run_dir, "file"))
+
+
+def _changed(run_dir: Path, what: str) -> str:
+    return (
+        f"changed since run {run_dir} started; its kept results were made from the old "
+        f"{what}, so a resume would mix the two: start a new run (or restore the file)"
+    )
 
 
 def resume_command(run_dir: Path, config_path: Path | None = None) -> str:

@@ -205,6 +205,7 @@ def _build_suite(data: dict[str, Any], path: Path, lines: Lines, sha256: str) ->
         sha256=sha256,
         description=data.get("description", ""),
         cases=tuple(cases),
+        files=tuple(sorted(context.files.items())),
     )
 
 

@@ -91,3 +91,5 @@ class Suite:
     cases: tuple[Case, ...]
     # A selection (-k, --tag, file::case) left out some of the file's cases.
     narrowed: bool = False
+    # Files its checks read (schemas, Python checks), as written, with their sha256.
+    files: tuple[tuple[str, str], ...] = ()
