@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.report import render_html
-from harness.results.record import CaseResult, CheckResult, TurnResult
+from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
 from harness.results.store import Journal, load_run, write_meta
 
 BUDGET_S = 3.0
@@ -92,7 +92,7 @@ def synthesise(path: Path, cases: int, targets: list[str], drift: int = 0) -> No
             roll = rng.random()
             error = None
             if roll < 0.02:
-                error = {"kind": "rate_limited", "message": "429 Too Many Requests", "status": 429}
+                error = ErrorInfo("rate_limited", "429 Too Many Requests", status=429)
             status = "fail" if roll < 0.1 else "pass"
             checks = (
                 CheckResult(

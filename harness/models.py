@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from harness.errors import ConfigError
 from harness.tokens import encoding_name_for
@@ -52,6 +52,7 @@ _MODEL_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "max_output": int,
     "price_in_per_1k": (int, float),
     "price_out_per_1k": (int, float),
+    "price_cached_in_per_1k": (int, float),
     "accepts": list,
     "o_series": bool,
     "message_format": str,
@@ -62,11 +63,71 @@ _MODEL_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "versions": dict,
 }
 _VERSION_KEYS = {k: v for k, v in _MODEL_KEYS.items() if k not in ("versions", "aliases")}
+_PRICE_KEYS = frozenset({"price_in_per_1k", "price_out_per_1k", "price_cached_in_per_1k"})
+# Set by load_catalogue on a model or version whose prices a user's [models."x"] table gave.
+_PRICED_BY_CONFIG = "priced_by_config"
 _API_VERSION = re.compile(r"^(\d{4}-\d{2}-\d{2})(-preview)?$")
 # A dated or numbered version glued to a model name: gpt-4o-2024-08-06, gpt-35-turbo-0125.
 # Reasoning models are named o1, o3-mini, o4-mini …
 _O_SERIES = re.compile(r"^o\d", re.IGNORECASE)
 _NAME_WITH_VERSION = re.compile(r"^(?P<model>.+?)-(?P<version>\d{4}-\d{2}-\d{2}|\d{4})$")
+
+
+PriceSource = Literal["catalogue", "config"]
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per 1,000 tokens of one model version, and whether azeval.toml set them."""
+
+    input_per_1k: float
+    output_per_1k: float
+    # Prompt tokens read from Azure's prompt cache; None: the model has no discount for them.
+    cached_input_per_1k: float | None = None
+    source: PriceSource = "catalogue"
+
+    def cost(self, usage: Mapping[str, Any]) -> float:
+        """USD for one answer's ``usage`` (prompt, cached prompt and completion tokens).
+
+        The one place azeval prices tokens: the runner prices each turn with it, the plan its
+        estimate. Cached tokens are part of ``prompt_tokens``; only they get the discount.
+        """
+        prompt = _tokens(usage.get("prompt_tokens"))
+        completion = _tokens(usage.get("completion_tokens"))
+        details = usage.get("prompt_tokens_details")
+        cached = _tokens(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
+        cached = min(cached, prompt) if self.cached_input_per_1k is not None else 0
+        return (
+            (prompt - cached) * self.input_per_1k
+            + cached * (self.cached_input_per_1k or 0.0)
+            + completion * self.output_per_1k
+        ) / 1000
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "input_per_1k": self.input_per_1k,
+            "output_per_1k": self.output_per_1k,
+            "cached_input_per_1k": self.cached_input_per_1k,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Price:
+        return cls(
+            input_per_1k=float(data["input_per_1k"]),
+            output_per_1k=float(data["output_per_1k"]),
+            cached_input_per_1k=_maybe_float(data.get("cached_input_per_1k")),
+            source="config" if data.get("source") == "config" else "catalogue",
+        )
+
+
+def _tokens(value: Any) -> int:
+    """A token count from a service's usage; anything but a non-negative int counts as 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _maybe_float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)
@@ -81,6 +142,8 @@ class ModelSpec:
     price_in_per_1k: float | None
     price_out_per_1k: float | None
     accepts: frozenset[str] = FEATURES
+    price_cached_in_per_1k: float | None = None
+    priced_by_config: bool = False
     o_series: bool = False
     message_format: str = "standard"
     min_api_version: str = ""
@@ -91,13 +154,24 @@ class ModelSpec:
     def label(self) -> str:
         return f"{self.name} {self.version}" if self.version else self.name
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
-        """Estimated USD for these tokens; None when the catalogue has no prices."""
+    @property
+    def price(self) -> Price | None:
+        """What the model's tokens cost; None when the catalogue (and config) give no price."""
         if self.price_in_per_1k is None or self.price_out_per_1k is None:
             return None
-        return (
-            prompt_tokens * self.price_in_per_1k + completion_tokens * self.price_out_per_1k
-        ) / 1000
+        return Price(
+            input_per_1k=self.price_in_per_1k,
+            output_per_1k=self.price_out_per_1k,
+            cached_input_per_1k=self.price_cached_in_per_1k,
+            source="config" if self.priced_by_config else "catalogue",
+        )
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Estimated USD for these tokens (none cached); None when the model has no price."""
+        price = self.price
+        if price is None:
+            return None
+        return price.cost({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens})
 
 
 def api_version_key(api_version: str) -> tuple[str, int] | None:
@@ -170,8 +244,13 @@ def load_catalogue(
                 # of one (gpt-35-turbo 0613's own context_window, say).
                 for fields in target["versions"].values():
                     fields.pop(key, None)
+        if _PRICE_KEYS & body.keys():
+            target[_PRICED_BY_CONFIG] = True
         for version, fields in body.get("versions", {}).items():
-            target["versions"].setdefault(version, {}).update(fields)
+            chosen = target["versions"].setdefault(version, {})
+            chosen.update(fields)
+            if _PRICE_KEYS & fields.keys():
+                chosen[_PRICED_BY_CONFIG] = True
     aliases: dict[str, str] = {}
     for name, body in models.items():
         for alias in body.get("aliases", []):
@@ -250,6 +329,8 @@ def _lookup(catalogue: Catalogue, model: str, version: str) -> tuple[ModelSpec, 
         max_output=fields.get("max_output", FALLBACK_MAX_OUTPUT),
         price_in_per_1k=fields.get("price_in_per_1k"),
         price_out_per_1k=fields.get("price_out_per_1k"),
+        price_cached_in_per_1k=fields.get("price_cached_in_per_1k"),
+        priced_by_config=fields.get(_PRICED_BY_CONFIG, False),
         accepts=frozenset(fields["accepts"]) if "accepts" in fields else FEATURES,
         o_series=fields.get("o_series", False),
         message_format=fields.get("message_format", "standard"),

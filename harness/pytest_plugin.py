@@ -222,8 +222,8 @@ def failure_message(results: list[CaseResult]) -> str:
         if r.verdict == "pass":
             continue
         prefix = f"repeat {r.repeat}: " if n > 1 else ""
-        if r.error:
-            lines.append(f"{prefix}{r.error.get('kind')}: {r.error.get('message')}")
+        if r.error is not None:
+            lines.append(f"{prefix}{r.error.kind}: {r.error.message}")
         bad = [c for c in r.checks if c.status in ("fail", "error")]
         lines += [prefix + _check_line(c) for c in bad]
         if r.verdict == "unchecked":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,67 +17,7 @@ from harness.results.baseline import (
     write_baseline,
 )
 from harness.results.compare import REGRESSION, UNCHANGED_PASS, compare
-from harness.results.record import CaseResult, CheckResult, TurnResult
-from harness.results.store import Run
-
-
-def result(
-    case: str,
-    verdict: str = "pass",
-    *,
-    target: str = "gpt35",
-    repeat: int = 0,
-    reply: str = "Paris",
-    model: str = "gpt-35-turbo",
-    fingerprint: str = "fp_1",
-    latency: float = 100.0,
-    tokens: tuple[int, int] = (10, 5),
-) -> CaseResult:
-    status = "pass" if verdict == "pass" else "fail"
-    check = CheckResult("contains", status, f"reply {'has' if status == 'pass' else 'lacks'} it")
-    turn = TurnResult(
-        request={"messages": []},
-        response={},
-        reply=reply,
-        finish_reason="stop",
-        usage={"prompt_tokens": tokens[0], "completion_tokens": tokens[1]},
-        latency_ms=latency,
-        checks=(check,),
-    )
-    return CaseResult(
-        suite="geo",
-        case=case,
-        target=target,
-        repeat=repeat,
-        verdict=verdict,
-        turns=(turn,),
-        model=model,
-        system_fingerprint=fingerprint,
-        started_at="2025-01-01T00:00:00Z",
-        duration_ms=latency,
-        extra={"cost_usd": 0.001},
-    )
-
-
-def run_of(results: list[CaseResult], targets: tuple[str, ...] = ("gpt35",)) -> Run:
-    meta: dict[str, Any] = {
-        "run_id": "20250101-000000-abcd",
-        "git_commit": "abc123",
-        "started_at": "2025-01-01T00:00:00Z",
-        "targets": [
-            {
-                "name": t,
-                "kind": "azure",
-                "model": "gpt-35-turbo",
-                "model_version": "0125",
-                "deployment": t,
-                "api_version": "2024-10-21",
-                "endpoint": "https://secret.example",
-            }
-            for t in targets
-        ],
-    }
-    return Run(path=Path("reports/runs/x"), meta=meta, results=results)
+from tests.factories import result, run_of
 
 
 def test_bless_is_deterministic_and_sorted() -> None:

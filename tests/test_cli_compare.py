@@ -25,8 +25,8 @@ from harness.results.summary import FLAKY, case_stability
 from harness.runner.engine import RunOptions
 from harness.runner.retry import RetryPolicy
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
-from tests.test_baseline import result, run_of
-from tests.test_junit import SCHEMA, failing
+from tests.factories import failing, result, run_of
+from tests.test_junit import SCHEMA
 
 SUITE = """
 suite: geo

@@ -7,30 +7,18 @@ from typing import Any
 import pytest
 
 from harness.results.compare import compare, word_diff
-from harness.results.record import CaseResult, TurnResult
+from harness.results.record import CaseResult, Verdict
+from tests import factories
 
 
-def result(
-    case: str,
-    verdict: str,
-    *,
-    target: str = "gpt35",
-    repeat: int = 0,
-    reply: str = "ok",
-    tokens: tuple[int, int] = (10, 5),
-    latency: float = 100.0,
-    **fields: Any,
-) -> CaseResult:
-    turn = TurnResult(
-        request={"messages": []},
-        response=None,
-        reply=reply,
-        finish_reason="stop",
-        usage={"prompt_tokens": tokens[0], "completion_tokens": tokens[1]},
-        latency_ms=latency,
-        checks=(),
-    )
-    return CaseResult("s", case, target, repeat, verdict, (turn,), **fields)
+def result(case: str, verdict: Verdict, **kw: Any) -> CaseResult:
+    """A result in suite "s", replying "ok", checked by nothing, cost unknown unless told."""
+    kw.setdefault("reply", "ok")
+    kw.setdefault("cost", None)
+    kw.setdefault("checks", ())
+    kw.setdefault("model", None)
+    kw.setdefault("fingerprint", kw.pop("system_fingerprint", None))
+    return factories.result(case, verdict, suite="s", **kw)
 
 
 def statuses(before: list[CaseResult], after: list[CaseResult], **kw: Any) -> dict[str, str]:
@@ -105,8 +93,8 @@ def test_same_named_targets_pair_without_naming_them() -> None:
 
 def test_deltas_of_tokens_latency_and_cost() -> None:
     """Deltas are after minus before, per-repeat means, with cost only when both sides have it."""
-    before = [result("a", "pass", tokens=(10, 5), latency=100.0, extra={"cost_usd": 0.01})]
-    after = [result("a", "pass", tokens=(12, 9), latency=250.0, extra={"cost_usd": 0.03})]
+    before = [result("a", "pass", tokens=(10, 5), latency=100.0, cost=0.01)]
+    after = [result("a", "pass", tokens=(12, 9), latency=250.0, cost=0.03)]
     diff = compare(before, after).cases[0]
     assert diff.prompt_tokens_delta == 2
     assert diff.completion_tokens_delta == 4

@@ -8,7 +8,7 @@ import pytest
 
 from harness.gate import evaluate, significance_line
 from harness.results.compare import compare
-from tests.test_baseline import result, run_of
+from tests.factories import result, run_of
 
 
 def test_all_pass_without_baseline_exits_zero() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -10,8 +9,8 @@ import pytest
 import xmlschema
 
 from harness.report.junit import write_junit
-from harness.results.record import CaseResult, CheckResult
-from tests.test_baseline import result, run_of
+from harness.results.record import CaseResult
+from tests.factories import erroring, failing, result, run_of, unchecked
 
 SCHEMA = Path(__file__).parent / "data" / "junit-10.xsd"
 
@@ -19,27 +18,6 @@ SCHEMA = Path(__file__).parent / "data" / "junit-10.xsd"
 @pytest.fixture(scope="module")
 def schema() -> xmlschema.XMLSchema:
     return xmlschema.XMLSchema(SCHEMA)
-
-
-def failing(case: str, message: str = "reply lacks ['Paris']", **kw: object) -> CaseResult:
-    base = result(case, "fail", **kw)  # type: ignore[arg-type]
-    check = CheckResult("contains", "fail", message, place="cases[0].expect.contains")
-    turn = dataclasses.replace(base.turns[0], checks=(check,))
-    return dataclasses.replace(base, turns=(turn,))
-
-
-def erroring(case: str) -> CaseResult:
-    base = result(case, "error")
-    return dataclasses.replace(
-        base,
-        turns=(),
-        error={"kind": "timeout", "message": "no answer in 60 s", "status": None},
-    )
-
-
-def unchecked(case: str) -> CaseResult:
-    base = result(case, "unchecked")
-    return dataclasses.replace(base, turns=(dataclasses.replace(base.turns[0], checks=()),))
 
 
 def write(tmp_path: Path, results: list[CaseResult], **kw: object) -> ET.Element:

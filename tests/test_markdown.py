@@ -8,8 +8,7 @@ from pathlib import Path
 
 from harness.gate import evaluate
 from harness.report.markdown import append_step_summary, code, render_markdown
-from tests.test_baseline import result, run_of
-from tests.test_junit import failing
+from tests.factories import failing, result, run_of
 
 
 def test_table_has_a_row_per_target_with_interval() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from harness.results.record import CaseResult, CheckResult, TurnResult, verdict_of
+from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult, verdict_of
 
 
 def make(verdict="pass", checks=(), error=None):
@@ -37,13 +37,13 @@ def test_verdict_needs_a_passing_check():
     assert verdict_of((ok, bad), None) == "fail"
     assert verdict_of((na,), None) == "unchecked"
     assert verdict_of((), None) == "unchecked"
-    assert verdict_of((ok,), {"kind": "timeout"}) == "error"
+    assert verdict_of((ok,), ErrorInfo("timeout", "")) == "error"
 
 
 def test_problem_says_why_a_result_did_not_pass():
     """problem() gives the error, else the first failing check, else why it is unchecked."""
     failing = make("fail", [CheckResult("a", "pass", ""), CheckResult("b", "fail", "too long")])
-    errored = make("error", error={"kind": "timeout", "message": "no answer"})
+    errored = make("error", error=ErrorInfo("timeout", "no answer"))
     assert failing.problem() == "check b: too long"
     assert errored.problem() == "timeout: no answer"
     assert (

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.gate import evaluate
 from harness.report import render_html, write_report
-from harness.results.record import CaseResult, CheckResult, TurnResult
+from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
 from harness.results.store import Journal, Run, load_run, write_meta
 
 PAYLOADS = (
@@ -86,7 +86,7 @@ def two_target_run(path: Path) -> Run:
                 target=t,
                 reply=None,
                 statuses=(),
-                error={"kind": "rate_limited", "message": "429 <b>slow</b>", "status": 429},
+                error=ErrorInfo("rate_limited", "429 <b>slow</b>", status=429),
             ),
         ]
     results[0] = case("ok", "pass", target="gpt35", reply="Refund denied for order 1234.")
@@ -369,7 +369,7 @@ def conversation(target: str, first_reply: str, second_reply: str | None) -> Cas
     ]
     turns = (
         turn(opening, first_reply),
-        turn(second, second_reply, error=None if second_reply else {"kind": "timeout"}),
+        turn(second, second_reply, error=None if second_reply else ErrorInfo("timeout", "")),
     )
     verdict = "pass" if second_reply else "error"
     return CaseResult("chat", "name", target, 0, verdict, turns)
@@ -535,9 +535,9 @@ def test_run_without_scheduler_record_has_no_block(tmp_path: Path) -> None:
 
 def test_dead_target_notice_says_why_and_what_was_not_sent(tmp_path: Path) -> None:
     """A dead target gets a plain notice: the reason, and how many cases were never sent."""
-    unavailable = {"kind": "target_unavailable", "message": "not sent: auth"}
+    unavailable = ErrorInfo("target_unavailable", "not sent: auth")
     results = [
-        case("a", "error", error={"kind": "auth", "message": "bad key", "status": 401}),
+        case("a", "error", error=ErrorInfo("auth", "bad key", status=401)),
         case("b", "error", error=unavailable, attempts=0),
         case("c", "error", error=unavailable, attempts=0),
     ]

@@ -19,7 +19,7 @@ import pytest
 
 from harness import api
 from harness.report import write_report
-from harness.results.record import CaseResult, CheckResult, TurnResult
+from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
 from harness.results.store import Journal, Run, load_run, write_meta
 from harness.runner.engine import RunOptions
 from harness.runner.retry import RetryPolicy
@@ -86,7 +86,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 t,
                 "error",
                 None,
-                error={"kind": "timeout", "message": "no answer in 30 s"},
+                error=ErrorInfo("timeout", "no answer in 30 s"),
             ),
             result("wobbly", t, "pass", "sometimes", repeat=0),
             result("wobbly", t, "fail" if t == "gpt4o" else "pass", "sometimes not", repeat=1),
@@ -459,7 +459,7 @@ def conversation(target: str, replies: list[str | None], error: str | None = Non
                 checks=(CheckResult("icontains", status, f"icontains said {status}"),)
                 if reply
                 else (),
-                error={"kind": "timeout", "message": error} if error and not reply else None,
+                error=ErrorInfo("timeout", error) if error and not reply else None,
             )
         )
         history = [*history, {"role": "assistant", "content": reply or ""}]

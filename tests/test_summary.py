@@ -6,32 +6,23 @@ from typing import Any
 
 import pytest
 
-from harness.results.record import CaseResult, CheckResult, TurnResult
+from harness.results.record import CaseResult, CheckStatus, ErrorInfo, Verdict
 from harness.results.summary import case_stability, summarize
+from tests import factories
+from tests.factories import check
 
 
 def result(
-    case: str,
-    verdict: str,
-    *,
-    target: str = "gpt35",
-    repeat: int = 0,
-    latency: float | None = 100.0,
-    tokens: tuple[int, int] = (10, 5),
-    checks: tuple[str, ...] = ("pass",),
-    error: dict[str, Any] | None = None,
-    **fields: Any,
+    case: str, verdict: Verdict, *, checks: tuple[CheckStatus, ...] = ("pass",), **kw: Any
 ) -> CaseResult:
-    turn = TurnResult(
-        request={"messages": [{"role": "user", "content": case}]},
-        response=None,
-        reply=f"reply to {case}",
-        finish_reason="stop",
-        usage={"prompt_tokens": tokens[0], "completion_tokens": tokens[1]},
-        latency_ms=latency,
-        checks=tuple(CheckResult("contains", s, s) for s in checks),
+    """A result in suite "s" whose checks said ``checks``; cost unknown unless given."""
+    kw.setdefault("cost", None)
+    kw.setdefault("model", None)
+    kw.setdefault("fingerprint", kw.pop("system_fingerprint", None))
+    statuses = tuple(check(s, message=s) for s in checks)
+    return factories.result(
+        case, verdict, suite="s", reply=f"reply to {case}", checks=statuses, **kw
     )
-    return CaseResult("s", case, target, repeat, verdict, (turn,), error=error, **fields)
 
 
 def test_counts_and_strict_pass_rate() -> None:
@@ -39,7 +30,7 @@ def test_counts_and_strict_pass_rate() -> None:
     results = [
         result("a", "pass"),
         result("b", "fail", checks=("fail",)),
-        result("c", "error", error={"kind": "timeout", "message": "slow"}),
+        result("c", "error", error=ErrorInfo("timeout", "slow")),
         result("d", "unchecked", checks=("n/a",)),
     ]
     s = summarize(results, ["gpt35"])["targets"]["gpt35"]
@@ -81,13 +72,13 @@ def test_unnamed_target_in_results_is_not_dropped() -> None:
 
 
 def test_cost_is_summed_when_priced() -> None:
-    """cost_usd sums the runner's per-case prices and is None when none was priced."""
-    priced = [
-        result("a", "pass", extra={"cost_usd": 0.25}),
-        result("b", "pass", extra={"cost_usd": 0.5}),
-    ]
+    """cost_usd sums the turns' prices; None when none was priced, or when one case's cost
+    is unknown (a partial sum would read as the whole)."""
+    priced = [result("a", "pass", cost=0.25), result("b", "pass", cost=0.5)]
     assert summarize(priced, ["gpt35"])["targets"]["gpt35"]["cost_usd"] == 0.75
     assert summarize([result("a", "pass")], ["gpt35"])["targets"]["gpt35"]["cost_usd"] is None
+    mixed = [*priced, result("c", "pass")]
+    assert summarize(mixed, ["gpt35"])["targets"]["gpt35"]["cost_usd"] is None
 
 
 def test_stability_classes_across_repeats() -> None:

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.context import NEEDS, CheckContext, Reply
-from harness.results.record import FAIL, NOT_APPLICABLE, PASS
+from harness.results.record import FAIL, NOT_APPLICABLE, PASS, CheckStatus
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str
+    status: CheckStatus
     message: str
     expected: Any = None
     actual: Any = None

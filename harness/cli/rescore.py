@@ -90,7 +90,7 @@ def rescore(
         outcome = api.rescore(plan, options, progress=progress, baseline=gate.baseline)
     finally:
         done()
-    stale = [r for r in outcome.run.results if r.error is not None and r.error.get("kind") == STALE]
+    stale = [r for r in outcome.run.results if r.error is not None and r.error.kind == STALE]
     if stale:
         click.echo(
             f"{len(stale)} stale result(s): their messages or parameters changed since run "

@@ -27,6 +27,7 @@ from harness.gate import evaluate
 from harness.redact import Redactor
 from harness.report.junit import write_junit
 from harness.report.markdown import append_step_summary, render_markdown
+from harness.report.money import usd
 from harness.results.record import CaseResult
 from harness.results.store import Run
 from harness.runner.cached import CachePolicy
@@ -263,15 +264,17 @@ def _line(result: CaseResult) -> str:
 
 
 def print_summary(outcome: Any) -> None:
-    """Counts, then where the record and report are (dead targets are the gate's to say)."""
-    verdicts = outcome.run.meta.get("summary", {}).get("verdicts", {})
+    """Counts and cost per target, then where the record and report are (dead targets are
+    the gate's to say)."""
+    summary = outcome.run.meta.get("summary", {})
+    verdicts = summary.get("verdicts", {})
     click.echo(
         f"{len(outcome.run.results)} result(s): {verdicts.get('pass', 0)} passed, "
         f"{verdicts.get('fail', 0)} failed, {verdicts.get('error', 0)} errors, "
         f"{verdicts.get('unchecked', 0)} unchecked"
     )
     cache = outcome.run.meta.get("options", {}).get("cache") or {}
-    cached = outcome.run.meta.get("summary", {}).get("cached", 0)
+    cached = summary.get("cached", 0)
     source = outcome.run.meta.get("rescored_from")
     if source:
         click.echo(
@@ -283,5 +286,8 @@ def print_summary(outcome: Any) -> None:
             f"Cache: {cached} of {len(outcome.run.results)} result(s) answered from the cache "
             f"({cache.get('path')}); they cost no request"
         )
+    costs = [f"{name} {usd(s.get('cost_usd'))}" for name, s in summary.get("targets", {}).items()]
+    if costs:
+        click.echo("Cost: " + ", ".join(costs))
     click.echo(f"Run record: {outcome.run.path}")
     click.echo(f"Report: {outcome.run.path / 'report.html'}")

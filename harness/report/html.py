@@ -166,7 +166,7 @@ def _dead(run: Run) -> list[str]:
         cut_off = [
             r
             for r in run.results
-            if r.target == name and r.error and r.error.get("kind") == "target_unavailable"
+            if r.target == name and r.error is not None and r.error.kind == "target_unavailable"
         ]
         # A case that had sent requests when the target died was cut short, not "not sent".
         not_sent = sum(1 for r in cut_off if not r.attempts)

@@ -52,8 +52,8 @@ def _body(results: list[CaseResult]) -> str:
     parts = []
     for r in results:
         head = f"repeat {r.repeat}: {r.verdict}"
-        if r.error:
-            head += f" ({r.error.get('kind')}: {r.error.get('message')})"
+        if r.error is not None:
+            head += f" ({r.error.kind}: {r.error.message})"
         parts.append("\n".join([head, *(f"  {line}" for line in _check_lines(r))]))
     return "\n".join(parts)
 
@@ -94,7 +94,7 @@ def _testcase(results: list[CaseResult]) -> tuple[ET.Element, str]:
             )
         attrs = {"message": xml_text(message, MAX_MESSAGE_CHARS)}
         if kind == "error":
-            attrs["type"] = xml_text((culprit.error or {}).get("kind", "error"))
+            attrs["type"] = xml_text(culprit.error.kind if culprit.error else "error")
         elif kind == "failure":
             attrs["type"] = "check" if culprit.checks else "unchecked"
         child = ET.SubElement(element, kind, attrs)

@@ -15,11 +15,12 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.report.money import usd
 from harness.results.compare import CaseDiff
 from harness.results.record import CaseResult
 from harness.results.stats import wilson_interval
 from harness.results.store import Run
-from harness.results.summary import FLAKY, case_stability, cost_of
+from harness.results.summary import FLAKY, case_stability
 from harness.writable import printable
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def _target_table(run: Run) -> list[str]:
         passed = verdicts.count("pass")
         low, high = wilson_interval(passed, len(verdicts))
         models = sorted({r.model for r in results if r.model}) or [info.get("model", "")]
-        costs = [c for r in results if (c := cost_of(r)) is not None]
+        costs = [r.cost_usd for r in results]
         tokens = sum(r.prompt_tokens + r.completion_tokens for r in results)
         cells = [
             code(name, in_table=True),
@@ -88,7 +89,7 @@ def _target_table(run: Run) -> list[str]:
             str(verdicts.count("unchecked")),
             f"{_pct(passed / len(verdicts))} ({_pct(low)}–{_pct(high)})",
             f"{tokens:,}",
-            f"${sum(costs):.4f}" if costs else "–",
+            usd(None if None in costs else sum(c for c in costs if c is not None)),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines

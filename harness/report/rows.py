@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.results.compare import Comparison, compare, outcome, pair_targets
-from harness.results.record import CaseResult, TurnResult
+from harness.results.record import CaseResult, ErrorInfo, TurnResult
 from harness.results.stats import wilson_interval
 from harness.results.store import Run
 
@@ -193,12 +193,8 @@ def _asked(request: dict[str, Any]) -> str:
     )
 
 
-def _error_text(error: dict[str, Any] | None) -> str | None:
-    if not error:
-        return None
-    kind = error.get("kind", "error")
-    status = f" (HTTP {error['status']})" if error.get("status") else ""
-    return f"{kind}{status}: {error.get('message', '')}"
+def _error_text(error: ErrorInfo | None) -> str | None:
+    return error.line() if error is not None else None
 
 
 # A cell goes to the page as a list in this order, not a dict: writing 40,000 dicts' keys
@@ -216,6 +212,7 @@ _P, _N, _X, _R = (CELL.index(name) for name in ("p", "n", "x", "r"))
 def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]:
     """A column's result for one case, its repeats folded, as a :data:`CELL` list."""
     shown = group[0]
+    verdict: str  # a result's Verdict, or "flaky" for repeats that disagree
     if len(group) == 1:
         verdict = shown.verdict
         passed = 1 if verdict == "pass" else 0

@@ -20,9 +20,9 @@ from typing import Any
 import jsonschema
 
 from harness.errors import ConfigError
-from harness.results.record import CaseResult, CheckResult, TurnResult
+from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
 from harness.results.store import Run, load_run
-from harness.results.summary import cost_of, summarize
+from harness.results.summary import summarize
 from harness.suite.yamlfile import place_of
 from harness.writable import json_text
 
@@ -127,13 +127,13 @@ def _case_entry(
     ]
     if first.error:
         entry["error"] = {
-            "kind": first.error.get("kind"),
-            "message": str(first.error.get("message", "")),
+            "kind": first.error.kind,
+            "message": first.error.message,
         }
     entry["prompt_tokens"] = _round(_mean([r.prompt_tokens for r in group]), 1)
     entry["completion_tokens"] = _round(_mean([r.completion_tokens for r in group]), 1)
     entry["latency_ms"] = _round(_mean([v for r in group if (v := r.latency_ms) is not None]), 0)
-    entry["cost_usd"] = _round(_mean([c for r in group if (c := cost_of(r)) is not None]), 6)
+    entry["cost_usd"] = _round(_mean([c for r in group if (c := r.cost_usd) is not None]), 6)
     # Only what differs from the target's single reported value, so drift shows once.
     if first.model != target_model:
         entry["model"] = first.model
@@ -235,7 +235,8 @@ def _case_results(
         )
         for c in entry.get("checks", ())
     )
-    extra = {"cost_usd": entry["cost_usd"]} if entry.get("cost_usd") is not None else {}
+    error = entry.get("error")
+    cost = entry.get("cost_usd")
     out = []
     for repeat, verdict in enumerate(entry["verdicts"]):
         # Every repeat carries the means, so compare's per-repeat averages come back exact;
@@ -248,6 +249,7 @@ def _case_results(
             usage=usage,
             latency_ms=entry.get("latency_ms"),
             checks=checks if repeat == 0 else (),
+            cost_usd=float(cost) if isinstance(cost, (int, float)) else None,
         )
         out.append(
             CaseResult(
@@ -257,10 +259,9 @@ def _case_results(
                 repeat=repeat,
                 verdict=verdict,
                 turns=(turn,),
-                error=entry.get("error") if repeat == 0 else None,
+                error=ErrorInfo.from_json(error) if repeat == 0 and error else None,
                 model=entry.get("model", model),
                 system_fingerprint=entry.get("system_fingerprint", fingerprint),
-                extra=dict(extra),
             )
         )
     return out

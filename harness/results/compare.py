@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from harness.results.record import CaseResult
 from harness.results.stats import mcnemar_exact, percentile
-from harness.results.summary import cost_of
 
 if TYPE_CHECKING:
     from harness.results.store import Run
@@ -121,7 +120,7 @@ def _side(results: list[CaseResult]) -> Side:
     results = sorted(results, key=lambda r: r.repeat)
     n = len(results)
     latencies = [v for r in results if (v := r.latency_ms) is not None]
-    costs = [c for r in results if (c := cost_of(r)) is not None]
+    costs = [c for r in results if (c := r.cost_usd) is not None]
     return Side(
         target=results[0].target,
         verdicts=tuple(r.verdict for r in results),

@@ -2,22 +2,102 @@
 
 A run lives in ``reports/runs/<run-id>/``: ``run.json`` (the run's metadata and summary)
 and ``results.jsonl`` (one line per case × target × repeat, appended as each finishes).
+
+Every result line and run.json carry ``format`` (:data:`FORMAT`). Format 1 (azeval 0.1.0,
+no ``format`` key) still loads: its errors have the same keys, and its turns have no cost
+(read as unknown).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal, cast
 
 from harness.targets.base import CachedFrom
 
+# The record format this version writes; older formats load (see the module docstring).
+FORMAT = 2
+
 # A check's outcome. "n/a" means the target cannot give the data the check needs; it is
 # shown as such and never counts as a pass.
-PASS, FAIL, NOT_APPLICABLE, CHECK_ERROR = "pass", "fail", "n/a", "error"
+CheckStatus = Literal["pass", "fail", "n/a", "error"]
+PASS: CheckStatus = "pass"
+FAIL: CheckStatus = "fail"
+NOT_APPLICABLE: CheckStatus = "n/a"
+CHECK_ERROR: CheckStatus = "error"
 
 # A case's verdict. "unchecked" means no check applied, which is never a pass.
-VERDICTS = ("pass", "fail", "error", "unchecked")
+Verdict = Literal["pass", "fail", "error", "unchecked"]
+VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "error", "unchecked")
+
+# Why a request or a case failed. From the target (harness/targets): content_filter,
+# rate_limited, timeout, server_error, auth, not_found, bad_request, context_length,
+# connection, invalid_response; from the runner: preflight (the plan found the service would
+# refuse it), deadline, target_unavailable, history_budget. A record from a newer azeval may
+# hold a kind not listed here: it loads and is shown as written.
+ErrorKind = Literal[
+    "content_filter",
+    "rate_limited",
+    "timeout",
+    "server_error",
+    "auth",
+    "not_found",
+    "bad_request",
+    "context_length",
+    "connection",
+    "invalid_response",
+    "preflight",
+    "deadline",
+    "target_unavailable",
+    "history_budget",
+]
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """What went wrong with a request or a case: its kind, the message, the HTTP facts."""
+
+    kind: ErrorKind
+    message: str
+    status: int | None = None
+    code: str | None = None
+    body: Any = None
+
+    def line(self) -> str:
+        """``kind (HTTP status): message``, as reports and the console show an error."""
+        status = f" (HTTP {self.status})" if self.status else ""
+        return f"{self.kind}{status}: {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "status": self.status,
+            "code": self.code,
+            "body": self.body,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ErrorInfo:
+        status = data.get("status")
+        code = data.get("code")
+        return cls(
+            kind=cast(ErrorKind, str(data.get("kind") or "unknown")),
+            message=str(data.get("message") or ""),
+            status=status if isinstance(status, int) and not isinstance(status, bool) else None,
+            code=None if code is None else str(code),
+            body=data.get("body"),
+        )
+
+
+def _error_from(data: Any) -> ErrorInfo | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise TypeError("an error must be an object")
+    return ErrorInfo.from_json(data)
 
 
 @dataclass(frozen=True)
@@ -25,7 +105,7 @@ class CheckResult:
     """One check's outcome: what was expected, what came back, in words."""
 
     check: str
-    status: str
+    status: CheckStatus
     message: str
     place: str = ""
     expected: Any = None
@@ -50,15 +130,20 @@ class TurnResult:
     usage: dict[str, Any]
     latency_ms: float | None
     checks: tuple[CheckResult, ...]
-    error: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
     # Answered from the response cache: the run that stored the answer, when, and the
     # latency it had then (``latency_ms`` is None: nothing was measured in this run).
     cached: CachedFrom | None = None
+    # USD this run spent on the turn, priced from ``usage`` (harness.models.Price.cost); 0 for
+    # an answer from the cache; None when the model has no price (or the record predates
+    # costs): unknown, never 0.
+    cost_usd: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _TURN_FIELDS}
         data["checks"] = [c.to_json() for c in self.checks]
         data["cached"] = self.cached.to_json() if self.cached is not None else None
+        data["error"] = self.error.to_json() if self.error is not None else None
         return data
 
     @classmethod
@@ -67,6 +152,7 @@ class TurnResult:
         values["checks"] = tuple(CheckResult.from_json(c) for c in data.get("checks", ()))
         cached = data.get("cached")
         values["cached"] = CachedFrom.from_json(cached) if isinstance(cached, dict) else None
+        values["error"] = _error_from(data.get("error"))
         return cls(**values)
 
 
@@ -78,9 +164,9 @@ class CaseResult:
     case: str
     target: str
     repeat: int
-    verdict: str
+    verdict: Verdict
     turns: tuple[TurnResult, ...]
-    error: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
     attempts: int = 1
     retries: int = 0
     rate_limited: int = 0
@@ -125,14 +211,22 @@ class CaseResult:
         return bool(self.turns) and all(t.cached is not None for t in self.turns)
 
     @cached_property
+    def cost_usd(self) -> float | None:
+        """USD of every turn; None when any turn's cost is unknown. Nothing sent costs 0."""
+        costs = [t.cost_usd for t in self.turns]
+        if any(c is None for c in costs):
+            return None
+        return sum(c for c in costs if c is not None)
+
+    @cached_property
     def latency_ms(self) -> float | None:
         values = [t.latency_ms for t in self.turns if t.latency_ms is not None]
         return sum(values) if values else None
 
     def problem(self) -> str:
         """Why this result is not a pass, in one line: the error, else the first bad check."""
-        if self.error:
-            return f"{self.error.get('kind')}: {self.error.get('message')}"
+        if self.error is not None:
+            return f"{self.error.kind}: {self.error.message}"
         bad = [c for c in self.checks if c.status in (FAIL, CHECK_ERROR)]
         if bad:
             return f"check {bad[0].check}: {bad[0].message}"
@@ -143,18 +237,23 @@ class CaseResult:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready view. Shallow: it shares the request and response bodies (copying
         them, as ``dataclasses.asdict`` would, costs more than sending the request)."""
-        data = {name: getattr(self, name) for name in _CASE_FIELDS}
+        data: dict[str, Any] = {"format": FORMAT}
+        data.update((name, getattr(self, name)) for name in _CASE_FIELDS)
         data["turns"] = [t.to_json() for t in self.turns]
         data["tags"] = list(self.tags)
         data["cached"] = self.cached
+        data["error"] = self.error.to_json() if self.error is not None else None
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CaseResult:
+        """A result of this format or an older one (format 1 has no ``format`` key)."""
         values = dict(data)
         values.pop("cached", None)  # read from the turns
+        values.pop("format", None)
         values["turns"] = tuple(TurnResult.from_json(t) for t in data.get("turns", ()))
         values["tags"] = tuple(data.get("tags", ()))
+        values["error"] = _error_from(data.get("error"))
         return cls(**values)
 
 
@@ -163,7 +262,7 @@ _TURN_FIELDS = tuple(f.name for f in fields(TurnResult))
 _CASE_FIELDS = tuple(f.name for f in fields(CaseResult))
 
 
-def verdict_of(checks: tuple[CheckResult, ...], error: dict[str, Any] | None) -> str:
+def verdict_of(checks: tuple[CheckResult, ...], error: ErrorInfo | None) -> Verdict:
     """pass only when at least one check passed and none failed or errored."""
     if error is not None:
         return "error"

@@ -13,7 +13,7 @@ from typing import IO, Any
 import jsonschema
 
 from harness.errors import ConfigError
-from harness.results.record import CaseResult
+from harness.results.record import FORMAT, CaseResult
 from harness.suite.yamlfile import place_of
 from harness.writable import json_text
 
@@ -25,6 +25,7 @@ _TEXT_OR_NULL = {"type": ["string", "null"]}
 _META_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
+        "format": {"type": "integer", "minimum": 1},
         "run_id": {"type": "string"},
         "status": {"type": "string"},
         "started_at": _TEXT_OR_NULL,
@@ -87,9 +88,14 @@ def read_results(path: Path) -> Iterator[CaseResult]:
             if not line.endswith("\n"):
                 break
             try:
-                yield CaseResult.from_json(json.loads(line))
+                data = json.loads(line)
+                newer = _newer_format(data)
+                result = None if newer else CaseResult.from_json(data)
             except (json.JSONDecodeError, TypeError, KeyError, AttributeError):
                 raise ConfigError(f"{file}:{number}", "", "not a result record") from None
+            if result is None:
+                raise ConfigError(f"{file}:{number}", "", newer)
+            yield result
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -106,7 +112,21 @@ def read_meta(path: Path) -> dict[str, Any]:
     error = jsonschema.exceptions.best_match(_meta_validator().iter_errors(meta))
     if error is not None:
         raise ConfigError(str(meta_file), place_of(tuple(error.absolute_path)), error.message)
+    newer = _newer_format(meta)
+    if newer:
+        raise ConfigError(str(meta_file), "format", newer)
     return meta
+
+
+def _newer_format(data: Any) -> str:
+    """Why a record cannot be read: written by a newer azeval (empty when it can be)."""
+    written = data.get("format", 1) if isinstance(data, dict) else 1
+    if isinstance(written, int) and written > FORMAT:
+        return (
+            f"written in record format {written} by a newer azeval; this one reads up to "
+            f"format {FORMAT} (upgrade azeval)"
+        )
+    return ""
 
 
 @cache

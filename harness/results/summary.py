@@ -87,17 +87,11 @@ def case_stability(results: Iterable[CaseResult]) -> list[CaseStability]:
     return out
 
 
-def cost_of(result: CaseResult) -> float | None:
-    """The case's cost in USD when the runner priced it (``extra["cost_usd"]``), else None."""
-    value = result.extra.get("cost_usd")
-    return float(value) if isinstance(value, (int, float)) else None
-
-
 def _target_summary(results: list[CaseResult]) -> dict[str, Any]:
     verdicts = Counter(r.verdict for r in results)
     checks = Counter(c.status for r in results for c in r.checks)
     latencies = [v for r in results if (v := r.latency_ms) is not None]
-    costs = [c for r in results if (c := cost_of(r)) is not None]
+    costs = [r.cost_usd for r in results]
     stability = Counter(s.stability for s in case_stability(results))
     cases = len(results)
     passed = verdicts["pass"]
@@ -127,13 +121,17 @@ def _target_summary(results: list[CaseResult]) -> dict[str, Any]:
         "rate_limited": sum(r.rate_limited for r in results),
         "waited_s": round(sum(r.waited_s for r in results), 3),
         "errors_by_kind": dict(
-            sorted(Counter(str(r.error.get("kind", "unknown")) for r in results if r.error).items())
+            sorted(Counter(r.error.kind for r in results if r.error is not None).items())
         ),
         "models": sorted({r.model for r in results if r.model}),
         "system_fingerprints": sorted(
             {r.system_fingerprint for r in results if r.system_fingerprint}
         ),
-        "cost_usd": round(sum(costs), 6) if costs else None,
+        # Unknown when any result's cost is (a model with no price): a partial sum would
+        # read as the whole.
+        "cost_usd": None
+        if not costs or None in costs
+        else round(sum(c for c in costs if c is not None), 6),
         "stability": {k: stability[k] for k in (STABLE_PASS, FLAKY, STABLE_FAIL, UNCHECKED)},
     }
 

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 from harness.checks import CheckContext, Reply, Services, expects_block, run_checks
 from harness.checks.context import NO_SERVICES
 from harness.conversation import HistoryTooLong, fit_case
-from harness.results.record import CaseResult, TurnResult, verdict_of
+from harness.results.record import CaseResult, ErrorInfo, ErrorKind, TurnResult, verdict_of
 from harness.suite.model import Case, Message, Turn
 from harness.targets.base import Completion, TargetError, TargetInfo
 
 if TYPE_CHECKING:
-    from harness.models import ModelSpec
+    from harness.models import ModelSpec, Price
     from harness.runner.work import WorkItem
 
 # Sends one request body and returns the answer, raising TargetError; retries live inside.
@@ -64,14 +64,16 @@ async def run_case(
 ) -> CaseResult:
     """Every turn in order; the first error ends the case and is recorded on it.
 
-    A multi-turn conversation is fitted into its budget on the model the item runs on.
+    A multi-turn conversation is fitted into its budget on the model the item runs on, and
+    each answered turn is costed from its usage at that model's price (unknown without one).
     """
     case, repeat = item.case, item.repeat
+    price = item.spec.price if item.spec is not None else None
     started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     started = time.perf_counter()
     history: list[dict[str, Any]] = []
     turns: list[TurnResult] = []
-    error: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
     model = fingerprint = None
     for k, turn in enumerate(case.turns):
         history.extend(m.to_api() for m in turn.messages)
@@ -80,8 +82,7 @@ async def run_case(
         except HistoryTooLong as exc:
             # Name the turn that could not be sent, as the suite file numbers its turns.
             where = f"{case.place}.turns[{k - 1}]" if k else f"{case.place}.messages"
-            message = f"{where}: {exc}"
-            error = {"kind": "history_budget", "message": message, "status": None, "code": None}
+            error = ErrorInfo("history_budget", f"{where}: {exc}")
             break
         body = request_body(case, list(messages), info)
         # What each check of this turn is given besides the reply.
@@ -99,7 +100,7 @@ async def run_case(
         except TargetError as exc:
             # A failed request ends the conversation; a blocked prompt the case expects is
             # its last turn and no error.
-            result, error = await _failed_turn(turn, body, exc, info, context)
+            result, error = await _failed_turn(turn, body, exc, info, context, price)
             turns.append(result)
             break
         reply = reply_of(completion, info)
@@ -115,6 +116,12 @@ async def run_case(
                 latency_ms=None if completion.cached else completion.latency_ms,
                 checks=await run_checks(turn.expectations, context(reply)),
                 cached=completion.cached,
+                # What this run spent: an answer from the cache cost nothing now.
+                cost_usd=None
+                if price is None
+                else 0.0
+                if completion.cached
+                else price.cost(reply.usage),
             )
         )
         history.append(_assistant_message(reply))
@@ -142,6 +149,14 @@ async def run_case(
     )
 
 
+def _spent(price: Price | None, reply: Reply, completion: Completion) -> float | None:
+    """What this run spent on an answer: its usage at the price, nothing for one from the
+    cache (or a stored run being rescored); None without a price (unknown, never 0)."""
+    if price is None:
+        return None
+    return 0.0 if completion.cached else price.cost(reply.usage)
+
+
 def _fitted(
     history: list[dict[str, Any]], case: Case, spec: ModelSpec | None
 ) -> list[dict[str, Any]]:
@@ -159,14 +174,27 @@ async def _failed_turn(
     exc: TargetError,
     info: TargetInfo,
     context: Callable[[Reply], CheckContext],
-) -> tuple[TurnResult, dict[str, Any] | None]:
-    """A turn whose request failed; a blocked prompt that the case expects is no error."""
-    error = exc.to_json()
+    price: Price | None,
+) -> tuple[TurnResult, ErrorInfo | None]:
+    """A turn whose request failed; a blocked prompt that the case expects is no error.
+
+    A failed request reports no usage: it costs nothing we can see (unknown without a price).
+    """
+    error = ErrorInfo(
+        kind=exc.kind,  # type: ignore[arg-type]  # TargetError.kind is one of ErrorKind
+        message=exc.message,
+        status=exc.status,
+        code=exc.code,
+        body=exc.body,
+    )
+    cost = 0.0 if price is not None else None
     if exc.kind == "content_filter" and expects_block(turn.expectations):
         reply = Reply(content=None, error_kind=exc.kind, error_body=exc.body, target_kind=info.kind)
         checks = await run_checks(turn.expectations, context(reply))
-        return TurnResult(body, None, None, None, {}, exc.latency_ms, checks, error), None
-    return TurnResult(body, None, None, None, {}, exc.latency_ms, (), error), error
+        return TurnResult(
+            body, None, None, None, {}, exc.latency_ms, checks, error, cost_usd=cost
+        ), None
+    return TurnResult(body, None, None, None, {}, exc.latency_ms, (), error, cost_usd=cost), error
 
 
 def _assistant_message(reply: Reply) -> dict[str, Any]:
@@ -177,7 +205,7 @@ def _assistant_message(reply: Reply) -> dict[str, Any]:
 
 
 def skipped_result(
-    case: Case, info: TargetInfo, repeat: int, kind: str, message: str
+    case: Case, info: TargetInfo, repeat: int, kind: ErrorKind, message: str
 ) -> CaseResult:
     """A case that was never sent (preflight, a dead target), recorded as an error."""
     return CaseResult(
@@ -187,7 +215,7 @@ def skipped_result(
         repeat=repeat,
         verdict="error",
         turns=(),
-        error={"kind": kind, "message": message, "status": None, "code": None, "body": None},
+        error=ErrorInfo(kind, message),
         attempts=0,
         started_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         tags=case.tags,

@@ -15,6 +15,7 @@ from typing import Any
 from harness.checks import Services
 from harness.checks.context import NO_SERVICES
 from harness.config import TargetConfig
+from harness.models import Price
 from harness.redact import Redactor
 from harness.results.record import CaseResult
 from harness.results.store import (
@@ -37,7 +38,7 @@ from harness.runner.cached import (
     open_store,
 )
 from harness.runner.check_model import SenderModel
-from harness.runner.meta import new_run_id, now_iso, run_meta, suite_meta
+from harness.runner.meta import new_run_id, now_iso, run_meta, suite_meta, target_entry
 from harness.runner.resume import check_unchanged
 from harness.runner.retry import RetryPolicy
 from harness.runner.sender import TargetSender
@@ -177,7 +178,9 @@ class _Run:
     store: ResponseCache | None
 
     async def all(self, suites: list[Suite], all_items: Sequence[WorkItem]) -> RunOutcome:
-        run_dir, meta, done = _open_run_dir(suites, self.targets, self.options, self.redact)
+        # The price each target's turns are costed at (its model's), recorded on its entry.
+        prices = {i.target: i.spec.price for i in all_items if i.spec is not None}
+        run_dir, meta, done = _open_run_dir(suites, self.targets, self.options, self.redact, prices)
         meta.update(self.record_extra or {})
         cache = None
         if self.store is not None:
@@ -281,7 +284,11 @@ async def _cancel(tasks: Sequence[asyncio.Future[None]]) -> None:
 
 
 def _open_run_dir(
-    suites: list[Suite], targets: dict[str, Target], options: RunOptions, redact: Redactor
+    suites: list[Suite],
+    targets: dict[str, Target],
+    options: RunOptions,
+    redact: Redactor,
+    prices: Mapping[str, Price | None],
 ) -> tuple[Path, dict[str, Any], set[str]]:
     if options.resume is not None:
         meta = read_meta(options.resume)
@@ -289,7 +296,7 @@ def _open_run_dir(
         meta["status"] = "running"
         # What this resume asked for is what the next plain --resume should finish.
         meta["options"] = {**(meta.get("options") or {}), "repeat": options.repeat}
-        _add_new_inputs(meta, suites, targets)
+        _add_new_inputs(meta, suites, targets, prices)
         written = sum(1 for _ in read_results(options.resume))
         results = kept_results(options.resume, options.retry_errors)
         if len(results) != written:
@@ -299,7 +306,8 @@ def _open_run_dir(
     run_id = new_run_id()
     run_dir = options.reports_dir / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
-    meta = run_meta(run_id, suites, [t.info for t in targets.values()], options.to_json())
+    entries = [target_entry(t.info, prices.get(name)) for name, t in targets.items()]
+    meta = run_meta(run_id, suites, entries, options.to_json())
     _write_scrubbed(run_dir, meta, redact)
     return run_dir, meta, set()
 
@@ -310,12 +318,21 @@ def kept_results(run_dir: Path, retry_errors: bool = False) -> list[CaseResult]:
     return [r for r in results if not (retry_errors and r.verdict == "error")]
 
 
-def _add_new_inputs(meta: dict[str, Any], suites: list[Suite], targets: dict[str, Target]) -> None:
+def _add_new_inputs(
+    meta: dict[str, Any],
+    suites: list[Suite],
+    targets: dict[str, Target],
+    prices: Mapping[str, Price | None],
+) -> None:
     """A resume that names more suites or targets records them beside the original ones."""
     known_targets = {t["name"] for t in meta.get("targets", [])}
     meta["targets"] = [
         *meta.get("targets", []),
-        *(t.info.to_json() for name, t in targets.items() if name not in known_targets),
+        *(
+            target_entry(t.info, prices.get(name))
+            for name, t in targets.items()
+            if name not in known_targets
+        ),
     ]
     known_suites = {s["id"] for s in meta.get("suites", [])}
     meta["suites"] = [

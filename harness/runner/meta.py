@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.models import Price
+from harness.results.record import FORMAT
 from harness.suite.model import Suite
 from harness.targets.base import TargetInfo
 
@@ -59,10 +61,16 @@ def suite_meta(suite: Suite) -> dict[str, Any]:
     return meta
 
 
+def target_entry(info: TargetInfo, price: Price | None) -> dict[str, Any]:
+    """A target as run.json records it: what it is, and the price its turns were costed at."""
+    return {**info.to_json(), "price": price.to_json() if price is not None else None}
+
+
 def run_meta(
-    run_id: str, suites: list[Suite], targets: list[TargetInfo], options: dict[str, Any]
+    run_id: str, suites: list[Suite], targets: list[dict[str, Any]], options: dict[str, Any]
 ) -> dict[str, Any]:
     return {
+        "format": FORMAT,
         "run_id": run_id,
         "azeval_version": __version__,
         "git_commit": git_commit(Path.cwd()),
@@ -70,7 +78,7 @@ def run_meta(
         "finished_at": None,
         "status": "running",
         "suites": [suite_meta(s) for s in suites],
-        "targets": [t.to_json() for t in targets],
+        "targets": targets,
         "options": options,
         "summary": {},
     }

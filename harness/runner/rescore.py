@@ -57,11 +57,7 @@ class StoredReplies:
         if turn.error is not None:
             error = turn.error
             raise TargetError(
-                str(error.get("kind") or "unknown"),
-                str(error.get("message") or ""),
-                status=error.get("status"),
-                code=error.get("code"),
-                body=error.get("body"),
+                error.kind, error.message, status=error.status, code=error.code, body=error.body
             )
         # A reply the stored run took from the cache keeps its first origin.
         source = turn.cached or CachedFrom(self.run_id, result.started_at, turn.latency_ms)

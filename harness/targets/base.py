@@ -123,15 +123,6 @@ class TargetError(Exception):
     def retryable(self) -> bool:
         return self.kind in RETRYABLE
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "message": self.message,
-            "status": self.status,
-            "code": self.code,
-            "body": self.body,
-        }
-
 
 class Target(Protocol):
     """A deployment or model the runner can send chat requests to."""

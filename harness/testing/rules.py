@@ -175,6 +175,8 @@ class Action:
     (unless ``tool_calls`` are given). ``filters`` / ``prompt_filters`` map a category to a
     severity ("safe".."high"; medium and up are filtered) or a detection bool; a filtered
     prompt category answers 400 content_filter. ``fault`` breaks the HTTP answer itself.
+    ``cached_tokens``: how many prompt tokens the usage reports as read from Azure's prompt
+    cache (at most the prompt's tokens), as a repeated long prefix would be.
     """
 
     content: str | Mapping[str, Any] | Sequence[Any] | None = None
@@ -187,6 +189,7 @@ class Action:
     error: ErrorReply | None = None
     fault: str | None = None  # reset | truncated | invalid_json
     verdict: Mapping[str, Any] | None = None
+    cached_tokens: int = 0
 
     def __post_init__(self) -> None:
         if self.verdict is not None and not isinstance(self.verdict, Mapping):

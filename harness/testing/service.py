@@ -404,6 +404,7 @@ class _Exchange:
             prompt_filters=prompt_filters,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens * n,
+            cached_tokens=min(action.cached_tokens, prompt_tokens),
         )
         if request.body.get("stream"):
             answer = self.answer(200, None)

@@ -96,6 +96,7 @@ def completion_body(
     prompt_filters: Mapping[str, Any],
     prompt_tokens: int,
     completion_tokens: int,
+    cached_tokens: int = 0,
 ) -> dict[str, Any]:
     """A chat.completion body exactly as Azure sends it."""
     return {
@@ -113,7 +114,7 @@ def completion_body(
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
             "completion_tokens_details": {"reasoning_tokens": 0},
-            "prompt_tokens_details": {"cached_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": cached_tokens},
         },
     }
 

@@ -1,0 +1,185 @@
+"""Run records for tests: one place that builds results, turns, errors and runs.
+
+Defaults describe a small passing case on a gpt-35-turbo target; every argument names
+what a test changes. Records built here are what the runner writes (same types, same
+fields), so a reader tested on them reads a real run the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from harness.results.record import (
+    CaseResult,
+    CheckResult,
+    CheckStatus,
+    ErrorInfo,
+    ErrorKind,
+    TurnResult,
+    Verdict,
+)
+from harness.results.store import Journal, Run, load_run, write_meta
+
+# The defaults a target gets in run_of and write_run: an Azure gpt-35-turbo deployment.
+TARGET_DEFAULTS: dict[str, Any] = {
+    "kind": "azure",
+    "model": "gpt-35-turbo",
+    "model_version": "0125",
+    "api_version": "2024-10-21",
+    "endpoint": "https://secret.example",
+}
+
+
+def check(
+    status: CheckStatus = "pass",
+    name: str = "contains",
+    message: str | None = None,
+    place: str = "",
+) -> CheckResult:
+    """One check's outcome; the message says what the check said unless given."""
+    if message is None:
+        message = f"reply {'has' if status == 'pass' else 'lacks'} it"
+    return CheckResult(name, status, message, place=place)
+
+
+def error(
+    kind: ErrorKind = "timeout", message: str = "no answer in 60 s", **facts: Any
+) -> ErrorInfo:
+    """An error as the runner records it (``status``, ``code``, ``body`` optional)."""
+    return ErrorInfo(kind, message, **facts)
+
+
+def turn(
+    reply: str | None = "Paris",
+    *,
+    checks: tuple[CheckResult, ...] = (),
+    tokens: tuple[int, int] = (10, 5),
+    latency: float | None = 100.0,
+    cost: float | None = 0.001,
+    error: ErrorInfo | None = None,
+    messages: list[dict[str, Any]] | None = None,
+    finish_reason: str | None = "stop",
+) -> TurnResult:
+    """One answered turn (or, with ``error``, a failed one: no usage, no response)."""
+    usage = {"prompt_tokens": tokens[0], "completion_tokens": tokens[1]} if tokens else {}
+    return TurnResult(
+        request={"messages": messages or []},
+        response=None,
+        reply=reply,
+        finish_reason=finish_reason if reply is not None else None,
+        usage=usage,
+        latency_ms=latency,
+        checks=checks,
+        error=error,
+        cost_usd=cost,
+    )
+
+
+def result(
+    case: str,
+    verdict: Verdict = "pass",
+    *,
+    suite: str = "geo",
+    target: str = "gpt35",
+    repeat: int = 0,
+    reply: str | None = "Paris",
+    model: str | None = "gpt-35-turbo",
+    fingerprint: str | None = "fp_1",
+    latency: float | None = 100.0,
+    tokens: tuple[int, int] = (10, 5),
+    cost: float | None = 0.001,
+    checks: tuple[CheckResult, ...] | None = None,
+    turns: tuple[TurnResult, ...] | None = None,
+    **fields: Any,
+) -> CaseResult:
+    """One case on one target: one turn with one check, passed when ``verdict`` is pass.
+
+    ``checks`` or ``turns`` replace what the turn checked or the turns themselves;
+    any other CaseResult field (``error``, ``tags``, ``retries`` …) goes through ``fields``.
+    """
+    if checks is None:
+        checks = (check("pass" if verdict == "pass" else "fail"),)
+    if turns is None:
+        turns = (turn(reply, checks=checks, tokens=tokens, latency=latency, cost=cost),)
+    values: dict[str, Any] = {
+        "model": model,
+        "system_fingerprint": fingerprint,
+        "started_at": "2025-01-01T00:00:00Z",
+        "duration_ms": latency or 0.0,
+        **fields,
+    }
+    return CaseResult(suite, case, target, repeat, verdict, turns, **values)
+
+
+def failing(case: str, message: str = "reply lacks ['Paris']", **kw: Any) -> CaseResult:
+    """A case whose contains check failed, with the place the check sits in its suite."""
+    return result(
+        case,
+        "fail",
+        checks=(check("fail", message=message, place="cases[0].expect.contains"),),
+        **kw,
+    )
+
+
+def erroring(
+    case: str, kind: ErrorKind = "timeout", message: str = "no answer in 60 s", **kw: Any
+) -> CaseResult:
+    """A case that ended with an error before any turn was answered."""
+    return result(case, "error", turns=(), error=error(kind, message), **kw)
+
+
+def unchecked(case: str, **kw: Any) -> CaseResult:
+    """A case answered but checked by nothing: never a pass."""
+    return result(case, "unchecked", checks=(), **kw)
+
+
+def target_meta(name: str, **fields: Any) -> dict[str, Any]:
+    """A target as run.json lists it."""
+    return {"name": name, **TARGET_DEFAULTS, "deployment": name, **fields}
+
+
+def run_meta(
+    targets: tuple[str, ...] | list[dict[str, Any]] = ("gpt35",), **fields: Any
+) -> dict[str, Any]:
+    """run.json's content for a complete run on ``targets`` (names, or target entries)."""
+    entries = [t if isinstance(t, dict) else target_meta(t) for t in targets]
+    return {
+        "run_id": "20250101-000000-abcd",
+        "git_commit": "abc123",
+        "started_at": "2025-01-01T00:00:00Z",
+        "finished_at": "2025-01-01T00:05:00Z",
+        "azeval_version": "0.1.0",
+        "status": "complete",
+        "suites": [{"id": "geo", "path": "suites/geo.yaml", "sha256": "f" * 64, "cases": 2}],
+        "targets": entries,
+        **fields,
+    }
+
+
+def run_of(results: list[CaseResult], targets: tuple[str, ...] = ("gpt35",), **meta: Any) -> Run:
+    """A run held in memory (nothing written)."""
+    return Run(path=Path("reports/runs/x"), meta=run_meta(targets, **meta), results=results)
+
+
+def write_run(
+    folder: Path,
+    results: list[CaseResult],
+    targets: tuple[str, ...] | list[dict[str, Any]] | None = None,
+    **meta: Any,
+) -> Run:
+    """A run directory on disk (journal and run.json), loaded back as readers see it."""
+    names = targets or tuple(dict.fromkeys(r.target for r in results)) or ("gpt35",)
+    journal = Journal(folder)
+    for r in results:
+        journal.append(r)
+    journal.close()
+    write_meta(folder, run_meta(names, run_id=folder.name, **meta))
+    return load_run(folder)
+
+
+def replace_turn(result: CaseResult, **changes: Any) -> CaseResult:
+    """``result`` with its first turn changed (a reply, checks, a cost …)."""
+    first = dataclasses.replace(result.turns[0], **changes)
+    return dataclasses.replace(result, turns=(first, *result.turns[1:]))
