@@ -604,7 +604,7 @@ def tool_call_result(target: str) -> CaseResult:
 
 def repeated_error(target: str) -> CaseResult:
     """A case whose one turn failed: the turn and the case carry the same error."""
-    error = {"kind": "server_error", "status": 500, "message": "the server had an error"}
+    error = ErrorInfo("server_error", "the server had an error", status=500)
     turn = TurnResult(
         request={"messages": [{"role": "user", "content": "Hi"}]},
         response=None,

@@ -98,8 +98,8 @@ def test_run_item_sends_what_the_plan_allows_and_charges_its_prompt_tokens(flow)
     (ran_fine, ran_huge), sender = asyncio.run(_ran(config, [fine, huge]))
     assert ran_fine.not_sent is None and ran_fine.result.verdict == "pass"
     assert ran_huge.not_sent is None
-    assert ran_huge.result.error["kind"] == "preflight"
-    assert "max_tokens is too large: 100000" in ran_huge.result.error["message"]
+    assert ran_huge.result.error.kind == "preflight"
+    assert "max_tokens is too large: 100000" in ran_huge.result.error.message
     assert len(fake.requests) == 1
     charged = sender.scheduler.snapshot()["tokens_charged"]
     assert charged == fine.plan.turn_tokens[0] + 20
@@ -116,8 +116,8 @@ def test_run_item_on_a_dead_target_says_why_it_was_not_sent(flow, monkeypatch):
     monkeypatch.setenv("WRONG_KEY", "wrong-key")
     wrong = dataclasses.replace(config, api_key_env="WRONG_KEY")
     (first, second), _ = asyncio.run(_ran(wrong, [fine, again]))
-    assert first.not_sent is None and first.result.error["kind"] == "auth"
+    assert first.not_sent is None and first.result.error.kind == "auth"
     assert second.not_sent is not None and second.not_sent.startswith("auth (HTTP 401)")
-    assert second.result.error["kind"] == "target_unavailable"
+    assert second.result.error.kind == "target_unavailable"
     assert second.result.attempts == 0
     assert len(fake.requests) == 1
