@@ -392,6 +392,13 @@ def test_a_check_asks_the_check_model_through_its_own_sender(judging):
     assert checks_of(found["kind"])[0][1:3] == ("pass", "judge answered 'YES'")
     asked = [r for r in judging.requests if r.deployment == "judge"]
     assert len(asked) == 2
+    # The model's requests are counted apart from the target's, in run.json.
+    (run_dir,) = (Path.cwd() / "reports" / "runs").iterdir()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["check_model"]["target"] == "judge"
+    assert meta["check_model"]["scheduler"]["requests"] == 2
+    assert meta["check_model"]["dead"] is None
+    assert meta["scheduler"]["gpt35"]["requests"] == 2
     assert asked[0].body["max_tokens"] == 3
     assert asked[0].body["messages"][1]["content"].startswith("Is this polite? Here it is")
 
@@ -411,6 +418,9 @@ def test_a_check_model_that_refuses_us_is_a_check_error_not_a_dead_target(judgin
         "unavailable: auth (HTTP 401)"
     )
     assert judging.count(401) == 1  # the dead model is asked once, not once per check
+    (run_dir,) = (Path.cwd() / "reports" / "runs").iterdir()
+    dead = json.loads((run_dir / "run.json").read_text())["check_model"]["dead"]
+    assert dead.startswith("auth (HTTP 401)")
 
 
 def test_a_check_needing_a_model_without_one_named_is_exit_2(judging, write, capsys):

@@ -213,6 +213,7 @@ async def _run_all(
         for name, target in targets.items()
     }
     services = NO_SERVICES
+    judge_sender: TargetSender | None = None
     if run.judge is not None:
         # Judge calls go through the same cache, with a sender (and quota) of their own.
         judge, judge_config = run.judge
@@ -262,6 +263,14 @@ async def _run_all(
         meta["scheduler"] = {name: s.scheduler.snapshot() for name, s in senders.items()}
         if dead:
             meta["dead_targets"] = dict(dead)
+        if judge_sender is not None:
+            # Apart from the targets' numbers: what checks spent asking their model.
+            name = judge_sender.config.name
+            meta["check_model"] = {
+                "target": name,
+                "scheduler": judge_sender.scheduler.snapshot(),
+                "dead": judge_sender.dead.get(name),
+            }
         notes: tuple[str, ...] = ()
         if cache is not None:
             notes = (*cache.notices, *(d.message() for d in cache.drift))
