@@ -152,10 +152,6 @@ class Several:
     items: tuple[tuple[str, Any], ...]
     index_places: bool = False
 
-    def __init__(self, items: Iterable[tuple[str, Any]], index_places: bool = False) -> None:
-        object.__setattr__(self, "items", tuple(items))
-        object.__setattr__(self, "index_places", index_places)
-
     def __iter__(self) -> Iterator[tuple[str, Any]]:
         return iter(self.items)
 

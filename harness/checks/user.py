@@ -170,9 +170,9 @@ def _prepare_python(arg: Any, ctx: LoadContext) -> Several:
                 checks.append(_one_python(item, ctx))
             except ValueError as exc:
                 raise ArgumentError(str(exc), (index,)) from None
-        return Several(((c.label, c) for c in checks), index_places=True)
+        return Several(tuple((c.label, c) for c in checks), index_places=True)
     one = _one_python(arg, ctx)
-    return Several([(one.label, one)])
+    return Several(((one.label, one),))
 
 
 def _one_python(item: Any, ctx: LoadContext) -> UserCheck:
