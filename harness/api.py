@@ -10,6 +10,8 @@ from pathlib import Path
 
 from harness.config import Config, TargetConfig, load_config
 from harness.gate import evaluate
+from harness.judge.panel import JudgePlan, plan_judges
+from harness.judge.sending import JudgeSetup
 from harness.models import Catalogue, load_catalogue
 from harness.preflight import Plan, plan
 from harness.results.record import CaseResult
@@ -35,6 +37,15 @@ class Prepared:
     catalogue: Catalogue
     # What checks that need a model ask ([settings] check_model); None when none is named.
     check_model: TargetConfig | None = None
+    # Who judges the model-graded checks, and the judges' targets (resolved when sending).
+    judges: JudgePlan | None = None
+    judge_targets: tuple[TargetConfig, ...] = ()
+
+    def judging(self) -> JudgeSetup | None:
+        """What the run needs to send to its judges; None when nothing is judged."""
+        if self.judges is None or not self.judge_targets:
+            return None
+        return JudgeSetup(self.judges, self.judge_targets, self.catalogue)
 
     @property
     def case_count(self) -> int:
@@ -57,24 +68,30 @@ def prepare(
     *,
     sending: bool = True,
     selection: Selection = EVERY_CASE,
+    judge: str | None = None,
 ) -> Prepared:
     """Load config and suites and resolve the chosen targets; raises InputError, sends nothing.
 
     ``paths`` may name single cases (``file.yaml::case``); ``selection`` keeps the cases a
     -k expression and tags match. ``sending=False`` (a plan): only PLAN_FIELDS of a target
-    must resolve from the environment.
+    must resolve from the environment. ``judge``: the judge of model-graded checks that name
+    none (``--judge``).
     """
     config = load_config(config_path)
     suites = load_selected(list(paths), selection)
     targets = config.select(list(target_names), only=None if sending else PLAN_FIELDS)
     catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
     check_model = check_model_for(config, suites, sending=sending)
+    judges = plan_judges(suites, config, judge)
+    only = None if sending else PLAN_FIELDS
     return Prepared(
         config=config,
         suites=suites,
         targets=targets,
         catalogue=catalogue,
         check_model=check_model,
+        judges=judges,
+        judge_targets=tuple(config.select(list(judges.names), only=only)) if judges.names else (),
     )
 
 
@@ -83,7 +100,11 @@ def check_targets(prepared: Prepared, *, keys: bool = True) -> None:
     auth = "entra", azure-identity is installed), a local target's GGUF file exists and is
     one. A ConfigError otherwise (plan needs none of it). ``keys=False`` (a replay, which
     sends nothing): no credential is needed."""
-    for target in [*prepared.targets, *filter(None, [prepared.check_model])]:
+    for target in [
+        *prepared.targets,
+        *filter(None, [prepared.check_model]),
+        *prepared.judge_targets,
+    ]:
         if keys and target.uses_key:
             target.api_key()
         if keys and target.auth == "entra":
@@ -130,6 +151,7 @@ def run(
             items=items,
             progress=progress,
             check_model=prepared.check_model,
+            judging=prepared.judging(),
         )
     )
     write_html(outcome.run, options.reports_dir, baseline=baseline)

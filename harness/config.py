@@ -118,6 +118,14 @@ def _is_age(value: Any) -> bool:
     return isinstance(value, str)
 
 
+def _is_fraction(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def _is_temperature(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 2
+
+
 def _is_variable(value: Any) -> bool:
     return isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) is not None
 
@@ -169,6 +177,14 @@ _SETTING_RULES: dict[str, _Rule] = {
     "cache_mode": (_is_cache_mode, "must be one of readwrite, read, write, refresh, off"),
     "cache_path": (_is_folder, "must be the name of a file"),
     "cache_ttl": (_is_age, "must be an age such as 90s, 15m, 12h, 7d or 2w"),
+    # The judge of model-graded checks (a target's name) and how it is asked.
+    "judge": (_is_name, "must be the name of a configured target"),
+    "judge_templates": (_is_folder, "must be the name of a folder of judge templates"),
+    "judge_samples": _POSITIVE,
+    "judge_seed": (_is_whole, "must be a whole number"),
+    "judge_temperature": (_is_temperature, "must be a number from 0 to 2"),
+    "judge_max_tokens": _POSITIVE,
+    "judge_min_agreement": (_is_fraction, "must be a share from 0 to 1"),
 }
 
 

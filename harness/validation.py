@@ -18,6 +18,7 @@ from pathlib import Path
 from harness.api import PLAN_FIELDS
 from harness.config import TargetConfig, load_config
 from harness.errors import AzevalError, SuiteError
+from harness.judge.panel import plan_judges
 from harness.models import load_catalogue
 from harness.preflight import Plan, plan
 from harness.runner.check_model import named_check_model, refuse_model_checks
@@ -86,6 +87,10 @@ def validate(
     files += [FileCheck(e.path, None, e) for e in loaded.errors]
     files.sort(key=lambda f: f.path)
     problems, notes = _target_checks(targets)
+    try:  # who judges each judged check, and its template: what run resolves before sending
+        plan_judges(loaded.suites, config)
+    except AzevalError as exc:
+        problems.append(exc.format_message())
     return Validation(
         files=tuple(files),
         skipped=tuple(str(p) for p in loaded.skipped),

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from harness.checks.context import NO_SERVICES, CheckContext, NoModel
+from harness.checks.context import NO_SERVICES, CheckContext, NoModel, Services
 from harness.checks.registry import Outcome, get_check, no_text, not_applicable
 from harness.results.record import CHECK_ERROR, CheckResult
 
@@ -55,9 +55,14 @@ def _start(e: Expectation, ctx: CheckContext) -> CheckResult | Awaitable[CheckRe
         return _result(e, not_applicable("the prompt was blocked by the content filter: no reply"))
     if "text" in needs and reply.text is None:
         return _result(e, no_text(reply, None))
-    if "model" not in needs and ctx.services is not NO_SERVICES:
-        # A model is lent only to checks that declare it: what a check may spend is visible.
-        ctx = replace(ctx, services=NO_SERVICES)
+    if ctx.services is not NO_SERVICES:
+        # A model or a judge is lent only to checks that declare it: what a check may
+        # spend is visible.
+        lent = Services(
+            check_model=ctx.services.check_model if "model" in needs else None,
+            judges=ctx.services.judges if "judge" in needs else None,
+        )
+        ctx = replace(ctx, services=NO_SERVICES if lent == NO_SERVICES else lent)
     try:
         value = spec.run(ctx, e.arg)
     except Exception as exc:  # a check's own bug must not lose the case
@@ -97,4 +102,5 @@ def _result(e: Expectation, outcome: Any) -> CheckResult:
         place=e.place,
         expected=outcome.expected,
         actual=outcome.actual,
+        judge=outcome.judge,
     )

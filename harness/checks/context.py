@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 if TYPE_CHECKING:
+    from harness.judge.service import Judges
     from harness.suite.model import Case
     from harness.targets.base import TargetInfo
 
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 #   prompt_block  the check expects the content filter to refuse the prompt: that 400 is
 #                 the turn's answer, not an error of the case
 #   model         a model to ask (ctx.services.model), given by the runner
-Need = Literal["reply", "text", "filters", "prompt_block", "model"]
+#   judge         the run's judges (ctx.services.judges), for model-graded checks
+Need = Literal["reply", "text", "filters", "prompt_block", "model", "judge"]
 NEEDS: tuple[str, ...] = get_args(Need)
 
 
@@ -103,6 +105,8 @@ class Services:
     that declare they need one; asking without it raises NoModel."""
 
     check_model: CheckModel | None = None
+    # The run's judges ([settings] judge, judge: on a check, case or suite, --judge).
+    judges: Judges | None = None
 
     @property
     def model(self) -> CheckModel:

@@ -31,6 +31,8 @@ class Outcome:
     message: str
     expected: Any = None
     actual: Any = None
+    # A model-graded check's judgement: prompt, samples, verdict, reasoning, tokens, cost.
+    judge: dict[str, Any] | None = None
 
 
 def passed(message: str, expected: Any = None, actual: Any = None) -> Outcome:
@@ -57,10 +59,12 @@ def no_text(reply: Reply, expected: Any, *, absent: bool = False) -> Outcome:
 class LoadContext:
     """Where a suite file lives, so checks can load files relative to it. ``files``: each
     file a check read (as written, relative to the suite) and its sha256, so a resume can
-    tell that one changed since the run started."""
+    tell that one changed since the run started. ``judge``: the judge its case (or the
+    suite's defaults) names for model-graded checks."""
 
     suite_dir: Path
     files: dict[str, str] = field(default_factory=dict, compare=False)
+    judge: str | None = None
 
     def note(self, written: str, path: Path, stat: os.stat_result) -> None:
         """Record that a check read ``path`` (written so in the suite) as it is now."""
@@ -184,7 +188,7 @@ def _load() -> None:
     if _loaded:
         return
     _loaded = True
-    from harness.checks import reply, safety, structured, text, tools, user
+    from harness.checks import judged, reply, safety, structured, text, tools, user
 
-    del reply, safety, structured, text, tools
+    del judged, reply, safety, structured, text, tools
     user.register_entry_points()

@@ -71,6 +71,11 @@ _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCH
 )
 @reports_dir_option
 @cache_options
+@click.option(
+    "--judge",
+    help="Target that judges model-graded checks (rubric, score, factuality) naming no "
+    "judge of their own; over [settings] judge.",
+)
 @gate_options
 def run(
     paths: tuple[Path, ...],
@@ -78,6 +83,7 @@ def run(
     config_path: Path | None,
     keyword: str,
     tags: tuple[str, ...],
+    judge: str | None,
     concurrency: int | None,
     timeout: float | None,
     repeat: int | None,
@@ -107,7 +113,9 @@ def run(
         raise click.UsageError("--retry-errors goes with --resume RUN_DIR")
     if not paths:
         paths = (Path("suites"),)
-    prepared = api.prepare(paths, targets, config_path, selection=Selection(keyword, tags))
+    prepared = api.prepare(
+        paths, targets, config_path, selection=Selection(keyword, tags), judge=judge
+    )
     cache = CachePolicy.resolve(
         prepared.config.settings,
         cache=use_cache,

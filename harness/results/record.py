@@ -113,9 +113,14 @@ class CheckResult:
     place: str = ""
     expected: Any = None
     actual: Any = None
+    # A model-graded check's judgement (harness.judge.judging.Judgement.to_json()).
+    judge: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _CHECK_FIELDS}
+        data = {name: getattr(self, name) for name in _CHECK_FIELDS}
+        if self.judge is None:
+            del data["judge"]  # most checks have no judge: their lines stay as they were
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CheckResult:

@@ -8,13 +8,14 @@ import json
 import os
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.checks import Services
 from harness.checks.context import NO_SERVICES
 from harness.config import TargetConfig
+from harness.judge.summary import judge_summary
 from harness.models import Price
 from harness.redact import Redactor
 from harness.results.record import CaseResult
@@ -46,6 +47,9 @@ from harness.runner.work import WorkItem, run_item, work_items
 from harness.suite.model import Suite
 from harness.targets import Target, open_target, target_info
 from harness.writable import json_text
+
+if TYPE_CHECKING:
+    from harness.judge.sending import JudgeSetup
 
 Progress = Callable[[CaseResult], None]
 
@@ -114,6 +118,7 @@ async def execute(
     answers: AnswersFor | None = None,
     record_extra: Mapping[str, Any] | None = None,
     open_with: Callable[[TargetConfig], Awaitable[Target]] | None = None,
+    judging: JudgeSetup | None = None,
 ) -> RunOutcome:
     """Run the work items (default: every case on every target, with no plan); always
     writes the record, also when interrupted (Ctrl-C, cancel).
@@ -124,9 +129,14 @@ async def execute(
     Every request is first asked of the response cache (``options.cache``), or of
     ``answers`` when given (a rescore's stored replies; judge calls still use the cache);
     ``options.cache.replay`` opens no target at all. ``open_with`` opens the targets instead
-    of the usual way; ``record_extra`` goes into run.json as it is.
+    of the usual way; ``record_extra`` goes into run.json as it is. ``judging``: the judges
+    of model-graded checks, each sent to through its own sender (the run target's, when
+    the judge is also a target under test).
     """
-    keyed = [*configs, *([check_model] if check_model is not None else [])]
+    judge_configs = (
+        [c for c in judging.configs if c.name not in {t.name for t in configs}] if judging else []
+    )
+    keyed = [*configs, *([check_model] if check_model is not None else []), *judge_configs]
     redact = Redactor.for_targets(keyed)
     if options.resume is not None:
         check_unchanged(options.resume, suites)
@@ -139,6 +149,10 @@ async def execute(
             opening = open_with(config) if open_with is not None else _open(config, options.cache)
             targets[config.name] = await opening
             opened.append(targets[config.name])
+        judge_targets: dict[str, Target] = {}
+        for config in judge_configs:
+            judge_targets[config.name] = await _open(config, options.cache)
+            opened.append(judge_targets[config.name])
         judge: tuple[Target, TargetConfig] | None = None
         if check_model is not None:
             judge = (await _open(check_model, options.cache), check_model)
@@ -146,6 +160,7 @@ async def execute(
         if items is None:
             items = work_items(suites, list(targets), options.repeat)
         run = _Run(configs, targets, options, redact, progress, judge, answers, record_extra, store)
+        run.judging, run.judge_targets = judging, judge_targets
         return await run.all(suites, items)
     finally:
         if store is not None:
@@ -176,6 +191,8 @@ class _Run:
     record_extra: Mapping[str, Any] | None
 
     store: ResponseCache | None
+    judging: JudgeSetup | None = None
+    judge_targets: Mapping[str, Target] = field(default_factory=dict)
 
     async def all(self, suites: list[Suite], all_items: Sequence[WorkItem]) -> RunOutcome:
         # The price each target's turns are costed at (its model's), recorded on its entry.
@@ -221,6 +238,23 @@ async def _run_all(
             judge, judge_config, options, {}, redact, None, answers_of(judge, judge=True)
         )
         services = Services(check_model=SenderModel(judge_sender))
+    judge_senders: dict[str, TargetSender] = {}
+    if run.judging is not None:
+        # A judge that is also a target under test is the same deployment and quota: it
+        # shares that target's sender. Either way a dead judge is in ``dead`` (exit 3), and
+        # its calls go through the response cache as the targets' do.
+        for config in run.judging.configs:
+            name = config.name
+            target = targets.get(name) or run.judge_targets[name]
+            judge_senders[name] = senders.get(name) or TargetSender(
+                target, config, options, dead, redact, rng, answers_of(target, judge=True)
+            )
+        judges = run.judging.judges(judge_senders)
+        services = replace(services, judges=judges)
+        meta["judges"] = [
+            {**judge_senders[name].target.info.to_json(), "answer_mode": model.answer_mode}
+            for name, model in judges.models.items()
+        ]
     interrupted = crashed = False
 
     def record(result: CaseResult) -> None:
@@ -261,6 +295,9 @@ async def _run_all(
     finally:
         journal.close()
         meta["scheduler"] = {name: s.scheduler.snapshot() for name, s in senders.items()}
+        meta["scheduler"].update(
+            {f"judge {n}": s.scheduler.snapshot() for n, s in judge_senders.items()}
+        )
         if dead:
             meta["dead_targets"] = dict(dead)
         if judge_sender is not None:
@@ -367,6 +404,9 @@ def _finish(run_dir: Path, meta: dict[str, Any], interrupted: bool, redact: Reda
     meta["finished_at"] = now_iso()
     meta["status"] = "interrupted" if interrupted else "complete"
     meta["summary"] = summarize(results, [t["name"] for t in meta["targets"]])
+    judging = judge_summary(results)
+    if judging:  # the judges' tokens and cost, apart from the targets'
+        meta["judging"] = judging
     return Run(path=run_dir, meta=_write_scrubbed(run_dir, meta, redact), results=results)
 
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -270,6 +270,8 @@ def _build_case(
             raise _error(path, lines, at, f"{exc}{_row_hint(place)}") from None
 
     case_id = render(raw["id"], "id")
+    # A judged check's judge: its own, else the case's, else the suite defaults'.
+    context = replace(context, judge=raw.get("judge", defaults.get("judge")))
     first = _first_messages(raw, defaults, render, place)
     turns = [
         Turn(
@@ -330,6 +332,13 @@ def _build_case(
         repeat=int(raw.get("repeat", defaults.get("repeat", 1))),
         history=history.get("policy", "drop_oldest"),
         budget=history.get("budget"),
+        criteria=(
+            render(raw["criteria"], "criteria")
+            if "criteria" in raw
+            else render(defaults["criteria"], "criteria", inherited=True)
+            if "criteria" in defaults
+            else None
+        ),
     )
 
 

@@ -69,6 +69,8 @@ class Case:
     repeat: int = 1
     history: str = "drop_oldest"
     budget: int | None = None
+    # What a pairwise comparison of targets judges the replies on (None: overall quality).
+    criteria: str | None = None
 
     @property
     def key(self) -> str:
