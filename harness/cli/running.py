@@ -169,7 +169,7 @@ def run(
         f"Running {prepared.case_count} case(s) from {len(prepared.suites)} suite(s) on {names}",
         err=True,
     )
-    redact = Redactor.for_targets(prepared.targets)
+    redact = Redactor.for_targets([*prepared.targets, *prepared.judge_targets])
     progress, done = progress_printer(api.pending(prepared, options), redact)
     try:
         outcome = api.run(
