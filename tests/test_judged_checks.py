@@ -147,6 +147,10 @@ def test_rubric_score_and_factuality_on_two_deployments(project, server):
     score = check_of(results["grounded", "gpt35"])
     assert score["actual"] == 5 and score["expected"] == "groundedness ≥ 4"
     assert [j["name"] for j in meta["judges"]] == ["judge"]
+    # The judge's account, apart from the targets' cost: six checks, six requests.
+    account = meta["judging"]["judge"]
+    assert (account["checks"], account["requests"], account["errors"]) == (6, 6, 0)
+    assert account["cost"] > 0 and account["templates"]["azeval/rubric.j2"]
     # The judge's requests went to the judge deployment only, one per judged check.
     judged = [r for r in server.requests if r.deployment == "judge"]
     assert len(judged) == 6

@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from harness.judge.summary import judge_summary
 from harness.report.charts import Chart, bar_chart
 from harness.report.rows import Column, build_rows, columns_for, comparisons
 from harness.results.compare import (
@@ -309,6 +310,7 @@ def _render(run: Run, baseline: Run | None) -> str:
         "dead": _dead(run),
         "cache_notes": _cache_notes(run),
         "scheduling": sched,
+        "judging": judge_summary(run.results),
         # Open when the scheduler held a target back, so the reason for a slow run shows.
         "scheduling_open": any(row["s"].eventful for row in sched),
         "comparisons": [

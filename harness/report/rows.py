@@ -209,6 +209,38 @@ CELL = ("v", "p", "n", "x", "r", "fr", "ck", "tk", "l", "mo", "e", "t", "shown",
 _P, _N, _X, _R = (CELL.index(name) for name in ("p", "n", "x", "r"))
 
 
+def judged(judge: dict[str, Any] | None) -> tuple[Any, ...] | None:
+    """What the report shows of a model-graded check's judgement, in a hashable row:
+    judge, model, template, answer mode, agreement, tokens in/out, cost, and each sample's
+    (seed, verdict value or None, reasoning or error, raw answer)."""
+    if not judge:
+        return None
+    model = " ".join(v for v in (judge.get("model"), judge.get("model_version")) if v)
+    samples = tuple(
+        (
+            s.get("seed"),
+            (s.get("verdict") or {}).get(_FIELD.get(judge.get("kind", ""), ""), None),
+            (s.get("verdict") or {}).get("reasoning") if s.get("verdict") else s.get("error"),
+            s.get("raw"),
+        )
+        for s in judge.get("samples") or ()
+    )
+    return (
+        judge.get("judge"),
+        model,
+        judge.get("template"),
+        judge.get("answer_mode"),
+        judge.get("agreement"),
+        judge.get("prompt_tokens"),
+        judge.get("completion_tokens"),
+        judge.get("cost"),
+        samples,
+    )
+
+
+_FIELD = {"rubric": "verdict", "score": "score", "factuality": "choice", "pairwise": "winner"}
+
+
 def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]:
     """A column's result for one case, its repeats folded, as a :data:`CELL` list."""
     shown = group[0]
@@ -233,7 +265,10 @@ def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]
             place = (
                 (f"turn {i + 1}" + (f" · {c.place}" if c.place else "")) if many_turns else c.place
             )
-            ck.append(checks((c.check, c.status, c.message, place)))
+            judgement = judged(c.judge)
+            # A model-graded check carries its judgement as a fifth item; others have four.
+            row = (c.check, c.status, c.message, place)
+            ck.append(checks(row if judgement is None else (*row, judgement)))
     last = turns[-1] if turns else None
     # A failed turn's error is usually the case's error too: one box says it.
     errors = list(
@@ -340,7 +375,7 @@ def build_rows(
     return {
         "cell": CELL,
         "texts": list(texts),
-        "checks": [list(c) for c in checks],
+        "checks": [list(c) for c in checks],  # [check, status, message, place(, judged)]
         "rows": [row for _, row in ranked],
     }
 

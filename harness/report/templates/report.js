@@ -191,6 +191,7 @@
         tr.appendChild(el("td", null, c[2]));
         tr.appendChild(el("td", "muted", c[3]));
         tbody.appendChild(tr);
+        if (c[4]) tbody.appendChild(judgeRow(c[4]));
       });
       table.appendChild(tbody);
       box.appendChild(table);
@@ -205,6 +206,33 @@
     if (cell[C.n] > 1) meta.push("showing repeat " + cell[C.shown]);
     box.appendChild(el("div", "meta", meta.join(" \u00b7 ")));
     return box;
+  }
+
+  // A model-graded check's judgement under its row: who judged, at what cost, and each
+  // sample's verdict and reasoning (model text: set as text, never as HTML).
+  function judgeRow(j) {
+    var tr = el("tr", "judge"), td = el("td");
+    td.colSpan = 4;
+    var details = el("details", "judge");
+    var head = ["judge " + j[0]];
+    if (j[1]) head.push(j[1]);
+    head.push(j[8].length + (j[8].length === 1 ? " sample" : " samples"));
+    if (j[8].length > 1 && j[4] !== null) head.push(Math.round(j[4] * 100) + "% agree");
+    head.push("tokens " + j[5] + " / " + j[6]);
+    if (j[7] !== null) head.push("$" + j[7].toFixed(5));
+    details.appendChild(el("summary", null, head.join(" \u00b7 ")));
+    details.appendChild(el("div", "muted", "template " + j[2] + " \u00b7 answer " + j[3]));
+    j[8].forEach(function (s) {
+      var box = el("div", "sample");
+      box.appendChild(el("div", "turn-title",
+        "seed " + s[0] + ": " + (s[1] === null ? "no valid verdict" : String(s[1]))));
+      if (s[2]) box.appendChild(el("pre", "text", s[2]));
+      if (s[3] && s[1] === null) box.appendChild(el("pre", "text muted", s[3]));
+      details.appendChild(box);
+    });
+    td.appendChild(details);
+    tr.appendChild(td);
+    return tr;
   }
 
   // A word diff as [op, text] runs (op "=", "-" or "+"), computed only when a row opens so
