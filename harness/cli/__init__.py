@@ -12,7 +12,7 @@ import sys
 import click
 
 from harness import __version__
-from harness.cli import cache, records, rescore, running, starting, suites
+from harness.cli import cache, judging, records, rescore, running, starting, suites
 from harness.errors import AzevalError
 from harness.redact import Redactor
 
@@ -50,5 +50,7 @@ for command in (
     records.diff,
     rescore.rescore,
     cache.cache,
+    judging.pairwise,
+    judging.calibrate_command,
 ):
     cli.add_command(command)

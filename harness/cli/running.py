@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from harness import api
+from harness.cli.judging import check_pairwise, run_pairwise_after
 from harness.cli.options import (
     GateOptions,
     cache_options,
@@ -29,7 +30,7 @@ from harness.report.junit import write_junit
 from harness.report.markdown import append_step_summary, render_markdown
 from harness.report.money import usd
 from harness.results.record import CaseResult
-from harness.results.store import Run
+from harness.results.store import Run, load_run
 from harness.runner.cached import CachePolicy
 from harness.runner.engine import RunOptions
 from harness.runner.resume import resume_command, resume_inputs
@@ -72,6 +73,12 @@ _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCH
 @reports_dir_option
 @cache_options
 @click.option(
+    "--pairwise",
+    is_flag=True,
+    help="After the run, judge each case's replies of each pair of targets head to head, "
+    "in both orders (needs two or more targets and a judge).",
+)
+@click.option(
     "--judge",
     help="Target that judges model-graded checks (rubric, score, factuality) naming no "
     "judge of their own; over [settings] judge.",
@@ -84,6 +91,7 @@ def run(
     keyword: str,
     tags: tuple[str, ...],
     judge: str | None,
+    pairwise: bool,
     concurrency: int | None,
     timeout: float | None,
     repeat: int | None,
@@ -124,6 +132,8 @@ def run(
         path=cache_path,
         replay=replay,
     )
+    if pairwise:  # one target, or no judge: exit 2 before anything is sent
+        check_pairwise(len(prepared.targets), config_path, judge)
     # A replay sends nothing, so it needs no key (a local target still needs its GGUF file).
     api.check_targets(prepared, keys=not cache.replay)
     # A bad baseline is bad input: exit 2 before anything is sent.
@@ -190,11 +200,16 @@ def run(
     for note in outcome.cache_notes:
         click.echo(f"Cache: {note}", err=True)
     print_summary(outcome)
-    return finish_run(
+    compared = 0
+    if pairwise:
+        compared = run_pairwise_after(outcome.run.path, config_path, judge)
+        outcome.run = load_run(outcome.run.path)
+    code = finish_run(
         outcome,
         gate,
         fail_under=fail_under if fail_under is not None else settings.get("fail_under"),
     )
+    return max(code, compared)
 
 
 def finish_run(outcome: Any, options: GateOptions, *, fail_under: float | None = None) -> int:

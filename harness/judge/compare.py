@@ -8,9 +8,12 @@ samples requests per case and pair, no more. See ``pairwise`` for how the orders
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.judge.arguments import template_basics
@@ -73,6 +76,34 @@ class PairwiseReport:
         }
 
 
+def pairwise_view(run: Any) -> dict[str, Any] | None:
+    """What a report shows of a run's pairwise comparison: the figures from run.json, a
+    win-rate matrix when more than two targets ran, and each compared case from
+    ``pairwise.jsonl`` (None when the run was not compared)."""
+    summary = run.meta.get("pairwise")
+    if not summary:
+        return None
+    cases: list[dict[str, Any]] = []
+    path = Path(run.path) / PAIRWISE_FILE
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                cases.append(json.loads(line))
+    overall = summary.get("overall") or []
+    names = list(dict.fromkeys([h["first"] for h in overall] + [h["second"] for h in overall]))
+    matrix = None
+    if len(names) > 2:
+        rate = {(h["first"], h["second"]): h["win_rate"] for h in overall}
+        rate.update(
+            {
+                (h["second"], h["first"]): None if h["win_rate"] is None else 1 - h["win_rate"]
+                for h in overall
+            }
+        )
+        matrix = {"names": names, "rate": {f"{a}|{b}": v for (a, b), v in rate.items()}}
+    return {**summary, "cases": cases, "matrix": matrix}
+
+
 def order_winner(judgement: Judgement) -> str | None:
     """The winner one order named: None when the judge failed; "uncertain" when its samples
     disagreed (which makes the pair inconsistent, not decided)."""
@@ -123,12 +154,11 @@ async def compare(
         criteria = criteria_of(suite, case)
 
         def ask(reply_a: str, reply_b: str) -> Any:
-            values = {"conversation": conversation, "answer_a": reply_a, "answer_b": reply_b}
             return judges.ask(
                 judge_name,
                 "pairwise",
                 None,
-                lambda mode: _variables(values, criteria, mode),
+                lambda mode: pairwise_variables(conversation, reply_a, reply_b, criteria, mode),
                 options,
                 str,
             )
@@ -165,10 +195,17 @@ async def compare(
     )
 
 
-def _variables(values: Mapping[str, Any], criteria: str | None, mode: Any) -> dict[str, Any]:
+def pairwise_variables(
+    conversation: Sequence[Mapping[str, Any]],
+    answer_a: str,
+    answer_b: str,
+    criteria: str | None,
+    mode: Any,
+) -> dict[str, Any]:
+    """What the pairwise template is rendered with: the conversation and both answers."""
     return {
-        **template_basics("pairwise", mode, values["conversation"]),
-        "answer_a": values["answer_a"],
-        "answer_b": values["answer_b"],
+        **template_basics("pairwise", mode, conversation),
+        "answer_a": answer_a,
+        "answer_b": answer_b,
         "criteria": criteria,
     }

@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from harness.judge.compare import pairwise_view
 from harness.judge.summary import judge_summary
 from harness.report.charts import Chart, bar_chart
 from harness.report.rows import Column, build_rows, columns_for, comparisons
@@ -311,6 +312,7 @@ def _render(run: Run, baseline: Run | None) -> str:
         "cache_notes": _cache_notes(run),
         "scheduling": sched,
         "judging": judge_summary(run.results),
+        "pairwise": pairwise_view(run),
         # Open when the scheduler held a target back, so the reason for a slow run shows.
         "scheduling_open": any(row["s"].eventful for row in sched),
         "comparisons": [

@@ -242,9 +242,26 @@ def render_markdown(run: Run, gate: GateResult | None = None) -> str:
         lines += [f"- {code(n, limit=300)}" for n in gate.notes]
         lines.append("")
         lines += _comparison(gate)
+    lines += _head_to_head(run)
     lines += _stability(run)
     lines += _failures(run)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _head_to_head(run: Run) -> list[str]:
+    """The pairwise comparison's line per pair of targets, when the run was compared."""
+    from harness.judge.headtohead import headline
+
+    summary = run.meta.get("pairwise")
+    if not summary:
+        return []
+    judge = summary.get("judge")
+    return [
+        f"**Head to head** (judge {code(judge)}, both orders):",
+        "",
+        *(f"- {code(headline(h), limit=300)}" for h in summary.get("overall") or []),
+        "",
+    ]
 
 
 def append_step_summary(text: str, environ: dict[str, str] | None = None) -> Path | None:
