@@ -138,7 +138,7 @@ def test_ignoring_case_holds_for_turkish_dotted_i_and_decomposed_accents(name, a
 def test_failure_message_says_expected_and_actual():
     """A failed substring check names what was missing and shows the reply."""
     result = outcome("contains", ["Paris", "Spain"], text("Paris, France"))
-    assert result.message == "reply lacks ['Spain']"
+    assert result.message == "reply lacks ['Spain']; the reply: 'Paris, France'"
     assert result.actual == "Paris, France"
     assert result.place == "expect.contains"
 

@@ -77,7 +77,8 @@ def test_failing_check_reads_as_a_clear_message(pytester: pytest.Pytester, proje
     result.assert_outcomes(passed=1, failed=1, skipped=1)
     result.stdout.fnmatch_lines(
         [
-            "*check contains: reply lacks [[]'Paris'[]] (expected ('Paris',), got *Lyon*)",
+            "*check contains: reply lacks [[]'Paris'[]]; the reply: *Lyon.' "
+            "(expected ('Paris',), got *Lyon*)",
             "*reply: *Lyon*",
         ]
     )

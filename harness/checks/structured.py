@@ -14,6 +14,7 @@ from jsonschema.exceptions import SchemaError
 
 from harness.checks.context import CheckContext, Reply
 from harness.checks.registry import LoadContext, Outcome, check, failed, no_text, passed
+from harness.checks.text import quoted
 
 # ```json, ```JSON or a bare ``` fence; the closing fence may follow the JSON on its line.
 _FENCE = re.compile(r"^\s*```[ \t]*(?:json)?[ \t]*\n(.*?)\s*```\s*$", re.DOTALL | re.IGNORECASE)
@@ -124,4 +125,6 @@ def json_schema(ctx: CheckContext, schema: dict[str, Any]) -> Outcome:
 def _not_json(reply: Reply, error: str | None) -> str:
     if reply.content is None:
         return "the model refused instead of answering"
-    return f"reply is not JSON: {error}"
+    text = reply.content
+    shown = text if len(text) <= 120 else text[:119] + "…"
+    return f"reply is not JSON ({error}): {quoted(shown)}"
