@@ -18,6 +18,7 @@ from harness.runner.engine import RunOptions
 from harness.runner.resume import resume_inputs
 from harness.runner.retry import RetryPolicy
 from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Match, Rule
+from tests.conftest import azeval
 
 KEY = "sk-resume-0123456789abcdef"
 CASES = 24
@@ -266,3 +267,25 @@ def test_a_run_stopped_by_an_error_is_recorded_interrupted_not_complete(project,
     resumed = run_api(project, resume=run_dir)
     assert resumed.run.meta["status"] == "complete"
     assert len(resumed.run.results) == CASES
+
+
+def test_resume_restores_the_runs_own_j_and_timeout(project, server):
+    """A run started with -j 1 --timeout 7 is resumed with them, not with the config's
+    concurrency = 2: a plain --resume finishes the run the way it started, and says so in
+    run.json for the next resume; a -j given to the resume wins."""
+    assert azeval("run", "suites", "-j", "1", "--timeout", "7") == 1
+    (run_dir,) = (project / "reports" / "runs").iterdir()
+    inputs = resume_inputs(run_dir)
+    assert (inputs.concurrency, inputs.timeout) == (1, 7.0)
+    lines = (run_dir / "results.jsonl").read_text().splitlines(keepends=True)
+    (run_dir / "results.jsonl").write_text("".join(lines[:10]))  # as if killed after 10
+    assert azeval("run", "--resume", str(run_dir)) == 1
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["scheduler"]["gpt35"]["max_concurrency"] == 1
+    assert meta["options"]["overrides"] == {"concurrency": 1, "timeout": 7.0}
+    assert len(journal(run_dir)) == CASES
+    (run_dir / "results.jsonl").write_text("".join(lines[:10]))
+    assert azeval("run", "--resume", str(run_dir), "-j", "2") == 1
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["scheduler"]["gpt35"]["max_concurrency"] == 2
+    assert resume_inputs(run_dir).concurrency == 2

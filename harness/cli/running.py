@@ -117,6 +117,8 @@ def run(
         paths = paths or previous.paths
         targets = targets or previous.targets
         repeat = repeat or previous.repeat
+        concurrency = concurrency or previous.concurrency
+        timeout = timeout or previous.timeout
     elif retry_errors:
         raise click.UsageError("--retry-errors goes with --resume RUN_DIR")
     if not paths:
@@ -159,6 +161,7 @@ def run(
         resume=resume,
         retry_errors=retry_errors,
         cache=cache,
+        overrides=overrides,
     )
     writable_folder(options.reports_dir, "--reports-dir")
     if not prepared.config.targets and not targets:

@@ -67,6 +67,9 @@ class RunOptions:
     resume: Path | None = None
     retry_errors: bool = False
     seed: int | None = None
+    # -j and --timeout as given on the command line (they beat each target's own setting):
+    # recorded so that a plain --resume runs the rest of the run the way it started.
+    overrides: Mapping[str, Any] = field(default_factory=dict)
     # The length of the quota's "minute": 60 s on Azure; shorter only against a fake server.
     quota_window: float = 60.0
     cache: CachePolicy = field(default_factory=CachePolicy)
@@ -93,6 +96,7 @@ class RunOptions:
             "case_deadline": self.case_deadline,
             "repeat": self.repeat,
             "cache": self.cache.to_json(),
+            "overrides": dict(self.overrides),
         }
 
 
@@ -341,7 +345,12 @@ def _open_run_dir(
         meta["resumed_at"] = [*meta.get("resumed_at", []), now_iso()]
         meta["status"] = "running"
         # What this resume asked for is what the next plain --resume should finish.
-        meta["options"] = {**(meta.get("options") or {}), "repeat": options.repeat}
+        old = meta.get("options") or {}
+        meta["options"] = {
+            **old,
+            "repeat": options.repeat,
+            "overrides": {**(old.get("overrides") or {}), **options.overrides},
+        }
         _add_new_inputs(meta, suites, targets, prices)
         written = sum(1 for _ in read_results(options.resume))
         results = kept_results(options.resume, options.retry_errors)

@@ -1,4 +1,5 @@
-"""What a resumed run needs from the run it continues: its suites, targets and repeat."""
+"""What a resumed run needs from the run it continues: its suites, targets, repeat and the
+command-line -j and --timeout it was started with."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from harness.suite.model import Suite
 
 @dataclass(frozen=True)
 class ResumeInputs:
-    """The suite paths, target names and repeat count the original run was started with."""
+    """The suite paths, target names, repeat count, -j and --timeout of the original run."""
 
     paths: tuple[Path, ...]
     targets: tuple[str, ...]
     repeat: int | None
+    concurrency: int | None = None
+    timeout: float | None = None
 
 
 def resume_inputs(run_dir: Path) -> ResumeInputs:
@@ -34,8 +37,22 @@ def resume_inputs(run_dir: Path) -> ResumeInputs:
         else:
             paths.append(Path(suite["path"]))
     targets = tuple(t["name"] for t in meta.get("targets", []) if t.get("name"))
-    repeat = (meta.get("options") or {}).get("repeat")
-    return ResumeInputs(paths=tuple(paths), targets=targets, repeat=repeat)
+    options = meta.get("options") or {}
+    overrides = options.get("overrides")
+    overrides = overrides if isinstance(overrides, dict) else {}
+    jobs, timeout = overrides.get("concurrency"), overrides.get("timeout")
+    return ResumeInputs(
+        paths=tuple(paths),
+        targets=targets,
+        repeat=options.get("repeat"),
+        # A hand-edited value that is not a number is ignored, not trusted.
+        concurrency=jobs
+        if isinstance(jobs, int) and not isinstance(jobs, bool) and jobs > 0
+        else None,
+        timeout=float(timeout)
+        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0
+        else None,
+    )
 
 
 def check_unchanged(run_dir: Path, suites: Iterable[Suite]) -> None:
