@@ -151,3 +151,16 @@ def test_word_diff_of_equal_and_empty_texts() -> None:
     assert word_diff("same words", "same words") == [("=", "same words")]
     assert word_diff("", "new") == [("+", "new")]
     assert word_diff("", "") == []
+
+
+def test_case_order_does_not_depend_on_the_order_cases_finished() -> None:
+    """Within a status, cases list by id read as numbers, then target, however the two
+    runs' journals were ordered (they follow finish order, which concurrency shuffles)."""
+    names = ["row-10", "row-2", "row-1", "row-3"]
+    before = [result(n, "pass") for n in names] + [result(n, "pass", target="gpt4o") for n in names]
+    after = [result(n, "fail") for n in names] + [result(n, "fail", target="gpt4o") for n in names]
+    first = [(d.case_key, d.target) for d in compare(before, after).cases]
+    again = [(d.case_key, d.target) for d in compare(before[::-1], after[::-1]).cases]
+    assert first == again
+    assert first[:3] == [("s/row-1", "gpt35"), ("s/row-1", "gpt4o"), ("s/row-2", "gpt35")]
+    assert [k for k, t in first if t == "gpt35"] == [f"s/row-{n}" for n in (1, 2, 3, 10)]

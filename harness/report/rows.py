@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from harness.results.compare import Comparison, compare, outcome, pair_targets
+from harness.results.order import natural_key
 from harness.results.record import CaseResult, ErrorInfo, TurnResult
 from harness.results.stats import wilson_interval
 from harness.results.store import Run
@@ -74,20 +74,6 @@ def _targets(run: Run) -> list[str]:
         if r.target not in names:
             names.append(r.target)
     return names
-
-
-_DIGITS = re.compile(r"(\d+)")
-
-
-def natural_key(text: str) -> tuple[tuple[Any, ...], str]:
-    """Sort key that reads numbers as numbers: ``row-2`` before ``row-10``.
-
-    Splitting on digit runs alternates text and digits, so two keys compare text with text
-    and number with number at every position.
-    """
-    parts = _DIGITS.split(text)
-    # The text itself last breaks ties (``a01`` and ``a1``) so the order is total.
-    return (tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)), text)
 
 
 class Strings(dict[Any, int]):

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.results.order import natural_key
 from harness.results.record import CaseResult
 from harness.results.stats import mcnemar_exact, percentile
 
@@ -322,7 +323,9 @@ def compare(
         target = side.target if side else ""
         diffs.append(CaseDiff(key[0], target, status, b, a))
     rank = {s: i for i, s in enumerate(STATUSES)}
-    diffs.sort(key=lambda d: rank[d.status])  # stable: run order within a status
+    # Worst first, then by case (row-2 before row-10) and target: the order two runs
+    # finished their cases in does not change a diff's order.
+    diffs.sort(key=lambda d: (rank[d.status], natural_key(d.case_key), d.target))
 
     pairs = [(d.before, d.after) for d in diffs if d.before and d.after]
     broke = sum(1 for b, a in pairs if b.passed_majority and not a.passed_majority)
