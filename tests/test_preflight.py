@@ -11,6 +11,7 @@ import pytest
 
 from harness.errors import PreflightError
 from harness.preflight import PlanRow, plan, plan_case, raise_for_fatal
+from harness.preflight.plan import last_admission
 from harness.quota_rules import DEFAULT_COMPLETION_CHARGE
 from harness.report.plan import format_table, to_json
 from harness.runner.sender import request_cost
@@ -303,11 +304,16 @@ def test_a_first_request_is_counted_as_the_runner_fits_it() -> None:
 
 def test_quota_charge_without_max_tokens_is_the_runners() -> None:
     """A request without max_tokens is charged what the runner's scheduler charges it
-    (prompt + DEFAULT_COMPLETION_CHARGE), so the plan's time under TPM is the run's."""
+    (prompt + DEFAULT_COMPLETION_CHARGE), so the plan's time under TPM is the run's: at
+    8,300 TPM two such requests fit a minute, so the tenth is admitted after 4 minutes
+    (charged its prompt alone, all ten would fit the first minute)."""
     cases = [case(index=i) for i in range(10)]
     [totals] = plan(cases, [Target(tpm=120_000, rpm=6000)]).targets
     assert totals.charged_tokens == 10 * request_cost({"messages": []}, 29)
-    assert totals.duration_s == pytest.approx(10 * (29 + DEFAULT_COMPLETION_CHARGE) / 2000)
+    assert totals.duration_s == 0  # 120,000 TPM: all ten within the first minute's budget
+    [tight] = plan(cases, [Target(tpm=8_300, rpm=6000)]).targets
+    assert 2 * (29 + DEFAULT_COMPLETION_CHARGE) <= 8_300 < 3 * (29 + DEFAULT_COMPLETION_CHARGE)
+    assert tight.duration_s == pytest.approx(240)
 
 
 def test_unknown_model_is_a_warning_on_the_plan() -> None:
@@ -340,13 +346,16 @@ def test_unknown_models_assumed_limits_warn_but_do_not_refuse() -> None:
 
 
 def test_totals_and_duration_under_quota() -> None:
-    """Duration is the larger of tokens/TPM and requests/RPM, with RPM 6 per 1,000 TPM."""
+    """Duration is when the last request is admitted under a sliding minute, by tokens or
+    by requests (RPM 6 per 1,000 TPM): the first minute's budget is there at once."""
     cases = [case(index=i, params={"max_tokens": 71}) for i in range(60)]  # 100 tokens each
     result = plan(cases, [Target(tpm=1000)])
     [totals] = result.targets
     assert (totals.requests, totals.charged_tokens, totals.rpm) == (60, 6000, 6)
-    assert totals.duration_s == pytest.approx(600)  # 60 requests at 6 RPM: 10 minutes
-    assert plan(cases, [Target(tpm=1000, rpm=600)]).duration_s == pytest.approx(360)
+    # 60 requests at 6 RPM: 6 a minute, the last ones admitted at the start of minute 10.
+    assert totals.duration_s == pytest.approx(540)
+    # 100 tokens each at 1,000 TPM: 10 a minute, the last ones at the start of minute 6.
+    assert plan(cases, [Target(tpm=1000, rpm=600)]).duration_s == pytest.approx(300)
     assert totals.est_cost == pytest.approx(60 * (29 * 0.0015 + 71 * 0.002) / 1000)
 
 
@@ -356,7 +365,7 @@ def test_a_tiny_tpm_still_limits_requests_as_the_scheduler_does() -> None:
     cases = [case(index=i, params={"max_tokens": 1}) for i in range(3)]
     [totals] = plan(cases, [Target(tpm=100)]).targets
     assert totals.rpm == 1
-    assert totals.duration_s == pytest.approx(180)  # 3 requests at 1 RPM
+    assert totals.duration_s == pytest.approx(120)  # 3 requests at 1 RPM: at 0, 60 and 120 s
 
 
 def test_rejected_cases_are_not_in_the_totals() -> None:
@@ -411,3 +420,59 @@ def test_table_and_json_show_rows_problems_and_totals() -> None:
     assert data["rows"][1]["problems"][0]["fatal"] is True
     assert data["totals"]["rejected"] == 1
     assert data["targets"][0]["rpm"] == 720
+
+
+def test_time_under_tpm_is_a_sliding_minute_not_a_rate() -> None:
+    """1.77 minutes' worth of tokens: the first minute's budget admits at once and the rest
+    a minute later, so the last request goes at 60 s (a rate would say 106 s, for a run
+    that took 63 s); the table says what the figure is."""
+    cases = [case(index=i, params={"max_tokens": 71}) for i in range(177)]  # 100 tokens each
+    result = plan(cases, [Target(tpm=10_000, rpm=100_000)])
+    assert result.duration_s == pytest.approx(60)
+    table = format_table(result)
+    assert "last request admitted after ~1m 00s at 10,000 TPM" in table
+    assert "sliding minute" in table and "the replies' own time on top" in table
+    assert "no wait for quota" in format_table(plan(cases[:100], [Target(tpm=10_000, rpm=100_000)]))
+
+
+def test_last_admission_follows_the_schedulers_books() -> None:
+    """Each request is admitted in order as soon as the minute has room, and one larger
+    than the whole budget goes alone into an empty window."""
+    assert last_admission([], 100, None) == 0
+    assert last_admission([60, 60, 60], 100, None) == 120
+    assert last_admission([50, 50, 50], 100, None) == 60
+    assert last_admission([500, 10], 100, None) == 60
+    assert last_admission([1, 1, 1, 1], None, 2) == 60
+    assert last_admission([1, 1, 1, 1], 1000, 1) == 180
+
+
+def test_cost_without_max_tokens_says_the_completion_is_unknown() -> None:
+    """With max_tokens the cost is an upper bound (completions at max_tokens); without it
+    the completion is unknown and said so, never counted as $0."""
+    capped = plan([case(params={"max_tokens": 71})], [Target()])
+    assert "≤ $" in format_table(capped)
+    open_ended = plan([case(index=i) for i in range(3)], [Target()])
+    (totals,) = open_ended.targets
+    assert totals.completion_unknown == 3
+    assert "+ the completions of 3 case(s) without max_tokens (unknown)" in format_table(open_ended)
+    data = to_json(open_ended)
+    assert data["targets"][0]["completion_unknown"] == 3
+    assert data["rows"][0]["completion_unknown"] is True
+
+
+def test_a_problem_shared_by_many_cases_is_listed_once_with_a_count() -> None:
+    """The same problem on 5 cases is one line naming how many and the first places, in
+    the table and in the refusal."""
+    cases = [case(index=i, params={"best_of": 2}) for i in range(5)]
+    result = plan(cases, [Target()])
+    lines = [
+        line for line in format_table(result).splitlines() if "best_of" in line and "error" in line
+    ]
+    assert len(lines) == 1
+    assert (
+        "— 5 cases: cases[0].params.best_of, cases[1].params.best_of, "
+        "cases[2].params.best_of, and 2 more" in lines[0]
+    )
+    with pytest.raises(PreflightError) as refused:
+        raise_for_fatal(result)
+    assert len(refused.value.problems) == 1

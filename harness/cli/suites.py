@@ -99,9 +99,9 @@ def plan(
     checked = api.preflight(prepared)
     if as_json:
         click.echo(json.dumps(preflight_json(checked), indent=2))
-    else:
+        for warning in checked.warnings:
+            click.echo(f"Warning: {warning}", err=True)
+    else:  # the table lists its warnings: once is enough
         click.echo(format_table(checked))
-    for warning in checked.warnings:
-        click.echo(f"Warning: {warning}", err=True)
     raise_for_fatal(checked)
     return 0

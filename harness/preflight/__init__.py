@@ -8,7 +8,7 @@ prints it with ``harness.report.plan``.
 """
 
 from harness.preflight.cases import PlanRow, count_prompt, plan_case, spec_for
-from harness.preflight.plan import Plan, TargetTotals, plan, raise_for_fatal
+from harness.preflight.plan import Plan, TargetTotals, plan, problem_lines, raise_for_fatal
 from harness.preflight.problems import PlanTarget, Problem
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "count_prompt",
     "plan",
     "plan_case",
+    "problem_lines",
     "raise_for_fatal",
     "spec_for",
 ]

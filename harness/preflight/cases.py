@@ -38,7 +38,10 @@ class PlanRow:
     problems: tuple[Problem, ...]
     repeat: int = 1
     charged_tokens: int = 0
+    # Prompt tokens exactly, completions at max_tokens (an upper bound); a case that sets no
+    # completion limit has an unknown completion, left out of est_cost and counted here.
     est_cost: float | None = None
+    completion_unknown: bool = False
 
     @property
     def key(self) -> str:
@@ -148,6 +151,7 @@ def plan_case(
         repeat=case.repeat,
         charged_tokens=charged * case.repeat,
         est_cost=None if cost is None else cost * case.repeat,
+        completion_unknown=reserve is None,
     )
 
 

@@ -1,7 +1,15 @@
-"""The preflight of every case on every target, totals per target, and the refusal."""
+"""The preflight of every case on every target, totals per target, and the refusal.
+
+A target's time under quota is modelled as its scheduler and Azure count it: each request is
+charged its prompt tokens plus max_tokens (or the default charge) when admitted, over a
+sliding minute, in the order the cases are listed. The estimate is when the last request is
+admitted; the replies' own time comes on top (a run that fits one minute's budget waits for
+no quota at all).
+"""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -9,7 +17,7 @@ from harness.errors import PreflightError
 from harness.models import Catalogue, ModelSpec, load_catalogue
 from harness.preflight.cases import PlanRow, plan_case, spec_for
 from harness.preflight.problems import PlanTarget
-from harness.quota_rules import default_rpm
+from harness.quota_rules import default_rpm, request_charge
 from harness.suite.model import Case
 
 
@@ -26,7 +34,10 @@ class TargetTotals:
     est_cost: float | None
     tpm: int | None
     rpm: int | None
+    # When the last request is admitted under tpm/rpm (None: no limit known).
     duration_s: float | None
+    # Sendable cases with no max_tokens: their completion is unknown, and not in est_cost.
+    completion_unknown: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,11 +102,13 @@ def _totals(target: PlanTarget, spec: ModelSpec, rows: Sequence[PlanRow]) -> Tar
     rpm = default_rpm(target.tpm, target.rpm)
     duration = None
     if target.tpm or rpm:
-        minutes = max(
-            charged / target.tpm if target.tpm else 0.0,
-            requests / rpm if rpm else 0.0,
-        )
-        duration = minutes * 60
+        charges = [
+            request_charge(tokens, row.max_tokens)
+            for row in sendable
+            for _ in range(row.repeat)
+            for tokens in row.turn_tokens
+        ]
+        duration = last_admission(charges, target.tpm, rpm)
     return TargetTotals(
         target=target.name,
         model=spec.label,
@@ -107,16 +120,68 @@ def _totals(target: PlanTarget, spec: ModelSpec, rows: Sequence[PlanRow]) -> Tar
         tpm=target.tpm,
         rpm=rpm,
         duration_s=duration,
+        completion_unknown=sum(row.completion_unknown for row in sendable),
     )
 
 
+def last_admission(
+    charges: Sequence[int], tpm: int | None, rpm: int | None, window_s: float = 60.0
+) -> float:
+    """Seconds until the last of ``charges`` is admitted by a sliding-window budget of
+    ``tpm`` tokens and ``rpm`` requests, each admitted in order as soon as it fits.
+
+    A request larger than the whole budget goes alone into an empty window, as the
+    scheduler lets it. Admissions are what quota decides; how long replies take is not here.
+    """
+    now = 0.0
+    window: deque[tuple[float, int]] = deque()
+    used = 0
+    for charge in charges:
+        while window:
+            while window and window[0][0] + window_s <= now:
+                used -= window.popleft()[1]
+            tokens_ok = tpm is None or used + charge <= tpm or not window
+            requests_ok = rpm is None or len(window) < rpm
+            if tokens_ok and requests_ok:
+                break
+            now = window[0][0] + window_s  # wait for the oldest charge to leave the minute
+        window.append((now, charge))
+        used += charge
+    return now
+
+
+# Past this many places, a problem shared by many cases names the first few and a count.
+SHOWN_PLACES = 3
+
+
+def problem_lines(plan: Plan, *, fatal_only: bool = False) -> list[str]:
+    """One line per distinct problem: the same message on many cases (a for_each over 500
+    rows) is said once, with how many cases and the first places it is at."""
+    groups: dict[tuple[bool, str, str, str, str], list[str]] = {}
+    for row in plan.rows:
+        for p in row.problems:
+            if fatal_only and not p.fatal:
+                continue
+            key = (p.fatal, row.target, row.path, p.message, p.fix)
+            groups.setdefault(key, []).append(p.place)
+    lines = []
+    for (fatal, target, path, message, fix), places in groups.items():
+        kind = "error" if fatal else "warning"
+        fixed = f" (fix: {fix})" if fix else ""
+        if len(places) == 1:
+            where = f"{path}: {places[0]}" if places[0] else path
+            lines.append(f"{kind} [{target}] {where}: {message}{fixed}")
+            continue
+        shown = ", ".join(p for p in places[:SHOWN_PLACES] if p)
+        more = f", and {len(places) - SHOWN_PLACES:,} more" if len(places) > SHOWN_PLACES else ""
+        lines.append(
+            f"{kind} [{target}] {path}: {message}{fixed} — {len(places):,} cases: {shown}{more}"
+        )
+    return lines
+
+
 def raise_for_fatal(plan: Plan) -> None:
-    """Raise PreflightError listing every fatal problem, if there is one."""
-    problems = [
-        f"[{row.target}] {problem.describe(row.path)}"
-        for row in plan.fatal_rows
-        for problem in row.problems
-        if problem.fatal
-    ]
+    """Raise PreflightError listing every fatal problem (one line per distinct one), if any."""
+    problems = [line.removeprefix("error ") for line in problem_lines(plan, fatal_only=True)]
     if problems:
         raise PreflightError(problems)

@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harness.preflight import Plan
+from harness.preflight import Plan, problem_lines
 
 
 def _duration(seconds: float | None) -> str:
     if seconds is None:
-        return "unknown (no tpm/rpm)"
+        return "time unknown (no tpm/rpm)"
+    if seconds == 0:
+        return "no wait for quota (within one minute's budget)"
+    return f"last request admitted after {_span(seconds)}"
+
+
+def _span(seconds: float) -> str:
     seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -21,8 +27,16 @@ def _duration(seconds: float | None) -> str:
     return f"~{secs}s"
 
 
-def _money(value: float | None) -> str:
-    return "no prices" if value is None else f"${value:,.4f}"
+def _money(value: float | None, unknown: int = 0) -> str:
+    """A cost estimate: at most this (completions at max_tokens), or prompt only plus an
+    unknown completion for cases that set no max_tokens."""
+    if value is None:
+        return "no prices"
+    if unknown:
+        return (
+            f"${value:,.4f} + the completions of {unknown:,} case(s) without max_tokens (unknown)"
+        )
+    return f"≤ ${value:,.4f}"
 
 
 def format_table(plan: Plan) -> str:
@@ -64,25 +78,27 @@ def format_table(plan: Plan) -> str:
         ).rstrip()
 
     out = [line(header), line(["-" * w for w in widths]), *(line(r) for r in body)]
-    problems = [
-        f"  {'error' if p.fatal else 'warning'} [{row.target}] {p.describe(row.path)}"
-        for row in plan.rows
-        for p in row.problems
-    ]
+    problems = [f"  {line}" for line in problem_lines(plan)]
     if problems:
         out += ["", "Problems:", *problems]
     if plan.warnings:
         out += ["", "Warnings:", *(f"  {w}" for w in plan.warnings)]
-    out += ["", "Totals (cases with errors are not sent; costs are estimates):"]
+    out += [
+        "",
+        "Totals (cases with errors are not sent; cost: prompt tokens exactly, completions at "
+        "their max_tokens, so at most; time: requests admitted in order under a sliding "
+        "minute of TPM/RPM, the replies' own time on top):",
+    ]
     for t in plan.targets:
         quota = f" at {t.tpm:,} TPM / {t.rpm:,} RPM" if t.tpm and t.rpm else ""
         out.append(
             f"  {t.target} ({t.model}): {t.cases:,} cases, {t.requests:,} requests, "
             f"{t.prompt_tokens:,} prompt tokens, {t.charged_tokens:,} tokens against quota, "
-            f"{_money(t.est_cost)}, {_duration(t.duration_s)}{quota}"
+            f"{_money(t.est_cost, t.completion_unknown)}, {_duration(t.duration_s)}{quota}"
         )
+    unknown = sum(t.completion_unknown for t in plan.targets)
     out.append(
-        f"  all: {plan.prompt_tokens:,} prompt tokens, {_money(plan.est_cost)}, "
+        f"  all: {plan.prompt_tokens:,} prompt tokens, {_money(plan.est_cost, unknown)}, "
         f"{_duration(plan.duration_s)}; {len(plan.fatal_rows):,} case(s) would be rejected"
     )
     return "\n".join(out)
@@ -109,6 +125,7 @@ def to_json(plan: Plan) -> dict[str, Any]:
                 "requests": row.requests,
                 "charged_tokens": row.charged_tokens,
                 "est_cost": row.est_cost,
+                "completion_unknown": row.completion_unknown,
                 "problems": [
                     {"place": p.place, "message": p.message, "fix": p.fix, "fatal": p.fatal}
                     for p in row.problems
@@ -128,6 +145,7 @@ def to_json(plan: Plan) -> dict[str, Any]:
                 "tpm": t.tpm,
                 "rpm": t.rpm,
                 "duration_s": t.duration_s,
+                "completion_unknown": t.completion_unknown,
             }
             for t in plan.targets
         ],
