@@ -173,6 +173,7 @@ _SETTING_RULES: dict[str, _Rule] = {
     "max_retries": (_is_retry_count, "must be a whole number from 0 to 50"),
     "max_retry_after": _SECONDS,
     "check_model": (_is_name, "must be the name of a configured target"),
+    "allow_unverified": (_is_flag, "must be true or false"),
     "cache": (_is_flag, "must be true or false"),
     "cache_mode": (_is_cache_mode, "must be one of readwrite, read, write, refresh, off"),
     "cache_path": (_is_folder, "must be the name of a file"),

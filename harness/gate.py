@@ -9,7 +9,10 @@ Rules, each off unless asked for, except the first:
   slate);
 * ``fail_under`` (percent) → each target's pass rate must reach it;
 * ``min_lower_bound`` (percent) → each case's Wilson 95% lower bound across its repeats
-  must reach it, so a case must pass *reliably*, not once by luck.
+  must reach it, so a case must pass *reliably*, not once by luck;
+* a run in which no check could be verified (every result unchecked or an error: say a
+  content-filter suite on a target that reports no filter results) exits 1, saying why the
+  checks were n/a, unless ``allow_unverified`` ([settings] allow_unverified) is set.
 
 A target that could not be reached gives exit 3. The reported model or system fingerprint
 differing from the baseline's is a warning line, never a failure by itself.
@@ -17,6 +20,7 @@ differing from the baseline's is a warning line, never a failure by itself.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -133,6 +137,33 @@ def pass_rates(run: Run) -> dict[str, float]:
     return {name: sum(v) / len(v) for name, v in verdicts.items()}
 
 
+# How many distinct reasons a "nothing verified" line names.
+SHOWN_REASONS = 3
+
+
+def nothing_verified(run: Run) -> str | None:
+    """Why no check of the run could be verified, in one sentence; None when one was.
+
+    A check is verified when it passed or failed; a run whose every check was n/a or an
+    error (or that had no check) verified nothing, however many results it has.
+    """
+    if not run.results or any(r.verdict in ("pass", "fail") for r in run.results):
+        return None
+    why = Counter(
+        f"{c.check}: {c.message}" for r in run.results for c in r.checks if c.status == "n/a"
+    )
+    why.update(
+        f"error {r.error.get('kind')}" if isinstance(r.error, Mapping) else "error"
+        for r in run.results
+        if r.verdict == "error"
+    )
+    if not any(r.checks for r in run.results) and not why:
+        why["no case has a check"] = len(run.results)
+    shown = "; ".join(f"{text} ({n}×)" for text, n in why.most_common(SHOWN_REASONS))
+    more = f"; and {len(why) - SHOWN_REASONS} other reason(s)" if len(why) > SHOWN_REASONS else ""
+    return f"no check could be verified in {len(run.results)} result(s): {shown}{more}"
+
+
 def _reported(run: Run, target: str | None, key: str) -> list[str]:
     attr = "model" if key == "models" else "system_fingerprint"
     return sorted({v for r in run.results if r.target == target and (v := getattr(r, attr))})
@@ -146,6 +177,7 @@ def evaluate(
     fail_under: float | None = None,
     min_lower_bound: float | None = None,
     dead_targets: Mapping[str, str] | None = None,
+    allow_unverified: bool = False,
 ) -> GateResult:
     """Apply every requested rule to the run; see the module docstring for the rules."""
     reasons: list[str] = []
@@ -213,6 +245,17 @@ def evaluate(
             f"flaky: {s.case_key} @{s.target} passed {s.passed}/{s.n} "
             f"(95% interval {_pct(s.low)}–{_pct(s.high)})"
         )
+
+    unverified = nothing_verified(run)
+    if unverified:
+        if allow_unverified:
+            notes.append(f"{unverified} (allowed: allow_unverified)")
+        else:
+            failed = True
+            reasons.append(
+                f"{unverified}; a run must verify something to pass "
+                "(set [settings] allow_unverified = true to accept it)"
+            )
 
     exit_code = 1 if failed else 0
     if dead_targets:

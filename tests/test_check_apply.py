@@ -141,13 +141,15 @@ def test_a_blocked_prompt_calls_only_the_checks_that_read_filter_results(registe
 
 def test_only_a_check_expecting_the_block_makes_a_refusal_the_answer():
     """The runner asks the checks, not their arguments, whether a 400 content_filter is the
-    turn's answer: content_filter says so only with prompt_blocked: true."""
+    turn's answer: content_filter says so whatever it expects (prompt_blocked: true passes
+    on it, a severity bound fails on it); a turn without one keeps the 400 as its error."""
     prepare = get_check("content_filter").prepare
     block = Expectation("content_filter", prepare({"prompt_blocked": True}, None), "a")
     bound = Expectation("content_filter", prepare({"max_severity": "low"}, None), "b")
     contains = Expectation("contains", get_check("contains").prepare("x", None), "c")
     assert expects_block([contains, block])
-    assert not expects_block([contains, bound])
+    assert expects_block([contains, bound])
+    assert not expects_block([contains])
 
 
 def test_a_check_that_returns_no_outcome_is_a_check_error(registered):

@@ -63,8 +63,10 @@ def _prepare(arg: Any, ctx: LoadContext) -> dict[str, Any]:
 
 
 def _needs(spec: dict[str, Any]) -> tuple[str, ...]:
-    # A prompt the filter is expected to block: the runner keeps that 400 as the turn's answer.
-    return ("filters", "prompt_block") if spec.get("prompt_blocked") else ("filters",)
+    # A prompt the filter blocks is what this check judges, whatever it expects: the runner
+    # keeps that 400 as the turn's answer (a pass for prompt_blocked: true, a failed check
+    # for bounds the prompt broke), not as the case's error.
+    return ("filters", "prompt_block")
 
 
 @check("content_filter", prepare=_prepare, needs=_needs)
@@ -78,6 +80,14 @@ def content_filter(ctx: CheckContext, spec: dict[str, Any]) -> Outcome:
         if reply.blocked:
             return passed("the prompt was blocked by the content filter, as expected", spec, True)
     annotations = _annotations(reply)
+    if reply.blocked:
+        why = "; ".join(_problems(annotations, spec))
+        return failed(
+            "the prompt was blocked by the content filter (HTTP 400 content_filter), so no "
+            "reply could be checked" + (f": {why}" if why else ""),
+            spec,
+            annotations,
+        )
     if not annotations:
         return not_applicable(
             f"the target ({reply.target_kind or 'unknown'}) reported no content-filter results"

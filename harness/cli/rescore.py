@@ -103,4 +103,9 @@ def rescore(
     for note in outcome.cache_notes:
         click.echo(f"Cache: {note}", err=True)
     print_summary(outcome)
-    return finish_run(outcome, gate, fail_under=settings.get("fail_under"))
+    return finish_run(
+        outcome,
+        gate,
+        fail_under=settings.get("fail_under"),
+        allow_unverified=bool(settings.get("allow_unverified")),
+    )

@@ -59,6 +59,11 @@ _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCH
     help="Exit 1 only if the pass rate (%) is under this.",
 )
 @click.option(
+    "--allow-unverified",
+    is_flag=True,
+    help="Let a run in which no check could be verified (all n/a) pass; by default it exits 1.",
+)
+@click.option(
     "--resume",
     "resume",
     type=click.Path(path_type=Path, file_okay=False, exists=True),
@@ -97,6 +102,7 @@ def run(
     repeat: int | None,
     max_retries: int | None,
     fail_under: float | None,
+    allow_unverified: bool,
     resume: Path | None,
     retry_errors: bool,
     reports_dir: Path | None,
@@ -211,11 +217,18 @@ def run(
         outcome,
         gate,
         fail_under=fail_under if fail_under is not None else settings.get("fail_under"),
+        allow_unverified=allow_unverified or bool(settings.get("allow_unverified")),
     )
     return max(code, compared)
 
 
-def finish_run(outcome: Any, options: GateOptions, *, fail_under: float | None = None) -> int:
+def finish_run(
+    outcome: Any,
+    options: GateOptions,
+    *,
+    fail_under: float | None = None,
+    allow_unverified: bool = False,
+) -> int:
     """Gate a finished run, write the CI outputs, print the gate; the run's exit code."""
     run: Run = outcome.run
     gate = evaluate(
@@ -223,6 +236,7 @@ def finish_run(outcome: Any, options: GateOptions, *, fail_under: float | None =
         baseline=options.baseline,
         fail_on_regression=options.fail_on_regression,
         fail_under=fail_under,
+        allow_unverified=allow_unverified,
         min_lower_bound=options.min_lower_bound,
         dead_targets=outcome.dead_targets,
     )
