@@ -152,11 +152,7 @@ def nothing_verified(run: Run) -> str | None:
     why = Counter(
         f"{c.check}: {c.message}" for r in run.results for c in r.checks if c.status == "n/a"
     )
-    why.update(
-        f"error {r.error.get('kind')}" if isinstance(r.error, Mapping) else "error"
-        for r in run.results
-        if r.verdict == "error"
-    )
+    why.update(f"error {r.error.kind}" for r in run.results if r.error)
     if not any(r.checks for r in run.results) and not why:
         why["no case has a check"] = len(run.results)
     shown = "; ".join(f"{text} ({n}×)" for text, n in why.most_common(SHOWN_REASONS))

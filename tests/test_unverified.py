@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.gate import evaluate
-from harness.results.record import CaseResult, CheckResult, TurnResult
+from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
 from harness.results.store import Run
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
 from tests.conftest import azeval
@@ -136,3 +136,12 @@ def test_a_blocked_prompt_fails_its_content_filter_check(tmp_path, monkeypatch, 
     assert "violence" in checks["content_filter"]["message"]
     assert checks["contains"]["status"] == "n/a"
     assert results["unchecked-filter"]["verdict"] == "error"
+
+
+def test_nothing_verified_counts_the_errors_too() -> None:
+    """Errors are named by kind among the reasons nothing was verified."""
+    errored = CaseResult(
+        "safety", "boom", "local", 0, "error", (), error=ErrorInfo("timeout", "no answer")
+    )
+    gate = evaluate(run_of(errored, result("a", ("n/a",), "unchecked")))
+    assert any("error timeout (1×)" in r for r in gate.reasons)
