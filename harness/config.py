@@ -126,6 +126,10 @@ def _is_temperature(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 2
 
 
+def _is_folders(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_folder(v) for v in value)
+
+
 def _is_variable(value: Any) -> bool:
     return isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) is not None
 
@@ -186,6 +190,8 @@ _SETTING_RULES: dict[str, _Rule] = {
     "judge_temperature": (_is_temperature, "must be a number from 0 to 2"),
     "judge_max_tokens": _POSITIVE,
     "judge_min_agreement": (_is_fraction, "must be a share from 0 to 1"),
+    # Folders (relative to the config file) whose files suites may name besides the project.
+    "suite_files_from": (_is_folders, "must be a list of folder names"),
 }
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.context import NEEDS, CheckContext, Reply
+from harness.project import Project, read_suite_file, suite_file
 from harness.results.record import FAIL, NOT_APPLICABLE, PASS, CheckStatus
 
 
@@ -57,18 +58,31 @@ def no_text(reply: Reply, expected: Any, *, absent: bool = False) -> Outcome:
 
 @dataclass(frozen=True)
 class LoadContext:
-    """Where a suite file lives, so checks can load files relative to it. ``files``: each
-    file a check read (as written, relative to the suite) and its sha256, so a resume can
-    tell that one changed since the run started. ``judge``: the judge its case (or the
-    suite's defaults) names for model-graded checks."""
+    """Where a suite file lives, so checks can load files relative to it, from its project
+    only (see harness.project). ``files``: each file a check read (as written, relative to
+    the suite) and its sha256, so a resume can tell that one changed since the run started.
+    ``judge``: the judge its case (or the suite's defaults) names for model-graded checks."""
 
     suite_dir: Path
     files: dict[str, str] = field(default_factory=dict, compare=False)
     judge: str | None = None
+    project: Project | None = None
 
     def note(self, written: str, path: Path, stat: os.stat_result) -> None:
         """Record that a check read ``path`` (written so in the suite) as it is now."""
         self.files[written] = _digest(path, stat.st_mtime_ns, stat.st_size)
+
+    def file(self, written: str, what: str) -> Path:
+        """The path of a file the suite names, checked; ValueError saying why not."""
+        return suite_file(written, self.suite_dir, self._project, what)
+
+    def read(self, written: str, what: str) -> bytes:
+        """The bytes of a file the suite names, checked and bounded; ValueError otherwise."""
+        return read_suite_file(written, self.suite_dir, self._project, what)
+
+    @property
+    def _project(self) -> Project:
+        return self.project or Project(self.suite_dir.resolve())
 
 
 @functools.lru_cache(maxsize=256)

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 from jsonschema.exceptions import SchemaError
 
 from harness.checks.context import CheckContext, Reply
 from harness.checks.registry import LoadContext, Outcome, check, failed, no_text, passed
 from harness.checks.text import quoted
+from harness.project import read_checked
+from harness.suite.yamlfile import YamlProblem, parse_yaml
 
 # ```json, ```JSON or a bare ``` fence; the closing fence may follow the JSON on its line.
 _FENCE = re.compile(r"^\s*```[ \t]*(?:json)?[ \t]*\n(.*?)\s*```\s*$", re.DOTALL | re.IGNORECASE)
@@ -23,11 +24,8 @@ _FENCE = re.compile(r"^\s*```[ \t]*(?:json)?[ \t]*\n(.*?)\s*```\s*$", re.DOTALL 
 def load_schema(arg: Any, ctx: LoadContext) -> dict[str, Any]:
     """A JSON Schema written inline, or a JSON/YAML file relative to the suite; checked."""
     if isinstance(arg, str):
-        path = (ctx.suite_dir / arg).resolve()
-        try:
-            stat = path.stat()
-        except OSError:
-            raise ValueError(f"schema file not found: {arg}") from None
+        path = ctx.file(arg, "schema file")  # inside the suite's project, a regular file
+        stat = path.stat()
         schema = _schema_file(path, stat.st_mtime_ns, stat.st_size, arg)
         ctx.note(arg, path, stat)
     elif isinstance(arg, dict):
@@ -55,14 +53,14 @@ def _check_schema(canonical: str) -> None:
 def _schema_file(path: Path, mtime_ns: int, size: int, written: str) -> dict[str, Any]:
     """A schema file parsed once per version of it, however many cases name it."""
     try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-    except OSError as exc:
-        raise ValueError(f"schema file {written} cannot be read: {exc.strerror}") from None
+        text = read_checked(path, written, "schema file").decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"schema file {written} is not UTF-8 text") from None
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"schema file {written} is not valid: {exc}") from None
+    try:
+        data = parse_yaml(text)[0] if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except (json.JSONDecodeError, YamlProblem, RecursionError) as exc:
+        reason = "nested too deep" if isinstance(exc, RecursionError) else exc
+        raise ValueError(f"schema file {written} is not valid: {reason}") from None
     if not isinstance(data, dict):
         raise ValueError(f"schema file {written} does not hold a JSON Schema object")
     return data

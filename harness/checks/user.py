@@ -199,15 +199,10 @@ def _one_python(item: Any, ctx: LoadContext) -> UserCheck:
 
 
 def _module(ctx: LoadContext, written: str) -> ModuleType:
-    path = (ctx.suite_dir / written).resolve()
-    if path.suffix != ".py":
+    if not written.endswith(".py"):
         raise ValueError(f"{written} is not a Python file (.py)")
-    try:
-        stat = path.stat()
-    except OSError:
-        raise ValueError(f"python check file not found: {written}") from None
-    if not path.is_file():
-        raise ValueError(f"{written} is not a file")
+    path = ctx.file(written, "python check file")  # inside the suite's project
+    stat = path.stat()
     module = _import(path, stat.st_mtime_ns, stat.st_size, written)
     ctx.note(written, path, stat)
     return module

@@ -33,11 +33,11 @@ Verdict = Literal["pass", "fail", "error", "unchecked"]
 VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "error", "unchecked")
 
 # Why a request or a case failed. From the target (harness/targets): content_filter,
-# rate_limited, timeout, server_error, auth, not_found, bad_request, context_length,
-# connection, invalid_response; from the runner: preflight (the plan found the service would
-# refuse it), deadline, target_unavailable, history_budget, not_in_cache (a --replay miss),
-# stale (a rescore whose stored run never sent this request). A record from a newer azeval
-# may hold a kind not listed here: it loads as written.
+# rate_limited, timeout, server_error, auth, not_found, redirect, bad_request,
+# context_length, connection, invalid_response; from the runner: preflight (the plan found
+# the service would refuse it), deadline, target_unavailable, history_budget, not_in_cache
+# (a --replay miss), stale (a rescore whose stored run never sent this request). A record
+# from a newer azeval may hold a kind not listed here: it loads as written.
 ErrorKind = Literal[
     "content_filter",
     "rate_limited",
@@ -45,6 +45,7 @@ ErrorKind = Literal[
     "server_error",
     "auth",
     "not_found",
+    "redirect",
     "bad_request",
     "context_length",
     "connection",

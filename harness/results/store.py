@@ -13,7 +13,7 @@ from typing import IO, Any
 import jsonschema
 
 from harness.errors import ConfigError
-from harness.results.record import FORMAT, CaseResult
+from harness.results.record import FORMAT, VERDICTS, CaseResult
 from harness.suite.yamlfile import place_of
 from harness.writable import json_text
 
@@ -95,6 +95,11 @@ def read_results(path: Path) -> Iterator[CaseResult]:
                 raise ConfigError(f"{file}:{number}", "", "not a result record") from None
             if result is None:
                 raise ConfigError(f"{file}:{number}", "", newer)
+            if result.verdict not in VERDICTS:
+                # Counted nowhere, it let a run with a damaged journal exit 0.
+                raise ConfigError(
+                    f"{file}:{number}", "", f"not a result record (verdict {result.verdict!r:.40})"
+                )
             yield result
 
 

@@ -21,6 +21,7 @@ import jsonschema
 
 from harness.checks import ArgumentError, LoadContext, Several, get_check
 from harness.errors import SuiteError
+from harness.project import Project
 from harness.suite.data import read_rows
 from harness.suite.model import Case, Expectation, Message, Suite, Turn
 from harness.suite.render import render_value
@@ -184,7 +185,7 @@ def _error(path: Path, lines: Lines, parts: tuple[Any, ...], message: str) -> Su
 def _build_suite(data: dict[str, Any], path: Path, lines: Lines, sha256: str) -> Suite:
     suite_id = data["suite"]
     defaults = data.get("defaults", {})
-    context = LoadContext(suite_dir=path.parent)
+    context = LoadContext(suite_dir=path.parent, project=Project.of(path.parent))
     base_vars = {**data.get("vars", {}), **defaults.get("vars", {})}
     cases: list[Case] = []
     ids: dict[str, str] = {}
@@ -229,7 +230,7 @@ def _expand_case(
         ]
     ((name, source),) = raw["for_each"].items()
     try:
-        rows = read_rows(source, path.parent)
+        rows = read_rows(source, context)
     except ValueError as exc:
         raise _error(path, lines, (*prefix, "for_each", name), str(exc)) from None
     if not rows:
@@ -270,6 +271,9 @@ def _build_case(
             raise _error(path, lines, at, f"{exc}{_row_hint(place)}") from None
 
     case_id = render(raw["id"], "id")
+    if not str(case_id).strip():
+        # An empty id names no case: results, baselines and --case could not tell it apart.
+        raise _error(path, lines, (*prefix, "id"), f"the case id renders empty{_row_hint(place)}")
     # A judged check's judge: its own, else the case's, else the suite defaults'.
     context = replace(context, judge=raw.get("judge", defaults.get("judge")))
     first = _first_messages(raw, defaults, render, place)

@@ -1,36 +1,146 @@
-"""Jinja2 rendering of suite text: message contents, case ids and expectation values."""
+"""Jinja2 rendering of suite text: message contents, case ids and expectation values.
+
+A template is code from whoever wrote the suite, and Jinja's sandbox guards attributes,
+not time: nested loops over range(100000), a macro that calls itself twice per level or
+``"x" * 10**9`` would never return or fill memory. Each rendering gets a budget of steps
+(loop iterations and calls), seconds and characters; exceeding one is an error at the
+place of the text, like any other template error.
+"""
 
 from __future__ import annotations
 
+import contextvars
+import functools
+import time
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
+
+MAX_STEPS = 100_000
+MAX_SECONDS = 1.0
+MAX_CHARS = 1_000_000
+_STEP = "azeval_step"
+
+
+class TemplateTooCostly(Exception):
+    """A template went past its rendering budget."""
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.steps = 0
+        self.deadline = time.monotonic() + MAX_SECONDS
+
+    def spend(self, steps: int = 1) -> None:
+        self.steps += steps
+        if self.steps > MAX_STEPS:
+            raise TemplateTooCostly(
+                f"more than {MAX_STEPS:,} loop iterations and calls (nested loops?)"
+            )
+        if self.steps % 256 == 0 and time.monotonic() > self.deadline:
+            raise TemplateTooCostly(f"rendering took more than {MAX_SECONDS:g} s")
+
+
+_budget: contextvars.ContextVar[_Budget] = contextvars.ContextVar("azeval_template_budget")
+
+
+def _spend(steps: int = 1) -> None:
+    budget = _budget.get(None)
+    if budget is not None:
+        budget.spend(steps)
+
+
+def _counted(iterable: Iterable[Any]) -> Iterator[Any]:
+    for item in iterable:
+        _spend()
+        yield item
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, (str, bytes, list, tuple)) else 0
+
+
+def _check_size(size: int) -> None:
+    if size > MAX_CHARS:
+        raise TemplateTooCostly(f"it would build a value of more than {MAX_CHARS:,} characters")
+
+
+class _BoundedEnvironment(SandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _spend()
+        for arg in (*args, *kwargs.values()):
+            if isinstance(arg, int) and not isinstance(arg, bool):
+                _check_size(abs(arg))  # a width or count ("x".center(10**9))
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 1000:
+            raise TemplateTooCostly(f"the power {right!r:.20} is too large")
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(count, int) and _size(seq):
+                    _check_size(_size(seq) * count)
+        return super().call_binop(context, operator, left, right)
+
+
+def _guarded(filter_: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(filter_)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        _spend()
+        for arg in (*args[1:], *kwargs.values()):
+            if isinstance(arg, int) and not isinstance(arg, bool):
+                _check_size(abs(arg))
+        return filter_(*args, **kwargs)
+
+    return run
 
 
 @cache
-def _environment() -> SandboxedEnvironment:
+def _environment() -> _BoundedEnvironment:
     # Sandboxed: suite files are shared between people; StrictUndefined: a typo in a
     # variable name is an error, not an empty string sent to the model.
-    return SandboxedEnvironment(
+    env = _BoundedEnvironment(
         undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
     )
+    env.filters = {name: _guarded(f) for name, f in env.filters.items()}
+    env.globals[_STEP] = _counted
+    return env
 
 
 @cache
 def _template(text: str) -> jinja2.Template:
-    return _environment().from_string(text)
+    env = _environment()
+    tree = env.parse(text)
+    # Every loop draws on the budget, one step per item.
+    for loop in list(tree.find_all(nodes.For)):
+        loop.iter = nodes.Call(nodes.Name(_STEP, "load"), [loop.iter], [], None, None)
+    return env.template_class.from_code(env, env.compile(tree), env.make_globals(None), None)
 
 
 def render_text(text: str, variables: dict[str, Any]) -> str:
     """Render one string; raises ValueError with Jinja2's reason when it cannot."""
     if "{{" not in text and "{%" not in text:
         return text
+    token = _budget.set(_Budget())
     try:
-        return _template(text).render(variables)
+        parts, size = [], 0
+        for part in _template(text).generate(variables):
+            size += len(part)
+            _check_size(size)
+            parts.append(part)
+        return "".join(parts)
+    except TemplateTooCostly as exc:
+        raise ValueError(f"template too costly to render: {exc}") from None
     except Exception as exc:
         raise ValueError(why_template_failed(exc)) from None
+    finally:
+        _budget.reset(token)
 
 
 def why_template_failed(exc: Exception) -> str:
