@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from harness.streamed import StreamStats
     from harness.targets.response import ChatResponse
 
 # Error kinds (TargetError.kind): content_filter, rate_limited, timeout, server_error, auth,
@@ -72,13 +73,15 @@ class CachedFrom:
 
 @dataclass(frozen=True)
 class Completion:
-    """A successful answer: its typed fields (and raw body), rate-limit headers, latency."""
+    """A successful answer: its typed fields (and raw body), rate-limit headers, latency;
+    a streamed one also its timings and filter annotations (``stream``)."""
 
     response: ChatResponse
     latency_ms: float
     headers: Mapping[str, str] = field(default_factory=dict)
     # Set when the answer came from the response cache instead of the service.
     cached: CachedFrom | None = None
+    stream: StreamStats | None = None
 
     @property
     def body(self) -> Mapping[str, Any]:

@@ -19,11 +19,12 @@ import openai
 from harness.redact import public_url
 from harness.targets.base import Completion, TargetError, TargetInfo
 from harness.targets.response import Malformed, excerpt, load_json, parse_response
+from harness.targets.stream import Assembly
 from harness.targets.transport import ReplyRefused
 
 # Body keys the SDK's create() takes as arguments; everything else goes in extra_body so a
 # parameter the installed SDK does not know yet is still sent as written.
-_SDK_ARGS = ("model", "messages")
+_SDK_ARGS = ("model", "messages", "stream")
 # Error types other OpenAI-compatible servers give a prompt longer than their context
 # (llama.cpp, the local target's server, answers 400 with code 400 and this type).
 _TOO_LONG = frozenset({"exceed_context_size_error"})
@@ -60,38 +61,98 @@ class SdkTarget:
 
     async def complete(self, body: Mapping[str, Any], *, timeout: float) -> Completion:
         started = time.perf_counter()
+        streamed = body.get("stream") is True
+        assembly = Assembly(started, self.info.model) if streamed else None
+
+        def failure(kind: str, message: str, **fields: Any) -> TargetError:
+            # What a broken stream had delivered is kept on its error.
+            if assembly is not None and assembly.chunks and fields.get("body") is None:
+                fields["body"] = assembly.partial()
+            return TargetError(kind, message, latency_ms=_ms_since(started), **fields)
+
         try:
-            # httpx's timeout bounds each read, so a reply that trickles in never trips it:
-            # the whole exchange is bounded here.
-            raw, text = await asyncio.wait_for(self._exchange(body, timeout), timeout)
+            # httpx's timeout bounds each read, so a reply that trickles in (or a stream that
+            # stalls between chunks) never trips it: the whole exchange is bounded here.
+            if assembly is None:
+                raw, text = await asyncio.wait_for(self._exchange(body, timeout), timeout)
+            else:
+                raw = await asyncio.wait_for(self._stream(body, timeout, assembly), timeout)
         except openai.APIStatusError as exc:
             raise classify_status(exc, _ms_since(started)) from None
         except ReplyRefused as exc:  # an error answer's body, which the SDK reads itself
             raise _refused(exc, _ms_since(started)) from None
         except (openai.APITimeoutError, asyncio.TimeoutError):
-            raise TargetError(
-                "timeout", f"no answer within {timeout:g} s", latency_ms=_ms_since(started)
-            ) from None
+            if assembly is not None and assembly.chunks:
+                message = f"the stream did not end within {timeout:g} s ({assembly.chunks} chunks)"
+            else:
+                message = f"no answer within {timeout:g} s"
+            raise failure("timeout", message) from None
         except openai.APIConnectionError as exc:
             if isinstance(exc.__cause__, ReplyRefused):
-                raise _refused(exc.__cause__, _ms_since(started)) from None
-            raise TargetError(
-                "connection", _connection_message(exc), latency_ms=_ms_since(started)
+                cause = exc.__cause__
+                raise failure("invalid_response", str(cause), status=cause.status) from None
+            raise failure("connection", _connection_message(exc)) from None
+        except (Malformed, ValueError) as exc:  # a chunk that is not JSON, or not a chunk
+            raise failure(
+                "invalid_response",
+                f"the service streamed a chunk azeval cannot use: {exc}",
+                status=200,
+            ) from None
+        except openai.APIError as exc:  # an error event inside the stream
+            raise failure(
+                "server_error",
+                f"the stream ended in an error: {excerpt(exc.message)}",
+                status=200,
+                body=exc.body,
             ) from None
         latency = _ms_since(started)
         headers = rate_headers(raw.headers)
-        return Completion(parse_response(text, latency), latency_ms=latency, headers=headers)
+        if assembly is None:
+            return Completion(parse_response(text, latency), latency_ms=latency, headers=headers)
+        stats = assembly.stats()
+        if assembly.finish_reason is None:
+            raise failure(
+                "invalid_response",
+                f"the stream ended before its answer did (no finish_reason, "
+                f"{assembly.chunks} chunks)",
+                status=200,
+            )
+        try:
+            response = assembly.response()
+        except Malformed as exc:
+            raise failure(
+                "invalid_response", f"the streamed answer cannot be used: {exc}", status=200
+            ) from None
+        return Completion(response, latency_ms=latency, headers=headers, stream=stats)
 
     async def _exchange(self, body: Mapping[str, Any], timeout: float) -> tuple[Any, str]:
-        extra = {k: v for k, v in body.items() if k not in _SDK_ARGS}
         raw = await self._client.chat.completions.with_raw_response.create(
-            model=str(body.get("model") or self._model),
-            messages=body["messages"],
-            extra_body=extra or None,
-            extra_headers=self._headers or None,
-            timeout=timeout,
+            **self._arguments(body, timeout)
         )
         return raw, raw.http_response.text
+
+    async def _stream(self, body: Mapping[str, Any], timeout: float, assembly: Assembly) -> Any:
+        """Read a streamed answer through the SDK's async stream, each chunk as raw JSON."""
+        raw = await self._client.chat.completions.with_raw_response.create(
+            **self._arguments(body, timeout), stream=True
+        )
+        stream = raw.parse(to=openai.AsyncStream[object])
+        try:
+            async for chunk in stream:
+                assembly.add(chunk)
+        finally:
+            await stream.close()
+        return raw
+
+    def _arguments(self, body: Mapping[str, Any], timeout: float) -> dict[str, Any]:
+        extra = {k: v for k, v in body.items() if k not in _SDK_ARGS}
+        return {
+            "model": str(body.get("model") or self._model),
+            "messages": body["messages"],
+            "extra_body": extra or None,
+            "extra_headers": self._headers or None,
+            "timeout": timeout,
+        }
 
     async def aclose(self) -> None:
         await self._client.close()

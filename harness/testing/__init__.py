@@ -39,11 +39,16 @@ clock=time.monotonic, record=True)``
 
 ``Deployment(name, model="gpt-35-turbo", model_version="", system_fingerprint="",
 context_window=None, tpm=None, rpm=None, default_max_tokens=4096, request_window=60.0,
-token_window=60.0, limit_headers=False, reset_headers=False, faults=())`` — the two windows
-are the seconds (of a 60 s minute, scaled by ``window_s``) each limit is counted over:
-``rpm=60, request_window=10`` admits 10 requests in any 10 s and reports remaining-requests
-out of 10, as Azure does; limit_headers / reset_headers add x-ratelimit-limit-* /
-x-ratelimit-reset-*.
+token_window=60.0, limit_headers=False, reset_headers=False, faults=(), first_token_ms=0,
+token_ms=0, filter_mode="default", segment_chars=200)`` — the two windows are the seconds
+(of a 60 s minute, scaled by ``window_s``) each limit is counted over: ``rpm=60,
+request_window=10`` admits 10 requests in any 10 s and reports remaining-requests out of 10,
+as Azure does; limit_headers / reset_headers add x-ratelimit-limit-* / x-ratelimit-reset-*.
+A streamed answer waits ``first_token_ms`` before its first token and ``token_ms`` between
+tokens; its completion filter is Azure's ``default`` (text filtered before it is sent) or
+``asynchronous`` (text first, annotation chunks with ``content_filter_offsets`` a segment
+behind, a violation ending the stream with finish_reason content_filter); see
+``harness.testing.streaming``.
 
 ``Rule(match=Match(), reply=None, sequence=(), split=(), seed=0)`` — exactly one of
 ``reply`` (an ``Action``), ``sequence`` (actions cycled per matching request) or ``split``
@@ -59,12 +64,13 @@ regex}`` over its prompt's tagged sections (reply, answer_a, answer_b, reference
 criteria).
 
 ``Action(content=None, finish_reason=None, tool_calls=(), refusal=None, filters={},
-prompt_filters={}, latency_ms=0, error=None, fault=None)`` — ``content`` is a template with
+prompt_filters={}, latency_ms=0, error=None, fault=None, filter_at=0)`` — ``content`` is a template with
 ``{last_user}``, ``{system}``, ``{deployment}``, ``{model}`` (a dict/list is sent as JSON);
 ``tool_calls`` are ``ToolCall(name, arguments, id=None)``; filters map a category (hate,
 self_harm, sexual, violence, jailbreak, protected_material_text/code, …) to a severity
 ("safe".."high", medium and up filtered) or a bool; a filtered prompt answers 400
-content_filter. ``error=ErrorReply(status, code=None, message=None, body=None,
+content_filter; ``filter_at`` is where in the content the filtered text begins (how much a
+stream shows first). ``error=ErrorReply(status, code=None, message=None, body=None,
 retry_after="auto", headers={})``: ``retry_after`` seconds set Retry-After and
 retry-after-ms, ``None`` sends neither, "auto" is 1 s on a 429 and none otherwise.
 ``fault`` is reset, truncated or invalid_json. ``verdict`` answers as a judge
@@ -72,8 +78,9 @@ retry-after-ms, ``None`` sends neither, "auto" is 1 s on a 429 and none otherwis
 a JSON response_format, else the reasoning then the object on the last line.
 
 ``Fault(kind, first=0, every=0, after=0, retry_after=1.0, delay_ms=0)`` — per deployment,
-by request number: kinds "429", "500", "502", "503", "408", "slow", "trickle", "reset",
-"truncated", "invalid_json"; a "429" or "503" fault with ``retry_after=None`` comes
+by request number: kinds "429", "500", "502", "503", "408", "slow", "trickle", "stall",
+"reset", "truncated", "invalid_json" (on a stream: reset or cut after half its events, a
+garbled event, a pause of ``delay_ms`` half-way); a "429" or "503" fault with ``retry_after=None`` comes
 without Retry-After.
 
 Service behaviour: 401 for a bad ``api-key``/``Authorization: Bearer`` (on
@@ -81,10 +88,12 @@ Service behaviour: 401 for a bad ``api-key``/``Authorization: Bearer`` (on
 ``api-version`` on the deployments path (``/openai/v1/chat/completions`` takes the
 deployment from ``model``); 404 DeploymentNotFound; 400 for ChatML special tokens; 400
 context_length_exceeded past ``context_window``; replies cut to max_tokens /
-max_completion_tokens with finish_reason "length"; ``n`` choices; ``stream`` as SSE; a
-sliding-window TPM/RPM quota charging prompt + max_tokens up front (each limit over its
-own window), answering 429 with Retry-After / retry-after-ms until budget frees up;
-``x-ratelimit-remaining-*`` and ``apim-request-id`` on every answer.
+max_completion_tokens with finish_reason "length"; ``n`` choices; ``stream`` as SSE in
+Azure's chunk shapes (the prompt annotation chunk first, a usage chunk when
+``stream_options.include_usage`` asks); a sliding-window TPM/RPM quota charging prompt +
+max_tokens up front (each limit over its own window), answering 429 with Retry-After /
+retry-after-ms until budget frees up; ``x-ratelimit-remaining-*`` and ``apim-request-id`` on
+every answer.
 
 Config files (YAML/JSON, ``python -m harness.testing.fake_azure --config rules.yaml``)::
 

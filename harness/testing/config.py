@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.testing.faults import Fault, fault_from_dict
 from harness.testing.rules import action_from_dict, rule_from_dict
+from harness.testing.streaming import FILTER_MODES, FilterMode, Timing
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class Deployment:
     does. ``limit_headers`` adds x-ratelimit-limit-*, ``reset_headers`` x-ratelimit-reset-*
     (time until the window is empty, written "9.5s"); Azure's standard deployments send
     neither, only remaining-*.
+
+    A streamed answer waits ``first_token_ms`` before its first token and ``token_ms``
+    between tokens, and its completion filter runs in ``filter_mode`` ("default" or
+    "asynchronous", each annotation covering ``segment_chars`` characters; see
+    harness.testing.streaming).
     """
 
     name: str
@@ -44,8 +50,16 @@ class Deployment:
     limit_headers: bool = False
     reset_headers: bool = False
     faults: tuple[Fault, ...] = ()
+    first_token_ms: float = 0.0
+    token_ms: float = 0.0
+    filter_mode: FilterMode = "default"
+    segment_chars: int = 200
 
     def __post_init__(self) -> None:
+        if self.filter_mode not in FILTER_MODES:
+            raise ValueError(f"filter_mode {self.filter_mode!r}: one of {FILTER_MODES}")
+        if self.segment_chars < 1 or min(self.first_token_ms, self.token_ms) < 0:
+            raise ValueError("segment_chars must be positive, the delays not negative")
         if self.system_fingerprint == "":
             digest = hashlib.sha1(f"{self.name}/{self.model}".encode()).hexdigest()[:10]
             object.__setattr__(self, "system_fingerprint", f"fp_{digest}")
@@ -53,6 +67,10 @@ class Deployment:
         for name in ("request_window", "token_window"):
             if not 0 < getattr(self, name) <= 60:
                 raise ValueError(f"{name}: expected seconds in (0, 60], got {getattr(self, name)}")
+
+    @property
+    def timing(self) -> Timing:
+        return Timing(self.first_token_ms, self.token_ms, self.filter_mode, self.segment_chars)
 
     @property
     def is_o_series(self) -> bool:
@@ -67,7 +85,10 @@ def deployment_from_dict(data: Mapping[str, Any], where: str = "deployment") -> 
     values["faults"] = tuple(
         fault_from_dict(f, f"{where}.faults[{i}]") for i, f in enumerate(data.get("faults", ()))
     )
-    return Deployment(**values)
+    try:
+        return Deployment(**values)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
 
 
 def as_deployment(value: Deployment | str | Mapping[str, Any]) -> Deployment:

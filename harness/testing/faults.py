@@ -9,7 +9,10 @@ from typing import Any
 
 # Status faults answer Azure's body for that status; the others break the HTTP answer.
 STATUS_FAULTS = ("408", "429", "500", "502", "503")
-FAULT_KINDS = (*STATUS_FAULTS, "slow", "trickle", "reset", "truncated", "invalid_json")
+FAULT_KINDS = (
+    *STATUS_FAULTS,
+    *("slow", "trickle", "stall", "reset", "truncated", "invalid_json"),
+)
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,9 @@ class Fault:
     kinds: "429" and "503" (with ``retry_after`` seconds; ``None``: no Retry-After), "500",
     "502", "408"; "slow" sleeps ``delay_ms`` and then answers normally; "trickle" sends the
     headers at once and the body in small pieces spread over ``delay_ms`` (each gap far
-    shorter than a read timeout, so only a bound on the whole answer cuts it); "reset"
+    shorter than a read timeout, so only a bound on the whole answer cuts it); "stall" sends
+    half of the answer (of a stream: half its events) and waits ``delay_ms`` before the
+    rest; "reset"
     sends the headers and part of the body and resets the connection; "truncated" sends a
     200 whose JSON is cut short; "invalid_json" sends a 200 whose body is not JSON.
     """

@@ -177,6 +177,8 @@ class Action:
     prompt category answers 400 content_filter. ``fault`` breaks the HTTP answer itself.
     ``cached_tokens``: how many prompt tokens the usage reports as read from Azure's prompt
     cache (at most the prompt's tokens), as a repeated long prefix would be.
+    ``filter_at``: where in the content the filtered text begins, which decides how much a
+    stream shows before the filter ends it (harness.testing.streaming).
     """
 
     content: str | Mapping[str, Any] | Sequence[Any] | None = None
@@ -190,6 +192,7 @@ class Action:
     fault: str | None = None  # reset | truncated | invalid_json
     verdict: Mapping[str, Any] | None = None
     cached_tokens: int = 0
+    filter_at: int = 0
 
     def __post_init__(self) -> None:
         if self.verdict is not None and not isinstance(self.verdict, Mapping):

@@ -19,6 +19,7 @@ from harness import tokens
 from harness.testing.config import Deployment, as_deployment, load_config, options_from_dict
 from harness.testing.rules import Action, Rule, RuleBook
 from harness.testing.service import DEFAULT_ACTION, Answer, AzureService, RecordedRequest
+from harness.testing.streaming import Event
 
 _MAX_HEAD = 1 << 16
 _TRICKLE_PIECES = 50
@@ -231,6 +232,8 @@ class FakeAzure:
         return await self._send(writer, answer, keep=keep) and keep
 
     async def _send(self, writer: asyncio.StreamWriter, answer: Answer, *, keep: bool) -> bool:
+        if answer.events is not None:
+            return await _send_stream(writer, answer, keep=keep)
         body = answer.body
         if answer.fault == "truncated":
             body = body[: len(body) // 2]
@@ -252,18 +255,66 @@ class FakeAzure:
                 writer.write(body[start : start + size])
                 await writer.drain()
             return True
+        if answer.fault == "stall":
+            writer.write(head + body[: len(body) // 2])
+            await writer.drain()
+            await asyncio.sleep(answer.trickle_s)
+            writer.write(body[len(body) // 2 :])
+            await writer.drain()
+            return True
         if answer.fault == "reset":
             # Headers and half the body, then an RST instead of the rest.
             writer.write(head + body[: len(body) // 2])
             await writer.drain()
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            writer.transport.abort()
+            _reset(writer)
             return False
         writer.write(head + body)
         await writer.drain()
         return True
+
+
+async def _send_stream(writer: asyncio.StreamWriter, answer: Answer, *, keep: bool) -> bool:
+    """SSE events as HTTP/1.1 chunks, each at its time (measured from the first, so the
+    delays do not drift), broken as the answer's fault says."""
+    events = list(answer.events or ())
+    phrase = http.HTTPStatus(answer.status).phrase
+    lines = [f"HTTP/1.1 {answer.status} {phrase}", "transfer-encoding: chunked"]
+    lines += [f"{name}: {value}" for name, value in answer.headers.items()]
+    if not keep:
+        lines.append("connection: close")
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    await writer.drain()
+    half = len(events) // 2
+    if answer.fault == "invalid_json":
+        events[half] = Event(events[half].delay_s, b"data: " + _INVALID_JSON + b"\n\n")
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    for i, event in enumerate(events):
+        if i == half and answer.fault in ("reset", "truncated"):
+            if answer.fault == "truncated":  # a clean end of the body, without the rest
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+                return keep
+            _reset(writer)
+            return False
+        if i == half and answer.fault == "stall":
+            due += answer.trickle_s
+        due += event.delay_s
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
+        writer.write(b"%x\r\n%s\r\n" % (len(event.data), event.data))
+        await writer.drain()
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+    return True
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """End the connection with an RST instead of the rest of the answer."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:

@@ -19,6 +19,7 @@ from harness.testing.config import Deployment
 from harness.testing.faults import fault_for
 from harness.testing.quota import UNLIMITED_REQUESTS, UNLIMITED_TOKENS, Quota, Standing
 from harness.testing.rules import Action, ChatRequest, ErrorReply, Rule, RuleBook, render
+from harness.testing.streaming import Event, stream_events
 
 _DEPLOYMENT_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions/?$")
 _V1_PATH = "/openai/v1/chat/completions"
@@ -49,8 +50,10 @@ class Answer:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
-    fault: str | None = None  # trickle | reset | truncated | invalid_json
-    trickle_s: float = 0.0  # a trickle: how long the body takes to send
+    fault: str | None = None  # trickle | stall | reset | truncated | invalid_json
+    trickle_s: float = 0.0  # a trickle: how long the body takes to send; a stall: its pause
+    # A streamed answer: its SSE events, sent one by one as chunks (``body`` is unused).
+    events: list[Event] | None = None
 
 
 def redact(headers: Mapping[str, str]) -> dict[str, str]:
@@ -281,7 +284,7 @@ class _Exchange:
         answer.delay_s += delay_s
         if fault is not None and fault.kind != "slow":
             answer.fault = fault.kind
-            answer.trickle_s = fault.delay_ms / 1000 if fault.kind == "trickle" else 0.0
+            answer.trickle_s = fault.delay_ms / 1000 if fault.kind in ("trickle", "stall") else 0.0
         elif fault is not None:
             service.faults["slow"] += 1
         return answer
@@ -406,9 +409,17 @@ class _Exchange:
             completion_tokens=completion_tokens * n,
             cached_tokens=min(action.cached_tokens, prompt_tokens),
         )
-        if request.body.get("stream"):
+        if request.body.get("stream") is True:
+            options = request.body.get("stream_options")
             answer = self.answer(200, None)
-            answer.body = wire.stream_events(body, request.body.get("stream_options"))
+            answer.body = b""
+            answer.events = stream_events(
+                body,
+                model=model,
+                timing=deployment.timing,
+                include_usage=isinstance(options, Mapping) and options.get("include_usage") is True,
+                filter_at=action.filter_at,
+            )
             answer.headers["content-type"] = "text/event-stream; charset=utf-8"
             return answer
         return self.answer(200, body)
