@@ -64,24 +64,24 @@ regex}`` over its prompt's tagged sections (reply, answer_a, answer_b, reference
 criteria).
 
 ``Action(content=None, finish_reason=None, tool_calls=(), refusal=None, filters={},
-prompt_filters={}, latency_ms=0, error=None, fault=None, filter_at=0)`` — ``content`` is a template with
-``{last_user}``, ``{system}``, ``{deployment}``, ``{model}`` (a dict/list is sent as JSON);
-``tool_calls`` are ``ToolCall(name, arguments, id=None)``; filters map a category (hate,
-self_harm, sexual, violence, jailbreak, protected_material_text/code, …) to a severity
-("safe".."high", medium and up filtered) or a bool; a filtered prompt answers 400
+prompt_filters={}, latency_ms=0, error=None, fault=None, filter_at=0)`` — ``content`` is a
+template with ``{last_user}``, ``{system}``, ``{deployment}``, ``{model}`` (a dict/list is
+sent as JSON); ``tool_calls`` are ``ToolCall(name, arguments, id=None)``; filters map a
+category (hate, self_harm, sexual, violence, jailbreak, protected_material_text/code, …) to
+a severity ("safe".."high", medium and up filtered) or a bool; a filtered prompt answers 400
 content_filter; ``filter_at`` is where in the content the filtered text begins (how much a
 stream shows first). ``error=ErrorReply(status, code=None, message=None, body=None,
 retry_after="auto", headers={})``: ``retry_after`` seconds set Retry-After and
-retry-after-ms, ``None`` sends neither, "auto" is 1 s on a 429 and none otherwise.
-``fault`` is reset, truncated or invalid_json. ``verdict`` answers as a judge
-(``{"verdict": "pass"}``, ``{"score": 2, "reasoning": "…"}``, ``{"winner": "A"}``): JSON for
-a JSON response_format, else the reasoning then the object on the last line.
+retry-after-ms, ``None`` sends neither, "auto" is 1 s on a 429 and none otherwise. ``fault``
+is reset, truncated or invalid_json. ``verdict`` answers as a judge (``{"verdict":
+"pass"}``, ``{"score": 2, "reasoning": "…"}``, ``{"winner": "A"}``): JSON for a JSON
+response_format, else the reasoning then the object on the last line.
 
 ``Fault(kind, first=0, every=0, after=0, retry_after=1.0, delay_ms=0)`` — per deployment,
 by request number: kinds "429", "500", "502", "503", "408", "slow", "trickle", "stall",
 "reset", "truncated", "invalid_json" (on a stream: reset or cut after half its events, a
-garbled event, a pause of ``delay_ms`` half-way); a "429" or "503" fault with ``retry_after=None`` comes
-without Retry-After.
+garbled event, a pause of ``delay_ms`` half-way); a "429" or "503" fault with
+``retry_after=None`` comes without Retry-After.
 
 Service behaviour: 401 for a bad ``api-key``/``Authorization: Bearer`` (on
 ``/openai/v1`` a key is taken as a bearer token too, as Azure does); 400 without
