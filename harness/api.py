@@ -22,6 +22,7 @@ from harness.runner.engine import RunOptions, RunOutcome, execute, kept_results
 from harness.runner.rescore import Rescoring, rescoring, suite_paths
 from harness.runner.work import WorkItem, work_items
 from harness.suite import Case, Suite
+from harness.suite.model import streamed
 from harness.suite.select import EVERY_CASE, Selection, load_selected
 from harness.targets import Target, require_azure_identity
 from harness.targets.gguf import resolve_gguf
@@ -69,16 +70,20 @@ def prepare(
     sending: bool = True,
     selection: Selection = EVERY_CASE,
     judge: str | None = None,
+    stream: bool = False,
 ) -> Prepared:
     """Load config and suites and resolve the chosen targets; raises InputError, sends nothing.
 
     ``paths`` may name single cases (``file.yaml::case``); ``selection`` keeps the cases a
     -k expression and tags match. ``sending=False`` (a plan): only PLAN_FIELDS of a target
     must resolve from the environment. ``judge``: the judge of model-graded checks that name
-    none (``--judge``).
+    none (``--judge``). ``stream``: every case's requests are streamed (``--stream``), as if
+    its params said so.
     """
     config = load_config(config_path)
     suites = load_selected(list(paths), selection)
+    if stream:
+        suites = [streamed(suite) for suite in suites]
     targets = config.select(list(target_names), only=None if sending else PLAN_FIELDS)
     catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
     check_model = check_model_for(config, suites, sending=sending)

@@ -15,14 +15,20 @@ already arrived.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.results.stats import percentile
 
+if TYPE_CHECKING:
+    from harness.targets.base import TargetInfo
+
 TokenSource = Literal["usage", "tiktoken"]
+# The feature of the model catalogue's [api_versions] that stream_options.include_usage is.
+STREAM_USAGE = "stream_usage"
 
 
 @dataclass(frozen=True)
@@ -93,3 +99,18 @@ def stream_stats(
 
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
+
+
+def sends_stream_usage(info: TargetInfo) -> bool:
+    """Whether a streamed request to this target asks for the usage chunk: every api-version
+    from 2024-09-01-preview accepts ``stream_options``, older ones refuse it (400)."""
+    if info.kind != "azure" or info.api_version in ("", "v1"):
+        return True
+    return _api_version_streams_usage(info.api_version)
+
+
+@functools.cache
+def _api_version_streams_usage(api_version: str) -> bool:
+    from harness.models import load_catalogue
+
+    return load_catalogue().api_version_accepts(api_version, STREAM_USAGE)

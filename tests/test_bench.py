@@ -71,3 +71,14 @@ def test_local_bench_compares_with_direct_xllamacpp() -> None:
     )
     assert "ratio" in out
     assert "cold start" in out
+
+
+def test_stream_bench_measures_accuracy_and_overhead() -> None:
+    """TTFT and gap accuracy against the fake's delays, and streamed vs whole answers."""
+    out = bench(
+        "bench_stream",
+        *("--cases", "20", "--timed-cases", "8", "--concurrency", "4", "--rounds", "1"),
+        *("--first-token-ms", "40", "--token-ms", "5"),
+    )
+    assert "TTFT" in out and "gap p50" in out and "within 10%" in out
+    assert "streamed" in out and "x\n" in out

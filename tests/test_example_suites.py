@@ -49,7 +49,8 @@ def test_cases_are_few_enough_for_a_quick_run() -> None:
 
 
 def test_examples_cover_how_people_use_chat_models() -> None:
-    """System message, grounding, few-shot, JSON schema, multi-turn, length, data rows."""
+    """System message, grounding, few-shot, JSON schema, multi-turn, length, data rows,
+    streaming."""
     cases = _cases()
     by_suite = {case.suite for case in cases}
     assert {"qa-basics", "guardrails-tax", "grounding", "few-shot", "extraction"} <= by_suite
@@ -77,3 +78,5 @@ def test_examples_cover_how_people_use_chat_models() -> None:
     assert sum(c.id.startswith("tax-") for c in cases) >= 5
     used = set().union(*(_checks(c) for c in cases))
     assert {"json_schema", "content_filter", "finish_reason", "icontains", "regex"} <= used
+    assert any(c.params.get("stream") is True for c in cases)  # a streamed, timed case
+    assert {"max_ttft_ms", "min_tokens_per_s"} <= used

@@ -278,3 +278,23 @@ def test_sha256_is_cached_by_size_and_mtime(tmp_path: Path) -> None:
     assert cache[str(model)]["sha256"] == first
     model.write_bytes(b"GGUF" + b"\1" * 101)
     assert gguf_sha256(model) == hashlib.sha256(model.read_bytes()).hexdigest() != first
+
+
+async def test_streamed_reply_is_the_reply_and_is_timed() -> None:
+    """The local model streams through llama.cpp: the assembled reply is the one the same
+    seeded request gives whole, with llama.cpp's usage and the stream's timings."""
+    target = await open_target(LOCAL)
+    try:
+        whole = await target.complete(_body("Name a primary colour."), timeout=60)
+        body = {**_body("Name a primary colour."), "stream": True}
+        body["stream_options"] = {"include_usage": True}
+        streamed = await target.complete(body, timeout=60)
+    finally:
+        await target.aclose()
+    assert streamed.response.content == whole.response.content
+    assert streamed.response.finish_reason == whole.response.finish_reason
+    stats = streamed.stream
+    assert stats is not None and stats.tokens_from == "usage"
+    assert stats.output_tokens == whole.response.usage["completion_tokens"]
+    assert stats.ttft_ms is not None and 0 < stats.ttft_ms <= stats.total_ms
+    assert stats.gap_max_ms is not None and stats.chunks > 2

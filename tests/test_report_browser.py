@@ -23,6 +23,7 @@ from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResul
 from harness.results.store import Journal, Run, load_run, write_meta
 from harness.runner.engine import RunOptions
 from harness.runner.retry import RetryPolicy
+from harness.streamed import StreamStats
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
 
 pytestmark = pytest.mark.browser
@@ -618,6 +619,34 @@ def repeated_error(target: str) -> CaseResult:
     return CaseResult("demo", "broken", target, 0, "error", (turn,), error=error)
 
 
+def streamed_result(target: str) -> CaseResult:
+    """A streamed case the asynchronous content filter ended after 67 characters."""
+    stats = StreamStats(
+        ttft_ms=312.4,
+        total_ms=900.0,
+        chunks=30,
+        first_content_ms=312.4,
+        gap_p50_ms=20.2,
+        gap_p95_ms=24.9,
+        gap_max_ms=41.0,
+        output_tokens=24,
+        tokens_from="usage",
+        tokens_per_s=41.3,
+        shown_before_block=67,
+    )
+    turn = TurnResult(
+        request={"messages": [{"role": "user", "content": "Tell me a story."}], "stream": True},
+        response=None,
+        reply="Once upon a time",
+        finish_reason="content_filter",
+        usage={"prompt_tokens": 9, "completion_tokens": 24},
+        latency_ms=900.0,
+        checks=(CheckResult("max_ttft_ms", "pass", "first token after 312 ms ≤ 500 ms"),),
+        stream=stats,
+    )
+    return CaseResult("demo", "streamed", target, 0, "pass", (turn,))
+
+
 @pytest.fixture(scope="module")
 def shows_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run with tool calls, message fields, 5 repeats, an error and numbered cases."""
@@ -626,6 +655,7 @@ def shows_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for t in ("gpt35", "gpt4o"):
         results.append(tool_call_result(t))
         results.append(repeated_error(t))
+        results.append(streamed_result(t))
         for i in range(5):
             verdict = "pass" if i < 3 or t == "gpt35" else "fail"
             results.append(result("repeated", t, verdict, f"reply {i}", repeat=i))
@@ -686,6 +716,19 @@ def test_an_error_on_the_turn_and_the_case_is_shown_once(shows_all: str) -> None
     """The same error on a case and its turn makes one error box, not two."""
     for card in card_texts(shows_all, "demo/broken"):
         assert card.count("server_error (HTTP 500): the server had an error") == 1
+
+
+def test_a_streamed_case_says_how_it_arrived(shows_all: str) -> None:
+    """An opened streamed case shows its TTFT, rate, gaps and what the filter let through;
+    the target table has the TTFT and tokens/s columns."""
+    detail = shows_all.split("<span>demo/streamed </span>", 1)[1].split('<tr class="case', 1)[0]
+    lines = re.findall(r'<div class="meta stream">(.*?)</div>', detail)
+    assert len(lines) == 2  # one per target's card
+    assert markup.unescape(lines[0]) == (
+        "streamed: TTFT 312 ms, 41.3 tokens/s (usage), gaps p50/p95/max 20 / 25 / 41 ms, "
+        "67 characters shown before the filter's block"
+    )
+    assert "TTFT p50 / p95" in shows_all
 
 
 def test_cases_are_in_natural_order(shows_all: str) -> None:

@@ -93,18 +93,20 @@ async def test_streamed_reply_is_the_whole_reply(target_for, text):
 
 async def test_timings_of_a_slow_stream(target_for):
     """TTFT, total time, inter-token gaps and tokens per second are measured, and tokens are
-    counted with tiktoken when no usage is sent."""
+    counted with tiktoken when no usage is sent. (The fake never sends a token early, so
+    the lower bounds hold on a loaded machine; a late reader only sees later tokens.)"""
     target = await target_for("slow")
     await target.complete(body("warm up"), timeout=10)
     done = await target.complete(body("story", stream=True), timeout=10)
     stats = done.stream
-    assert stats is not None
-    assert 150 <= stats.ttft_ms < 300
+    assert stats is not None and stats.ttft_ms is not None
+    assert stats.ttft_ms >= 150
     assert stats.first_content_ms == stats.ttft_ms and stats.first_tool_call_ms is None
-    assert 19 <= stats.gap_p50_ms < 40 and stats.gap_max_ms >= stats.gap_p95_ms >= stats.gap_p50_ms
-    assert stats.total_ms >= stats.ttft_ms + 20 * 10
+    assert stats.total_ms >= 150 + 20 * 18  # the last of 19 tokens is sent no earlier
+    assert stats.gap_max_ms is not None and stats.gap_max_ms >= 19
+    assert stats.gap_max_ms >= (stats.gap_p95_ms or 0) >= (stats.gap_p50_ms or 0)
     assert stats.tokens_from == "tiktoken" and stats.output_tokens == 19
-    assert 25 < stats.tokens_per_s < 55
+    assert stats.tokens_per_s == pytest.approx(19 / ((stats.total_ms - stats.ttft_ms) / 1000), 0.01)
     assert done.response.usage == {}
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 if TYPE_CHECKING:
     from harness.judge.service import Judges
+    from harness.streamed import StreamStats
     from harness.suite.model import Case
     from harness.targets.base import TargetInfo
 
@@ -48,6 +49,9 @@ class Reply:
     target_kind: str = ""
     # The answer came from the response cache: no latency was measured in this run.
     cached: bool = False
+    # How a streamed reply arrived (TTFT, gaps, tokens/s, filter offsets); None when the
+    # reply came whole.
+    stream: StreamStats | None = None
 
     @property
     def text(self) -> str | None:

@@ -202,7 +202,7 @@ def _load() -> None:
     if _loaded:
         return
     _loaded = True
-    from harness.checks import judged, reply, safety, structured, text, tools, user
+    from harness.checks import judged, reply, safety, streaming, structured, text, tools, user
 
-    del judged, reply, safety, structured, text, tools
+    del judged, reply, safety, streaming, structured, text, tools
     user.register_entry_points()

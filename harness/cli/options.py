@@ -42,6 +42,13 @@ reports_dir_option = click.option(
     help="Where runs and reports go (default: reports).",
 )
 
+stream_option = click.option(
+    "--stream",
+    is_flag=True,
+    help="Stream every request, as params: {stream: true} would: time to first token, "
+    "gaps between tokens and tokens/s are measured and can be checked.",
+)
+
 
 def selection_options(command: F) -> F:
     """Add ``-k EXPR`` and ``--tag NAME`` (see harness.suite.select) to a command."""

@@ -160,4 +160,11 @@ def diff_lines(comparison: Comparison, *, replies: bool = True, totals: bool = T
         f"{_fmt(sums['latency_p50_before_ms'], ' ms').lstrip('+')} → "
         f"{_fmt(sums['latency_p50_after_ms'], ' ms').lstrip('+')}"
     )
+    if sums["ttft_p50_before_ms"] is not None or sums["ttft_p50_after_ms"] is not None:
+        lines.append(
+            f"streamed: TTFT p50 {_fmt(sums['ttft_p50_before_ms'], ' ms').lstrip('+')} → "
+            f"{_fmt(sums['ttft_p50_after_ms'], ' ms').lstrip('+')}, tokens/s p50 "
+            f"{_fmt(sums['tokens_per_s_p50_before'], '', 1).lstrip('+')} → "
+            f"{_fmt(sums['tokens_per_s_p50_after'], '', 1).lstrip('+')}"
+        )
     return lines

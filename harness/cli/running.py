@@ -19,6 +19,7 @@ from harness.cli.options import (
     gate_options,
     reports_dir_option,
     selection_options,
+    stream_option,
     target_option,
     writable_folder,
 )
@@ -88,6 +89,7 @@ _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCH
     help="Target that judges model-graded checks (rubric, score, factuality) naming no "
     "judge of their own; over [settings] judge.",
 )
+@stream_option
 @gate_options
 def run(
     paths: tuple[Path, ...],
@@ -111,6 +113,7 @@ def run(
     cache_ttl: str | None,
     cache_path: Path | None,
     replay: bool,
+    stream: bool,
     baseline: Path | None,
     fail_on_regression: bool,
     min_lower_bound: float | None,
@@ -125,12 +128,18 @@ def run(
         repeat = repeat or previous.repeat
         concurrency = concurrency or previous.concurrency
         timeout = timeout or previous.timeout
+        stream = stream or previous.stream
     elif retry_errors:
         raise click.UsageError("--retry-errors goes with --resume RUN_DIR")
     if not paths:
         paths = (Path("suites"),)
     prepared = api.prepare(
-        paths, targets, config_path, selection=Selection(keyword, tags), judge=judge
+        paths,
+        targets,
+        config_path,
+        selection=Selection(keyword, tags),
+        judge=judge,
+        stream=stream,
     )
     cache = CachePolicy.resolve(
         prepared.config.settings,
@@ -168,6 +177,7 @@ def run(
         retry_errors=retry_errors,
         cache=cache,
         overrides=overrides,
+        stream=stream,
     )
     writable_folder(options.reports_dir, "--reports-dir")
     if not prepared.config.targets and not targets:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from harness import api, validation
-from harness.cli.options import config_option, selection_options, target_option
+from harness.cli.options import config_option, selection_options, stream_option, target_option
 from harness.preflight import raise_for_fatal
 from harness.report.plan import format_table
 from harness.report.plan import to_json as preflight_json
@@ -77,6 +77,7 @@ def validate(
 @config_option
 @selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@stream_option
 def plan(
     paths: tuple[Path, ...],
     targets: tuple[str, ...],
@@ -84,6 +85,7 @@ def plan(
     keyword: str,
     tags: tuple[str, ...],
     as_json: bool,
+    stream: bool,
 ) -> int:
     """Count tokens, check limits and parameters, estimate cost and time; sends nothing.
 
@@ -95,6 +97,7 @@ def plan(
         config_path,
         sending=False,
         selection=Selection(keyword, tags),
+        stream=stream,
     )
     checked = api.preflight(prepared)
     if as_json:

@@ -102,6 +102,7 @@ def param_problems(
         problems.append(Problem(f"{at}.tools", f"{len(tools)} tools; the service takes 128"))
 
     problems += _response_format(case, at)
+    problems += _stream(params, at)
     rejects = _model_rejects(params, spec, at)
     problems += rejects if spec.known else [assumed(p, spec) for p in rejects]
     if target.kind == "azure" and target.api_version:
@@ -138,6 +139,31 @@ def _response_format(case: Case, at: str) -> list[Problem]:
                     "rename the schema",
                 )
             ]
+    return []
+
+
+def _stream(params: Mapping[str, Any], at: str) -> list[Problem]:
+    if params.get("stream") is not True:
+        if "stream_options" in params:
+            return [
+                Problem(
+                    f"{at}.stream_options",
+                    "the service takes stream_options only when stream is true (it answers "
+                    "400 otherwise)",
+                    "set stream: true, or remove stream_options",
+                )
+            ]
+        return []
+    n = params.get("n")
+    if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+        return [
+            Problem(
+                f"{at}.n",
+                f"stream with n {n}: the choices' chunks interleave in one stream, and azeval "
+                "reads and times the first choice only",
+                "remove n, or set stream: false",
+            )
+        ]
     return []
 
 

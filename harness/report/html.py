@@ -99,17 +99,10 @@ def _charts(labels: list[str], stats: list[dict[str, Any]]) -> list[Chart]:
         for label, s in zip(labels, stats, strict=True)
     ]
     latency_rows = [
-        (
-            label,
-            [
-                (s["latency_p95_ms"] or 0.0, "c-p95", f"p95 {_num(s['latency_p95_ms'], ' ms')}"),
-                (s["latency_p50_ms"] or 0.0, "c-p50", f"p50 {_num(s['latency_p50_ms'], ' ms')}"),
-            ],
-            f"{_num(s['latency_p50_ms'])} / {_num(s['latency_p95_ms'])} ms",
-        )
+        _p50_p95(label, s, "latency_p50_ms", "latency_p95_ms")
         for label, s in zip(labels, stats, strict=True)
     ]
-    return [
+    charts = [
         bar_chart("Pass rate", pass_rows, scale=1.0, legend=(("c-pass", "passed"),)),
         bar_chart(
             "Tokens",
@@ -123,6 +116,31 @@ def _charts(labels: list[str], stats: list[dict[str, Any]]) -> list[Chart]:
             legend=(("c-p50", "p50"), ("c-p95", "p95")),
         ),
     ]
+    streamed = [(label, s) for label, s in zip(labels, stats, strict=True) if s.get("streamed")]
+    if streamed:
+        charts.append(
+            bar_chart(
+                "Time to first token p50 / p95",
+                [_p50_p95(label, s, "ttft_p50_ms", "ttft_p95_ms") for label, s in streamed],
+                stacked=False,
+                legend=(("c-p50", "p50"), ("c-p95", "p95")),
+            )
+        )
+    return charts
+
+
+def _p50_p95(
+    label: str, s: dict[str, Any], p50: str, p95: str
+) -> tuple[str, list[tuple[float, str, str]], str]:
+    """A chart row of a summary's p50 inside its p95 (milliseconds)."""
+    return (
+        label,
+        [
+            (s[p95] or 0.0, "c-p95", f"p95 {_num(s[p95], ' ms')}"),
+            (s[p50] or 0.0, "c-p50", f"p50 {_num(s[p50], ' ms')}"),
+        ],
+        f"{_num(s[p50])} / {_num(s[p95])} ms",
+    )
 
 
 def _secs(value: float | None) -> str:
@@ -307,6 +325,7 @@ def _render(run: Run, baseline: Run | None) -> str:
         "targets": [{k: t.get(k) for k in _TARGET_FIELDS} for t in meta.get("targets") or []],
         "stats": shown,
         "charts": _charts([label for label, _ in shown], [s for _, s in shown]),
+        "streamed": any(s.get("streamed") for _, s in shown),
         "drift": _drift(cols, compared, run_stats),
         "dead": _dead(run),
         "cache_notes": _cache_notes(run),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,9 +190,10 @@ def _error_text(error: ErrorInfo | None) -> str | None:
 # reason, ck checks (indices), tk [prompt, completion] tokens, l latency ms, mo model (text
 # index), e error texts (each once), t a conversation's turns as [asked, reply, tool calls],
 # shown the repeat shown when there are several, tc the reply's tool calls (see _calls), wi
-# the Wilson 95% interval of the pass rate over repeats. e, t, shown, tc and wi are null
+# the Wilson 95% interval of the pass rate over repeats, st how each streamed turn arrived
+# (TTFT, tokens/s, gaps, what was shown before a block). e, t, shown, tc, wi and st are null
 # when there is nothing to say.
-CELL = ("v", "p", "n", "x", "r", "fr", "ck", "tk", "l", "mo", "e", "t", "shown", "tc", "wi")
+CELL = ("v", "p", "n", "x", "r", "fr", "ck", "tk", "l", "mo", "e", "t", "shown", "tc", "wi", "st")
 _P, _N, _X, _R = (CELL.index(name) for name in ("p", "n", "x", "r"))
 
 
@@ -289,7 +291,36 @@ def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]
         shown.repeat if len(group) > 1 else None,
         None if last is None else _calls(_reply_message(last).get("tool_calls"), texts),
         [round(v, 4) for v in wilson_interval(passed, len(group))] if len(group) > 1 else None,
+        _streamed(turns),
     ]
+
+
+def _streamed(turns: Sequence[TurnResult]) -> str | None:
+    """How the streamed turns arrived, in words; None when no turn streamed."""
+    parts = []
+    for i, turn in enumerate(turns):
+        stats = turn.stream
+        if stats is None:
+            continue
+        words = [f"TTFT {_ms(stats.ttft_ms)}"]
+        if stats.first_tool_call_ms is not None and stats.first_content_ms != stats.ttft_ms:
+            words.append(f"first tool call {_ms(stats.first_tool_call_ms)}")
+        if stats.tokens_per_s is not None:
+            words.append(f"{stats.tokens_per_s:,.1f} tokens/s ({stats.tokens_from})")
+        if stats.gap_max_ms is not None:
+            gaps = (stats.gap_p50_ms, stats.gap_p95_ms, stats.gap_max_ms)
+            words.append(
+                "gaps p50/p95/max " + " / ".join(f"{g:,.0f}" for g in gaps if g is not None) + " ms"
+            )
+        if stats.shown_before_block is not None:
+            words.append(f"{stats.shown_before_block:,} characters shown before the filter's block")
+        prefix = f"turn {i + 1} streamed: " if len(turns) > 1 else "streamed: "
+        parts.append(prefix + ", ".join(words))
+    return "; ".join(parts) or None
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f} ms"
 
 
 def build_rows(

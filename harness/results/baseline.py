@@ -21,8 +21,10 @@ import jsonschema
 
 from harness.errors import ConfigError
 from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
+from harness.results.stats import mean_of
 from harness.results.store import Run, load_run
 from harness.results.summary import summarize
+from harness.streamed import StreamStats
 from harness.suite.yamlfile import place_of
 from harness.writable import json_text
 
@@ -58,6 +60,8 @@ _CASE_SCHEMA = {
         "prompt_tokens": {"type": "number"},
         "completion_tokens": {"type": "number"},
         "latency_ms": {"type": ["number", "null"]},
+        "ttft_ms": {"type": ["number", "null"]},
+        "tokens_per_s": {"type": ["number", "null"]},
         "cost_usd": {"type": ["number", "null"]},
         "model": {"type": ["string", "null"]},
         "system_fingerprint": {"type": ["string", "null"]},
@@ -134,6 +138,10 @@ def _case_entry(
     entry["completion_tokens"] = _round(_mean([r.completion_tokens for r in group]), 1)
     entry["latency_ms"] = _round(_mean([v for r in group if (v := r.latency_ms) is not None]), 0)
     entry["cost_usd"] = _round(_mean([c for r in group if (c := r.cost_usd) is not None]), 6)
+    if any(r.ttft_ms is not None or r.tokens_per_s is not None for r in group):
+        # Streamed: its timings are compared as latency is.
+        entry["ttft_ms"] = _round(mean_of(r.ttft_ms for r in group), 0)
+        entry["tokens_per_s"] = _round(mean_of(r.tokens_per_s for r in group), 1)
     # Only what differs from the target's single reported value, so drift shows once.
     if first.model != target_model:
         entry["model"] = first.model
@@ -218,6 +226,18 @@ def parse_baseline(document: Any, source: str) -> Run:
     return Run(path=Path(source), meta=meta, results=results)
 
 
+def _stream_of(entry: dict[str, Any]) -> StreamStats | None:
+    """A blessed streamed case's mean timings, as the turn a comparison reads them from."""
+    if entry.get("ttft_ms") is None and entry.get("tokens_per_s") is None:
+        return None
+    return StreamStats(
+        ttft_ms=entry.get("ttft_ms"),
+        total_ms=entry.get("latency_ms") or 0.0,
+        chunks=0,
+        tokens_per_s=entry.get("tokens_per_s"),
+    )
+
+
 def _case_results(
     target: str, key: str, entry: dict[str, Any], model: str | None, fingerprint: str | None
 ) -> list[CaseResult]:
@@ -250,6 +270,7 @@ def _case_results(
             latency_ms=entry.get("latency_ms"),
             checks=checks if repeat == 0 else (),
             cost_usd=float(cost) if isinstance(cost, (int, float)) else None,
+            stream=_stream_of(entry),
         )
         out.append(
             CaseResult(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.results.order import natural_key
 from harness.results.record import CaseResult
-from harness.results.stats import mcnemar_exact, percentile
+from harness.results.stats import mcnemar_exact, mean_of, percentile
 
 if TYPE_CHECKING:
     from harness.results.store import Run
@@ -111,6 +111,9 @@ class Side:
     cost_usd: float | None
     models: tuple[str, ...]
     fingerprints: tuple[str, ...]
+    # Streamed repeats only (None when none streamed): mean TTFT and output tokens/s.
+    ttft_ms: float | None = None
+    tokens_per_s: float | None = None
 
     @property
     def passed_majority(self) -> bool:
@@ -132,6 +135,8 @@ def _side(results: list[CaseResult]) -> Side:
         cost_usd=sum(costs) / len(costs) if costs else None,
         models=tuple(sorted({r.model for r in results if r.model})),
         fingerprints=tuple(sorted({r.system_fingerprint for r in results if r.system_fingerprint})),
+        ttft_ms=mean_of(r.ttft_ms for r in results),
+        tokens_per_s=mean_of(r.tokens_per_s for r in results),
     )
 
 
@@ -183,6 +188,11 @@ class CaseDiff:
     def latency_delta_ms(self) -> float | None:
         b, a = self.before, self.after
         return _delta(b.latency_ms, a.latency_ms) if b and a else None
+
+    @property
+    def ttft_delta_ms(self) -> float | None:
+        b, a = self.before, self.after
+        return _delta(b.ttft_ms, a.ttft_ms) if b and a else None
 
     @property
     def cost_delta_usd(self) -> float | None:
@@ -266,9 +276,9 @@ class Comparison:
             present = [v for v in values if v is not None]
             return sum(present) if present else None
 
-        def p50(side: str) -> float | None:
-            values = [s.latency_ms for d in paired if (s := getattr(d, side)) and s.latency_ms]
-            return percentile([v for v in values if v is not None], 50)
+        def p50(side: str, measure: str = "latency_ms") -> float | None:
+            values = [getattr(s, measure) for d in paired if (s := getattr(d, side))]
+            return percentile([v for v in values if v], 50)
 
         return {
             "paired": len(paired),
@@ -277,6 +287,10 @@ class Comparison:
             "cost_delta_usd": total(d.cost_delta_usd for d in paired),
             "latency_p50_before_ms": p50("before"),
             "latency_p50_after_ms": p50("after"),
+            "ttft_p50_before_ms": p50("before", "ttft_ms"),
+            "ttft_p50_after_ms": p50("after", "ttft_ms"),
+            "tokens_per_s_p50_before": p50("before", "tokens_per_s"),
+            "tokens_per_s_p50_after": p50("after", "tokens_per_s"),
         }
 
 

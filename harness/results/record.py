@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, Literal, cast
 
+from harness.results.stats import mean_of
+from harness.streamed import StreamStats
 from harness.targets.base import CachedFrom
 
 # The record format this version writes; older formats load (see the module docstring).
@@ -147,12 +149,15 @@ class TurnResult:
     # an answer from the cache; None when the model has no price (or the record predates
     # costs): unknown, never 0.
     cost_usd: float | None = None
+    # A streamed answer's timings and filter annotations; None when it was not streamed.
+    stream: StreamStats | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _TURN_FIELDS}
         data["checks"] = [c.to_json() for c in self.checks]
         data["cached"] = self.cached.to_json() if self.cached is not None else None
         data["error"] = self.error.to_json() if self.error is not None else None
+        data["stream"] = self.stream.to_json() if self.stream is not None else None
         return data
 
     @classmethod
@@ -162,6 +167,8 @@ class TurnResult:
         cached = data.get("cached")
         values["cached"] = CachedFrom.from_json(cached) if isinstance(cached, dict) else None
         values["error"] = _error_from(data.get("error"))
+        stream = data.get("stream")
+        values["stream"] = StreamStats.from_json(stream) if stream is not None else None
         return cls(**values)
 
 
@@ -226,6 +233,16 @@ class CaseResult:
         if any(c is None for c in costs):
             return None
         return sum(c for c in costs if c is not None)
+
+    @cached_property
+    def ttft_ms(self) -> float | None:
+        """The mean time to first token of the streamed turns; None when none streamed."""
+        return mean_of(t.stream.ttft_ms for t in self.turns if t.stream is not None)
+
+    @cached_property
+    def tokens_per_s(self) -> float | None:
+        """The mean output rate of the streamed turns; None when none streamed."""
+        return mean_of(t.stream.tokens_per_s for t in self.turns if t.stream is not None)
 
     @cached_property
     def latency_ms(self) -> float | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 # The two-sided 95% normal quantile.
 Z_95 = 1.959963984540054
@@ -39,6 +39,12 @@ def mcnemar_exact(broke: int, fixed: int) -> float:
     k = min(broke, fixed)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
     return min(1.0, 2.0 * tail)
+
+
+def mean_of(values: Iterable[float | None]) -> float | None:
+    """The mean of the values that are there (None ones are unknown); None when none is."""
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

@@ -98,6 +98,8 @@ def _target_summary(results: list[CaseResult]) -> dict[str, Any]:
     prompt = sum(r.prompt_tokens for r in results)
     completion = sum(r.completion_tokens for r in results)
     p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+    ttft = [v for r in results if (v := r.ttft_ms) is not None]
+    rates = [v for r in results if (v := r.tokens_per_s) is not None]
     return {
         "cases": cases,
         "distinct_cases": len({r.case_key for r in results}),
@@ -117,6 +119,12 @@ def _target_summary(results: list[CaseResult]) -> dict[str, Any]:
         # Results answered wholly from the response cache, and answers (turns) it gave.
         "cached": sum(r.cached for r in results),
         "cached_answers": sum(t.cached is not None for r in results for t in r.turns),
+        # Streamed results only: time to first token and output tokens per second.
+        "streamed": sum(any(t.stream is not None for t in r.turns) for r in results),
+        "ttft_p50_ms": _rounded(percentile(ttft, 50), 1),
+        "ttft_p95_ms": _rounded(percentile(ttft, 95), 1),
+        "tokens_per_s_p50": _rounded(percentile(rates, 50), 1),
+        "tokens_per_s_p95": _rounded(percentile(rates, 95), 1),
         "retries": sum(r.retries for r in results),
         "rate_limited": sum(r.rate_limited for r in results),
         "waited_s": round(sum(r.waited_s for r in results), 3),
@@ -134,6 +142,10 @@ def _target_summary(results: list[CaseResult]) -> dict[str, Any]:
         else round(sum(c for c in costs if c is not None), 6),
         "stability": {k: stability[k] for k in (STABLE_PASS, FLAKY, STABLE_FAIL, UNCHECKED)},
     }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def summarize(results: list[CaseResult], target_names: list[str]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from harness.checks import CheckContext, Reply, Services, expects_block, run_che
 from harness.checks.context import NO_SERVICES
 from harness.conversation import HistoryTooLong, fit_case
 from harness.results.record import CaseResult, ErrorInfo, ErrorKind, TurnResult, verdict_of
+from harness.streamed import sends_stream_usage
 from harness.suite.model import Case, Message, Turn
 from harness.targets.base import Completion, TargetError, TargetInfo
 
@@ -35,6 +36,9 @@ def chat_body(
     body: dict[str, Any] = {"messages": messages, **dict(params)}
     if info.kind != "azure":
         body["model"] = info.model
+    if body.get("stream") is True and "stream_options" not in body and sends_stream_usage(info):
+        # The usage chunk gives the service's own token count, not a tiktoken estimate.
+        body["stream_options"] = {"include_usage": True}
     return body
 
 
@@ -51,6 +55,7 @@ def reply_of(completion: Completion, info: TargetInfo) -> Reply:
         completion_filter=answer.completion_filter,
         target_kind=info.kind,
         cached=completion.cached is not None,
+        stream=completion.stream,
     )
 
 
@@ -122,6 +127,7 @@ async def run_case(
                 else 0.0
                 if completion.cached
                 else price.cost(reply.usage),
+                stream=completion.stream,
             )
         )
         history.append(_assistant_message(reply))

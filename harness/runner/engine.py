@@ -73,6 +73,8 @@ class RunOptions:
     # The length of the quota's "minute": 60 s on Azure; shorter only against a fake server.
     quota_window: float = 60.0
     cache: CachePolicy = field(default_factory=CachePolicy)
+    # --stream: every case was streamed (recorded so that a resume streams the rest too).
+    stream: bool = False
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> RunOptions:
@@ -97,6 +99,7 @@ class RunOptions:
             "repeat": self.repeat,
             "cache": self.cache.to_json(),
             "overrides": dict(self.overrides),
+            "stream": self.stream,
         }
 
 
@@ -350,6 +353,7 @@ def _open_run_dir(
             **old,
             "repeat": options.repeat,
             "overrides": {**(old.get("overrides") or {}), **options.overrides},
+            "stream": options.stream,
         }
         _add_new_inputs(meta, suites, targets, prices)
         written = sum(1 for _ in read_results(options.resume))

@@ -21,6 +21,7 @@ class ResumeInputs:
     repeat: int | None
     concurrency: int | None = None
     timeout: float | None = None
+    stream: bool = False
 
 
 def resume_inputs(run_dir: Path) -> ResumeInputs:
@@ -52,6 +53,7 @@ def resume_inputs(run_dir: Path) -> ResumeInputs:
         timeout=float(timeout)
         if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0
         else None,
+        stream=options.get("stream") is True,
     )
 
 

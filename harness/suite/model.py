@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -95,3 +95,9 @@ class Suite:
     narrowed: bool = False
     # Files its checks read (schemas, Python checks), as written, with their sha256.
     files: tuple[tuple[str, str], ...] = ()
+
+
+def streamed(suite: Suite) -> Suite:
+    """The suite with every case's requests streamed (``--stream``): params stream: true."""
+    cases = tuple(replace(case, params={**case.params, "stream": True}) for case in suite.cases)
+    return replace(suite, cases=cases)

@@ -295,15 +295,19 @@ async def _send_stream(writer: asyncio.StreamWriter, answer: Answer, *, keep: bo
                 writer.write(b"0\r\n\r\n")
                 await writer.drain()
                 return keep
+            await writer.drain()  # what went before arrives, then the reset
             _reset(writer)
             return False
         if i == half and answer.fault == "stall":
+            await writer.drain()
             due += answer.trickle_s
         due += event.delay_s
         if due > loop.time():
             await asyncio.sleep(due - loop.time())
         writer.write(b"%x\r\n%s\r\n" % (len(event.data), event.data))
-        await writer.drain()
+        following = events[i + 1].delay_s if i + 1 < len(events) else 0.0
+        if following > 0:  # events due at once go out together, as a busy service sends them
+            await writer.drain()
     writer.write(b"0\r\n\r\n")
     await writer.drain()
     return True

@@ -205,6 +205,7 @@
     if (cell[C.mo] !== null) meta.push("model " + texts[cell[C.mo]]);
     if (cell[C.n] > 1) meta.push("showing repeat " + cell[C.shown]);
     box.appendChild(el("div", "meta", meta.join(" \u00b7 ")));
+    if (cell[C.st] !== null) box.appendChild(el("div", "meta stream", cell[C.st]));
     return box;
   }
 
