@@ -4,11 +4,12 @@ checked, the asynchronous filter's block recorded with what was shown, bad input
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Match, Rule
+from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Fault, Match, Rule
 from tests.conftest import azeval
 
 KEY = "sk-stream-0123456789abcdef"
@@ -228,6 +229,8 @@ def test_report_shows_streaming_per_target_and_per_case(project):
     assert summary["slow"]["streamed"] == 1 and summary["slow"]["ttft_p50_ms"] >= 1200
     assert summary["fast"]["ttft_p50_ms"] < summary["slow"]["ttft_p50_ms"]
     assert "streamed: TTFT " in html and "tokens/s (usage)" in html
+    # The two targets compared: their TTFT p50 side by side (fast → slow).
+    assert re.search(r"streamed: TTFT p50 \d+ ms → 1,\d{3} ms · tokens/s p50", html)
 
 
 def test_report_without_streams_has_no_streaming_columns(project, write):
@@ -248,11 +251,13 @@ def test_ttft_is_compared_against_a_baseline(project, server, capsys):
     entry = json.loads((project / "baseline.json").read_text())["targets"]["fast"]["cases"]
     assert entry["chat/greet"]["ttft_ms"] is not None and entry["chat/greet"]["tokens_per_s"]
     azeval("run", "suites", "-t", "fast", "--baseline", "baseline.json")
-    second = run_dirs(project)[-1]
+    (second,) = [d for d in run_dirs(project) if d != first]
     capsys.readouterr()
     assert azeval("diff", "baseline.json", str(second)) == 0
     out = capsys.readouterr().out
     assert "streamed: TTFT p50 " in out and "tokens/s p50" in out
+    html = (second / "report.html").read_text()
+    assert re.search(r"streamed: TTFT p50 \d+ ms → \d+ ms", html)  # in the Changes table
 
 
 def test_a_resume_streams_what_a_streamed_run_left(tmp_path, monkeypatch, write):
@@ -279,3 +284,23 @@ def test_a_resume_streams_what_a_streamed_run_left(tmp_path, monkeypatch, write)
         assert [r.body.get("stream") for r in fake.requests] == [True, True, True]
     result = results_of(tmp_path)["greet", "fast"]
     assert result["turns"][0]["stream"]["ttft_ms"] is not None
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"), [("reset", "connection"), ("truncated", "invalid_response")]
+)
+def test_a_broken_stream_is_retried_like_any_other(tmp_path, monkeypatch, write, fault, kind):
+    """A stream reset or cut short mid-way is retried; the case passes on the next attempt
+    and its record says what the failed attempt was."""
+    deployment = Deployment("fast", faults=(Fault(fault, first=1),))
+    rules = [Rule(Match(), Action(content="Hello there, how can I help you today?"))]
+    with FakeAzure([deployment], rules=rules, api_keys=(KEY,)) as fake:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("FAKE_AZURE_ENDPOINT", fake.endpoint)
+        monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+        write("azeval.toml", CONFIG)
+        write("suites/chat.yaml", SUITE)
+        assert azeval("run", "suites", "-t", "fast") == 0
+    result = results_of(tmp_path)["greet", "fast"]
+    assert result["attempts"] == 2 and result["extra"]["attempt_errors"] == [kind]
+    assert result["turns"][0]["stream"]["chunks"] > 3

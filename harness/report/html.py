@@ -272,7 +272,24 @@ def _peer(a: str, b: str, diff: Comparison) -> dict[str, Any]:
             (f"only run on {b}", counts[NEW], ""),
         ],
         "mcnemar": diff.mcnemar,
+        "timing": streamed_timing(diff),
     }
+
+
+def streamed_timing(diff: Comparison) -> str | None:
+    """The streamed cases' TTFT and tokens/s p50 on each side of a comparison, in words;
+    None when neither side streamed."""
+    sums = diff.totals()
+    sides = [
+        (sums["ttft_p50_before_ms"], sums["ttft_p50_after_ms"], "TTFT p50", " ms"),
+        (sums["tokens_per_s_p50_before"], sums["tokens_per_s_p50_after"], "tokens/s p50", ""),
+    ]
+    if all(before is None and after is None for before, after, _, _ in sides):
+        return None
+    return " · ".join(
+        f"{label} {_num(before, unit)} → {_num(after, unit)}"
+        for before, after, label, unit in sides
+    )
 
 
 @contextmanager
@@ -340,6 +357,7 @@ def _render(run: Run, baseline: Run | None) -> str:
                 "after": cols[i].label,
                 "counts": diff.counts(),
                 "mcnemar": diff.mcnemar,
+                "timing": streamed_timing(diff),
             }
             for i, diff in compared.items()
             if cols[cols[i].reference or 0].baseline
