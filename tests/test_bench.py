@@ -81,4 +81,4 @@ def test_stream_bench_measures_accuracy_and_overhead() -> None:
         *("--first-token-ms", "40", "--token-ms", "5"),
     )
     assert "TTFT" in out and "gap p50" in out and "within 10%" in out
-    assert "streamed" in out and "x\n" in out
+    assert "streamed" in out and "x wall" in out and "x CPU" in out

@@ -52,6 +52,9 @@ class Assembly:
         self.usage: Mapping[str, Any] | None = None
         self.prompt_filter_results: list[Any] | None = None
         self.completion_filter: dict[str, Any] | None = None
+        # The default filter repeats its segment's results on every content chunk: the same
+        # results merge once.
+        self._merged: dict[str, Any] | None = None
         self.offsets: list[dict[str, int]] = []
         self.model_name: str | None = None
         self.fingerprint: str | None = None
@@ -121,8 +124,9 @@ class Assembly:
         results = _maybe_object(
             choice.get("content_filter_results"), f"{where}.content_filter_results"
         )
-        if results:
+        if results and results != self._merged:
             self.completion_filter = merge_filters(self.completion_filter or {}, results)
+            self._merged = results
         offsets = _maybe_object(
             choice.get("content_filter_offsets"), f"{where}.content_filter_offsets"
         )
