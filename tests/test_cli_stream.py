@@ -162,11 +162,13 @@ def test_stream_checks_are_na_on_a_reply_that_was_not_streamed(project, write):
 
 def test_no_usage_chunk_asked_of_an_api_version_that_refuses_it(project, server):
     """On an api-version before 2024-09-01-preview, a streamed request does not send
-    stream_options, and the tokens are counted with tiktoken."""
+    stream_options, the tokens are counted with tiktoken, and the cost is unknown."""
     assert azeval("run", "suites", "-t", "old") == 0
     assert "stream_options" not in server.requests[0].body
     stream = results_of(project)["greet", "old"]["turns"][0]["stream"]
     assert stream["tokens_from"] == "tiktoken" and stream["output_tokens"] > 0
+    # Without the service's usage the cost is unknown, not free.
+    assert results_of(project)["greet", "old"]["turns"][0]["cost_usd"] is None
 
 
 @pytest.mark.parametrize(

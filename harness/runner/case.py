@@ -121,12 +121,7 @@ async def run_case(
                 latency_ms=None if completion.cached else completion.latency_ms,
                 checks=await run_checks(turn.expectations, context(reply)),
                 cached=completion.cached,
-                # What this run spent: an answer from the cache cost nothing now.
-                cost_usd=None
-                if price is None
-                else 0.0
-                if completion.cached
-                else price.cost(reply.usage),
+                cost_usd=_spent(price, reply, completion),
                 stream=completion.stream,
             )
         )
@@ -157,10 +152,13 @@ async def run_case(
 
 def _spent(price: Price | None, reply: Reply, completion: Completion) -> float | None:
     """What this run spent on an answer: its usage at the price, nothing for one from the
-    cache (or a stored run being rescored); None without a price (unknown, never 0)."""
+    cache (or a stored run being rescored); None without a price, or when the answer reports
+    no token counts (a stream on an api-version that sends no usage chunk): unknown, never 0."""
     if price is None:
         return None
-    return 0.0 if completion.cached else price.cost(reply.usage)
+    if completion.cached:
+        return 0.0
+    return price.cost(reply.usage) if "completion_tokens" in reply.usage else None
 
 
 def _fitted(
