@@ -57,6 +57,8 @@ class Permit:
     # The learned limits it was let through on though their last answer said nothing was
     # left: a probe of the window we think refilled.
     probing: tuple[LearnedLimit, ...] = ()
+    # When a pause of the target first held it, if its deadline had not started: its start.
+    held_at: float | None = None
 
 
 @dataclass
@@ -120,6 +122,10 @@ class Scheduler:
         self._successes = 0
         self._last_decrease = float("-inf")
         self._queue: list[tuple[int, int, int, asyncio.Future[Permit]]] = []
+        # Waiters whose case deadline has not started, with the seconds each may spend held
+        # by the target's pauses; and, once a pause held one, since when (and its timer).
+        self._patient: dict[asyncio.Future[Permit], float] = {}
+        self._held: dict[asyncio.Future[Permit], tuple[float, asyncio.TimerHandle]] = {}
         self._seq = itertools.count()
         self._charge_seq = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
@@ -128,9 +134,21 @@ class Scheduler:
     # --- admission -----------------------------------------------------------------------
 
     async def acquire(
-        self, cost: int, *, priority: int = FRESH, deadline: float | None = None
+        self,
+        cost: int,
+        *,
+        priority: int = FRESH,
+        deadline: float | None = None,
+        patience: float | None = None,
     ) -> Permit:
-        """Wait for room in every budget, then charge ``cost`` tokens and one request."""
+        """Wait for room in every budget, then charge ``cost`` tokens and one request.
+
+        ``patience``, for a request whose deadline has not started (a case's first): a
+        queued case waits for its turn unbounded, but a pause of the target (429
+        Retry-After) starts its deadline, and a pause longer than ``patience`` fails it at
+        once. Else one long Retry-After, met again by each case in turn, held a run of
+        three cases with 20 s deadlines for 118 s.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Permit] = loop.create_future()
         heapq.heappush(self._queue, (priority, next(self._seq), max(0, cost), future))
@@ -141,6 +159,9 @@ class Scheduler:
         timer = None
         if deadline is not None and not future.done():
             timer = loop.call_later(max(0.0, deadline - queued), self._expire_waiter, future)
+        elif patience is not None and not future.done():
+            self._patient[future] = patience
+            self._hold(future)
         try:
             permit = await future
         except asyncio.CancelledError:
@@ -150,6 +171,10 @@ class Scheduler:
         finally:
             if timer is not None:
                 timer.cancel()
+            self._patient.pop(future, None)
+            held = self._held.pop(future, None)
+            if held is not None:
+                held[1].cancel()
             if not future.done():
                 future.cancel()
         self.stats.queued_s += self.clock() - queued
@@ -203,6 +228,8 @@ class Scheduler:
                 if until > self.paused_until:
                     self.stats.paused_s += until - max(now, self.paused_until)
                     self.paused_until = until
+                    for future in list(self._patient):
+                        self._hold(future)
         elif ok:
             self._successes += 1
             if self._successes >= self.limit and self.limit < self.max_concurrency:
@@ -302,6 +329,8 @@ class Scheduler:
             self.calls.add(charge)
             self.tokens.add(charge)
             permit = Permit(cost=cost, stamp=now, charge=charge, marks=marks, probing=probing)
+            held = self._held.get(future)
+            permit.held_at = held[0] if held is not None else None
             if probing:
                 self._probes += 1
             self.in_flight += 1
@@ -318,6 +347,25 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         self._timer_at = when
         self._timer = loop.call_later(max(0.0, when - self.clock()) + 0.001, self._on_timer)
+
+    def _hold(self, future: asyncio.Future[Permit]) -> None:
+        """A waiter whose deadline has not started, if the target is paused: its deadline
+        starts now, and fails it at once when the pause outlasts it."""
+        now = self.clock()
+        wait = self.paused_until - now
+        if wait <= 0 or future.done():
+            return
+        patience = self._patient.pop(future)
+        if wait > patience:
+            future.set_exception(
+                QueueDeadline(
+                    f"the target asked to wait {wait:.1f} s (Retry-After), beyond the case "
+                    f"deadline of {patience:g} s"
+                )
+            )
+            return
+        timer = asyncio.get_running_loop().call_later(patience, self._expire_waiter, future)
+        self._held[future] = (now, timer)
 
     def _expire_waiter(self, future: asyncio.Future[Permit]) -> None:
         if not future.done():

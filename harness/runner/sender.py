@@ -126,18 +126,19 @@ class _Sending:
                 request_cost(body, prompt),
                 priority=RETRY if retrying else FRESH,
                 deadline=self.deadline,
+                patience=options.case_deadline if self.deadline is None else None,
             )
-        except QueueDeadline:
-            raise TargetError(
-                "deadline", "the case deadline passed while waiting for the target's quota"
-            ) from None
+        except QueueDeadline as exc:
+            why = str(exc) or "the case deadline passed while waiting for the target's quota"
+            raise TargetError("deadline", why) from None
         if name in sender.dead:
             scheduler.release(permit, refund=True, answered=False, sent=False)
             tally.attempts -= 1  # counted by send_with_retries, but never made
             raise NotSent
         now = time.monotonic()
         if self.deadline is None and options.case_deadline:
-            self.deadline = now + options.case_deadline
+            # From its first request let through, or from the pause that held it before.
+            self.deadline = (permit.held_at or now) + options.case_deadline
         timeout = sender.config.timeout or options.timeout
         limit = timeout if self.deadline is None else max(0.05, min(timeout, self.deadline - now))
         try:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from harness.redact import public_url
+from harness.runner.quota import QueueDeadline, Scheduler
 from harness.writable import json_text, printable
 from tests.conftest import azeval
 from tests.hostile.bodies import CORPUS
-from tests.hostile.server import Answer, HostileServer, config_text, ok
+from tests.hostile.server import Answer, HostileServer, config_text, json_answer, ok
 
 SUITE = """
 suite: edge
@@ -140,3 +143,54 @@ def test_the_worst_bodies_cost_seconds_and_megabytes(tmp_path, entry):
     print(f"{entry.name}: {float(cpu):.2f} s CPU, {float(wall):.2f} s, {int(peak_kb) >> 10} MB")
     assert float(cpu) < 5.0 and float(wall) < 30.0
     assert int(peak_kb) < 200 * 1024
+
+
+def test_a_long_retry_after_never_holds_a_run_beyond_its_deadlines(tmp_path, monkeypatch):
+    """Every request answered 429 with Retry-After 30 and case_deadline = 1: the run of
+    three cases ends within seconds, not minutes, each case a deadline error saying why.
+    Before, each queued case waited out a pause of its own after the one before it met
+    the 429 (three cases with 20 s deadlines and Retry-After 59 took 118 s)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EVIL_KEY", KEY)
+    suite = SUITE + "  - id: third\n    prompt: and once more\n    expect: {contains: ok}\n"
+    refused = json_answer({"error": {"code": "429", "message": "slow down"}}, 429)
+    limited = Answer(429, refused.body, {**refused.headers, "Retry-After": "30"})
+    with HostileServer({}, default=limited) as server:
+        config = config_text(server.url, "EVIL_KEY").replace(
+            "[settings]\n", "[settings]\ncase_deadline = 1\n"
+        )
+        (tmp_path / "azeval.toml").write_text(config)
+        (tmp_path / "suites").mkdir()
+        (tmp_path / "suites" / "edge.yaml").write_text(suite)
+        started = time.perf_counter()
+        code = azeval("run", "suites")
+        elapsed = time.perf_counter() - started
+    (run_dir,) = (tmp_path / "reports" / "runs").iterdir()
+    results = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert code == 1
+    assert elapsed < 15.0, elapsed  # the queued cases waited the pause out: 33 s
+    assert sorted(r["case"] for r in results) == ["first", "second", "third"]
+    assert {r["error"]["kind"] for r in results} == {"deadline"}
+    assert any("Retry-After" in r["error"]["message"] for r in results)
+
+
+def test_a_pause_within_the_patience_holds_a_waiter_and_starts_its_deadline():
+    """A queued request (deadline not started) held by a 429 pause shorter than its
+    patience waits the pause out and is let through, its permit saying when the pause
+    began holding it (where its case deadline starts); a longer pause fails it at once."""
+
+    async def main() -> None:
+        scheduler = Scheduler(max_concurrency=1)
+        first = await scheduler.acquire(1)
+        waiter = asyncio.ensure_future(scheduler.acquire(1, patience=5.0))
+        impatient = asyncio.ensure_future(scheduler.acquire(1, patience=0.1))
+        await asyncio.sleep(0)
+        paused = time.monotonic()
+        scheduler.release(first, rate_limited=True, retry_after=0.3)
+        with pytest.raises(QueueDeadline, match=r"beyond the case deadline of 0\.1 s"):
+            await impatient
+        permit = await waiter
+        assert time.monotonic() - paused >= 0.29
+        assert permit.held_at is not None and abs(permit.held_at - paused) < 0.05
+
+    asyncio.run(main())
