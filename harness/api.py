@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from harness.gate import evaluate
 from harness.judge.panel import JudgePlan, plan_judges
 from harness.judge.sending import JudgeSetup
 from harness.models import Catalogue, load_catalogue
+from harness.outputs import Outputs, write_outputs
 from harness.preflight import Plan, plan
 from harness.results.record import CaseResult
 from harness.results.store import Run, load_run
@@ -235,13 +235,11 @@ def rescore(
 
 def write_html(run: Run, reports_dir: Path, baseline: Run | None = None) -> Path:
     """reports/runs/<id>/report.html, copied to reports/latest.html."""
-    from harness.report import write_report
-
-    out = write_report(run, run.path / "report.html", baseline=baseline)
-    latest = reports_dir / "latest.html"
-    latest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(out, latest)
-    return out
+    html = run.path / "report.html"
+    write_outputs(
+        run, None, Outputs(html=html, latest=reports_dir / "latest.html"), baseline=baseline
+    )
+    return html
 
 
 def rerender(run_dir: Path, reports_dir: Path | None = None, baseline: Run | None = None) -> Path:
@@ -252,5 +250,5 @@ def rerender(run_dir: Path, reports_dir: Path | None = None, baseline: Run | Non
 
 def exit_code(outcome: RunOutcome, fail_under: float | None = None) -> int:
     """The run's exit code with no baseline: see harness.gate for every rule."""
-    gate = evaluate(outcome.run, fail_under=fail_under, dead_targets=outcome.dead_targets)
+    gate = evaluate(outcome.run, fail_under=fail_under)
     return gate.exit_code

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from harness.report.money import usd, usd_delta
 from harness.results.compare import (
     FLAKY,
     NEW,
@@ -80,6 +81,28 @@ def significance_line(comparison: Comparison) -> str:
         f"McNemar (exact) over {m.pairs} paired case(s): {m.broke} broke, {m.fixed} fixed, "
         f"p = {m.p_value:.3g} — the {direction} is {verdict} at {SIGNIFICANCE:g}"
     )
+
+
+def cost_line(comparison: Comparison) -> str:
+    """What the paired cases cost now against the baseline, in dollars."""
+    paired = [d for d in comparison.cases if d.before and d.after]
+    before = [d.before.cost_usd for d in paired if d.before]
+    after = [d.after.cost_usd for d in paired if d.after]
+    if not paired or None in before or None in after:
+        return f"cost vs baseline: unknown over {len(paired)} paired case(s) (a side has no price)"
+    was, now = sum(c for c in before if c is not None), sum(c for c in after if c is not None)
+    return (
+        f"cost vs baseline over {len(paired)} paired case(s) (mean per repeat): "
+        f"{usd(was)} → {usd(now)} ({usd_delta(now - was)})"
+    )
+
+
+def dead_targets_of(run: Run) -> dict[str, str]:
+    """The targets the run found unreachable or refusing it, and why, from its record."""
+    recorded = run.meta.get("dead_targets")
+    if not isinstance(recorded, Mapping):
+        return {}
+    return {str(name): str(why) for name, why in recorded.items()}
 
 
 def drift_lines(run: Run, baseline: Run) -> list[str]:
@@ -172,10 +195,13 @@ def evaluate(
     fail_on_regression: bool = False,
     fail_under: float | None = None,
     min_lower_bound: float | None = None,
-    dead_targets: Mapping[str, str] | None = None,
     allow_unverified: bool = False,
 ) -> GateResult:
-    """Apply every requested rule to the run; see the module docstring for the rules."""
+    """Apply every requested rule to the run; see the module docstring for the rules.
+
+    A pure function of the records: the targets found dead are read from the run's own
+    record, so gating a stored run gives the exit code the run that made it gave.
+    """
     reasons: list[str] = []
     warnings: list[str] = []
     notes: list[str] = []
@@ -189,6 +215,7 @@ def evaluate(
             f"vs baseline {baseline.id}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         )
         notes.append(significance_line(comparison))
+        notes.append(cost_line(comparison))
         if comparison.not_compared:
             notes.append("baseline not compared: " + ", ".join(comparison.not_compared))
         warnings.extend(drift_lines(run, baseline))
@@ -254,6 +281,7 @@ def evaluate(
             )
 
     exit_code = 1 if failed else 0
+    dead_targets = dead_targets_of(run)
     if dead_targets:
         exit_code = 3
         reasons.extend(f"target '{n}' is unavailable: {why}" for n, why in dead_targets.items())

@@ -13,6 +13,7 @@ import pytest
 from harness.models import Price, load_catalogue
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
 from tests.conftest import azeval
+from tests.test_report import embedded_data
 
 KEY = "sk-test-0123456789abcdef"
 # The catalogue's list prices per 1,000 tokens, as the test expects them.
@@ -233,3 +234,61 @@ def test_a_version_price_override_applies_to_that_version_only() -> None:
     other = catalogue.lookup("gpt-4o", "2024-11-20")[0].price
     assert chosen == Price(0.003, 0.01, 0.00125, "config")
     assert other == Price(0.0025, 0.01, 0.00125, "catalogue")
+
+
+def test_every_output_shows_the_recorded_cost(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The HTML report (per target and per case), the Markdown table and the JUnit
+    properties show the cost the run recorded, in the same dollars."""
+    assert (
+        azeval("run", "suites", "-t", "a", "-t", "b", "--junit", "j.xml", "--markdown", "m.md") == 0
+    )
+    meta, results = only_run(project)
+    a_cost = meta["summary"]["targets"]["a"]["cost_usd"]
+    html = (project / "reports" / "latest.html").read_text()
+    summary_table = html[html.index('<table class="summary">') : html.index("</table>")]
+    assert f"${a_cost:.6f}" in summary_table
+    refund = next(row for row in embedded_data(html)["rows"] if row["k"] == "support/refund")
+    by_target = {r["target"]: r for r in results if r["case"] == "refund"}
+    assert [cell["co"] for cell in refund["c"]] == [
+        pytest.approx(by_target[name]["turns"][0]["cost_usd"]) for name in ("a", "b")
+    ]
+    assert 'meta.push("cost " + usd(cell[C.co]))' in html
+    markdown = (project / "m.md").read_text()
+    assert f"| ${a_cost:.6f} |" in markdown
+    junit = (project / "j.xml").read_text()
+    assert f'name="azeval.cost_usd" value="{a_cost:.8f}'.rstrip("0") in junit
+
+
+def test_diff_baseline_and_gate_show_the_cost_delta(
+    project: Path, write: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A baseline keeps each case's cost; a later run at a higher price shows the delta in
+    `azeval diff` (ΔCOST and the total) and in the gate's comparison with the baseline."""
+    assert azeval("run", "suites", "-t", "a") == 0
+    first = sorted((project / "reports" / "runs").iterdir())[-1]
+    assert azeval("bless", str(first), "-o", "baseline.json") == 0
+    baseline = json.loads((project / "baseline.json").read_text())
+    refund = baseline["targets"]["a"]["cases"]["support/refund"]
+    assert refund["cost_usd"] > 0
+    config = (project / "azeval.toml").read_text()
+    write(
+        "azeval.toml",
+        config + '\n[models."gpt-35-turbo"]\nprice_in_per_1k = 0.001\nprice_out_per_1k = 0.003\n',
+    )
+    capsys.readouterr()
+    assert azeval("run", "suites", "-t", "a", "--baseline", "baseline.json") == 0
+    out = capsys.readouterr().out
+    before = sum(c["cost_usd"] for c in baseline["targets"]["a"]["cases"].values())
+    meta, _ = only_run(project)
+    now = meta["summary"]["targets"]["a"]["cost_usd"]
+    # Twice the price for the same tokens: twice the cost (the baseline keeps 6 decimals).
+    assert now == pytest.approx(2 * before, abs=2e-6)
+    line = f"cost vs baseline over 2 paired case(s) (mean per repeat): ${before:.6f} → ${now:.6f}"
+    assert f"{line} (+${now - before:.6f})" in out
+    second = sorted((project / "reports" / "runs").iterdir())[-1]
+    assert azeval("diff", str(first), str(second)) == 0
+    out = capsys.readouterr().out
+    assert f"Δ cost +{now - before:,.5f} USD" in out
+    assert "ΔCOST" not in out  # no case changed verdict: no per-case table

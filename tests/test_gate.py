@@ -156,9 +156,10 @@ def test_mid_run_model_change_is_drift() -> None:
 
 
 def test_dead_target_exits_three() -> None:
-    """An unreachable target means no verdict: exit 3."""
-    gate = evaluate(run_of([result("a")]), dead_targets={"gpt35": "auth (HTTP 401)"})
+    """An unreachable target, as the run's record notes it, means no verdict: exit 3."""
+    gate = evaluate(run_of([result("a")], dead_targets={"gpt35": "auth (HTTP 401)"}))
     assert gate.exit_code == 3
+    assert "target 'gpt35' is unavailable: auth (HTTP 401)" in gate.reasons
 
 
 @pytest.mark.parametrize("flag", [True, False])

@@ -46,6 +46,7 @@ for command in (
     suites.validate,
     suites.plan,
     records.report,
+    records.gate,
     records.bless,
     records.diff,
     rescore.rescore,

@@ -1,38 +1,122 @@
-"""Commands over stored runs: ``azeval report``, ``bless`` and ``diff``."""
+"""Commands over stored runs: ``azeval report``, ``gate``, ``bless`` and ``diff``."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from harness import api
+from harness.cli.options import GateOptions, gate_options
 from harness.config import load_config
 from harness.errors import InputError
-from harness.gate import evaluate
-from harness.report.markdown import append_step_summary, render_markdown
+from harness.gate import GateResult, evaluate
+from harness.outputs import Outputs, write_outputs
 from harness.results.baseline import load_reference, write_baseline
 from harness.results.compare import Comparison
+from harness.results.store import Run, load_run
 from harness.runner.engine import RunOptions
 
 DEFAULT_BASELINE = Path("baselines") / "baseline.json"
 
 
-@click.command()
-@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
-@click.option(
-    "--baseline",
-    type=click.Path(path_type=Path, exists=True),
-    help="Show this baseline (file or run directory) beside the run, as run --baseline does.",
-)
-def report(run_dir: Path, baseline: Path | None) -> int:
-    """Render the HTML report of a stored run again."""
+StoredRunCommand = Callable[[Path, GateOptions, float | None, bool], int]
+
+
+def _stored_run_gate(command: StoredRunCommand) -> click.Command:
+    """A command over a stored run with run's gate options: it gets the run directory, the
+    GateOptions (baseline read, output folders checked), --fail-under and
+    --allow-unverified ([settings]' by default), as ``azeval run`` gates."""
+
+    @functools.wraps(command)
+    def wrapper(
+        run_dir: Path, fail_under: float | None, allow_unverified: bool, **gate: Any
+    ) -> int:
+        options = GateOptions.load(**gate)
+        settings = load_config().settings
+        if fail_under is None:
+            fail_under = settings.get("fail_under")
+        allowed = allow_unverified or bool(settings.get("allow_unverified"))
+        return command(run_dir, options, fail_under, allowed)
+
+    decorated = click.option(
+        "--fail-under",
+        type=click.FloatRange(0, 100),
+        help="The pass rate (%) each target must reach, as run --fail-under (default: [settings]).",
+    )(gate_options(wrapper))
+    decorated = click.option(
+        "--allow-unverified",
+        is_flag=True,
+        help="As run --allow-unverified: a run that verified nothing may pass.",
+    )(decorated)
+    decorated = click.argument(
+        "run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True)
+    )(decorated)
+    return click.command()(decorated)
+
+
+@_stored_run_gate
+def report(
+    run_dir: Path, options: GateOptions, fail_under: float | None, allow_unverified: bool
+) -> int:
+    """Render a stored run's HTML report again, and its JUnit and Markdown if asked."""
     reports_dir = RunOptions.from_settings(load_config().settings).reports_dir
-    reference = load_reference(baseline) if baseline is not None else None
-    click.echo(str(api.rerender(run_dir, reports_dir, baseline=reference)))
+    click.echo(str(api.rerender(run_dir, reports_dir, baseline=options.baseline)))
+    if options.junit is not None or options.markdown is not None:
+        run = load_run(run_dir)
+        gate = _gate(run, options, fail_under, allow_unverified)
+        formats = Outputs(junit=options.junit, markdown=options.markdown)
+        for name, path in write_outputs(run, gate, formats, baseline=options.baseline):
+            click.echo(f"{name}: {path}")
     return 0
+
+
+@_stored_run_gate
+def gate(
+    run_dir: Path, options: GateOptions, fail_under: float | None, allow_unverified: bool
+) -> int:
+    """Gate a stored run as `azeval run` gated it: the same rules, the same exit code."""
+    run = load_run(run_dir)
+    return gate_and_write(run, options, fail_under=fail_under, allow_unverified=allow_unverified)
+
+
+def gate_and_write(
+    run: Run,
+    options: GateOptions,
+    *,
+    fail_under: float | None = None,
+    allow_unverified: bool = False,
+) -> int:
+    """Gate a run from its record, print the verdict, write the CI outputs asked for (and
+    the step summary); the gate's exit code."""
+    gate = _gate(run, options, fail_under, allow_unverified)
+    # The verdict first: should writing a CI file fail, it has already been said.
+    if gate.comparison is not None:
+        for line in diff_lines(gate.comparison, replies=False, totals=False):
+            click.echo(line)
+    for line in gate.lines():
+        click.echo(line)
+    formats = Outputs(junit=options.junit, markdown=options.markdown, step_summary=True)
+    for name, path in write_outputs(run, gate, formats, baseline=options.baseline):
+        click.echo(f"{name}: {path}")
+    return gate.exit_code
+
+
+def _gate(
+    run: Run, options: GateOptions, fail_under: float | None, allow_unverified: bool = False
+) -> GateResult:
+    return evaluate(
+        run,
+        baseline=options.baseline,
+        fail_on_regression=options.fail_on_regression,
+        fail_under=fail_under,
+        min_lower_bound=options.min_lower_bound,
+        allow_unverified=allow_unverified,
+    )
 
 
 @click.command()
@@ -106,10 +190,7 @@ def diff(
         click.echo(line)
     for line in gate.lines():
         click.echo(line)
-    if markdown_path is not None:
-        markdown_path.parent.mkdir(parents=True, exist_ok=True)
-        markdown_path.write_text(render_markdown(new, gate), encoding="utf-8")
-    append_step_summary(render_markdown(new, gate))
+    write_outputs(new, gate, Outputs(markdown=markdown_path, step_summary=True))
     return gate.exit_code
 
 

@@ -23,15 +23,12 @@ from harness.cli.options import (
     target_option,
     writable_folder,
 )
-from harness.cli.records import diff_lines
+from harness.cli.records import gate_and_write
 from harness.errors import RunInterrupted
-from harness.gate import evaluate
 from harness.redact import Redactor
-from harness.report.junit import write_junit
-from harness.report.markdown import append_step_summary, render_markdown
 from harness.report.money import usd
 from harness.results.record import CaseResult
-from harness.results.store import Run, load_run
+from harness.results.store import load_run
 from harness.runner.cached import CachePolicy
 from harness.runner.engine import RunOptions
 from harness.runner.resume import resume_command, resume_inputs
@@ -156,18 +153,12 @@ def run(
     # A bad baseline is bad input: exit 2 before anything is sent.
     gate = GateOptions.load(baseline, fail_on_regression, min_lower_bound, junit, markdown)
     settings = prepared.config.settings
-    # -j and --timeout on the command line beat each target's own setting.
-    overrides: dict[str, Any] = {
-        k: v for k, v in (("timeout", timeout), ("concurrency", concurrency)) if v is not None
-    }
-    if overrides:
-        chosen = [dataclasses.replace(t, **overrides) for t in prepared.targets]
-        prepared = dataclasses.replace(prepared, targets=chosen)
     base = RunOptions.from_settings(settings)
+    # -j and --timeout on the command line beat each target's own setting (RunOptions says so).
     options = dataclasses.replace(
         base,
-        concurrency=concurrency or base.concurrency,
-        timeout=timeout or base.timeout,
+        concurrency=concurrency,
+        timeout=timeout,
         retry=base.retry
         if max_retries is None
         else dataclasses.replace(base.retry, max_retries=max_retries),
@@ -176,7 +167,6 @@ def run(
         resume=resume,
         retry_errors=retry_errors,
         cache=cache,
-        overrides=overrides,
         stream=stream,
     )
     writable_folder(options.reports_dir, "--reports-dir")
@@ -240,30 +230,9 @@ def finish_run(
     allow_unverified: bool = False,
 ) -> int:
     """Gate a finished run, write the CI outputs, print the gate; the run's exit code."""
-    run: Run = outcome.run
-    gate = evaluate(
-        run,
-        baseline=options.baseline,
-        fail_on_regression=options.fail_on_regression,
-        fail_under=fail_under,
-        allow_unverified=allow_unverified,
-        min_lower_bound=options.min_lower_bound,
-        dead_targets=outcome.dead_targets,
+    return gate_and_write(
+        outcome.run, options, fail_under=fail_under, allow_unverified=allow_unverified
     )
-    # The verdict first: should writing a CI file fail, it has already been said.
-    if gate.comparison is not None:
-        for line in diff_lines(gate.comparison, replies=False, totals=False):
-            click.echo(line)
-    for line in gate.lines():
-        click.echo(line)
-    if options.junit is not None:
-        click.echo(f"JUnit: {write_junit(run, options.junit)}")
-    text = render_markdown(run, gate)
-    if options.markdown is not None:
-        options.markdown.write_text(text, encoding="utf-8")
-        click.echo(f"Markdown: {options.markdown}")
-    append_step_summary(text)
-    return gate.exit_code
 
 
 def progress_printer(

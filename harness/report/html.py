@@ -23,6 +23,7 @@ from markupsafe import Markup
 from harness.judge.compare import pairwise_view
 from harness.judge.summary import judge_summary
 from harness.report.charts import Chart, bar_chart
+from harness.report.money import usd
 from harness.report.rows import Column, build_rows, columns_for, comparisons
 from harness.results.compare import (
     FIXED,
@@ -372,6 +373,7 @@ def _render(run: Run, baseline: Run | None) -> str:
         "pct": _pct,
         "num": _num,
         "secs": _secs,
+        "usd": usd,
         "css": Markup(_asset("report.css")),
         "script": Markup(script),
         "script_hash": f"sha256-{digest}",

@@ -23,6 +23,7 @@ from typing import Any
 from harness.results.record import CaseResult
 from harness.results.stats import wilson_interval
 from harness.results.store import Run
+from harness.results.summary import total_cost
 
 # XML 1.0 allows tab, newline, carriage return and the ranges below; nothing else.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -106,6 +107,10 @@ def _testcase(results: list[CaseResult]) -> tuple[ET.Element, str]:
     return element, kind
 
 
+def _cost_text(cost: float | None) -> str:
+    return "unknown" if cost is None else f"{cost:.8f}".rstrip("0").rstrip(".")
+
+
 def _properties(parent: ET.Element, values: dict[str, Any]) -> None:
     props = ET.SubElement(parent, "properties")
     for name, value in values.items():
@@ -175,6 +180,8 @@ def render_junit(run: Run) -> ET.ElementTree:
                 "azeval.system_fingerprints": sorted(
                     {r.system_fingerprint for r in target_results if r.system_fingerprint}
                 ),
+                # USD this suite cost on the target; "unknown" when its model has no price.
+                "azeval.cost_usd": _cost_text(total_cost(target_results)),
             },
         )
         element.extend(elements)

@@ -20,7 +20,7 @@ from harness.results.compare import CaseDiff
 from harness.results.record import CaseResult
 from harness.results.stats import wilson_interval
 from harness.results.store import Run
-from harness.results.summary import FLAKY, case_stability
+from harness.results.summary import FLAKY, case_stability, total_cost
 from harness.writable import printable
 
 if TYPE_CHECKING:
@@ -77,7 +77,6 @@ def _target_table(run: Run) -> list[str]:
         passed = verdicts.count("pass")
         low, high = wilson_interval(passed, len(verdicts))
         models = sorted({r.model for r in results if r.model}) or [info.get("model", "")]
-        costs = [r.cost_usd for r in results]
         tokens = sum(r.prompt_tokens + r.completion_tokens for r in results)
         cells = [
             code(name, in_table=True),
@@ -89,7 +88,7 @@ def _target_table(run: Run) -> list[str]:
             str(verdicts.count("unchecked")),
             f"{_pct(passed / len(verdicts))} ({_pct(low)}–{_pct(high)})",
             f"{tokens:,}",
-            usd(None if None in costs else sum(c for c in costs if c is not None)),
+            usd(total_cost(results)),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines

@@ -193,7 +193,25 @@ def _error_text(error: ErrorInfo | None) -> str | None:
 # the Wilson 95% interval of the pass rate over repeats, st how each streamed turn arrived
 # (TTFT, tokens/s, gaps, what was shown before a block). e, t, shown, tc, wi and st are null
 # when there is nothing to say.
-CELL = ("v", "p", "n", "x", "r", "fr", "ck", "tk", "l", "mo", "e", "t", "shown", "tc", "wi", "st")
+CELL = (
+    "v",
+    "p",
+    "n",
+    "x",
+    "r",
+    "fr",
+    "ck",
+    "tk",
+    "l",
+    "mo",
+    "e",
+    "t",
+    "shown",
+    "tc",
+    "wi",
+    "st",
+    "co",
+)
 _P, _N, _X, _R = (CELL.index(name) for name in ("p", "n", "x", "r"))
 
 
@@ -292,6 +310,7 @@ def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]
         None if last is None else _calls(_reply_message(last).get("tool_calls"), texts),
         [round(v, 4) for v in wilson_interval(passed, len(group))] if len(group) > 1 else None,
         _streamed(turns),
+        None if shown.cost_usd is None else round(shown.cost_usd, 8),
     ]
 
 

@@ -124,7 +124,9 @@ def _side(results: list[CaseResult]) -> Side:
     results = sorted(results, key=lambda r: r.repeat)
     n = len(results)
     latencies = [v for r in results if (v := r.latency_ms) is not None]
-    costs = [c for r in results if (c := r.cost_usd) is not None]
+    # Unknown when any repeat's cost is (its model has no price): never a partial mean.
+    costs = [r.cost_usd for r in results]
+    known = [c for c in costs if c is not None]
     return Side(
         target=results[0].target,
         verdicts=tuple(r.verdict for r in results),
@@ -132,7 +134,7 @@ def _side(results: list[CaseResult]) -> Side:
         prompt_tokens=sum(r.prompt_tokens for r in results) / n,
         completion_tokens=sum(r.completion_tokens for r in results) / n,
         latency_ms=sum(latencies) / len(latencies) if latencies else None,
-        cost_usd=sum(costs) / len(costs) if costs else None,
+        cost_usd=sum(known) / len(known) if known and len(known) == len(costs) else None,
         models=tuple(sorted({r.model for r in results if r.model})),
         fingerprints=tuple(sorted({r.system_fingerprint for r in results if r.system_fingerprint})),
         ttft_ms=mean_of(r.ttft_ms for r in results),

@@ -87,11 +87,19 @@ def case_stability(results: Iterable[CaseResult]) -> list[CaseStability]:
     return out
 
 
+def total_cost(results: Iterable[CaseResult]) -> float | None:
+    """USD of all ``results``; None when any one's cost is unknown (a partial sum would read
+    as the whole) or there is none. Rounded to a millionth of a cent."""
+    costs = [r.cost_usd for r in results]
+    if not costs or None in costs:
+        return None
+    return round(sum(c for c in costs if c is not None), 8)
+
+
 def _target_summary(results: list[CaseResult]) -> dict[str, Any]:
     verdicts = Counter(r.verdict for r in results)
     checks = Counter(c.status for r in results for c in r.checks)
     latencies = [v for r in results if (v := r.latency_ms) is not None]
-    costs = [r.cost_usd for r in results]
     stability = Counter(s.stability for s in case_stability(results))
     cases = len(results)
     passed = verdicts["pass"]
@@ -135,11 +143,7 @@ def _target_summary(results: list[CaseResult]) -> dict[str, Any]:
         "system_fingerprints": sorted(
             {r.system_fingerprint for r in results if r.system_fingerprint}
         ),
-        # Unknown when any result's cost is (a model with no price): a partial sum would
-        # read as the whole.
-        "cost_usd": None
-        if not costs or None in costs
-        else round(sum(c for c in costs if c is not None), 6),
+        "cost_usd": total_cost(results),
         "stability": {k: stability[k] for k in (STABLE_PASS, FLAKY, STABLE_FAIL, UNCHECKED)},
     }
 

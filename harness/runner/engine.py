@@ -56,10 +56,15 @@ Progress = Callable[[CaseResult], None]
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run: all of it has defaults that suit a first run."""
+    """How to run: all of it has defaults that suit a first run.
 
-    concurrency: int = 4
-    timeout: float = 60.0
+    ``concurrency`` and ``timeout``, when given, hold for every target, over a target's own
+    setting (as ``-j`` and ``--timeout`` do); ``default_*`` hold for a target that sets none
+    (azeval.toml's [settings] give them).
+    """
+
+    concurrency: int | None = None
+    timeout: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     case_deadline: float | None = 600.0
     repeat: int | None = None
@@ -67,21 +72,35 @@ class RunOptions:
     resume: Path | None = None
     retry_errors: bool = False
     seed: int | None = None
-    # -j and --timeout as given on the command line (they beat each target's own setting):
-    # recorded so that a plain --resume runs the rest of the run the way it started.
-    overrides: Mapping[str, Any] = field(default_factory=dict)
     # The length of the quota's "minute": 60 s on Azure; shorter only against a fake server.
     quota_window: float = 60.0
     cache: CachePolicy = field(default_factory=CachePolicy)
     # --stream: every case was streamed (recorded so that a resume streams the rest too).
     stream: bool = False
+    default_concurrency: int = 4
+    default_timeout: float = 60.0
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The concurrency and timeout given over every target's own (-j, --timeout):
+        recorded so that a plain --resume runs the rest of the run the way it started."""
+        given = (("concurrency", self.concurrency), ("timeout", self.timeout))
+        return {name: value for name, value in given if value is not None}
+
+    def timeout_for(self, target: TargetConfig) -> float:
+        """Seconds per request to ``target``: the caller's, else the target's, else default."""
+        return self.timeout or target.timeout or self.default_timeout
+
+    def concurrency_for(self, target: TargetConfig) -> int:
+        """Requests at once to ``target``: the caller's, else the target's, else default."""
+        return self.concurrency or target.concurrency or self.default_concurrency
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> RunOptions:
         """The options azeval.toml's [settings] give, before any command-line override."""
         return cls(
-            concurrency=settings.get("concurrency", 4),
-            timeout=settings.get("timeout", 60.0),
+            default_concurrency=settings.get("concurrency", 4),
+            default_timeout=settings.get("timeout", 60.0),
             retry=RetryPolicy(
                 max_retries=settings.get("max_retries", 6),
                 max_retry_after=settings.get("max_retry_after", RetryPolicy.max_retry_after),
@@ -92,13 +111,13 @@ class RunOptions:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "concurrency": self.concurrency,
-            "timeout": self.timeout,
+            "concurrency": self.concurrency or self.default_concurrency,
+            "timeout": self.timeout or self.default_timeout,
             "max_retries": self.retry.max_retries,
             "case_deadline": self.case_deadline,
             "repeat": self.repeat,
             "cache": self.cache.to_json(),
-            "overrides": dict(self.overrides),
+            "overrides": self.overrides,
             "stream": self.stream,
         }
 

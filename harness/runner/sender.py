@@ -139,7 +139,7 @@ class _Sending:
         if self.deadline is None and options.case_deadline:
             # From its first request let through, or from the pause that held it before.
             self.deadline = (permit.held_at or now) + options.case_deadline
-        timeout = sender.config.timeout or options.timeout
+        timeout = options.timeout_for(sender.config)
         limit = timeout if self.deadline is None else max(0.05, min(timeout, self.deadline - now))
         try:
             completion = await sender.target.complete(body, timeout=limit)
@@ -211,7 +211,7 @@ class _Sending:
 def scheduler_for(config: TargetConfig, options: RunOptions) -> Scheduler:
     """A target's scheduler: its tpm/rpm (rpm defaults to Azure's 6 per 1,000 TPM)."""
     return Scheduler(
-        max_concurrency=config.concurrency or options.concurrency,
+        max_concurrency=options.concurrency_for(config),
         tpm=config.tpm,
         rpm=default_rpm(config.tpm, config.rpm),
         window_s=options.quota_window,

@@ -11,6 +11,12 @@
   // A cell is a list whose positions data.cell names (see harness/report/rows.py): C.r is
   // where a cell holds its reply.
   var C = {};
+  // As harness/report/money.py writes dollars: unknown (no price) is never "$0".
+  function usd(v) {
+    if (v === null || v === undefined) return "unknown";
+    if (v === 0) return "$0.00";
+    return "$" + (Math.abs(v) >= 0.01 ? v.toFixed(4) : v.toFixed(6));
+  }
   data.cell.forEach(function (name, i) { C[name] = i; });
   var FILTERS = { all: null, failures: "failed", regressions: "regressed", differs: "differs", flaky: "flaky", errors: "errored" };
   var FLAG_LABEL = { regressed: "regression", differs: "targets differ", errored: "error", failed: "not passed", flaky: "flaky" };
@@ -202,6 +208,7 @@
     if (cell[C.fr]) meta.push("finish: " + cell[C.fr]);
     meta.push("tokens " + cell[C.tk][0] + " / " + cell[C.tk][1]);
     if (cell[C.l] !== null) meta.push(cell[C.l] + " ms");
+    meta.push("cost " + usd(cell[C.co]));
     if (cell[C.mo] !== null) meta.push("model " + texts[cell[C.mo]]);
     if (cell[C.n] > 1) meta.push("showing repeat " + cell[C.shown]);
     box.appendChild(el("div", "meta", meta.join(" \u00b7 ")));
