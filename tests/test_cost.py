@@ -85,9 +85,13 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: Any) -> Any:
         yield tmp_path
 
 
+def newest_run(root: Path) -> Path:
+    """The run written last (two run ids of the same second do not sort by time)."""
+    return max((root / "reports" / "runs").iterdir(), key=lambda p: p.stat().st_mtime_ns)
+
+
 def only_run(root: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    runs = sorted((root / "reports" / "runs").iterdir())
-    run_dir = runs[-1]
+    run_dir = newest_run(root)
     meta = json.loads((run_dir / "run.json").read_text())
     lines = (run_dir / "results.jsonl").read_text().splitlines()
     return meta, [json.loads(line) for line in lines]
@@ -267,7 +271,7 @@ def test_diff_baseline_and_gate_show_the_cost_delta(
     """A baseline keeps each case's cost; a later run at a higher price shows the delta in
     `azeval diff` (ΔCOST and the total) and in the gate's comparison with the baseline."""
     assert azeval("run", "suites", "-t", "a") == 0
-    first = sorted((project / "reports" / "runs").iterdir())[-1]
+    first = newest_run(project)
     assert azeval("bless", str(first), "-o", "baseline.json") == 0
     baseline = json.loads((project / "baseline.json").read_text())
     refund = baseline["targets"]["a"]["cases"]["support/refund"]
@@ -287,7 +291,7 @@ def test_diff_baseline_and_gate_show_the_cost_delta(
     assert now == pytest.approx(2 * before, abs=2e-6)
     line = f"cost vs baseline over 2 paired case(s) (mean per repeat): ${before:.6f} → ${now:.6f}"
     assert f"{line} (+${now - before:.6f})" in out
-    second = sorted((project / "reports" / "runs").iterdir())[-1]
+    second = newest_run(project)
     assert azeval("diff", str(first), str(second)) == 0
     out = capsys.readouterr().out
     assert f"Δ cost +{now - before:,.5f} USD" in out

@@ -58,7 +58,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: Any, fake: F
 
 
 def last_run(project: Path) -> Path:
-    return sorted((project / "reports" / "runs").iterdir())[-1]
+    """The run written last (two run ids of the same second do not sort by time)."""
+    return max((project / "reports" / "runs").iterdir(), key=lambda p: p.stat().st_mtime_ns)
 
 
 def test_gating_a_stored_run_gives_the_exit_code_the_run_gave(
