@@ -191,8 +191,8 @@ def _error_text(error: ErrorInfo | None) -> str | None:
 # index), e error texts (each once), t a conversation's turns as [asked, reply, tool calls],
 # shown the repeat shown when there are several, tc the reply's tool calls (see _calls), wi
 # the Wilson 95% interval of the pass rate over repeats, st how each streamed turn arrived
-# (TTFT, tokens/s, gaps, what was shown before a block). e, t, shown, tc, wi and st are null
-# when there is nothing to say.
+# (TTFT, tokens/s, gaps, what was shown before a block), co the shown result's cost in USD.
+# e, t, shown, tc, wi and st are null when there is nothing to say; co when it is unknown.
 CELL = (
     "v",
     "p",
