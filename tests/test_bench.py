@@ -45,6 +45,19 @@ def test_overhead_bench_compares_with_the_bare_sdk() -> None:
     assert "azeval api.run (+plan, report)" in out
 
 
+def test_judge_bench_compares_judge_calls_with_plain_requests() -> None:
+    """Judge calls against plain requests through the same sender, and the pairwise request
+    count (2 per case and pair of targets) checked by the bench itself."""
+    out = bench(
+        "bench_judge",
+        *("--checks", "20", "--concurrency", "4", "--rounds", "1", "--pairwise-cases", "5"),
+    )
+    assert "ratio judge / plain" in out
+    assert (
+        "pairwise over 5 cases x 2 targets, 1 sample(s): 10 judge requests sent, expected 10" in out
+    )
+
+
 def test_quota_bench_reports_the_share_used() -> None:
     """The share of a (short) quota window used, with no case failing."""
     out = bench("bench_quota", "--tpm", "3000", "--window", "1", "--windows", "2")

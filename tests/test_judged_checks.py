@@ -291,6 +291,7 @@ def test_cli_judge_replaces_the_setting(project, server):
         ("rubric: {criteria: x, template: bad.j2}", "judge template: "),
         ("rubric: {criteria: x, samples: 2, colour: red}", "unknown key 'colour'"),
         ("factuality: {reference: x, pass: [F]}", "pass must list fact categories"),
+        ("rubric: {criteria: x, max_tokens: 0}", "max_tokens must be a positive whole number"),
     ],
 )
 def test_bad_input_exits_2_naming_the_place_and_sends_nothing(
@@ -354,3 +355,22 @@ def test_validate_finds_a_judged_check_without_a_judge(project, server, write, c
     write("azeval.toml", CONFIG)
     assert azeval("validate", "suites") == 0
     assert server.requests == []
+
+
+def test_a_checks_own_sampling_settings_reach_the_judge(project, server, write):
+    """temperature, seed and max_tokens written on the check are the judge request's."""
+    write(
+        "suites/geo.yaml",
+        """
+        suite: geo
+        cases:
+          - id: capital
+            prompt: What is the capital of France?
+            expect:
+              rubric: {criteria: Names Paris., temperature: 0.5, seed: 42, max_tokens: 77}
+        """,
+    )
+    azeval("run", "suites", "-t", "gpt35")
+    (request,) = [r for r in server.requests if r.deployment == "judge"]
+    assert (request.body["temperature"], request.body["seed"]) == (0.5, 42)
+    assert request.body["max_tokens"] == 77

@@ -5,7 +5,8 @@
     factuality: {reference, pass, judge, samples, template, …}
 
 Every judged check also takes ``judge`` (a target's name), ``samples`` (≥ 1), ``template``
-(a Jinja2 file next to the suite), ``temperature``, ``seed`` and ``min_agreement``. A
+(a Jinja2 file next to the suite), ``temperature``, ``seed``, ``max_tokens`` (of the
+judge's answer) and ``min_agreement``. A
 wrong argument is a ValueError whose message names the key, raised at load time.
 """
 
@@ -21,7 +22,7 @@ from harness.judge.answer import AnswerMode
 from harness.judge.metrics import BUILTIN, DEFAULT_MIN_SCORE, METRICS, Metric, custom_metric
 from harness.judge.verdicts import FACT_CHOICES, SHAPES, JudgeKind, Value
 
-_COMMON = ("judge", "samples", "template", "temperature", "seed", "min_agreement")
+_COMMON = ("judge", "samples", "template", "temperature", "seed", "max_tokens", "min_agreement")
 _KEYS: dict[str, tuple[str, ...]] = {
     "rubric": ("criteria", *_COMMON),
     "score": ("metric", "min", "context", "reference", "criteria", "anchors", *_COMMON),
@@ -47,6 +48,7 @@ class JudgedArg:
     template: Path | None = None
     temperature: float | None = None
     seed: int | None = None
+    max_tokens: int | None = None
     min_agreement: float | None = None
 
     def decide(self, value: Value | float) -> str:
@@ -236,6 +238,13 @@ def _common(body: Mapping[str, Any], suite_dir: Path, judge: str | None) -> dict
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ArgumentError(f"seed must be a whole number, got {seed!r}", ("seed",))
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+    ):
+        raise ArgumentError(
+            f"max_tokens must be a positive whole number, got {max_tokens!r}", ("max_tokens",)
+        )
     agreement = body.get("min_agreement")
     if agreement is not None and (
         isinstance(agreement, bool)
@@ -251,5 +260,6 @@ def _common(body: Mapping[str, Any], suite_dir: Path, judge: str | None) -> dict
         "template": template,
         "temperature": temperature,
         "seed": seed,
+        "max_tokens": max_tokens,
         "min_agreement": agreement,
     }

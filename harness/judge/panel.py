@@ -46,6 +46,7 @@ class JudgePlan:
             "samples": arg.samples,
             "temperature": arg.temperature,
             "seed": arg.seed,
+            "max_tokens": arg.max_tokens,
             "min_agreement": arg.min_agreement,
         }
         return replace(self.options, **{k: v for k, v in own.items() if v is not None})

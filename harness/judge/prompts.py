@@ -115,6 +115,8 @@ def _environment(folders: tuple[str, ...]) -> SandboxedEnvironment:
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
+        # Templates do not change during a run: no stat of every include on every render.
+        auto_reload=False,
     )
 
 
