@@ -51,6 +51,11 @@ def test_options_beat_settings_and_cache_means_readwrite() -> None:
     assert CachePolicy.resolve({"cache_ttl": "2d"}, cache=True, ttl="1h").ttl_s == 3600
     with pytest.raises(InputError, match="--cache-ttl"):
         CachePolicy.resolve({}, cache=True, ttl="soon")
+    # An age or a file for a cache that is off says so instead of being ignored.
+    with pytest.raises(InputError, match="--cache-ttl goes with --cache"):
+        CachePolicy.resolve({}, ttl="7d")
+    with pytest.raises(InputError, match="--cache-path goes with --cache"):
+        CachePolicy.resolve({"cache": True}, mode="off", path=Path("x.sqlite"))
 
 
 def test_replay_reads_only_and_refuses_a_writing_mode() -> None:

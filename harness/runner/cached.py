@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from harness.errors import InputError
 from harness.results.record import CaseResult
@@ -96,10 +96,13 @@ class CachePolicy:
             chosen = settings.get("cache_mode") or ("readwrite" if settings.get("cache") else "off")
         if chosen not in CACHE_MODES:
             raise InputError(f"cache mode {chosen!r}: must be one of {', '.join(CACHE_MODES)}")
+        if chosen == "off" and (ttl is not None or path is not None):
+            option = "--cache-ttl" if ttl is not None else "--cache-path"
+            raise InputError(f"{option} goes with --cache (or --cache-mode, --replay)")
         ttl_text = ttl if ttl is not None else settings.get("cache_ttl")
         where = "--cache-ttl" if ttl is not None else "settings.cache_ttl"
         return cls(
-            mode=chosen,  # type: ignore[arg-type]
+            mode=cast(CacheMode, chosen),
             path=Path(path or settings.get("cache_path") or DEFAULT_CACHE_PATH),
             ttl_s=parse_age(ttl_text, where) if ttl_text is not None else None,
             replay=replay,
