@@ -86,13 +86,18 @@ def test_a_second_run_sends_nothing_and_says_so(project, server, capsys):
     first_requests = len(server.requests)
     assert first_requests == 4  # refund, hello, and the two turns of talk
     (first,) = runs(project)
-    capsys.readouterr()
+    assert (
+        "Cache: no result answered from the cache (.azeval/cache.sqlite); the answers "
+        "received are stored"
+    ) in capsys.readouterr().out
     server.reset()
     assert azeval("run", "suites", "--cache", "--markdown", "summary.md") == 0
     assert server.requests == []
     second = runs(project)[-1]
     out = capsys.readouterr()
-    assert "3 of 3 result(s) answered from the cache" in out.out
+    assert (
+        "Cache: 3 of 3 result(s) answered from the cache (.azeval/cache.sqlite), with no" in out.out
+    )
     assert "(cached)" in out.err  # each progress line says so
     markdown = (project / "summary.md").read_text()
     assert "Answered from the response cache: 3 of 3 result(s)." in markdown

@@ -301,10 +301,13 @@ def print_summary(outcome: Any) -> None:
             f"stored by run {source.get('run_id')}; nothing was sent for them"
         )
     elif cache.get("mode", "off") != "off":
-        click.echo(
-            f"Cache: {cached} of {len(outcome.run.results)} result(s) answered from the cache "
-            f"({cache.get('path')}); they cost no request"
-        )
+        where = f"the cache ({cache.get('path')})"
+        if cached:
+            text = f"{cached} of {len(outcome.run.results)} result(s) answered from {where}"
+            click.echo(f"Cache: {text}, with no request sent")
+        else:
+            stored = "; the answers received are stored" if cache.get("mode") != "read" else ""
+            click.echo(f"Cache: no result answered from {where}{stored}")
     costs = [f"{name} {usd(s.get('cost_usd'))}" for name, s in summary.get("targets", {}).items()]
     if costs:
         click.echo("Cost: " + ", ".join(costs))
