@@ -153,3 +153,18 @@ def test_rescore_takes_a_selection(stored, server):
     assert azeval("rescore", str(stored), "-k", "refund") == 0
     got = results(new_run(stored.parent.parent.parent, stored))
     assert list(got) == ["refund"]
+
+
+def test_rescore_gates_on_a_baseline_like_run(stored, server, write, capsys):
+    """--baseline --fail-on-regression: a tightened check that now fails a case that held
+    in the baseline is a regression, exit 1; the unchanged suite rescored holds, exit 0."""
+    assert azeval("bless", str(stored), "-o", "baseline.json") == 0
+    assert (
+        azeval("rescore", str(stored), "--baseline", "baseline.json", "--fail-on-regression") == 0
+    )
+    write("suites/support.yaml", SUITE.replace("{icontains: days}", "{icontains: 3 days}"))
+    capsys.readouterr()
+    code = azeval("rescore", str(stored), "--baseline", "baseline.json", "--fail-on-regression")
+    assert code == 1
+    assert "regression" in capsys.readouterr().out
+    assert server.requests == []
