@@ -100,7 +100,7 @@ def test_a_second_run_sends_nothing_and_says_so(project, server, capsys):
     )
     assert "(cached)" in out.err  # each progress line says so
     markdown = (project / "summary.md").read_text()
-    assert "Answered from the response cache: 3 of 3 result(s)." in markdown
+    assert "Answered from the response cache: 3 of 3 result(s) (saved $" in markdown
     html = (second / "report.html").read_text()
     assert "Response cache." in html
     assert f"3 of 3 result(s) were answered from the cache (stored by run {first.name})" in html
@@ -119,6 +119,14 @@ def test_a_second_run_sends_nothing_and_says_so(project, server, capsys):
     meta = json.loads((second / "run.json").read_text())
     summary = meta["summary"]["targets"]["gpt4o"]
     assert summary["cached"] == 3
+    # Cost is recorded as saved, not spent: what the first run paid, this one did not.
+    spent_before = json.loads((first / "run.json").read_text())["summary"]["targets"]["gpt4o"]
+    assert spent_before["cost_usd"] > 0
+    assert summary["cost_usd"] == 0
+    assert summary["saved_usd"] == pytest.approx(spent_before["cost_usd"])
+    assert turn["cost_usd"] == 0 and turn["cached"]["saved_usd"] > 0
+    assert "with no request sent, saving $" in out.out
+    assert "(saved $" in markdown and ", saving $" in html
 
 
 def test_a_changed_prompt_sends_one_request(project, server, write):

@@ -304,7 +304,9 @@ def print_summary(outcome: Any) -> None:
         where = f"the cache ({cache.get('path')})"
         if cached:
             text = f"{cached} of {len(outcome.run.results)} result(s) answered from {where}"
-            click.echo(f"Cache: {text}, with no request sent")
+            saved = summary.get("saved_usd")
+            worth = f", saving {usd(saved)}" if saved is not None else ""
+            click.echo(f"Cache: {text}, with no request sent{worth}")
         else:
             stored = "; the answers received are stored" if cache.get("mode") != "read" else ""
             click.echo(f"Cache: no result answered from {where}{stored}")

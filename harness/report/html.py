@@ -242,10 +242,12 @@ def _cache_notes(run: Run) -> list[str]:
         )
     elif cached:
         sources = sorted({t.cached.run_id for r in run.results for t in r.turns if t.cached})
+        saved = run.meta.get("summary", {}).get("saved_usd")
+        worth = f", saving {usd(saved)}" if saved is not None else ""
         notes.append(
             f"{cached} of {len(run.results)} result(s) were answered from the cache "
-            f"(stored by run {', '.join(sources)}): no request was sent for them, and their "
-            "latency checks are n/a, since nothing was measured in this run."
+            f"(stored by run {', '.join(sources)}): no request was sent for them{worth}, and "
+            "their latency checks are n/a, since nothing was measured in this run."
         )
     for drift in cache.get("drift") or []:
         notes.append(

@@ -213,7 +213,10 @@ def _cache_lines(run: Run) -> list[str]:
         return [f"{line} {len(run.results)} result(s) on its stored replies.", ""]
     if not cached:
         return []
-    return [f"Answered from the response cache: {cached} of {len(run.results)} result(s).", ""]
+    saved = run.meta.get("summary", {}).get("saved_usd")
+    worth = f" (saved {usd(saved)})" if saved is not None else ""
+    line = f"Answered from the response cache: {cached} of {len(run.results)} result(s)"
+    return [f"{line}{worth}.", ""]
 
 
 def render_markdown(run: Run, gate: GateResult | None = None) -> str:

@@ -133,6 +133,8 @@ def _target_summary(results: list[CaseResult]) -> dict[str, Any]:
         "ttft_p95_ms": _rounded(percentile(ttft, 95), 1),
         "tokens_per_s_p50": _rounded(percentile(rates, 50), 1),
         "tokens_per_s_p95": _rounded(percentile(rates, 95), 1),
+        # What the cached answers would have cost to send (their cost_usd is 0: not spent).
+        "saved_usd": _saved(results),
         "retries": sum(r.retries for r in results),
         "rate_limited": sum(r.rate_limited for r in results),
         "waited_s": round(sum(r.waited_s for r in results), 3),
@@ -152,6 +154,17 @@ def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def _saved(results: Iterable[CaseResult]) -> float | None:
+    """USD the cached answers saved; None when none of them had a price."""
+    saved = [
+        t.cached.saved_usd
+        for r in results
+        for t in r.turns
+        if t.cached is not None and t.cached.saved_usd is not None
+    ]
+    return round(sum(saved), 6) if saved else None
+
+
 def summarize(results: list[CaseResult], target_names: list[str]) -> dict[str, Any]:
     """Per-target counts, rates, tokens, latency, retries, errors and models; JSON-ready.
 
@@ -168,6 +181,7 @@ def summarize(results: list[CaseResult], target_names: list[str]) -> dict[str, A
         "targets": targets,
         "verdicts": dict(sorted(Counter(r.verdict for r in results).items())),
         "cached": sum(s["cached"] for s in targets.values()),
+        "saved_usd": _saved(results),
         # A target whose responses named more than one model changed under us mid-run.
         "model_drift": sorted(name for name, s in targets.items() if len(s["models"]) > 1),
     }

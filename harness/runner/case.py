@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
@@ -14,7 +15,7 @@ from harness.conversation import HistoryTooLong, fit_case
 from harness.results.record import CaseResult, ErrorInfo, ErrorKind, TurnResult, verdict_of
 from harness.streamed import sends_stream_usage
 from harness.suite.model import Case, Message, Turn
-from harness.targets.base import Completion, TargetError, TargetInfo
+from harness.targets.base import CachedFrom, Completion, TargetError, TargetInfo
 
 if TYPE_CHECKING:
     from harness.models import ModelSpec, Price
@@ -120,7 +121,7 @@ async def run_case(
                 usage=dict(reply.usage),
                 latency_ms=None if completion.cached else completion.latency_ms,
                 checks=await run_checks(turn.expectations, context(reply)),
-                cached=completion.cached,
+                cached=_with_saving(price, reply, completion),
                 cost_usd=_spent(price, reply, completion),
                 stream=completion.stream,
             )
@@ -159,6 +160,14 @@ def _spent(price: Price | None, reply: Reply, completion: Completion) -> float |
     if completion.cached:
         return 0.0
     return price.cost(reply.usage) if "completion_tokens" in reply.usage else None
+
+
+def _with_saving(price: Price | None, reply: Reply, completion: Completion) -> CachedFrom | None:
+    """A cached answer's origin, with what sending it again would have cost: saved."""
+    if completion.cached is None:
+        return None
+    saved = price.cost(reply.usage) if price is not None else None
+    return dataclasses.replace(completion.cached, saved_usd=saved)
 
 
 def _fitted(

@@ -52,6 +52,8 @@ class CachedFrom:
     run_id: str
     stored_at: str
     latency_ms: float | None
+    # What sending it again would have cost at the model's price (None: no price known).
+    saved_usd: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,15 +61,17 @@ class CachedFrom:
             "run_id": self.run_id,
             "stored_at": self.stored_at,
             "latency_ms": self.latency_ms,
+            "saved_usd": self.saved_usd,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CachedFrom:
-        latency = data.get("latency_ms")
+        latency, saved = data.get("latency_ms"), data.get("saved_usd")
         return cls(
             run_id=str(data.get("run_id") or ""),
             stored_at=str(data.get("stored_at") or ""),
             latency_ms=float(latency) if isinstance(latency, (int, float)) else None,
+            saved_usd=float(saved) if isinstance(saved, (int, float)) else None,
         )
 
 
