@@ -283,3 +283,16 @@ def test_judge_calls_go_through_the_cache(judging):  # noqa: F811  (the fixture 
     assert judging.requests == []
     assert azeval("rescore", str(first), "--cache") == 1
     assert judging.requests == []
+
+
+def test_streamed_answers_are_cached_too(project, server):
+    """--stream with --cache: the streamed answers are stored, and a second streamed run
+    sends nothing (a cached turn has no stream timings: nothing was measured)."""
+    assert azeval("run", "suites", "--cache", "--stream") == 0
+    assert len(server.requests) == 4
+    server.reset()
+    assert azeval("run", "suites", "--cache", "--stream") == 0
+    assert server.requests == []
+    got = results(runs(project)[-1])
+    assert got["refund#0"]["cached"] is True
+    assert got["refund#0"]["turns"][0]["stream"] is None
