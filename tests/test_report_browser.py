@@ -742,3 +742,20 @@ def test_shows_all_screenshot(chromium: Path, shows_report: Path) -> None:
     data = screenshot(chromium, shows_report, "shows.png", "#expand=1", "1400,1600")
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 30_000
+
+
+def test_the_trend_renders_in_the_browser(chromium: Path, tmp_path: Path) -> None:
+    """The trend of earlier runs of the same suites is drawn in the page: a line per
+    target, a dot per run, the page's script still running under its CSP."""
+    from tests.test_history import stored
+
+    for day, passes in ((1, 1), (2, 2), (3, 4)):
+        last = stored(tmp_path, f"run-{day}", f"2026-01-0{day}T10:00:00Z", passes)
+    report = write_report(load_run(last), last / "report.html")
+    dom = run_chromium(chromium, tmp_path / "profile", "--dump-dom", report.as_uri())
+    assert 'data-ready="1"' in dom
+    block = dom.split('<div class="trend">', 1)[1].split("</div>", 1)[0]
+    assert block.count('class="spark-line"') == 2
+    assert block.count("<circle") == 6
+    data = screenshot(chromium, report, "trend.png", "", "1200,700")
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")

@@ -1,8 +1,8 @@
 """The ``azeval`` command: parse options, call harness.api, print, return an exit code.
 
 One module per group of commands: ``starting`` (init), ``running`` (run), ``suites``
-(validate, plan) and ``records`` (report, bless, diff); ``options`` holds the options they
-share.
+(validate, plan), ``records`` (report, bless, diff) and ``history`` (runs); ``options``
+holds the options they share.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 import click
 
 from harness import __version__
-from harness.cli import cache, judging, records, rescore, running, starting, suites
+from harness.cli import cache, history, judging, records, rescore, running, starting, suites
 from harness.errors import AzevalError
 from harness.redact import Redactor
 
@@ -49,6 +49,7 @@ for command in (
     records.gate,
     records.bless,
     records.diff,
+    history.runs,
     rescore.rescore,
     cache.cache,
     judging.pairwise,

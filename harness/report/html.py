@@ -25,6 +25,7 @@ from harness.judge.summary import judge_summary
 from harness.report.charts import Chart, bar_chart
 from harness.report.money import usd
 from harness.report.rows import Column, build_rows, columns_for, comparisons
+from harness.report.trend import SPARK_H, SPARK_W, trend
 from harness.results.compare import (
     FIXED,
     FLAKY,
@@ -142,6 +143,10 @@ def _p50_p95(
         ],
         f"{_num(s[p50])} / {_num(s[p95])} ms",
     )
+
+
+def _money(value: float | None) -> str:
+    return "—" if value is None else f"${value:,.4f}"
 
 
 def _secs(value: float | None) -> str:
@@ -337,7 +342,12 @@ def _render(run: Run, baseline: Run | None) -> str:
     }
     script = _asset("report.js")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    trend_runs, trend_lines = trend(run)
     context = {
+        "trend_runs": trend_runs,
+        "trend": trend_lines,
+        "spark_w": SPARK_W,
+        "spark_h": SPARK_H,
         "run_id": run.id,
         "meta": meta,
         "baseline_id": baseline.id if baseline else None,
@@ -373,6 +383,7 @@ def _render(run: Run, baseline: Run | None) -> str:
         "not_compared": not_compared,
         "statuses": STATUSES,
         "pct": _pct,
+        "money": _money,
         "num": _num,
         "secs": _secs,
         "usd": usd,
