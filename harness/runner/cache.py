@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from harness.errors import InputError
 from harness.targets.base import CachedFrom, Completion, TargetInfo
+from harness.writable import json_text
 
 CacheMode = Literal["readwrite", "read", "write", "refresh", "off"]
 CACHE_MODES: tuple[str, ...] = get_args(CacheMode)
@@ -88,8 +89,9 @@ def parse_age(text: str, where: str) -> float:
 
 
 def canonical_json(value: Any) -> str:
-    """One text per JSON value: sorted keys, no spaces, unicode kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """One text per JSON value: sorted keys, no spaces, unicode kept (a lone surrogate, which
+    UTF-8 and so SQLite cannot store, as its JSON escape)."""
+    return json_text(value, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Hostile answers: every one ends as a recorded error (or a verdict) on its own case, and
-the run around it completes, reports (HTML, JUnit, Markdown), re-reports and blesses."""
+the run around it completes, caches, reports (HTML, JUnit, Markdown), re-reports and
+blesses."""
 
 from __future__ import annotations
 
@@ -50,7 +51,10 @@ def outcome(tmp_path_factory: pytest.TempPathFactory):
     scripts = {entry.marker: entry.answer for entry in CORPUS}
     with HostileServer(scripts) as server, pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        (root / "azeval.toml").write_text(config_text(server.url))
+        # The cache on: every usable answer is stored too, and stored answers are scrubbed
+        # and written as every other writer writes.
+        config = config_text(server.url).replace("[settings]\n", "[settings]\ncache = true\n")
+        (root / "azeval.toml").write_text(config)
         (root / "suites").mkdir()
         (root / "suites" / "hostile.yaml").write_text(suite_text(CORPUS))
         code = azeval(
