@@ -65,6 +65,17 @@ def test_quota_bench_reports_the_share_used() -> None:
     assert "cases not passing: 0" in out
 
 
+def test_quota_bench_learns_a_request_window_of_10_seconds() -> None:
+    """Nothing configured and requests counted per 10 s: the bench says what was learned."""
+    out = bench(
+        "bench_quota", "--tpm", "6000", "--window", "3", "--windows", "2", "--learn",
+        "--request-window", "10", "--max-tokens", "20",
+    )  # fmt: skip
+    assert "requests counted per 10 s of 60 (learned from the answers)" in out
+    assert "cases not passing: 0" in out
+    assert "learned requests: 6 per 0.5 s" in out
+
+
 def test_report_bench_renders_with_and_without_a_baseline() -> None:
     """Render times of both reports against json.dumps of the same records."""
     out = bench("bench_report", "--cases", "50", "--repeat", "1")

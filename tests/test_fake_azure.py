@@ -27,6 +27,7 @@ from harness.testing import (
     Rule,
     ToolCall,
 )
+from harness.testing.config import options_from_dict
 
 API_VERSION = "2024-10-21"
 FOUNDERS = [
@@ -727,3 +728,16 @@ def test_deployment_windows_are_checked() -> None:
         Deployment("d", rpm=60, request_window=0)
     with pytest.raises(ValueError, match="token_window"):
         Deployment("d", token_window=120)
+
+
+def test_config_files_set_the_windows_and_headers() -> None:
+    """request_window, token_window, limit_headers and reset_headers load from config data;
+    a window outside (0, 60] is refused with its place named."""
+    options = options_from_dict(
+        {"deployments": {"d": {"rpm": 60, "request_window": 1, "reset_headers": True}}}
+    )
+    (deployment,) = options["deployments"]
+    assert (deployment.request_window, deployment.token_window) == (1, 60.0)
+    assert (deployment.reset_headers, deployment.limit_headers) == (True, False)
+    with pytest.raises(ValueError, match="request_window"):
+        options_from_dict({"deployments": [{"name": "d", "request_window": 600}]})

@@ -252,3 +252,63 @@ def test_a_run_learns_a_request_limit_counted_per_10_seconds(tmp_path: Path) -> 
     assert requests["window_s"] == pytest.approx(0.5)  # Azure's 10 s in a 3 s minute
     assert requests["window_from"] == "retry-after"
     assert record["scheduler"]["gpt35"]["rpm"] == 60
+
+
+def test_a_429_within_the_window_keeps_charges_longer_until_it_passes() -> None:
+    """Refused although the window is right: the service counts our requests from later
+    than we do, so charges are kept longer by its Retry-After (a tenth of the window at
+    most); after a whole window without a 429 that margin is halved."""
+
+    async def main() -> Scheduler:
+        clock = ManualClock()
+        scheduler = Scheduler(max_concurrency=4, window_s=6.0, clock=clock)
+        reset = {"x-ratelimit-reset-requests": "1s"}  # places the window at Azure's 10 s
+        scheduler.release(await admit(scheduler), ok=True, headers=answer(1, 5000, **reset))
+        clock.now += 0.5
+        refused = answer(0, 5000, **{"retry-after-ms": "60"})
+        scheduler.release(await admit(scheduler), rate_limited=True, headers=refused)
+        assert scheduler.calls.window_s == pytest.approx(1.0)
+        assert scheduler.calls.margin_s == pytest.approx(0.06)
+        scheduler.paused_until = 0.0
+        clock.now += 1.2
+        scheduler.release(await admit(scheduler), ok=True, headers=answer(1, 5000))
+        return scheduler
+
+    scheduler = asyncio.run(main())
+    assert scheduler.calls.margin_s == pytest.approx(0.03)
+
+
+def test_a_probe_sent_while_others_race_it_confirms_nothing() -> None:
+    """A probe answered while earlier requests were still on their way may have reached the
+    service before them: its success does not make the window trusted."""
+
+    async def main() -> Scheduler:
+        clock = ManualClock()
+        scheduler = Scheduler(max_concurrency=4, window_s=6.0, clock=clock)
+        scheduler.release(await admit(scheduler), ok=True, headers=answer(1, 5000))
+        racing = await admit(scheduler)  # the last one the service said it had room for
+        clock.now += 0.2  # our assumed 1 s window (0.1 s here) has let both go
+        probe = await admit(scheduler)
+        assert probe.probing and not probe.alone
+        scheduler.release(probe, ok=True, headers=answer(0, 5000))
+        scheduler.release(racing, ok=True, headers=answer(0, 5000))
+        return scheduler
+
+    scheduler = asyncio.run(main())
+    assert not scheduler.learned[0].confirmed  # type: ignore[index]
+
+
+def test_refused_requests_do_not_count_as_room_left() -> None:
+    """Refunding refused requests gives their charge back to our books, never to what the
+    service last said was left: after two 429s saying 0 left, nothing is left."""
+
+    async def main() -> Scheduler:
+        scheduler = Scheduler(max_concurrency=4, window_s=6.0)
+        scheduler.release(await admit(scheduler), ok=True, headers=answer(2, 5000))
+        first, second = await admit(scheduler), await admit(scheduler)
+        for permit in (first, second):
+            scheduler.release(permit, rate_limited=True, headers=answer(0, 5000))
+        return scheduler
+
+    scheduler = asyncio.run(main())
+    assert scheduler.learned[0].left() == 0  # type: ignore[index]

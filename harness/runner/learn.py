@@ -7,8 +7,8 @@ the two, both the limit and the window it is counted over:
 
 - every answer bounds the limit: what it says is left, plus what of ours the service
   surely counted (answered before this request was sent, still in the window: a lower
-  bound) or may have counted (everything in the window: an upper bound). The limit used
-  is the highest lower bound of recent answers;
+  bound) or may have counted (an upper bound). The limit used is the highest lower bound
+  since the window last moved or an answer contradicted it;
 - the window starts as Azure documents it (a minute for tokens; for requests the shortest,
   1 s: a window assumed too long holds requests back with no answer coming to show it
   wrong, one too short shows itself at once) and moves on evidence: a 429 on this limit
@@ -28,7 +28,6 @@ on the scheduler's time scale) when within ``SNAP`` of it, so a run settles on i
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,8 +37,6 @@ from harness.runner.window import Charge, Mark, Window
 AZURE_WINDOWS = (1 / 60, 10 / 60, 1.0)
 # A bound within this share of one of Azure's windows is taken to be that window.
 SNAP = 0.05
-# Limits are the highest lower bound of this many recent answers (so they can fall again).
-LEARN_FROM = 32
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
@@ -59,13 +56,16 @@ class LearnedLimit:
         self.window_from = "assumed"  # then "retry-after", "refill" or "reset header"
         self.confirmed = False
         self.revisions = 0
-        self._lows: deque[float] = deque(maxlen=LEARN_FROM)
-        self._highs: deque[float] = deque(maxlen=LEARN_FROM)
+        # The highest lower bound and the lowest upper bound on the limit since the window
+        # last moved or an answer contradicted them (None: none yet).
+        self._floor: float | None = None
+        self._ceiling: float | None = None
         self._header_limit: float | None = None
         # What the service last said was left, and our running total through that request.
         self._hint: float | None = None
-        self._hint_through = 0.0
         self._hint_seq = 0
+        self._since = 0.0  # what we admitted after that request (refunds taken off)
+        self._margin_at = 0.0  # when the window's margin last changed
 
     # --- what the scheduler asks -----------------------------------------------------------
 
@@ -73,7 +73,16 @@ class LearnedLimit:
         """What the service's latest answer said was left, less what we admitted since."""
         if self._hint is None:
             return None
-        return self._hint - (self.window.admitted - self._hint_through)
+        return self._hint - self._since
+
+    def admitted(self, charge: Charge) -> None:
+        """A request was let through (after its charge was booked)."""
+        self._since += self.window.amount(charge)
+
+    def refunded(self, charge: Charge) -> None:
+        """A request's charge is taken back (call before its amounts are zeroed)."""
+        if charge.seq > self._hint_seq:
+            self._since -= self.window.amount(charge)
 
     def snapshot(self, minute_s: float) -> dict[str, Any]:
         limit, window_s = self.window.limit, self.window.window_s
@@ -111,12 +120,17 @@ class LearnedLimit:
             # counted what is left: they are taken off too, so the room is never overstated.
             racing = window.racing(charge.seq, in_flight)
             self._hint, self._hint_seq = remaining - racing, charge.seq
-            self._hint_through = mark.admitted + own
+            self._since = window.admitted_after(charge.seq)
         header_limit = _number(headers.get(f"x-ratelimit-limit-{self.name}"))
         if header_limit is not None and header_limit > 0:
             self._header_limit, self.limit_from = header_limit, "limit header"
         elif self.limit_from is None:
             self.limit_from = "remaining"
+        if not rate_limited and window.margin_s and now - self._margin_at > window.window_s:
+            # A whole window without being refused: halve the margin, so a lag that has
+            # passed stops costing throughput (a 429 puts it back).
+            window.margin_s /= 2
+            self._margin_at = now
         if rate_limited and remaining < need:
             self.confirmed = False  # the window we trusted did not hold: probe it again
             self._after_refusal(now, charge, headers)
@@ -128,9 +142,9 @@ class LearnedLimit:
         low, high = self._bounds(now, charge, mark, remaining, own)
         if self._check(now, charge, low, high):
             low, high = self._bounds(now, charge, mark, remaining, own)  # the new window's
-        self._lows.append(low)
-        self._highs.append(high)
-        window.limit = self._header_limit if self._header_limit is not None else max(self._lows)
+        self._floor = low if self._floor is None else max(self._floor, low)
+        self._ceiling = high if self._ceiling is None else min(self._ceiling, high)
+        window.limit = self._header_limit if self._header_limit is not None else self._floor
 
     def _bounds(
         self, now: float, charge: Charge, mark: Mark, remaining: float, own: float
@@ -138,7 +152,7 @@ class LearnedLimit:
         """The limit this answer implies, at least and at most, under the current window."""
         window = self.window
         low = remaining + window.surely_counted(now, mark, charge.admitted_at) + own
-        return low, remaining + window.used
+        return low, remaining + window.maybe_counted(now)
 
     def _after_refusal(self, now: float, charge: Charge, headers: Mapping[str, str]) -> None:
         """A 429 on this limit: nothing frees before Retry-After, so the window is at least
@@ -147,20 +161,27 @@ class LearnedLimit:
         newest = self.window.newest_before(charge.seq)
         if retry_after is None or newest is None:
             return
-        # The charge's stamp is no earlier than when the service counted it (moved to its
-        # answer), so the bound is never longer than the truth.
-        bound = now + retry_after - newest.stamp
-        if bound > self.window.window_s * (1 + SNAP):
+        # The service counted it by its answer at the latest, so the bound is never longer
+        # than the truth.
+        bound = now + retry_after - newest.counted_by(now)
+        window = self.window
+        if bound > window.window_s * (1 + SNAP):
             self._move(self._snap_up(bound), now, "retry-after")
+        else:
+            # The window is right, but the service still counted a charge our books had let
+            # go: it stamps later than we think (requests reach it late). Keep charges that
+            # much longer, up to a tenth of the window.
+            window.margin_s = min(max(window.margin_s, retry_after), 0.1 * window.window_s)
+            self._margin_at = now
 
     def _check(self, now: float, charge: Charge, low: float, high: float) -> bool:
         """Whether this answer's bounds agree with the recent ones under this window; if
         not, move the window where they show it is (True) or start the limit over."""
-        if not self._lows:
+        if self._floor is None or self._ceiling is None:
             return False
         limit = self._header_limit
-        floor = limit if limit is not None else max(self._lows)
-        ceiling = limit if limit is not None else min(self._highs)
+        floor = limit if limit is not None else self._floor
+        ceiling = limit if limit is not None else self._ceiling
         slack = max(0.5, 0.01 * floor)
         # Under the right window no answer's upper bound is below an earlier lower bound,
         # nor its lower bound above an earlier upper bound.
@@ -168,13 +189,13 @@ class LearnedLimit:
             # Less left than our window allows: the service still counted ones we let go.
             counted = self.window.newest_gone_reaching(floor - high)
             if counted is not None:
-                bound = charge.admitted_at - counted.stamp
+                bound = charge.admitted_at - counted.counted_by(now)
                 if bound > self.window.window_s * (1 + SNAP):
                     self._move(self._snap_up(bound), now, "refill")
                     return True
             # Not the window: the limit fell (or others share the quota). Our lower
             # bounds no longer hold.
-            self._lows.clear()
+            self._floor = None
         elif low > ceiling + slack:
             # More left than our window allows: the service forgot the oldest of ours, so
             # its window ended before now for them. (Only ever to a shorter one of Azure's:
@@ -187,7 +208,7 @@ class LearnedLimit:
                     return True
             # Not the window: the limit rose, or the service forgot early what our window
             # keeps a little longer. Our upper bounds no longer hold.
-            self._highs.clear()
+            self._ceiling = None
         return False
 
     def _place(self, low: float, high: float, now: float, source: str) -> None:
@@ -217,8 +238,7 @@ class LearnedLimit:
         self.revisions += 1
         self.confirmed = False
         # Bounds taken under the old window do not hold under the new one.
-        self._lows.clear()
-        self._highs.clear()
+        self._floor = self._ceiling = None
 
 
 def _number(value: str | None) -> float | None:

@@ -59,6 +59,7 @@ class Permit:
     probing: tuple[LearnedLimit, ...] = ()
     # When a pause of the target first held it, if its deadline had not started: its start.
     held_at: float | None = None
+    alone: bool = False  # nothing else of ours was in flight when it was let through
 
 
 @dataclass
@@ -235,8 +236,11 @@ class Scheduler:
             if self._successes >= self.limit and self.limit < self.max_concurrency:
                 self.limit += 1.0
                 self._successes = 0
-            for learned in permit.probing:
-                learned.confirmed = True  # the window we thought refilled had
+            if permit.alone:
+                # The window we thought refilled had: nothing of ours was on the way to
+                # the service unseen when this went (with others racing it, it proves nothing).
+                for learned in permit.probing:
+                    learned.confirmed = True
         if headers and self.learned is not None:
             for learned, mark, need in zip(
                 self.learned, permit.marks, (1, permit.cost), strict=True
@@ -258,6 +262,8 @@ class Scheduler:
         charge = permit.charge
         if charge.tokens or charge.requests:
             # A refused request costs nothing on the service: not its tokens, not a request.
+            for learned in self.learned or ():
+                learned.refunded(charge)
             self.calls.refund(charge)
             self.tokens.refund(charge)
             charge.tokens, charge.requests = 0.0, 0
@@ -328,7 +334,16 @@ class Scheduler:
             marks = (self.calls.mark(), self.tokens.mark())
             self.calls.add(charge)
             self.tokens.add(charge)
-            permit = Permit(cost=cost, stamp=now, charge=charge, marks=marks, probing=probing)
+            for learned in self.learned or ():
+                learned.admitted(charge)
+            permit = Permit(
+                cost=cost,
+                stamp=now,
+                charge=charge,
+                marks=marks,
+                probing=probing,
+                alone=self.in_flight == 0,
+            )
             held = self._held.get(future)
             permit.held_at = held[0] if held is not None else None
             if probing:

@@ -38,6 +38,10 @@ class Charge:
     def ended(self) -> bool:
         return self.ended_at != float("inf")
 
+    def counted_by(self, now: float) -> float:
+        """The latest the service can have counted it: its answer, or now if none yet."""
+        return min(self.ended_at, now)
+
 
 def tokens_of(charge: Charge) -> float:
     return charge.tokens
@@ -71,10 +75,13 @@ class Window:
         self.settled = 0.0  # of charges whose request was answered
         self.expired = 0.0
         self._gone_seq = 0  # charges up to this seq have left the window
+        # Kept on top of EDGE when the service was seen to count charges longer than we
+        # did (its clock, or requests reaching it late): learned from its 429s.
+        self.margin_s = 0.0
 
     @property
     def horizon_s(self) -> float:
-        return self.window_s * (1 + EDGE)
+        return self.window_s * (1 + EDGE) + self.margin_s
 
     def expire(self, now: float) -> None:
         # The service stamps a charge when the request reaches it, a little after we did:
@@ -164,6 +171,28 @@ class Window:
             if charge.ended_at <= before:
                 counted -= self.amount(charge)
         return max(0.0, counted)
+
+    def maybe_counted(self, now: float) -> float:
+        """What of ours the service may still count now: the window's, and those that left
+        it whose answer came less than a window ago (the service counted them by then)."""
+        total = self.used
+        oldest = now - self.window_s
+        for charge in reversed(self.gone):
+            if charge.counted_by(now) > oldest:
+                total += self.amount(charge)
+            elif charge.admitted_at <= oldest - self.window_s:
+                break  # answered long before: none older is still counted either
+        return total
+
+    def admitted_after(self, seq: int) -> float:
+        """What of ours admitted after ``seq`` still counts (refunds taken off)."""
+        total = 0.0
+        for queue in (self.charges, self.gone):
+            for charge in reversed(queue):
+                if charge.seq <= seq:
+                    return total
+                total += self.amount(charge)
+        return total
 
     def racing(self, seq: int, in_flight: int) -> float:
         """What of ours admitted before ``seq`` is still unanswered (``in_flight`` in all):
