@@ -61,7 +61,8 @@ class LearnedLimit:
         self._floor: float | None = None
         self._ceiling: float | None = None
         self._header_limit: float | None = None
-        # What the service last said was left, and our running total through that request.
+        # What the service last said was left (less ours that may reach it after), as of
+        # which of our requests.
         self._hint: float | None = None
         self._hint_seq = 0
         self._since = 0.0  # what we admitted after that request (refunds taken off)
@@ -152,7 +153,7 @@ class LearnedLimit:
         """The limit this answer implies, at least and at most, under the current window."""
         window = self.window
         low = remaining + window.surely_counted(now, mark, charge.admitted_at) + own
-        return low, remaining + window.maybe_counted(now)
+        return low, remaining + window.maybe_counted(now, charge.admitted_at)
 
     def _after_refusal(self, now: float, charge: Charge, headers: Mapping[str, str]) -> None:
         """A 429 on this limit: nothing frees before Retry-After, so the window is at least

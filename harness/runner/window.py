@@ -172,11 +172,12 @@ class Window:
                 counted -= self.amount(charge)
         return max(0.0, counted)
 
-    def maybe_counted(self, now: float) -> float:
-        """What of ours the service may still count now: the window's, and those that left
-        it whose answer came less than a window ago (the service counted them by then)."""
+    def maybe_counted(self, now: float, at: float) -> float:
+        """What of ours the service may have counted when it answered a request admitted at
+        ``at``: all in the window, and those that left it whose answer came less than a
+        window before then (the service counted each by its answer at the latest)."""
         total = self.used
-        oldest = now - self.window_s
+        oldest = at - self.window_s
         for charge in reversed(self.gone):
             if charge.counted_by(now) > oldest:
                 total += self.amount(charge)
