@@ -739,5 +739,5 @@ def test_config_files_set_the_windows_and_headers() -> None:
     (deployment,) = options["deployments"]
     assert (deployment.request_window, deployment.token_window) == (1, 60.0)
     assert (deployment.reset_headers, deployment.limit_headers) == (True, False)
-    with pytest.raises(ValueError, match="request_window"):
+    with pytest.raises(ValueError, match=r"deployments\[0\]: request_window"):
         options_from_dict({"deployments": [{"name": "d", "request_window": 600}]})
