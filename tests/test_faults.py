@@ -106,10 +106,12 @@ def test_429_pauses_the_whole_target_for_exactly_retry_after(tmp_path, monkeypat
         stamps = [r.timestamp for r in server.requests]
         limited = next(r.timestamp for r in server.requests if r.status == 429)
     assert_complete(results)
-    # Requests already on the wire when the 429 came back may land just after it.
-    later = [t - limited for t in stamps if t > limited + 0.05]
+    # Requests already on the wire when the 429 came back may land just after it: on a
+    # loaded machine up to a few hundred ms. Any sent after the client saw the 429 land
+    # 0.5 s on or later, so a target that did not pause still fails in 0.25–0.5 s.
+    later = [t - limited for t in stamps if t > limited + 0.25]
     assert later, "nothing was sent after the 429"
-    assert 0.5 <= min(later) < 0.8, min(later)
+    assert 0.5 <= min(later) < 0.9, min(later)
 
 
 def test_5xx_burst_is_retried_with_backoff(tmp_path, monkeypatch):

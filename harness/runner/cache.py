@@ -411,12 +411,27 @@ def _why(exc: sqlite3.Error) -> str:
     return f"cannot be used ({text})"
 
 
+def _set_wal(db: sqlite3.Connection) -> None:
+    """WAL mode, waiting out other processes: SQLite does not call its busy handler while
+    it changes the journal mode, so two processes opening a new file at once can see
+    'database is locked' at once instead of after the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _prepare(db: sqlite3.Connection, path: Path) -> tuple[str, ...]:
     """Check the file is this format (or empty, or an older one, rebuilt); set WAL mode."""
     try:
         # Read before writing anything: a file that is someone else's is left as it was.
         _check_format(db, path, rebuild=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        _set_wal(db)
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("BEGIN IMMEDIATE")
         try:
