@@ -103,4 +103,15 @@ def _result(e: Expectation, outcome: Any) -> CheckResult:
         expected=outcome.expected,
         actual=outcome.actual,
         judge=outcome.judge,
+        score=_bounded(outcome.score),
     )
+
+
+def _bounded(score: Any) -> float | None:
+    """A check's score as recorded: a number in [0, 1], or None. A user check's score
+    outside that range is clamped rather than trusted as more than a full match."""
+    if score is None or isinstance(score, bool) or not isinstance(score, (int, float)):
+        return None
+    if score != score:  # NaN measures nothing
+        return None
+    return min(1.0, max(0.0, float(score)))

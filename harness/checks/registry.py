@@ -34,6 +34,8 @@ class Outcome:
     actual: Any = None
     # A model-graded check's judgement: prompt, samples, verdict, reasoning, tokens, cost.
     judge: dict[str, Any] | None = None
+    # How close the reply came, in [0, 1], for checks that measure (rouge, bleu, …).
+    score: float | None = None
 
 
 def passed(message: str, expected: Any = None, actual: Any = None) -> Outcome:
@@ -202,7 +204,17 @@ def _load() -> None:
     if _loaded:
         return
     _loaded = True
-    from harness.checks import judged, reply, safety, streaming, structured, text, tools, user
+    from harness.checks import (
+        judged,
+        overlap,
+        reply,
+        safety,
+        streaming,
+        structured,
+        text,
+        tools,
+        user,
+    )
 
-    del judged, reply, safety, streaming, structured, text, tools
+    del judged, overlap, reply, safety, streaming, structured, text, tools
     user.register_entry_points()

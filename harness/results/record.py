@@ -118,11 +118,16 @@ class CheckResult:
     actual: Any = None
     # A model-graded check's judgement (harness.judge.judging.Judgement.to_json()).
     judge: dict[str, Any] | None = None
+    # How close the reply came, in [0, 1], for checks that measure (rouge, bleu, …); a
+    # record written before scores existed has none.
+    score: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _CHECK_FIELDS}
-        if self.judge is None:
-            del data["judge"]  # most checks have no judge: their lines stay as they were
+        # Most checks have no judge and no score: their lines stay as they were.
+        for optional in ("judge", "score"):
+            if data[optional] is None:
+                del data[optional]
         return data
 
     @classmethod
