@@ -4,7 +4,6 @@ with hand-computed values, pass at min, record the score, and refuse bad argumen
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
