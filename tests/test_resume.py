@@ -35,8 +35,10 @@ model = "gpt-35-turbo"
 model_version = "0125"
 """
 # Every third case fails its check, so verdicts are not all alike.
-RULES = [Rule(Match(last_user=r"[0369]$"), Action(content="nope", latency_ms=60))]
-DEFAULT = Action(content="ok", latency_ms=60)
+# Slow enough that a run of 24 cases at -j 2 (about 1.8 s) is still going when the Ctrl-C
+# tests interrupt it after four results, however quick the machine.
+RULES = [Rule(Match(last_user=r"[0369]$"), Action(content="nope", latency_ms=150))]
+DEFAULT = Action(content="ok", latency_ms=150)
 
 
 def suite_text() -> str:
