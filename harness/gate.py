@@ -31,10 +31,10 @@ from harness.results.compare import (
     Comparison,
     compare_to_baseline,
     outcome,
-    pair_targets,
 )
+from harness.results.drift import drift_lines
+from harness.results.stability import UNCHECKED, CaseStability, case_stability
 from harness.results.store import Run
-from harness.results.summary import UNCHECKED, CaseStability, case_stability
 
 # A paired test's p-value under this says a change is unlikely to be chance.
 SIGNIFICANCE = 0.05
@@ -105,59 +105,13 @@ def dead_targets_of(run: Run) -> dict[str, str]:
     return {str(name): str(why) for name, why in recorded.items()}
 
 
-def drift_lines(run: Run, baseline: Run) -> list[str]:
-    """Plain sentences for every target whose model, version or fingerprint moved."""
-    before_target, after_target = pair_targets(run, baseline)
-    old_infos = {t.get("name"): t for t in baseline.meta.get("targets", [])}
-    new_infos = {t.get("name"): t for t in run.meta.get("targets", [])}
-    pairs = (
-        [(before_target, after_target)]
-        if before_target and after_target
-        else [(n, n) for n in new_infos if n in old_infos]
-    )
-    lines = []
-    for old, new in pairs:
-        label = f"target '{new}'" if old == new else f"target '{new}' (baseline '{old}')"
-        a, b = old_infos.get(old, {}), new_infos.get(new, {})
-        for key, what in (("model", "configured model"), ("model_version", "model version")):
-            if a.get(key) and b.get(key) and a[key] != b[key]:
-                lines.append(f"drift: {label} {what} changed from {a[key]} to {b[key]}")
-        for key, what in (
-            ("models", "reported model"),
-            ("system_fingerprints", "system_fingerprint"),
-        ):
-            before, after = _reported(baseline, old, key), _reported(run, new, key)
-            if before and after and sorted(before) != sorted(after):
-                lines.append(
-                    f"drift: {label} {what} was {', '.join(before)} in the baseline, "
-                    f"now {', '.join(after)}"
-                )
-    return lines
-
-
-def mid_run_drift_lines(run: Run) -> list[str]:
-    """Targets whose responses named more than one model within this one run."""
-    lines = []
-    for name in dict.fromkeys(r.target for r in run.results):
-        models = _reported(run, name, "models")
-        if len(models) > 1:
-            lines.append(
-                f"drift: target '{name}' reported more than one model in this run: "
-                + ", ".join(models)
-            )
-    return lines
-
-
 def pass_rates(run: Run) -> dict[str, float]:
     """Each target's strict pass rate, the one the summary and report show.
 
     An unchecked result counts as not passed: excluding it would let a bar be met by
     cases no check verified, and the gate line would disagree with the report's figure.
     """
-    verdicts: dict[str, list[bool]] = {}
-    for r in run.results:
-        verdicts.setdefault(r.target, []).append(r.verdict == "pass")
-    return {name: sum(v) / len(v) for name, v in verdicts.items()}
+    return {name: s.pass_rate for name, s in run.summary.targets.items() if s.pass_rate is not None}
 
 
 # How many distinct reasons a "nothing verified" line names.
@@ -181,11 +135,6 @@ def nothing_verified(run: Run) -> str | None:
     shown = "; ".join(f"{text} ({n}×)" for text, n in why.most_common(SHOWN_REASONS))
     more = f"; and {len(why) - SHOWN_REASONS} other reason(s)" if len(why) > SHOWN_REASONS else ""
     return f"no check could be verified in {len(run.results)} result(s): {shown}{more}"
-
-
-def _reported(run: Run, target: str | None, key: str) -> list[str]:
-    attr = "model" if key == "models" else "system_fingerprint"
-    return sorted({v for r in run.results if r.target == target and (v := getattr(r, attr))})
 
 
 def evaluate(
@@ -218,8 +167,7 @@ def evaluate(
         notes.append(cost_line(comparison))
         if comparison.not_compared:
             notes.append("baseline not compared: " + ", ".join(comparison.not_compared))
-        warnings.extend(drift_lines(run, baseline))
-    warnings.extend(mid_run_drift_lines(run))
+    warnings.extend(f"drift: {line}" for line in drift_lines(run, baseline))
 
     if fail_on_regression and comparison is not None:
         for diff in comparison.regressions:

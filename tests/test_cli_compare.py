@@ -20,8 +20,8 @@ from harness.cli.running import finish_run
 from harness.cli.running import run as run_command
 from harness.errors import AzevalError, InputError
 from harness.results.record import CaseResult
+from harness.results.stability import FLAKY, case_stability
 from harness.results.stats import wilson_interval
-from harness.results.summary import FLAKY, case_stability
 from harness.runner.engine import RunOptions
 from harness.runner.retry import RetryPolicy
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule

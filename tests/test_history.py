@@ -49,7 +49,7 @@ def stored(root: Path, run_id: str, started: str, passes: int, suite: str = "qa"
             "git_commit": "0123456789abcdef",
             "suites": [{"id": suite, "path": f"suites/{suite}.yaml"}],
             "targets": targets,
-            "summary": summarize(results, ["gpt35", "gpt4o"]),
+            "summary": summarize(results, ["gpt35", "gpt4o"]).to_json(),
         },
     )
     return path

@@ -251,8 +251,10 @@ def test_baseline_column_regressions_and_drift(tmp_path: Path) -> None:
     assert "regressed" in first["f"]
     assert first["d"] == [[1, 0]]
     assert "Model drift" in html
+    # The gate's and diff's own sentence (harness/results/drift.py), HTML-escaped.
     assert (
-        "reported model gpt-35-turbo-0125; the baseline (gpt35) reported gpt-35-turbo-0613" in html
+        "target &#39;gpt35&#39; reported model was gpt-35-turbo-0613 in the baseline, "
+        "now gpt-35-turbo-0125" in html
     )
 
 
@@ -339,7 +341,7 @@ def test_several_models_in_one_run_is_drift(tmp_path: Path) -> None:
         ],
         [{"name": "gpt35"}],
     )
-    assert "reported several models in this run" in render_html(run)
+    assert "reported more than one model in this run" in render_html(run)
 
 
 def conversation(target: str, first_reply: str, second_reply: str | None) -> CaseResult:
@@ -589,3 +591,22 @@ def test_rows_in_natural_case_order(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", [case(n, "pass") for n in names], [{"name": "gpt35"}])
     keys = [r["k"] for r in embedded_data(render_html(run))["rows"]]
     assert keys == [f"refunds/{n}" for n in ("row-1", "row-2", "row-2b", "Row-3", "row-10")]
+
+
+def test_drift_sentences_are_the_gates_own(tmp_path: Path) -> None:
+    """The report states drift in the very words the gate (and so `azeval diff`) prints,
+    a changed configured model version included."""
+    base = make_run(
+        tmp_path / "base", [case("a", "pass")], [{"name": "gpt35", "model_version": "0613"}]
+    )
+    run = make_run(
+        tmp_path / "run",
+        [case("a", "pass", model="gpt-35-turbo-0125")],
+        [{"name": "gpt35", "model_version": "0125"}],
+    )
+    warnings = evaluate(run, baseline=base).warnings
+    assert "drift: target 'gpt35' model version changed from 0613 to 0125" in warnings
+    html = render_html(run, baseline=base)
+    for warning in warnings:
+        sentence = warning.removeprefix("drift: ").replace("'", "&#39;")
+        assert f"<li>{sentence}</li>" in html

@@ -285,15 +285,14 @@ def _line(result: CaseResult) -> str:
 def print_summary(outcome: Any) -> None:
     """Counts and cost per target, then where the record and report are (dead targets are
     the gate's to say)."""
-    summary = outcome.run.meta.get("summary", {})
-    verdicts = summary.get("verdicts", {})
+    summary = outcome.run.summary
+    count = summary.verdict_count
     click.echo(
-        f"{len(outcome.run.results)} result(s): {verdicts.get('pass', 0)} passed, "
-        f"{verdicts.get('fail', 0)} failed, {verdicts.get('error', 0)} errors, "
-        f"{verdicts.get('unchecked', 0)} unchecked"
+        f"{len(outcome.run.results)} result(s): {count('pass')} passed, "
+        f"{count('fail')} failed, {count('error')} errors, {count('unchecked')} unchecked"
     )
     cache = outcome.run.meta.get("options", {}).get("cache") or {}
-    cached = summary.get("cached", 0)
+    cached = summary.cached
     source = outcome.run.meta.get("rescored_from")
     if source:
         click.echo(
@@ -304,13 +303,13 @@ def print_summary(outcome: Any) -> None:
         where = f"the cache ({cache.get('path')})"
         if cached:
             text = f"{cached} of {len(outcome.run.results)} result(s) answered from {where}"
-            saved = summary.get("saved_usd")
+            saved = summary.saved_usd
             worth = f", saving {usd(saved)}" if saved is not None else ""
             click.echo(f"Cache: {text}, with no request sent{worth}")
         else:
             stored = "; the answers received are stored" if cache.get("mode") != "read" else ""
             click.echo(f"Cache: no result answered from {where}{stored}")
-    costs = [f"{name} {usd(s.get('cost_usd'))}" for name, s in summary.get("targets", {}).items()]
+    costs = [f"{name} {usd(s.cost_usd)}" for name, s in summary.targets.items()]
     if costs:
         click.echo("Cost: " + ", ".join(costs))
     click.echo(f"Run record: {outcome.run.path}")

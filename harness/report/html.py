@@ -38,8 +38,10 @@ from harness.results.compare import (
     Comparison,
     scope_baseline,
 )
+from harness.results.drift import drift_lines
+from harness.results.scheduling import Scheduling, scheduling
 from harness.results.store import Run
-from harness.results.summary import Scheduling, scheduling, summarize
+from harness.results.summary import TargetSummary
 from harness.writable import json_text, printable
 
 # Only these target fields reach the page: meta may hold more, and a report must never leak
@@ -80,12 +82,12 @@ def _num(value: float | None, unit: str = "") -> str:
     return f"{value:,.0f}{unit}"
 
 
-def _charts(labels: list[str], stats: list[dict[str, Any]]) -> list[Chart]:
+def _charts(labels: list[str], stats: list[TargetSummary]) -> list[Chart]:
     pass_rows = [
         (
             label,
-            [(s["pass_rate"] or 0.0, "c-pass", f"{s['passed']}/{s['cases']} passed")],
-            _pct(s["pass_rate"]),
+            [(s.pass_rate or 0.0, "c-pass", f"{s.passed}/{s.cases} passed")],
+            _pct(s.pass_rate),
         )
         for label, s in zip(labels, stats, strict=True)
     ]
@@ -93,15 +95,15 @@ def _charts(labels: list[str], stats: list[dict[str, Any]]) -> list[Chart]:
         (
             label,
             [
-                (s["prompt_tokens"], "c-prompt", f"prompt {s['prompt_tokens']:,}"),
-                (s["completion_tokens"], "c-completion", f"completion {s['completion_tokens']:,}"),
+                (float(s.prompt_tokens), "c-prompt", f"prompt {s.prompt_tokens:,}"),
+                (float(s.completion_tokens), "c-completion", f"completion {s.completion_tokens:,}"),
             ],
-            _num(s["total_tokens"]),
+            _num(s.total_tokens),
         )
         for label, s in zip(labels, stats, strict=True)
     ]
     latency_rows = [
-        _p50_p95(label, s, "latency_p50_ms", "latency_p95_ms")
+        _p50_p95(label, s.latency_p50_ms, s.latency_p95_ms)
         for label, s in zip(labels, stats, strict=True)
     ]
     charts = [
@@ -118,12 +120,12 @@ def _charts(labels: list[str], stats: list[dict[str, Any]]) -> list[Chart]:
             legend=(("c-p50", "p50"), ("c-p95", "p95")),
         ),
     ]
-    streamed = [(label, s) for label, s in zip(labels, stats, strict=True) if s.get("streamed")]
+    streamed = [(label, s) for label, s in zip(labels, stats, strict=True) if s.streamed]
     if streamed:
         charts.append(
             bar_chart(
                 "Time to first token p50 / p95",
-                [_p50_p95(label, s, "ttft_p50_ms", "ttft_p95_ms") for label, s in streamed],
+                [_p50_p95(label, s.ttft_p50_ms, s.ttft_p95_ms) for label, s in streamed],
                 stacked=False,
                 legend=(("c-p50", "p50"), ("c-p95", "p95")),
             )
@@ -132,16 +134,16 @@ def _charts(labels: list[str], stats: list[dict[str, Any]]) -> list[Chart]:
 
 
 def _p50_p95(
-    label: str, s: dict[str, Any], p50: str, p95: str
+    label: str, p50: float | None, p95: float | None
 ) -> tuple[str, list[tuple[float, str, str]], str]:
-    """A chart row of a summary's p50 inside its p95 (milliseconds)."""
+    """A chart row of a p50 inside its p95 (milliseconds)."""
     return (
         label,
         [
-            (s[p95] or 0.0, "c-p95", f"p95 {_num(s[p95], ' ms')}"),
-            (s[p50] or 0.0, "c-p50", f"p50 {_num(s[p50], ' ms')}"),
+            (p95 or 0.0, "c-p95", f"p95 {_num(p95, ' ms')}"),
+            (p50 or 0.0, "c-p50", f"p50 {_num(p50, ' ms')}"),
         ],
-        f"{_num(s[p50])} / {_num(s[p95])} ms",
+        f"{_num(p50)} / {_num(p95)} ms",
     )
 
 
@@ -207,33 +209,6 @@ def _dead(run: Run) -> list[str]:
     return notes
 
 
-def _drift(
-    cols: list[Column], compared: dict[int, Comparison], stats: dict[str, dict[str, Any]]
-) -> list[str]:
-    notes = []
-    for name, s in stats.items():
-        if len(s["models"]) > 1:
-            notes.append(
-                f"Target {name} reported several models in this run: {', '.join(s['models'])}."
-            )
-    for i, diff in compared.items():
-        col, ref = cols[i], cols[cols[i].reference or 0]
-        if not ref.baseline:
-            continue  # targets of one run differ on purpose; only a baseline can drift
-        if diff.models_changed:
-            notes.append(
-                f"Target {col.target} reported model {', '.join(diff.after_models)}; "
-                f"the baseline ({ref.target}) reported {', '.join(diff.before_models)}."
-            )
-        if diff.fingerprints_changed:
-            notes.append(
-                f"Target {col.target} reported system_fingerprint "
-                f"{', '.join(diff.after_fingerprints)}; the baseline reported "
-                f"{', '.join(diff.before_fingerprints)}."
-            )
-    return notes
-
-
 def _cache_notes(run: Run) -> list[str]:
     """How much the response cache answered, and the deployments it found had moved."""
     cache = run.meta.get("cache") or {}
@@ -247,7 +222,7 @@ def _cache_notes(run: Run) -> list[str]:
         )
     elif cached:
         sources = sorted({t.cached.run_id for r in run.results for t in r.turns if t.cached})
-        saved = run.meta.get("summary", {}).get("saved_usd")
+        saved = run.summary.saved_usd
         worth = f", saving {usd(saved)}" if saved is not None else ""
         notes.append(
             f"{cached} of {len(run.results)} result(s) were answered from the cache "
@@ -328,8 +303,8 @@ def _render(run: Run, baseline: Run | None) -> str:
     if baseline is not None:
         baseline, not_compared = scope_baseline(run, baseline)
     cols = columns_for(run, baseline)
-    run_stats = summarize(run.results, run.targets)["targets"]
-    base_stats = summarize(baseline.results, baseline.targets)["targets"] if baseline else {}
+    run_stats = run.summary.targets
+    base_stats = baseline.summary.targets if baseline else {}
     stats = [(base_stats if c.baseline else run_stats).get(c.target) for c in cols]
     shown = [(c.label, s) for c, s in zip(cols, stats, strict=True) if s is not None]
     meta = run.meta
@@ -355,8 +330,8 @@ def _render(run: Run, baseline: Run | None) -> str:
         "targets": [{k: t.get(k) for k in _TARGET_FIELDS} for t in meta.get("targets") or []],
         "stats": shown,
         "charts": _charts([label for label, _ in shown], [s for _, s in shown]),
-        "streamed": any(s.get("streamed") for _, s in shown),
-        "drift": _drift(cols, compared, run_stats),
+        "streamed": any(s.streamed for _, s in shown),
+        "drift": drift_lines(run, baseline),
         "dead": _dead(run),
         "cache_notes": _cache_notes(run),
         "scheduling": sched,

@@ -23,7 +23,7 @@ from typing import Any
 from harness.results.record import CaseResult
 from harness.results.stats import wilson_interval
 from harness.results.store import Run
-from harness.results.summary import total_cost
+from harness.results.summary import summarize_target
 
 # XML 1.0 allows tab, newline, carriage return and the ranges below; nothing else.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -164,7 +164,7 @@ def render_junit(run: Run) -> ET.ElementTree:
             attrs["timestamp"] = timestamp
         element = ET.SubElement(root, "testsuite", attrs)
         info = infos.get(target, {})
-        target_results = [r for rs in cases.values() for r in rs]
+        stats = summarize_target(target, (r for rs in cases.values() for r in rs))
         _properties(
             element,
             {
@@ -176,12 +176,10 @@ def render_junit(run: Run) -> ET.ElementTree:
                 "azeval.model": info.get("model"),
                 "azeval.model_version": info.get("model_version"),
                 "azeval.api_version": info.get("api_version"),
-                "azeval.reported_models": sorted({r.model for r in target_results if r.model}),
-                "azeval.system_fingerprints": sorted(
-                    {r.system_fingerprint for r in target_results if r.system_fingerprint}
-                ),
+                "azeval.reported_models": list(stats.models),
+                "azeval.system_fingerprints": list(stats.system_fingerprints),
                 # USD this suite cost on the target; "unknown" when its model has no price.
-                "azeval.cost_usd": _cost_text(total_cost(target_results)),
+                "azeval.cost_usd": _cost_text(stats.cost_usd),
             },
         )
         element.extend(elements)

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections import defaultdict
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.report.money import usd
 from harness.results.compare import CaseDiff
-from harness.results.record import CaseResult
-from harness.results.stats import wilson_interval
+from harness.results.stability import FLAKY, case_stability
 from harness.results.store import Run
-from harness.results.summary import FLAKY, case_stability, total_cost
 from harness.writable import printable
 
 if TYPE_CHECKING:
@@ -62,33 +59,28 @@ def _num(value: float | None, unit: str = "", digits: int = 0) -> str:
 
 
 def _target_table(run: Run) -> list[str]:
-    by_target: dict[str, list[CaseResult]] = defaultdict(list)
-    for r in run.results:
-        by_target[r.target].append(r)
     infos = {t.get("name"): t for t in run.meta.get("targets", [])}
     lines = [
         "| Target | Model | Results | Passed | Failed | Errors | Unchecked "
         "| Pass rate (95% CI) | Tokens | Cost |",
         "|---|---|--:|--:|--:|--:|--:|---|--:|--:|",
     ]
-    for name, results in by_target.items():
-        info = infos.get(name, {})
-        verdicts = [r.verdict for r in results]
-        passed = verdicts.count("pass")
-        low, high = wilson_interval(passed, len(verdicts))
-        models = sorted({r.model for r in results if r.model}) or [info.get("model", "")]
-        tokens = sum(r.prompt_tokens + r.completion_tokens for r in results)
+    for name, s in run.summary.targets.items():
+        if not s.cases:
+            continue
+        models = list(s.models) or [infos.get(name, {}).get("model", "")]
+        low, high = s.pass_rate_wilson_95
         cells = [
             code(name, in_table=True),
             code(", ".join(m for m in models if m), in_table=True),
-            str(len(results)),
-            str(passed),
-            str(verdicts.count("fail")),
-            str(verdicts.count("error")),
-            str(verdicts.count("unchecked")),
-            f"{_pct(passed / len(verdicts))} ({_pct(low)}–{_pct(high)})",
-            f"{tokens:,}",
-            usd(total_cost(results)),
+            str(s.cases),
+            str(s.passed),
+            str(s.failed),
+            str(s.errors),
+            str(s.unchecked),
+            f"{_pct(s.pass_rate)} ({_pct(low)}–{_pct(high)})",
+            f"{s.total_tokens:,}",
+            usd(s.cost_usd),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -206,14 +198,14 @@ def _stability(run: Run) -> list[str]:
 
 def _cache_lines(run: Run) -> list[str]:
     """How many results the response cache answered (they cost no request)."""
-    cached = run.meta.get("summary", {}).get("cached", 0)
+    cached = run.summary.cached
     source = run.meta.get("rescored_from")
     if source:
         line = f"Re-scored from run {code(source.get('run_id'))}: {cached} of"
         return [f"{line} {len(run.results)} result(s) on its stored replies.", ""]
     if not cached:
         return []
-    saved = run.meta.get("summary", {}).get("saved_usd")
+    saved = run.summary.saved_usd
     worth = f" (saved {usd(saved)})" if saved is not None else ""
     line = f"Answered from the response cache: {cached} of {len(run.results)} result(s)"
     return [f"{line}{worth}.", ""]

@@ -23,7 +23,6 @@ from harness.errors import ConfigError
 from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
 from harness.results.stats import mean_of
 from harness.results.store import Run, load_run
-from harness.results.summary import summarize
 from harness.streamed import StreamStats
 from harness.suite.yamlfile import place_of
 from harness.writable import json_text
@@ -156,12 +155,12 @@ def bless(run: Run) -> dict[str, Any]:
     by_target: dict[str, dict[str, list[CaseResult]]] = defaultdict(lambda: defaultdict(list))
     for result in run.results:
         by_target[result.target][result.case_key].append(result)
+    stats = run.summary.targets
     targets: dict[str, Any] = {}
     for name in sorted(set(infos) | set(by_target)):
         cases = by_target.get(name, {})
-        everything = [r for group in cases.values() for r in group]
-        models = sorted({r.model for r in everything if r.model})
-        prints = sorted({r.system_fingerprint for r in everything if r.system_fingerprint})
+        models = list(stats[name].models)
+        prints = list(stats[name].system_fingerprints)
         info = infos.get(name) or {"name": name}
         targets[name] = {
             "target": {k: info.get(k, "") for k in _TARGET_FIELDS},
@@ -222,8 +221,9 @@ def parse_baseline(document: Any, source: str) -> Run:
         "status": "complete",
         "targets": target_infos,
     }
-    meta["summary"] = summarize(results, [t["name"] for t in target_infos])
-    return Run(path=Path(source), meta=meta, results=results)
+    run = Run(path=Path(source), meta=meta, results=results)
+    meta["summary"] = run.summary.to_json()
+    return run
 
 
 def _stream_of(entry: dict[str, Any]) -> StreamStats | None:

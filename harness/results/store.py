@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import IO, Any
 
@@ -14,6 +14,7 @@ import jsonschema
 
 from harness.errors import ConfigError
 from harness.results.record import FORMAT, VERDICTS, CaseResult
+from harness.results.summary import RunSummary, summarize
 from harness.suite.yamlfile import place_of
 from harness.writable import json_text
 
@@ -75,6 +76,11 @@ class Run:
     @property
     def targets(self) -> list[str]:
         return [t["name"] for t in self.meta.get("targets", [])]
+
+    @cached_property
+    def summary(self) -> RunSummary:
+        """Each target's figures, computed once from the results for every reader."""
+        return summarize(self.results, self.targets)
 
 
 def read_results(path: Path) -> Iterator[CaseResult]:

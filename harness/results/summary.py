@@ -1,7 +1,13 @@
-"""A run's summary per target, and each case's stability across repeats.
+"""A run's summary: one TargetSummary per target, computed once and read by every output.
 
-The runner calls :func:`summarize` once the run ends and stores the dict as
-``run.json["summary"]``; reports and gates read it back.
+One :class:`TargetSummary` per target is the only place a target's numbers are computed:
+the HTML report, Markdown, JUnit, the gate, bless and ``azeval diff`` read it (through
+``Run.summary``), and the runner stores its JSON as ``run.json["summary"]``.
+
+It is built incrementally: a :class:`RunTally` (or a :class:`TargetTally` for one target)
+is fed one result at a time with ``.add(result)`` and gives the summary with
+``.summary()``, so a journal of any size is summarised in one pass without keeping its
+results. Feed it one result per key (``latest_results``): a key added twice counts twice.
 
 Counts are per result (one case on one target, one repeat); ``distinct_cases`` counts
 cases once however often they were repeated.
@@ -9,249 +15,398 @@ cases once however often they were repeated.
 ``pass_rate`` is strict: ``passed / cases``. A case that errored or that no check
 verified ("unchecked") counts as not passed, because a pass nothing verified must never
 be shown. ``None`` when the target has no case.
-
-:func:`scheduling` reads what the runner's scheduler did per target
-(``run.json["scheduler"]``) into typed values for reports.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from array import array
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from harness.results.record import NOT_APPLICABLE, CaseResult
+from harness.results.record import NOT_APPLICABLE, CaseResult, Verdict
+from harness.results.stability import STABILITIES, stability_of
 from harness.results.stats import percentile, wilson_interval
-
-STABLE_PASS, FLAKY, STABLE_FAIL, UNCHECKED = "stable-pass", "flaky", "stable-fail", "unchecked"
 
 
 @dataclass(frozen=True)
-class CaseStability:
-    """One case on one target across its repeats: how often it passed and how sure we are."""
+class TargetSummary:
+    """Every figure a report, a gate or a baseline shows for one target of a run.
 
-    suite: str
-    case: str
+    ``cost_usd`` is None when any result's cost is unknown (a partial sum would read as
+    the whole) or there is no result; ``saved_usd`` (what the cached answers would have
+    cost to send) is None when none of them had a price.
+    """
+
     target: str
-    passed: int
-    n: int
-    verdicts: tuple[str, ...]
-    low: float
-    high: float
+    cases: int = 0
+    distinct_cases: int = 0
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    unchecked: int = 0
+    pass_rate: float | None = None
+    pass_rate_wilson_95: tuple[float, float] = (0.0, 1.0)
+    checks: Mapping[str, int] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    # Results answered wholly from the response cache, and answers (turns) it gave.
+    cached: int = 0
+    cached_answers: int = 0
+    # Streamed results only: time to first token and output tokens per second.
+    streamed: int = 0
+    ttft_p50_ms: float | None = None
+    ttft_p95_ms: float | None = None
+    tokens_per_s_p50: float | None = None
+    tokens_per_s_p95: float | None = None
+    saved_usd: float | None = None
+    retries: int = 0
+    rate_limited: int = 0
+    waited_s: float = 0.0
+    errors_by_kind: Mapping[str, int] = field(default_factory=dict)
+    models: tuple[str, ...] = ()
+    system_fingerprints: tuple[str, ...] = ()
+    cost_usd: float | None = None
+    stability: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(STABILITIES, 0))
 
     @property
-    def case_key(self) -> str:
-        return f"{self.suite}/{self.case}"
+    def na_checks(self) -> int:
+        return self.checks.get(NOT_APPLICABLE, 0)
 
     @property
-    def pass_rate(self) -> float:
-        return self.passed / self.n if self.n else 0.0
-
-    @property
-    def stability(self) -> str:
-        """stable-pass, stable-fail, flaky (mixed), or unchecked when no repeat was checked."""
-        if all(v == "unchecked" for v in self.verdicts):
-            return UNCHECKED
-        if self.passed == self.n:
-            return STABLE_PASS
-        if self.passed == 0:
-            return STABLE_FAIL
-        return FLAKY
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "suite": self.suite,
-            "case": self.case,
-            "target": self.target,
+            "cases": self.cases,
+            "distinct_cases": self.distinct_cases,
             "passed": self.passed,
-            "n": self.n,
+            "failed": self.failed,
+            "errors": self.errors,
+            "unchecked": self.unchecked,
             "pass_rate": self.pass_rate,
-            "wilson_95": [self.low, self.high],
-            "stability": self.stability,
+            "pass_rate_wilson_95": list(self.pass_rate_wilson_95),
+            "checks": dict(self.checks),
+            "na_checks": self.na_checks,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "latency_p50_ms": self.latency_p50_ms,
+            "latency_p95_ms": self.latency_p95_ms,
+            "cached": self.cached,
+            "cached_answers": self.cached_answers,
+            "streamed": self.streamed,
+            "ttft_p50_ms": self.ttft_p50_ms,
+            "ttft_p95_ms": self.ttft_p95_ms,
+            "tokens_per_s_p50": self.tokens_per_s_p50,
+            "tokens_per_s_p95": self.tokens_per_s_p95,
+            "saved_usd": self.saved_usd,
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "waited_s": self.waited_s,
+            "errors_by_kind": dict(self.errors_by_kind),
+            "models": list(self.models),
+            "system_fingerprints": list(self.system_fingerprints),
+            "cost_usd": self.cost_usd,
+            "stability": dict(self.stability),
         }
 
+    @classmethod
+    def from_json(cls, target: str, data: Mapping[str, Any]) -> TargetSummary:
+        """A stored summary back; lenient, since a run of an older azeval may lack figures
+        (they read as zero or unknown, never as a failure to load)."""
 
-def case_stability(results: Iterable[CaseResult]) -> list[CaseStability]:
-    """Group results by (suite, case, target) across repeats, in first-seen order."""
-    groups: dict[tuple[str, str, str], list[CaseResult]] = defaultdict(list)
-    for result in results:
-        groups[(result.suite, result.case, result.target)].append(result)
-    out = []
-    for (suite, case, target), group in groups.items():
-        group.sort(key=lambda r: r.repeat)
-        verdicts = tuple(r.verdict for r in group)
-        passed = verdicts.count("pass")
-        low, high = wilson_interval(passed, len(verdicts))
-        out.append(CaseStability(suite, case, target, passed, len(verdicts), verdicts, low, high))
-    return out
+        def count(key: str) -> int:
+            return int(_number(data.get(key)) or 0)
+
+        def maybe(key: str) -> float | None:
+            return _number(data.get(key))
+
+        def counts(key: str) -> dict[str, int]:
+            return _counts(data.get(key))
+
+        def names(key: str) -> tuple[str, ...]:
+            value = data.get(key)
+            return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+        interval = data.get("pass_rate_wilson_95")
+        bounds = [_number(v) for v in interval] if isinstance(interval, list) else []
+        low, high = bounds if len(bounds) == 2 else (None, None)
+        low_high = (low, high) if low is not None and high is not None else (0.0, 1.0)
+        return cls(
+            target=target,
+            cases=count("cases"),
+            distinct_cases=count("distinct_cases"),
+            passed=count("passed"),
+            failed=count("failed"),
+            errors=count("errors"),
+            unchecked=count("unchecked"),
+            pass_rate=maybe("pass_rate"),
+            pass_rate_wilson_95=low_high,
+            checks=counts("checks"),
+            prompt_tokens=count("prompt_tokens"),
+            completion_tokens=count("completion_tokens"),
+            latency_p50_ms=maybe("latency_p50_ms"),
+            latency_p95_ms=maybe("latency_p95_ms"),
+            cached=count("cached"),
+            cached_answers=count("cached_answers"),
+            streamed=count("streamed"),
+            ttft_p50_ms=maybe("ttft_p50_ms"),
+            ttft_p95_ms=maybe("ttft_p95_ms"),
+            tokens_per_s_p50=maybe("tokens_per_s_p50"),
+            tokens_per_s_p95=maybe("tokens_per_s_p95"),
+            saved_usd=maybe("saved_usd"),
+            retries=count("retries"),
+            rate_limited=count("rate_limited"),
+            waited_s=maybe("waited_s") or 0.0,
+            errors_by_kind=counts("errors_by_kind"),
+            models=names("models"),
+            system_fingerprints=names("system_fingerprints"),
+            cost_usd=maybe("cost_usd"),
+            stability={k: counts("stability").get(k, 0) for k in STABILITIES},
+        )
 
 
-def total_cost(results: Iterable[CaseResult]) -> float | None:
-    """USD of all ``results``; None when any one's cost is unknown (a partial sum would read
-    as the whole) or there is none. Rounded to a millionth of a cent."""
-    costs = [r.cost_usd for r in results]
-    if not costs or None in costs:
-        return None
-    return round(sum(c for c in costs if c is not None), 8)
+def _counts(value: Any) -> dict[str, int]:
+    """A JSON object of counts; what is not a count is left out."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): int(n) for k, v in value.items() if (n := _number(v)) is not None}
 
 
-def _target_summary(results: list[CaseResult]) -> dict[str, Any]:
-    verdicts = Counter(r.verdict for r in results)
-    checks = Counter(c.status for r in results for c in r.checks)
-    latencies = [v for r in results if (v := r.latency_ms) is not None]
-    stability = Counter(s.stability for s in case_stability(results))
-    cases = len(results)
-    passed = verdicts["pass"]
-    prompt = sum(r.prompt_tokens for r in results)
-    completion = sum(r.completion_tokens for r in results)
-    p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
-    ttft = [v for r in results if (v := r.ttft_ms) is not None]
-    rates = [v for r in results if (v := r.tokens_per_s) is not None]
-    return {
-        "cases": cases,
-        "distinct_cases": len({r.case_key for r in results}),
-        "passed": passed,
-        "failed": verdicts["fail"],
-        "errors": verdicts["error"],
-        "unchecked": verdicts["unchecked"],
-        "pass_rate": passed / cases if cases else None,
-        "pass_rate_wilson_95": list(wilson_interval(passed, cases)),
-        "checks": dict(sorted(checks.items())),
-        "na_checks": checks[NOT_APPLICABLE],
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "latency_p50_ms": round(p50, 1) if p50 is not None else None,
-        "latency_p95_ms": round(p95, 1) if p95 is not None else None,
-        # Results answered wholly from the response cache, and answers (turns) it gave.
-        "cached": sum(r.cached for r in results),
-        "cached_answers": sum(t.cached is not None for r in results for t in r.turns),
-        # Streamed results only: time to first token and output tokens per second.
-        "streamed": sum(any(t.stream is not None for t in r.turns) for r in results),
-        "ttft_p50_ms": _rounded(percentile(ttft, 50), 1),
-        "ttft_p95_ms": _rounded(percentile(ttft, 95), 1),
-        "tokens_per_s_p50": _rounded(percentile(rates, 50), 1),
-        "tokens_per_s_p95": _rounded(percentile(rates, 95), 1),
-        # What the cached answers would have cost to send (their cost_usd is 0: not spent).
-        "saved_usd": _saved(results),
-        "retries": sum(r.retries for r in results),
-        "rate_limited": sum(r.rate_limited for r in results),
-        "waited_s": round(sum(r.waited_s for r in results), 3),
-        "errors_by_kind": dict(
-            sorted(Counter(r.error.kind for r in results if r.error is not None).items())
-        ),
-        "models": sorted({r.model for r in results if r.model}),
-        "system_fingerprints": sorted(
-            {r.system_fingerprint for r in results if r.system_fingerprint}
-        ),
-        "cost_usd": total_cost(results),
-        "stability": {k: stability[k] for k in (STABLE_PASS, FLAKY, STABLE_FAIL, UNCHECKED)},
-    }
+def _number(value: Any) -> float | None:
+    """A JSON number as a float; None for anything else (a bool is not a number here)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _saved(results: Iterable[CaseResult]) -> float | None:
-    """USD the cached answers saved; None when none of them had a price."""
-    saved = [
-        t.cached.saved_usd
-        for r in results
-        for t in r.turns
-        if t.cached is not None and t.cached.saved_usd is not None
-    ]
-    return round(sum(saved), 6) if saved else None
+class _Saved:
+    """USD the cached answers saved, summed as they come; None when none had a price."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.priced = False
+
+    def add(self, result: CaseResult) -> None:
+        for turn in result.turns:
+            if turn.cached is not None and turn.cached.saved_usd is not None:
+                self.total += turn.cached.saved_usd
+                self.priced = True
+
+    def value(self) -> float | None:
+        return round(self.total, 6) if self.priced else None
 
 
-def summarize(results: list[CaseResult], target_names: list[str]) -> dict[str, Any]:
-    """Per-target counts, rates, tokens, latency, retries, errors and models; JSON-ready.
+class TargetTally:
+    """One target's summary, built one result at a time (``add``, then ``summary``).
+
+    It keeps counts, sums and the measured latencies (for exact percentiles), plus three
+    numbers per distinct case for its stability: never the results themselves.
+    """
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._verdicts: Counter[str] = Counter()
+        self._checks: Counter[str] = Counter()
+        self._errors: Counter[str] = Counter()
+        # Per (suite, case): [passed, repeats, checked (0/1)].
+        self._cases: dict[tuple[str, str], list[int]] = {}
+        self._latency = array("d")
+        self._ttft = array("d")
+        self._rates = array("d")
+        self._prompt = self._completion = 0
+        self._cached = self._cached_answers = self._streamed = 0
+        self._retries = self._rate_limited = 0
+        self._waited = 0.0
+        self._cost = 0.0
+        self._cost_known = True
+        self._saved = _Saved()
+        self._models: set[str] = set()
+        self._prints: set[str] = set()
+
+    def add(self, result: CaseResult) -> None:
+        """Count one result in."""
+        verdict = result.verdict
+        self._verdicts[verdict] += 1
+        self._checks.update(c.status for c in result.checks)
+        if result.error is not None:
+            self._errors[result.error.kind] += 1
+        case = self._cases.setdefault((result.suite, result.case), [0, 0, 0])
+        case[0] += verdict == "pass"
+        case[1] += 1
+        case[2] |= verdict != "unchecked"
+        if (latency := result.latency_ms) is not None:
+            self._latency.append(latency)
+        if (ttft := result.ttft_ms) is not None:
+            self._ttft.append(ttft)
+        if (rate := result.tokens_per_s) is not None:
+            self._rates.append(rate)
+        self._prompt += result.prompt_tokens
+        self._completion += result.completion_tokens
+        self._cached += result.cached
+        self._cached_answers += sum(t.cached is not None for t in result.turns)
+        self._streamed += any(t.stream is not None for t in result.turns)
+        self._retries += result.retries
+        self._rate_limited += result.rate_limited
+        self._waited += result.waited_s
+        cost = result.cost_usd
+        if cost is None:
+            self._cost_known = False
+        else:
+            self._cost += cost
+        self._saved.add(result)
+        if result.model:
+            self._models.add(result.model)
+        if result.system_fingerprint:
+            self._prints.add(result.system_fingerprint)
+
+    def summary(self) -> TargetSummary:
+        """The target's figures over every result added so far."""
+        cases = sum(self._verdicts.values())
+        passed = self._verdicts["pass"]
+        stability = Counter(stability_of(p, n, bool(c)) for p, n, c in self._cases.values())
+        return TargetSummary(
+            target=self.target,
+            cases=cases,
+            distinct_cases=len(self._cases),
+            passed=passed,
+            failed=self._verdicts["fail"],
+            errors=self._verdicts["error"],
+            unchecked=self._verdicts["unchecked"],
+            pass_rate=passed / cases if cases else None,
+            pass_rate_wilson_95=wilson_interval(passed, cases),
+            checks=dict(sorted(self._checks.items())),
+            prompt_tokens=self._prompt,
+            completion_tokens=self._completion,
+            latency_p50_ms=_rounded(percentile(self._latency, 50), 1),
+            latency_p95_ms=_rounded(percentile(self._latency, 95), 1),
+            cached=self._cached,
+            cached_answers=self._cached_answers,
+            streamed=self._streamed,
+            ttft_p50_ms=_rounded(percentile(self._ttft, 50), 1),
+            ttft_p95_ms=_rounded(percentile(self._ttft, 95), 1),
+            tokens_per_s_p50=_rounded(percentile(self._rates, 50), 1),
+            tokens_per_s_p95=_rounded(percentile(self._rates, 95), 1),
+            saved_usd=self._saved.value(),
+            retries=self._retries,
+            rate_limited=self._rate_limited,
+            waited_s=round(self._waited, 3),
+            errors_by_kind=dict(sorted(self._errors.items())),
+            models=tuple(sorted(self._models)),
+            system_fingerprints=tuple(sorted(self._prints)),
+            # Rounded to a millionth of a cent: float sums of prices carry noise below it.
+            cost_usd=round(self._cost, 8) if cases and self._cost_known else None,
+            stability={k: stability[k] for k in STABILITIES},
+        )
+
+
+def summarize_target(target: str, results: Iterable[CaseResult]) -> TargetSummary:
+    """The summary of ``results`` taken as one target's (say one suite of it, for JUnit)."""
+    return _fed(TargetTally(target), results).summary()
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run's summary: one TargetSummary per target, and the run's totals."""
+
+    targets: Mapping[str, TargetSummary]
+    cases: int = 0
+    repeats: int = 0
+    verdicts: Mapping[str, int] = field(default_factory=dict)
+    saved_usd: float | None = None
+
+    @property
+    def cached(self) -> int:
+        return sum(s.cached for s in self.targets.values())
+
+    @property
+    def model_drift(self) -> list[str]:
+        """Targets whose responses named more than one model: it changed under us mid-run."""
+        return sorted(name for name, s in self.targets.items() if len(s.models) > 1)
+
+    def verdict_count(self, verdict: Verdict) -> int:
+        return self.verdicts.get(verdict, 0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cases": self.cases,
+            "repeats": self.repeats,
+            "targets": {name: s.to_json() for name, s in self.targets.items()},
+            "verdicts": dict(self.verdicts),
+            "cached": self.cached,
+            "saved_usd": self.saved_usd,
+            "model_drift": self.model_drift,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunSummary:
+        """A stored ``run.json["summary"]`` back (lenient, as TargetSummary.from_json)."""
+        data = data if isinstance(data, Mapping) else {}
+        targets = data.get("targets")
+        targets = targets if isinstance(targets, Mapping) else {}
+        return cls(
+            targets={
+                str(name): TargetSummary.from_json(str(name), body)
+                for name, body in targets.items()
+                if isinstance(body, Mapping)
+            },
+            cases=int(_number(data.get("cases")) or 0),
+            repeats=int(_number(data.get("repeats")) or 0),
+            verdicts=_counts(data.get("verdicts")),
+            saved_usd=_number(data.get("saved_usd")),
+        )
+
+
+class RunTally:
+    """A run's summary built one result at a time: ``add(result)``, then ``summary()``.
 
     Targets come in ``target_names`` order; a target seen in the results but not named is
     appended, so nothing goes missing from the summary.
     """
-    by_target: dict[str, list[CaseResult]] = {name: [] for name in target_names}
-    for result in results:
-        by_target.setdefault(result.target, []).append(result)
-    targets = {name: _target_summary(group) for name, group in by_target.items()}
-    return {
-        "cases": len(results),
-        "repeats": max((r.repeat for r in results), default=-1) + 1 if results else 0,
-        "targets": targets,
-        "verdicts": dict(sorted(Counter(r.verdict for r in results).items())),
-        "cached": sum(s["cached"] for s in targets.values()),
-        "saved_usd": _saved(results),
-        # A target whose responses named more than one model changed under us mid-run.
-        "model_drift": sorted(name for name, s in targets.items() if len(s["models"]) > 1),
-    }
 
+    def __init__(self, target_names: Iterable[str] = ()) -> None:
+        self._targets = {name: TargetTally(name) for name in target_names}
+        self._verdicts: Counter[str] = Counter()
+        self._repeats = 0
+        self._saved = _Saved()
 
-@dataclass(frozen=True)
-class Scheduling:
-    """What the runner's scheduler did for one target: budget spent, waits, concurrency."""
+    def add(self, result: CaseResult) -> None:
+        """Count one result in."""
+        tally = self._targets.get(result.target)
+        if tally is None:
+            tally = self._targets[result.target] = TargetTally(result.target)
+        tally.add(result)
+        self._verdicts[result.verdict] += 1
+        self._repeats = max(self._repeats, result.repeat + 1)
+        self._saved.add(result)
 
-    requests: int
-    tokens_charged: int
-    refunded: int  # requests whose charge came back (refused with a 429, or never sent)
-    rate_limited: int
-    paused_s: float  # the whole target paused on a 429's Retry-After
-    queued_s: float  # summed over requests waiting for budget
-    min_concurrency: int
-    final_concurrency: int | None
-    max_concurrency: int | None
-    max_in_flight: int
-    tpm: int | None
-    rpm: int | None
-    # "config" when the target's config set tpm/rpm, "learned" when they came from the
-    # answers' rate-limit headers (None until a header was seen).
-    limits_from: str
-
-    @property
-    def eventful(self) -> bool:
-        """Whether the scheduler ever held this target back: a 429, a pause or a smaller -j."""
-        smaller = self.max_concurrency is not None and self.min_concurrency < self.max_concurrency
-        return bool(self.rate_limited or self.paused_s or smaller)
-
-
-def _count(value: Any) -> int:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
-
-
-def _seconds(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
-
-
-def _maybe(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def scheduling(meta: Mapping[str, Any]) -> dict[str, Scheduling]:
-    """Each target's scheduling from a run's meta; empty for runs recorded before it existed.
-
-    Lenient on purpose: a report must render whatever an older or newer runner wrote, so an
-    unknown shape reads as zeros and unknowns rather than failing the page.
-    """
-    recorded = meta.get("scheduler")
-    if not isinstance(recorded, Mapping):
-        return {}
-    out = {}
-    for name, data in recorded.items():
-        if not isinstance(data, Mapping):
-            continue
-        out[str(name)] = Scheduling(
-            requests=_count(data.get("requests")),
-            tokens_charged=_count(data.get("tokens_charged")),
-            refunded=_count(data.get("refunded")),
-            rate_limited=_count(data.get("rate_limited")),
-            paused_s=_seconds(data.get("paused_s")),
-            queued_s=_seconds(data.get("queued_s")),
-            min_concurrency=_count(data.get("min_concurrency")),
-            final_concurrency=_maybe(data.get("concurrency")),
-            max_concurrency=_maybe(data.get("max_concurrency")),
-            max_in_flight=_count(data.get("max_in_flight")),
-            tpm=_maybe(data.get("tpm")),
-            rpm=_maybe(data.get("rpm")),
-            limits_from=str(data.get("tpm_source") or "config"),
+    def summary(self) -> RunSummary:
+        """The run's summary over every result added so far."""
+        return RunSummary(
+            targets={name: tally.summary() for name, tally in self._targets.items()},
+            cases=sum(self._verdicts.values()),
+            repeats=self._repeats,
+            verdicts=dict(sorted(self._verdicts.items())),
+            saved_usd=self._saved.value(),
         )
-    return out
+
+
+def summarize(results: Iterable[CaseResult], target_names: Iterable[str]) -> RunSummary:
+    """Per-target counts, rates, tokens, latency, retries, errors, models and cost."""
+    return _fed(RunTally(target_names), results).summary()
+
+
+_Tally = TypeVar("_Tally", TargetTally, RunTally)
+
+
+def _fed(tally: _Tally, results: Iterable[CaseResult]) -> _Tally:
+    for result in results:
+        tally.add(result)
+    return tally

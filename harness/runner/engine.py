@@ -435,7 +435,7 @@ def _finish(run_dir: Path, meta: dict[str, Any], interrupted: bool, redact: Reda
     results = latest_results(read_results(run_dir))
     meta["finished_at"] = now_iso()
     meta["status"] = "interrupted" if interrupted else "complete"
-    meta["summary"] = summarize(results, [t["name"] for t in meta["targets"]])
+    meta["summary"] = summarize(results, [t["name"] for t in meta["targets"]]).to_json()
     judging = judge_summary(results)
     if judging:  # the judges' tokens and cost, apart from the targets'
         meta["judging"] = judging
