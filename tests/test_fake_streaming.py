@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule, ToolCall
-from harness.testing.streaming import Timing, stream_events, token_pieces
+from harness.testing.streaming import Event, Timing, stream_events, token_pieces
 
 STORY = "Once upon a time there was a very long story about many things that went on and on."
 HI = [{"role": "user", "content": "hello there"}]
@@ -179,3 +179,10 @@ def test_deployment_settings_are_checked() -> None:
         FakeAzure.from_config({"deployments": {"d": {"filter_mode": "sometimes"}}})
     with pytest.raises(ValueError, match=r"deployments\.d"):
         FakeAzure.from_config({"deployments": {"d": {"token_ms": -1}}})
+
+
+def test_an_event_is_encoded_when_sent_as_it_was_before():
+    """Events keep their JSON object and encode it when read: a ``data:`` line with compact
+    JSON and unescaped text, as the fake always sent; bytes are sent as they are."""
+    assert Event(0.0, {"a": "é", "b": [1, 2]}).data == 'data: {"a":"é","b":[1,2]}\n\n'.encode()
+    assert Event(0.1, b"data: [DONE]\n\n").data == b"data: [DONE]\n\n"

@@ -3,6 +3,8 @@ whole answer gives, with timings, and a broken or stalled stream classified."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +13,9 @@ import pytest
 from harness.config import parse_config
 from harness.targets import Target, TargetError, open_target
 from harness.targets.response import Malformed
+from harness.targets.sdk import SdkTarget
 from harness.targets.stream import Assembly, merge_filters
+from harness.targets.transport import http_client, on_send
 from harness.testing import Action, Deployment, FakeAzure, Fault, Match, Rule, ToolCall
 
 KEY = "stream-test-key-0123"
@@ -108,6 +112,43 @@ async def test_timings_of_a_slow_stream(target_for):
     assert stats.tokens_from == "tiktoken" and stats.output_tokens == 19
     assert stats.tokens_per_s == pytest.approx(19 / ((stats.total_ms - stats.ttft_ms) / 1000), 0.01)
     assert done.response.usage == {}
+
+
+async def test_client_work_before_the_request_leaves_is_not_in_the_ttft(target_for, monkeypatch):
+    """Time to first token counts from when the request's bytes were written, not from when
+    azeval began building it: 400 ms of client work before the send (a busy event loop at
+    -j 32) stays out of a 150 ms TTFT, while the turn's latency keeps it."""
+    target = await target_for("slow")
+    await target.complete(body("warm up"), timeout=10)
+    arguments = SdkTarget._arguments
+
+    def slow_arguments(self: SdkTarget, *args: Any) -> dict[str, Any]:
+        time.sleep(0.4)  # blocks the loop, as building 30 other requests would
+        return arguments(self, *args)
+
+    monkeypatch.setattr(SdkTarget, "_arguments", slow_arguments)
+    done = await target.complete(body("story", stream=True), timeout=10)
+    assert done.stream is not None and done.stream.ttft_ms is not None
+    assert 150 <= done.stream.ttft_ms < 400
+    assert done.latency_ms >= 550
+
+
+def test_on_send_is_told_when_the_request_leaves_and_when_its_bytes_are_written(server):
+    """The transport calls the ``on_send`` callback as the request is handed to the HTTP
+    client and again once httpcore has written its body; outside the block, nobody is."""
+
+    async def main() -> list[float]:
+        told: list[float] = []
+        async with http_client(1 << 20) as client:
+            before = time.perf_counter()
+            with on_send(told.append):
+                await client.get(server.endpoint + "/openai/models")
+            await client.get(server.endpoint + "/openai/models")
+        assert all(at >= before for at in told)
+        return told
+
+    told = asyncio.run(main())
+    assert len(told) == 2 and told[0] <= told[1]
 
 
 async def test_first_tool_call_delta_is_timed_apart(target_for):

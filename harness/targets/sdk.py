@@ -20,7 +20,7 @@ from harness.redact import public_url
 from harness.targets.base import Completion, TargetError, TargetInfo
 from harness.targets.response import Malformed, excerpt, load_json, parse_response
 from harness.targets.stream import Assembly
-from harness.targets.transport import ReplyRefused
+from harness.targets.transport import ReplyRefused, on_send
 
 # Body keys the SDK's create() takes as arguments; everything else goes in extra_body so a
 # parameter the installed SDK does not know yet is still sent as written.
@@ -76,7 +76,8 @@ class SdkTarget:
             if assembly is None:
                 raw, text = await asyncio.wait_for(self._exchange(body, timeout), timeout)
             else:
-                raw = await asyncio.wait_for(self._stream(body, timeout, assembly), timeout)
+                with on_send(assembly.sent):
+                    raw = await asyncio.wait_for(self._stream(body, timeout, assembly), timeout)
         except openai.APIStatusError as exc:
             raise classify_status(exc, _ms_since(started)) from None
         except ReplyRefused as exc:  # an error answer's body, which the SDK reads itself

@@ -63,6 +63,11 @@ class Assembly:
         self.first_content_ms: float | None = None
         self.first_tool_call_ms: float | None = None
 
+    def sent(self, at: float) -> None:
+        """The request left at ``at`` (perf_counter): the timings count from there. Called
+        again on a resend, the last one counts."""
+        self.started = at
+
     def add(self, chunk: Any, at: float | None = None) -> None:
         """One parsed chunk, arrived at ``at`` (perf_counter; now by default). Malformed
         when a field azeval reads has the wrong type."""

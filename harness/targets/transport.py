@@ -8,12 +8,20 @@ are asked for and accepted, so no decoder added to httpx later can bypass the co
 Redirects are never followed: the SDK's default client follows them, and a 307 to another
 host would carry the prompt and the api-key header (which httpx does not strip, as it does
 Authorization) to wherever the answer pointed.
+
+The moment a request leaves for the wire is told to whoever asked (``on_send``): a streamed
+answer's time to first token counts from there, not from before the SDK built the request,
+which on a busy event loop can be tens of milliseconds that are the client's, not the
+service's.
 """
 
 from __future__ import annotations
 
+import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, NoReturn
 
 import httpx2 as httpx
@@ -23,6 +31,21 @@ ACCEPT_ENCODING = "gzip, deflate"
 _ZLIB_MODES = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
 # A chain of encodings ("gzip, gzip") is allowed this long; deeper is a bomb's trick.
 _MAX_CODINGS = 2
+
+# Per task: a request hook runs in the task that awaits the SDK call, and asyncio.wait_for's
+# task inherits the context, so the callback set around a call is the one that call sees.
+_sent: ContextVar[Callable[[float], None] | None] = ContextVar("azeval_sent", default=None)
+
+
+@contextmanager
+def on_send(callback: Callable[[float], None]) -> Iterator[None]:
+    """Within the block, ``callback(perf_counter())`` as each request is handed to the HTTP
+    client and again once its bytes are written (the last call is the truer time)."""
+    token = _sent.set(callback)
+    try:
+        yield
+    finally:
+        _sent.reset(token)
 
 
 class ReplyRefused(httpx.DecodingError):
@@ -50,10 +73,24 @@ def http_client(max_bytes: int, **options: Any) -> openai.DefaultAsyncHttpxClien
             response.headers.pop("content-length", None)
         response.stream = _BoundedStream(response, codings, max_bytes)
 
+    async def sent(request: httpx.Request) -> None:
+        callback = _sent.get()
+        if callback is None:
+            return
+
+        # The hook runs before the connection is taken: on a burst, the bytes leave later,
+        # when this task's turn comes. httpcore's trace says when its body was written.
+        async def trace(event: str, info: Mapping[str, Any]) -> None:
+            if event.endswith("send_request_body.complete"):
+                callback(time.perf_counter())
+
+        callback(time.perf_counter())
+        request.extensions = {**request.extensions, "trace": trace}
+
     return openai.DefaultAsyncHttpxClient(
         follow_redirects=False,
         headers={"Accept-Encoding": ACCEPT_ENCODING},
-        event_hooks={"response": [bound]},
+        event_hooks={"request": [sent], "response": [bound]},
         **options,
     )
 

@@ -211,7 +211,8 @@ class FakeAzure:
         lines = head[:-4].decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
         if len(parts) != 3:
-            await self._send(writer, Answer(400, b'{"error":"bad request line"}'), keep=False)
+            refused = Answer(400, b'{"error":"bad request line"}')
+            await self._send(writer, refused, keep=False, since=asyncio.get_running_loop().time())
             return False
         method, target, version = parts
         headers: dict[str, str] = {}
@@ -223,17 +224,25 @@ class FakeAzure:
         else:
             length = int(headers.get("content-length") or 0)
             raw = await reader.readexactly(length) if length else b""
+        # A deployment's latency and time to first token count from the request's arrival,
+        # as a service's do: the fake's own work on a burst of requests is inside them, not
+        # added to them.
+        loop = asyncio.get_running_loop()
+        arrived = loop.time()
         path, _, query_string = target.partition("?")
         query = dict(parse_qsl(query_string, keep_blank_values=True))
         answer = self.service.handle(method, path, query, headers, raw)
-        if answer.delay_s > 0:
-            await asyncio.sleep(answer.delay_s)
+        ready = arrived + answer.delay_s
+        if ready > loop.time():
+            await asyncio.sleep(ready - loop.time())
         keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-        return await self._send(writer, answer, keep=keep) and keep
+        return await self._send(writer, answer, keep=keep, since=ready) and keep
 
-    async def _send(self, writer: asyncio.StreamWriter, answer: Answer, *, keep: bool) -> bool:
+    async def _send(
+        self, writer: asyncio.StreamWriter, answer: Answer, *, keep: bool, since: float
+    ) -> bool:
         if answer.events is not None:
-            return await _send_stream(writer, answer, keep=keep)
+            return await _send_stream(writer, answer, keep=keep, since=since)
         body = answer.body
         if answer.fault == "truncated":
             body = body[: len(body) // 2]
@@ -273,9 +282,12 @@ class FakeAzure:
         return True
 
 
-async def _send_stream(writer: asyncio.StreamWriter, answer: Answer, *, keep: bool) -> bool:
-    """SSE events as HTTP/1.1 chunks, each at its time (measured from the first, so the
-    delays do not drift), broken as the answer's fault says."""
+async def _send_stream(
+    writer: asyncio.StreamWriter, answer: Answer, *, keep: bool, since: float
+) -> bool:
+    """SSE events as HTTP/1.1 chunks, each at its time (measured from ``since``, the loop
+    time the answer was due to start, so the delays do not drift), broken as the answer's
+    fault says."""
     events = list(answer.events or ())
     phrase = http.HTTPStatus(answer.status).phrase
     lines = [f"HTTP/1.1 {answer.status} {phrase}", "transfer-encoding: chunked"]
@@ -288,7 +300,7 @@ async def _send_stream(writer: asyncio.StreamWriter, answer: Answer, *, keep: bo
     if answer.fault == "invalid_json":
         events[half] = Event(events[half].delay_s, b"data: " + _INVALID_JSON + b"\n\n")
     loop = asyncio.get_running_loop()
-    due = loop.time()
+    due = since
     for i, event in enumerate(events):
         if i == half and answer.fault in ("reset", "truncated"):
             if answer.fault == "truncated":  # a clean end of the body, without the rest
