@@ -231,8 +231,9 @@ def test_report_shows_streaming_per_target_and_per_case(project):
     assert summary["slow"]["streamed"] == 1 and summary["slow"]["ttft_p50_ms"] >= 1200
     assert summary["fast"]["ttft_p50_ms"] < summary["slow"]["ttft_p50_ms"]
     assert "streamed: TTFT " in html and "tokens/s (usage)" in html
-    # The two targets compared: their TTFT p50 side by side (fast → slow).
-    assert re.search(r"streamed: TTFT p50 \d+ ms → 1,\d{3} ms · tokens/s p50", html)
+    # The two targets compared: their TTFT p50 side by side (fast → slow; slow's is at least
+    # 1,200 ms, and on a loaded machine may pass 2,000).
+    assert re.search(r"streamed: TTFT p50 [\d,]+ ms → \d,\d{3} ms · tokens/s p50", html)
 
 
 def test_report_without_streams_has_no_streaming_columns(project, write):
