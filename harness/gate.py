@@ -165,6 +165,7 @@ def evaluate(
         )
         notes.append(significance_line(comparison))
         notes.append(cost_line(comparison))
+        notes.extend(delta.line() for delta in comparison.score_deltas())
         if comparison.not_compared:
             notes.append("baseline not compared: " + ", ".join(comparison.not_compared))
     warnings.extend(f"drift: {line}" for line in drift_lines(run, baseline))

@@ -760,3 +760,39 @@ def test_the_trend_renders_in_the_browser(chromium: Path, tmp_path: Path) -> Non
     assert block.count("<circle") == 6
     data = screenshot(chromium, report, "trend.png", "", "1200,700")
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+# --- scores: a case's weighted score and threshold, each check's score, weight, metric ----
+
+
+@pytest.fixture(scope="module")
+def scored(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Every row expanded: a case scored against a threshold on two targets, whose metric
+    name is a markup attack (the suite's author writes it, but it is shown as text)."""
+    path = tmp_path_factory.mktemp("scored") / "run-scored"
+    results = []
+    for target, f1, verdict in (("gpt35", 0.8, "pass"), ("gpt4o", 0.2, "fail")):
+        checks = (
+            CheckResult("contains", "pass", "found Paris", metric=IMG_PAYLOAD),
+            CheckResult("f1", "pass" if f1 > 0.5 else "fail", f"token f1 {f1}", score=f1, weight=3),
+        )
+        score = round((1 + 3 * f1) / 4, 6)
+        turn = TurnResult({"messages": []}, None, "Paris.", "stop", {}, 10.0, checks)
+        results.append(
+            CaseResult("geo", "capital", target, 0, verdict, (turn,), score=score, threshold=0.7)
+        )
+    return expanded(chromium, path, results)
+
+
+def test_scores_show_per_case_and_per_check(scored: str) -> None:
+    """The case row shows each target's score; the card says score against threshold; a
+    check's row shows its score, its weight and its metric, all as text."""
+    row = scored.split("<span>geo/capital </span>", 1)[1].split("</tr>", 1)[0]
+    assert re.findall(r'<span class="cell-score"> ([0-9.]+)</span>', row) == ["0.85", "0.40"]
+    gpt35, gpt4o = card_texts(scored, "geo/capital")
+    assert "score 0.850 ≥ threshold 0.7" in gpt35
+    assert "score 0.400 < threshold 0.7" in gpt4o
+    scores = re.findall(r'<td class="n score">([^<]*)</td>', scored)
+    assert "0.800 ×3" in scores and "0.200 ×3" in scores
+    assert markup.escape(IMG_PAYLOAD, quote=False) in scores
+    assert "pwned</title>" not in scored

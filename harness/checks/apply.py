@@ -104,6 +104,8 @@ def _result(e: Expectation, outcome: Any) -> CheckResult:
         actual=outcome.actual,
         judge=outcome.judge,
         score=_bounded(outcome.score),
+        weight=None if e.weight == 1.0 else e.weight,
+        metric=e.metric,
     )
 
 

@@ -42,7 +42,7 @@ async def rubric(ctx: CheckContext, arg: JudgedArg) -> Outcome:
     return await judged(ctx, arg)
 
 
-@check("score", prepare=_prepare_score, needs=_NEEDS)
+@check("score", prepare=_prepare_score, needs=_NEEDS, own_keys=("metric",))
 async def score(ctx: CheckContext, arg: JudgedArg) -> Outcome:
     """The judge rates the reply at least ``min`` (1–5) on a metric."""
     return await judged(ctx, arg)

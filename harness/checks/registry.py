@@ -107,6 +107,9 @@ class Check:
     prepare: PrepareFn
     needs: frozenset[str] | Callable[[Any], Iterable[str]]
     doc: str
+    # Keys of the harness's own (weight, metric) that this check's argument uses itself:
+    # the judged score's ``metric`` is its 1–5 metric, which also names its figure.
+    own_keys: frozenset[str] = frozenset()
 
     def needs_of(self, arg: Any) -> frozenset[str]:
         """What this check reads with this prepared argument."""
@@ -121,13 +124,14 @@ def check(
     *,
     prepare: PrepareFn | None = None,
     needs: Iterable[str] | Callable[[Any], Iterable[str]] = ("reply",),
+    own_keys: Iterable[str] = (),
 ) -> Callable[[CheckFn], CheckFn]:
     """Register a check function under a name used in suite files' ``expect``."""
     declared = needs if callable(needs) else known_needs(needs)
 
     def register(fn: CheckFn) -> CheckFn:
         doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        add(Check(name, fn, prepare or _keep, declared, doc))
+        add(Check(name, fn, prepare or _keep, declared, doc, frozenset(own_keys)))
         return fn
 
     return register

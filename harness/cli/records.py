@@ -214,13 +214,14 @@ def diff_lines(comparison: Comparison, *, replies: bool = True, totals: bool = T
     if changed:
         lines.append(
             f"{'STATUS':<11} {'CASE':<{width}} {'TARGET':<12} {'BEFORE':>6} {'AFTER':>6} "
-            f"{'ΔTOKENS':>8} {'ΔLATENCY':>10} {'ΔCOST':>10}"
+            f"{'ΔTOKENS':>8} {'ΔLATENCY':>10} {'ΔCOST':>10} {'ΔSCORE':>7}"
         )
     for d in changed:
         lines.append(
             f"{d.status:<11} {d.case_key:<{width}} {d.target:<12} {_count(d.before):>6} "
             f"{_count(d.after):>6} {_fmt(d.completion_tokens_delta, '', 1):>8} "
-            f"{_fmt(d.latency_delta_ms, ' ms'):>10} {_fmt(d.cost_delta_usd, '', 5):>10}"
+            f"{_fmt(d.latency_delta_ms, ' ms'):>10} {_fmt(d.cost_delta_usd, '', 5):>10} "
+            f"{_fmt(d.score_delta, '', 3):>7}"
         )
         if replies and d.reply_changed:
             text = "".join(

@@ -278,7 +278,7 @@ def _line(result: CaseResult) -> str:
         text += f" #{result.repeat}"
     if result.cached:
         text += " (cached)"
-    problem = result.problem()
+    problem = result.problem() or (result.scoring() if result.threshold is not None else "")
     return f"{text}  {problem[:200]}" if problem else text
 
 

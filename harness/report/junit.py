@@ -45,14 +45,15 @@ def _check_lines(result: CaseResult) -> list[str]:
     lines = []
     for check in result.checks:
         where = f" ({check.place})" if check.place else ""
-        lines.append(f"[{check.status}] {check.check}{where}: {check.message}")
+        scoring = f" [{check.scoring()}]" if check.scoring() else ""
+        lines.append(f"[{check.status}] {check.check}{where}{scoring}: {check.message}")
     return lines
 
 
 def _body(results: list[CaseResult]) -> str:
     parts = []
     for r in results:
-        head = f"repeat {r.repeat}: {r.verdict}"
+        head = f"repeat {r.repeat}: {r.verdict}" + (f", {r.scoring()}" if r.scoring() else "")
         if r.error is not None:
             head += f" ({r.error.kind}: {r.error.message})"
         parts.append("\n".join([head, *(f"  {line}" for line in _check_lines(r))]))

@@ -97,7 +97,10 @@ def _failures(run: Run) -> list[str]:
     lines = [f"### Not passed ({len(bad)})", ""]
     for r in bad[:MAX_LISTED]:
         where = f"{r.case_key}@{r.target}" + (f"#{r.repeat}" if r.repeat else "")
-        lines.append(f"- **{r.verdict}** {code(where)} — {code(r.problem(), limit=300)}")
+        problem = r.problem()
+        scoring = r.scoring() if r.scoring() != problem else ""
+        said = f" ({scoring})" if scoring else ""
+        lines.append(f"- **{r.verdict}** {code(where)}{said} — {code(problem, limit=300)}")
     if len(bad) > MAX_LISTED:
         lines.append(f"- … and {len(bad) - MAX_LISTED} more (see the HTML report)")
     return [*lines, ""]
@@ -122,6 +125,7 @@ def _diff_row(diff: CaseDiff) -> str:
                 _num(diff.completion_tokens_delta, digits=1),
                 _num(diff.latency_delta_ms, " ms"),
                 _num(diff.cost_delta_usd, digits=5),
+                _num(diff.score_delta, digits=3),
             ]
         )
         + " |"
@@ -140,11 +144,14 @@ def _comparison(gate: GateResult) -> list[str]:
         ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no cases",
         "",
     ]
+    scores = comparison.score_deltas()
+    if scores:
+        lines += [f"- {escape(s.line())}" for s in scores] + [""]
     if changed:
         lines += [
             "| Status | Case | Target | Baseline | Now | Δ completion tokens | Δ latency "
-            "| Δ cost (USD) |",
-            "|---|---|---|---|---|--:|--:|--:|",
+            "| Δ cost (USD) | Δ score |",
+            "|---|---|---|---|---|--:|--:|--:|--:|",
         ]
         lines += [_diff_row(d) for d in changed[:MAX_LISTED]]
         if len(changed) > MAX_LISTED:

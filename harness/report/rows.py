@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.results.compare import Comparison, compare, outcome, pair_targets
 from harness.results.order import natural_key
-from harness.results.record import CaseResult, ErrorInfo, TurnResult
+from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
 from harness.results.stats import wilson_interval
 from harness.results.store import Run
 
@@ -191,8 +191,10 @@ def _error_text(error: ErrorInfo | None) -> str | None:
 # index), e error texts (each once), t a conversation's turns as [asked, reply, tool calls],
 # shown the repeat shown when there are several, tc the reply's tool calls (see _calls), wi
 # the Wilson 95% interval of the pass rate over repeats, st how each streamed turn arrived
-# (TTFT, tokens/s, gaps, what was shown before a block), co the shown result's cost in USD.
-# e, t, shown, tc, wi and st are null when there is nothing to say; co when it is unknown.
+# (TTFT, tokens/s, gaps, what was shown before a block), co the shown result's cost in USD,
+# sc the case's weighted score (the mean over repeats), th its threshold.
+# e, t, shown, tc, wi and st are null when there is nothing to say; co when it is unknown;
+# sc when no check verified anything; th when every check must hold instead.
 CELL = (
     "v",
     "p",
@@ -211,6 +213,8 @@ CELL = (
     "wi",
     "st",
     "co",
+    "sc",
+    "th",
 )
 _P, _N, _X, _R = (CELL.index(name) for name in ("p", "n", "x", "r"))
 
@@ -247,6 +251,22 @@ def judged(judge: dict[str, Any] | None) -> tuple[Any, ...] | None:
 _FIELD = {"rubric": "verdict", "score": "score", "factuality": "choice", "pairwise": "winner"}
 
 
+def check_row(c: CheckResult, place: str) -> tuple[Any, ...]:
+    """A check as the page shows it: check, status, message, place, then (only when one
+    is there, so most rows stay four items) the judgement, score, weight and metric."""
+    row = (c.check, c.status, c.message, place)
+    extra: list[Any] = [judged(c.judge), c.score, c.weight, c.metric]
+    while extra and extra[-1] is None:
+        extra.pop()
+    return (*row, *extra)
+
+
+def _group_score(group: list[CaseResult]) -> float | None:
+    """The mean score of a case's repeats that have one."""
+    scores = [r.score for r in group if r.score is not None]
+    return round(sum(scores) / len(scores), 6) if scores else None
+
+
 def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]:
     """A column's result for one case, its repeats folded, as a :data:`CELL` list."""
     shown = group[0]
@@ -271,10 +291,7 @@ def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]
             place = (
                 (f"turn {i + 1}" + (f" · {c.place}" if c.place else "")) if many_turns else c.place
             )
-            judgement = judged(c.judge)
-            # A model-graded check carries its judgement as a fifth item; others have four.
-            row = (c.check, c.status, c.message, place)
-            ck.append(checks(row if judgement is None else (*row, judgement)))
+            ck.append(checks(check_row(c, place)))
     last = turns[-1] if turns else None
     # A failed turn's error is usually the case's error too: one box says it.
     errors = list(
@@ -311,6 +328,8 @@ def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]
         [round(v, 4) for v in wilson_interval(passed, len(group))] if len(group) > 1 else None,
         _streamed(turns),
         None if shown.cost_usd is None else round(shown.cost_usd, 8),
+        _group_score(group),
+        shown.threshold,
     ]
 
 
@@ -411,7 +430,7 @@ def build_rows(
     return {
         "cell": CELL,
         "texts": list(texts),
-        "checks": [list(c) for c in checks],  # [check, status, message, place(, judged)]
+        "checks": [list(c) for c in checks],  # see check_row
         "rows": [row for _, row in ranked],
     }
 

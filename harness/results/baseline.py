@@ -40,6 +40,7 @@ _CHECK_SCHEMA = {
         "status": {"type": "string"},
         "place": {"type": "string"},
         "message": {"type": "string"},
+        "score": {"type": "number", "minimum": 0, "maximum": 1},
     },
 }
 _CASE_SCHEMA = {
@@ -52,6 +53,10 @@ _CASE_SCHEMA = {
             "items": {"enum": ["pass", "fail", "error", "unchecked"]},
         },
         "passed": {"type": "integer", "minimum": 0},
+        "scores": {
+            "type": "array",
+            "items": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        },
         "reply": {"type": ["string", "null"]},
         "reply_truncated": {"type": "boolean"},
         "checks": {"type": "array", "items": _CHECK_SCHEMA},
@@ -119,6 +124,9 @@ def _case_entry(
         "verdicts": [r.verdict for r in group],
         "passed": sum(r.verdict == "pass" for r in group),
     }
+    if any(r.score is not None for r in group):
+        # Each repeat's weighted score, so score deltas against the baseline pair exactly.
+        entry["scores"] = [r.score for r in group]
     if reply is not None and len(reply) > MAX_REPLY_CHARS:
         entry["reply"] = reply[:MAX_REPLY_CHARS]
         entry["reply_truncated"] = True
@@ -126,6 +134,7 @@ def _case_entry(
         entry["reply"] = reply
     entry["checks"] = [
         {"check": c.check, "place": c.place, "status": c.status, "message": c.message}
+        | ({} if c.score is None else {"score": c.score})
         for c in first.checks
     ]
     if first.error:
@@ -252,9 +261,11 @@ def _case_results(
             status=c["status"],
             message=c.get("message", ""),
             place=c.get("place", ""),
+            score=c.get("score"),
         )
         for c in entry.get("checks", ())
     )
+    scores = list(entry.get("scores") or [])
     error = entry.get("error")
     cost = entry.get("cost_usd")
     out = []
@@ -283,6 +294,7 @@ def _case_results(
                 error=ErrorInfo.from_json(error) if repeat == 0 and error else None,
                 model=entry.get("model", model),
                 system_fingerprint=entry.get("system_fingerprint", fingerprint),
+                score=scores[repeat] if repeat < len(scores) else None,
             )
         )
     return out

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.results.bootstrap import MeanDelta, paired_bootstrap
 from harness.results.order import natural_key
 from harness.results.record import CaseResult
 from harness.results.stats import mcnemar_exact, mean_of, percentile
@@ -114,6 +115,8 @@ class Side:
     # Streamed repeats only (None when none streamed): mean TTFT and output tokens/s.
     ttft_ms: float | None = None
     tokens_per_s: float | None = None
+    # The mean weighted score of the repeats that have one (see CaseResult.score).
+    score: float | None = None
 
     @property
     def passed_majority(self) -> bool:
@@ -139,6 +142,7 @@ def _side(results: list[CaseResult]) -> Side:
         fingerprints=tuple(sorted({r.system_fingerprint for r in results if r.system_fingerprint})),
         ttft_ms=mean_of(r.ttft_ms for r in results),
         tokens_per_s=mean_of(r.tokens_per_s for r in results),
+        score=mean_of(r.score for r in results),
     )
 
 
@@ -202,6 +206,11 @@ class CaseDiff:
         return _delta(b.cost_usd, a.cost_usd) if b and a else None
 
     @property
+    def score_delta(self) -> float | None:
+        b, a = self.before, self.after
+        return _delta(b.score, a.score) if b and a else None
+
+    @property
     def drift(self) -> tuple[str, ...]:
         """What the endpoint reported differently: ``model`` and/or ``system_fingerprint``."""
         b, a = self.before, self.after
@@ -228,6 +237,25 @@ class McNemar:
     broke: int
     fixed: int
     p_value: float
+
+
+@dataclass(frozen=True)
+class ScoreDelta:
+    """A target's mean score change against the other side's (the same target name
+    unless two were compared)."""
+
+    before_target: str
+    after_target: str
+    delta: MeanDelta
+
+    @property
+    def label(self) -> str:
+        same = self.before_target == self.after_target
+        return self.after_target if same else f"{self.before_target} → {self.after_target}"
+
+    def line(self) -> str:
+        """``score gpt35: 0.812 → 0.774, Δ −0.038 (95% CI …): a drop beyond noise``."""
+        return f"score {self.label}: {self.delta.words()}"
 
 
 @dataclass(frozen=True)
@@ -269,6 +297,22 @@ class Comparison:
     @property
     def fingerprints_changed(self) -> bool:
         return changed(self.before_fingerprints, self.after_fingerprints)
+
+    def score_deltas(self) -> list[ScoreDelta]:
+        """Per target (pair of targets), the mean score change over the cases scored on
+        both sides, with its paired bootstrap interval."""
+        pairs: dict[tuple[str, str], dict[str, tuple[float, float]]] = defaultdict(dict)
+        for d in self.cases:
+            b, a = d.before, d.after
+            if b is None or a is None or b.score is None or a.score is None:
+                continue
+            pairs[(b.target, a.target)][d.case_key] = (b.score, a.score)
+        out = []
+        for (before, after), scored in pairs.items():
+            delta = paired_bootstrap(scored)
+            if delta is not None:
+                out.append(ScoreDelta(before, after, delta))
+        return sorted(out, key=lambda s: (s.after_target, s.before_target))
 
     def totals(self) -> dict[str, Any]:
         """Sums of per-case deltas over paired cases, and the latency p50 on each side."""

@@ -121,11 +121,35 @@ class CheckResult:
     # How close the reply came, in [0, 1], for checks that measure (rouge, bleu, …); a
     # record written before scores existed has none.
     score: float | None = None
+    # What the suite wrote: how much the check counts in its case's score (None: 1), and
+    # the named score (``metric:``) it adds to.
+    weight: float | None = None
+    metric: str | None = None
+
+    @property
+    def value(self) -> float | None:
+        """What the check puts into its case's score: its own score, else 1 for a pass and
+        0 for a fail; None for n/a and errors, which verified nothing."""
+        if self.status not in (PASS, FAIL):
+            return None
+        if self.score is not None:
+            return self.score
+        return 1.0 if self.status == PASS else 0.0
+
+    def scoring(self) -> str:
+        """``score 0.800, weight 3, metric accuracy``: what of these the check has, as every
+        text output says it ("" when none)."""
+        parts = [] if self.score is None else [f"score {self.score:.3f}"]
+        if self.weight is not None:
+            parts.append(f"weight {self.weight:g}")
+        if self.metric is not None:
+            parts.append(f"metric {self.metric}")
+        return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _CHECK_FIELDS}
-        # Most checks have no judge and no score: their lines stay as they were.
-        for optional in ("judge", "score"):
+        # Most checks have no judge, score, weight or metric: their lines stay as they were.
+        for optional in ("judge", "score", "weight", "metric"):
             if data[optional] is None:
                 del data[optional]
         return data
@@ -199,6 +223,10 @@ class CaseResult:
     tags: tuple[str, ...] = ()
     path: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # The weighted mean of the checks' values (see CheckResult.value); None when no check
+    # verified anything. ``threshold``: the case's, when its verdict was decided by score.
+    score: float | None = None
+    threshold: float | None = None
 
     @property
     def key(self) -> str:
@@ -254,11 +282,25 @@ class CaseResult:
         values = [t.latency_ms for t in self.turns if t.latency_ms is not None]
         return sum(values) if values else None
 
+    def scoring(self) -> str:
+        """``score 0.850 ≥ threshold 0.7`` (or just ``score 0.850``), "" without a score."""
+        if self.score is None:
+            return ""
+        if self.threshold is None:
+            return f"score {self.score:.3f}"
+        relation = "≥" if self.score >= self.threshold else "<"
+        return f"score {self.score:.3f} {relation} threshold {self.threshold:g}"
+
     def problem(self) -> str:
         """Why this result is not a pass, in one line: the error, else the first bad check."""
         if self.error is not None:
             return f"{self.error.kind}: {self.error.message}"
+        if self.verdict == "pass":
+            return ""  # a score that reached its threshold, over a check that fell short
         bad = [c for c in self.checks if c.status in (FAIL, CHECK_ERROR)]
+        scored_out = self.threshold is not None and self.score is not None
+        if scored_out and self.verdict == "fail" and CHECK_ERROR not in {c.status for c in bad}:
+            return self.scoring()
         if bad:
             return f"check {bad[0].check}: {bad[0].message}"
         if self.verdict == "unchecked":
@@ -293,13 +335,36 @@ _TURN_FIELDS = tuple(f.name for f in fields(TurnResult))
 _CASE_FIELDS = tuple(f.name for f in fields(CaseResult))
 
 
-def verdict_of(checks: tuple[CheckResult, ...], error: ErrorInfo | None) -> Verdict:
-    """pass only when at least one check passed and none failed or errored."""
+def verdict_of(
+    checks: tuple[CheckResult, ...], error: ErrorInfo | None, threshold: float | None = None
+) -> Verdict:
+    """pass only when at least one check passed and none failed or errored; with a
+    ``threshold``, when the case's score reaches it instead (a check error still fails:
+    a score missing a part is no verification)."""
     if error is not None:
         return "error"
     statuses = {c.status for c in checks}
+    if threshold is not None and CHECK_ERROR not in statuses:
+        score = case_score(checks)
+        if score is None:
+            return "unchecked"
+        return "pass" if score >= threshold else "fail"
     if FAIL in statuses or CHECK_ERROR in statuses:
         return "fail"
     if PASS in statuses:
         return "pass"
     return "unchecked"
+
+
+def case_score(checks: tuple[CheckResult, ...]) -> float | None:
+    """The weighted mean of the checks' values to 6 places (as recorded: a mean of 0.7s
+    that comes out 0.69999… reaches a threshold of 0.7); None when none has one."""
+    total = weights = 0.0
+    for c in checks:
+        value = c.value
+        if value is None:
+            continue
+        weight = 1.0 if c.weight is None else c.weight
+        total += weight * value
+        weights += weight
+    return round(total / weights, 6) if weights else None

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 from harness.checks import CheckContext, Reply, Services, expects_block, run_checks
 from harness.checks.context import NO_SERVICES
 from harness.conversation import HistoryTooLong, fit_case
-from harness.results.record import CaseResult, ErrorInfo, ErrorKind, TurnResult, verdict_of
+from harness.results.record import (
+    CaseResult,
+    ErrorInfo,
+    ErrorKind,
+    TurnResult,
+    case_score,
+    verdict_of,
+)
 from harness.streamed import sends_stream_usage
 from harness.suite.model import Case, Message, Turn
 from harness.targets.base import CachedFrom, Completion, TargetError, TargetInfo
@@ -133,7 +140,7 @@ async def run_case(
         case=case.id,
         target=info.name,
         repeat=repeat,
-        verdict=verdict_of(checks, error),
+        verdict=verdict_of(checks, error, case.threshold),
         turns=tuple(turns),
         error=error,
         attempts=getattr(tally, "attempts", 1),
@@ -148,6 +155,8 @@ async def run_case(
         path=case.path,
         # The kind of every failed attempt, in order: what the retries were for.
         extra={"attempt_errors": list(tally.errors)} if getattr(tally, "errors", None) else {},
+        score=None if error is not None else case_score(checks),
+        threshold=case.threshold,
     )
 
 

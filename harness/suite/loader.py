@@ -25,6 +25,7 @@ from harness.project import Project
 from harness.suite.data import read_rows
 from harness.suite.model import Case, Expectation, Message, Suite, Turn
 from harness.suite.render import render_value
+from harness.suite.weights import scoring_of
 from harness.suite.yamlfile import Lines, line_of, place_of, read_yaml
 
 SUITE_SUFFIXES = (".yaml", ".yml")
@@ -336,6 +337,7 @@ def _build_case(
         repeat=int(raw.get("repeat", defaults.get("repeat", 1))),
         history=history.get("policy", "drop_oldest"),
         budget=history.get("budget"),
+        threshold=_threshold(raw, defaults),
         criteria=(
             render(raw["criteria"], "criteria")
             if "criteria" in raw
@@ -403,17 +405,31 @@ def _expectations(
             raise _error(path, lines, where, str(exc.args[0])) from None
         try:
             arg = render_value(own[name] if name in own else inherited[name], variables)
-            prepared = spec.prepare(arg, context)
+            scoring = scoring_of(arg, spec.own_keys)
         except ArgumentError as exc:
             raise _error(path, lines, (*parts, *exc.at), str(exc)) from None
         except ValueError as exc:
             raise _error(path, lines, parts, str(exc)) from None
+        # A wrapped argument ({value: …, weight: …}): its own errors point inside value.
+        inner = ("value",) if isinstance(arg, Mapping) and "value" in arg else ()
+        try:
+            prepared = spec.prepare(scoring.arg, context)
+        except ArgumentError as exc:
+            raise _error(path, lines, (*parts, *inner, *exc.at), str(exc)) from None
+        except ValueError as exc:
+            raise _error(path, lines, (*parts, *inner), str(exc)) from None
         if not isinstance(prepared, Several):
-            result.append(Expectation(check=name, arg=prepared, place=place_of(parts)))
+            result.append(
+                Expectation(
+                    name, prepared, place_of(parts), weight=scoring.weight, metric=scoring.metric
+                )
+            )
             continue
         for index, (label, one) in enumerate(prepared):
             place = place_of((*parts, index) if prepared.index_places else parts)
-            result.append(Expectation(check=name, arg=one, place=place, label=label))
+            result.append(
+                Expectation(name, one, place, label, weight=scoring.weight, metric=scoring.metric)
+            )
     return tuple(result)
 
 
@@ -443,6 +459,12 @@ def _load_response_schema(
         **params,
         "response_format": {**fmt, "json_schema": {**fmt["json_schema"], "schema": loaded}},
     }
+
+
+def _threshold(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> float | None:
+    """The case's own threshold, else the suite defaults' (the schema bounds it to [0, 1])."""
+    value = raw.get("threshold", defaults.get("threshold"))
+    return None if value is None else float(value)
 
 
 def _row_hint(place: str) -> str:

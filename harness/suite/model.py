@@ -39,6 +39,10 @@ class Expectation:
     place: str
     # What results call it when the name alone does not say (a user's "checks.py:polite").
     label: str = ""
+    # How much it counts in the case's score (``weight:``), and the named score it adds to
+    # in the report's per-target figures (``metric:``).
+    weight: float = 1.0
+    metric: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class Case:
     budget: int | None = None
     # What a pairwise comparison of targets judges the replies on (None: overall quality).
     criteria: str | None = None
+    # The case passes when its weighted score reaches this; None: every check must hold.
+    threshold: float | None = None
 
     @property
     def key(self) -> str:

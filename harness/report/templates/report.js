@@ -172,6 +172,11 @@
     head.appendChild(verdictBadge(cell));
     box.appendChild(head);
     if (!cell) { box.appendChild(el("div", "muted", "not run on this target")); return box; }
+    if (cell[C.sc] !== null) {
+      var said = "score " + cell[C.sc].toFixed(3) + (cell[C.n] > 1 ? " (mean of repeats)" : "");
+      if (cell[C.th] !== null) said += (cell[C.sc] >= cell[C.th] ? " ≥ " : " < ") + "threshold " + cell[C.th];
+      box.appendChild(el("div", "case-score", said));
+    }
     if (cell[C.n] > 1) box.appendChild(el("div", "repeats", cell[C.p] + "/" + cell[C.n] + " repeats passed, " + interval(cell)));
     if (cell[C.t]) {
       // A conversation: each turn's question and this target's reply, in order.
@@ -195,6 +200,7 @@
         tr.appendChild(td);
         tr.appendChild(el("td", null, c[0]));
         tr.appendChild(el("td", null, c[2]));
+        tr.appendChild(el("td", "n score", checkScore(c)));
         tr.appendChild(el("td", "muted", c[3]));
         tbody.appendChild(tr);
         if (c[4]) tbody.appendChild(judgeRow(c[4]));
@@ -216,11 +222,22 @@
     return box;
   }
 
+  // A check's score (to 3 places), its weight when not 1 and the metric it counts in:
+  // "0.800 ×3 · accuracy". Empty for a check that measures nothing and names nothing.
+  function checkScore(c) {
+    var parts = [];
+    if (c[5] !== null && c[5] !== undefined) parts.push(c[5].toFixed(3));
+    if (c[6] !== null && c[6] !== undefined) parts.push("×" + c[6]);
+    var head = parts.join(" ");
+    if (c[7] !== null && c[7] !== undefined) head += (head ? " · " : "") + c[7];
+    return head;
+  }
+
   // A model-graded check's judgement under its row: who judged, at what cost, and each
   // sample's verdict and reasoning (model text: set as text, never as HTML).
   function judgeRow(j) {
     var tr = el("tr", "judge"), td = el("td");
-    td.colSpan = 4;
+    td.colSpan = 5;
     var details = el("details", "judge");
     var head = ["judge " + j[0]];
     if (j[1]) head.push(j[1]);
@@ -345,7 +362,12 @@
     key.appendChild(el("span", null, row.k + " "));
     row.f.forEach(function (f) { if (f === "regressed" || f === "differs" || f === "flaky") key.appendChild(badge(f, FLAG_LABEL[f])); });
     tr.appendChild(key);
-    row.c.forEach(function (cell) { var td = el("td"); td.appendChild(verdictBadge(cell)); tr.appendChild(td); });
+    row.c.forEach(function (cell) {
+      var td = el("td");
+      td.appendChild(verdictBadge(cell));
+      if (cell && cell[C.sc] !== null) td.appendChild(el("span", "cell-score", " " + cell[C.sc].toFixed(2)));
+      tr.appendChild(td);
+    });
     var first = row.c[0];
     tr.appendChild(el("td", "snip", first ? snippet(first) : ""));
     return tr;
