@@ -796,3 +796,6 @@ def test_scores_show_per_case_and_per_check(scored: str) -> None:
     assert "0.800 ×3" in scores and "0.200 ×3" in scores
     assert markup.escape(IMG_PAYLOAD, quote=False) in scores
     assert "pwned</title>" not in scored
+    # The Targets table: each target's mean score and its metric, the name as text.
+    metric = markup.escape(IMG_PAYLOAD, quote=False)
+    assert f'<td class="score">0.850 over 1 result(s) · {metric} 1.000</td>' in scored

@@ -12,6 +12,7 @@ from harness.results.record import CheckResult, case_score, verdict_of
 from harness.suite.loader import load_suite
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
 from tests.conftest import azeval
+from tests.test_cost import newest_run
 from tests.test_overlap_checks import CONFIG, KEY
 
 SUITE = """
@@ -168,3 +169,18 @@ def test_markdown_junit_and_console_say_the_scores(project, tmp_path, capsys):
     assert "repeat 0: fail, score 0.850 &lt; threshold 0.95" in junit
     assert 'message="score 0.850 &lt; threshold 0.95"' in junit
     assert "[fail] f1 (cases[1].expect.f1) [score 0.800, weight 3]: token f1" in junit
+
+
+def test_each_target_summary_has_its_mean_score_and_named_metrics(project, tmp_path):
+    """The run's summary gives the target's mean score over its scored results and each
+    metric's weighted mean over the checks naming it: accuracy (1·1 + 3·0.8) / 4 = 0.85,
+    tone 1; the Markdown summary and the HTML Targets table say the same words."""
+    assert azeval("run", "suites", "-t", "gpt35", "--markdown", "summary.md") == 1
+    run_dir = newest_run(tmp_path)
+    summary = json.loads((run_dir / "run.json").read_text())["summary"]["targets"]["gpt35"]
+    assert summary["scored"] == 3
+    assert summary["score"] == pytest.approx((0.88 + 0.85 + 0.5) / 3, abs=1e-6)
+    assert summary["metrics"] == {"accuracy": 0.85, "tone": 1.0}
+    said = "0.743 over 3 result(s) · accuracy 0.850 · tone 1.000"
+    assert f"Score of `gpt35`: `{said}`" in (tmp_path / "summary.md").read_text()
+    assert f'<td class="score">{said}</td>' in (run_dir / "report.html").read_text()

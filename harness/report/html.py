@@ -331,6 +331,7 @@ def _render(run: Run, baseline: Run | None) -> str:
         "stats": shown,
         "charts": _charts([label for label, _ in shown], [s for _, s in shown]),
         "streamed": any(s.streamed for _, s in shown),
+        "scored": any(s.scoring() for _, s in shown),
         "drift": drift_lines(run, baseline),
         "dead": _dead(run),
         "cache_notes": _cache_notes(run),

@@ -83,6 +83,10 @@ def _target_table(run: Run) -> list[str]:
             usd(s.cost_usd),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    scored = [(name, s.scoring()) for name, s in run.summary.targets.items() if s.scoring()]
+    if scored:
+        lines.append("")
+        lines += [f"- Score of {code(name)}: {code(said)}" for name, said in scored]
     return lines
 
 

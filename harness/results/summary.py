@@ -71,6 +71,11 @@ class TargetSummary:
     system_fingerprints: tuple[str, ...] = ()
     cost_usd: float | None = None
     stability: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(STABILITIES, 0))
+    # The mean weighted score of the results that have one (``scored`` of them), and each
+    # named metric's weighted mean over the checks that name it (see CheckResult.value).
+    score: float | None = None
+    scored: int = 0
+    metrics: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def na_checks(self) -> int:
@@ -79,6 +84,13 @@ class TargetSummary:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    def scoring(self) -> str:
+        """``0.850 over 3 results · accuracy 0.880 · tone 1.000``, as every output says it;
+        "" when no result was scored and no check named a metric."""
+        parts = [f"{self.score:.3f} over {self.scored} result(s)"] if self.score is not None else []
+        parts += [f"{name} {value:.3f}" for name, value in self.metrics.items()]
+        return " · ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +125,9 @@ class TargetSummary:
             "system_fingerprints": list(self.system_fingerprints),
             "cost_usd": self.cost_usd,
             "stability": dict(self.stability),
+            "score": self.score,
+            "scored": self.scored,
+            "metrics": dict(self.metrics),
         }
 
     @classmethod
@@ -168,6 +183,9 @@ class TargetSummary:
             system_fingerprints=names("system_fingerprints"),
             cost_usd=maybe("cost_usd"),
             stability={k: counts("stability").get(k, 0) for k in STABILITIES},
+            score=maybe("score"),
+            scored=count("scored"),
+            metrics=_means(data.get("metrics")),
         )
 
 
@@ -176,6 +194,13 @@ def _counts(value: Any) -> dict[str, int]:
     if not isinstance(value, Mapping):
         return {}
     return {str(k): int(n) for k, v in value.items() if (n := _number(v)) is not None}
+
+
+def _means(value: Any) -> dict[str, float]:
+    """A JSON object of named means; what is not a number is left out."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): n for k, v in value.items() if (n := _number(v)) is not None}
 
 
 def _number(value: Any) -> float | None:
@@ -230,6 +255,10 @@ class TargetTally:
         self._saved = _Saved()
         self._models: set[str] = set()
         self._prints: set[str] = set()
+        self._score = 0.0
+        self._scored = 0
+        # Per metric name: [weighted sum of values, sum of weights].
+        self._metrics: dict[str, list[float]] = {}
 
     def add(self, result: CaseResult) -> None:
         """Count one result in."""
@@ -266,6 +295,15 @@ class TargetTally:
             self._models.add(result.model)
         if result.system_fingerprint:
             self._prints.add(result.system_fingerprint)
+        if result.score is not None:
+            self._score += result.score
+            self._scored += 1
+        for check in result.checks:
+            if check.metric is not None and (value := check.value) is not None:
+                weight = 1.0 if check.weight is None else check.weight
+                sums = self._metrics.setdefault(check.metric, [0.0, 0.0])
+                sums[0] += weight * value
+                sums[1] += weight
 
     def summary(self) -> TargetSummary:
         """The target's figures over every result added so far."""
@@ -304,6 +342,12 @@ class TargetTally:
             # Rounded to a millionth of a cent: float sums of prices carry noise below it.
             cost_usd=round(self._cost, 8) if cases and self._cost_known else None,
             stability={k: stability[k] for k in STABILITIES},
+            score=round(self._score / self._scored, 6) if self._scored else None,
+            scored=self._scored,
+            metrics={
+                name: round(total / weights, 6)
+                for name, (total, weights) in sorted(self._metrics.items())
+            },
         )
 
 
