@@ -24,6 +24,7 @@ from harness.runner.work import WorkItem, work_items
 from harness.suite import Case, Suite
 from harness.suite.model import streamed
 from harness.suite.select import EVERY_CASE, Selection, load_selected
+from harness.suite.shard import Shard, ShardPlan, cut
 from harness.targets import Target, require_azure_identity
 from harness.targets.gguf import resolve_gguf
 
@@ -41,6 +42,8 @@ class Prepared:
     # Who judges the model-graded checks, and the judges' targets (resolved when sending).
     judges: JudgePlan | None = None
     judge_targets: tuple[TargetConfig, ...] = ()
+    # --shard K/N: the part of the selected cases this run holds (``suites`` is that part).
+    shard: ShardPlan | None = None
 
     def judging(self) -> JudgeSetup | None:
         """What the run needs to send to its judges; None when nothing is judged."""
@@ -71,6 +74,7 @@ def prepare(
     selection: Selection = EVERY_CASE,
     judge: str | None = None,
     stream: bool = False,
+    shard: Shard | None = None,
 ) -> Prepared:
     """Load config and suites and resolve the chosen targets; raises InputError, sends nothing.
 
@@ -78,12 +82,16 @@ def prepare(
     -k expression and tags match. ``sending=False`` (a plan): only PLAN_FIELDS of a target
     must resolve from the environment. ``judge``: the judge of model-graded checks that name
     none (``--judge``). ``stream``: every case's requests are streamed (``--stream``), as if
-    its params said so.
+    its params said so. ``shard``: only the cases of that shard of the selection (see
+    harness.suite.shard); a shard may hold none.
     """
     config = load_config(config_path)
     suites = load_selected(list(paths), selection)
     if stream:
         suites = [streamed(suite) for suite in suites]
+    sharded = cut(suites, shard) if shard is not None else None
+    if sharded is not None:
+        suites = sharded.suites
     targets = config.select(list(target_names), only=None if sending else PLAN_FIELDS)
     catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
     check_model = check_model_for(config, suites, sending=sending)
@@ -97,6 +105,7 @@ def prepare(
         check_model=check_model,
         judges=judges,
         judge_targets=tuple(config.select(list(judges.names), only=only)) if judges.names else (),
+        shard=sharded,
     )
 
 
@@ -148,6 +157,10 @@ def run(
     checked = checked or preflight(prepared)
     names = [t.name for t in prepared.targets]
     items = work_items(prepared.suites, names, options.repeat, checked)
+    # A resumed shard keeps the shard its run.json records (its suites are that shard's).
+    extra = None
+    if prepared.shard is not None and options.resume is None:
+        extra = {"shard": prepared.shard.to_json()}
     outcome = asyncio.run(
         execute(
             prepared.suites,
@@ -156,6 +169,7 @@ def run(
             items=items,
             progress=progress,
             check_model=prepared.check_model,
+            record_extra=extra,
             judging=prepared.judging(),
         )
     )
@@ -233,12 +247,13 @@ def rescore(
     return outcome
 
 
-def write_html(run: Run, reports_dir: Path, baseline: Run | None = None) -> Path:
-    """reports/runs/<id>/report.html, copied to reports/latest.html."""
+def write_html(
+    run: Run, reports_dir: Path, baseline: Run | None = None, *, latest: bool = True
+) -> Path:
+    """reports/runs/<id>/report.html, copied to reports/latest.html (unless not ``latest``)."""
     html = run.path / "report.html"
-    write_outputs(
-        run, None, Outputs(html=html, latest=reports_dir / "latest.html"), baseline=baseline
-    )
+    copy = reports_dir / "latest.html" if latest else None
+    write_outputs(run, None, Outputs(html=html, latest=copy), baseline=baseline)
     return html
 
 

@@ -12,7 +12,9 @@ Rules, each off unless asked for, except the first:
   must reach it, so a case must pass *reliably*, not once by luck;
 * a run in which no check could be verified (every result unchecked or an error: say a
   content-filter suite on a target that reports no filter results) exits 1, saying why the
-  checks were n/a, unless ``allow_unverified`` ([settings] allow_unverified) is set.
+  checks were n/a, unless ``allow_unverified`` ([settings] allow_unverified) is set;
+* a merge of CI shards that lacks a shard, or holds one that did not finish, exits 1
+  saying which, unless ``allow_missing_shards`` is set: its verdict covers part of the suites.
 
 A target that could not be reached gives exit 3. The reported model or system fingerprint
 differing from the baseline's is a warning line, never a failure by itself.
@@ -33,6 +35,7 @@ from harness.results.compare import (
     outcome,
 )
 from harness.results.drift import drift_lines
+from harness.results.merge import incomplete_merge
 from harness.results.stability import UNCHECKED, CaseStability, case_stability
 from harness.results.store import Run
 
@@ -145,6 +148,7 @@ def evaluate(
     fail_under: float | None = None,
     min_lower_bound: float | None = None,
     allow_unverified: bool = False,
+    allow_missing_shards: bool = False,
 ) -> GateResult:
     """Apply every requested rule to the run; see the module docstring for the rules.
 
@@ -228,6 +232,16 @@ def evaluate(
                 f"{unverified}; a run must verify something to pass "
                 "(set [settings] allow_unverified = true to accept it)"
             )
+
+    incomplete = incomplete_merge(run)
+    if incomplete and allow_missing_shards:
+        notes.append(f"{incomplete} (allowed: --allow-missing-shards)")
+    elif incomplete:
+        failed = True
+        reasons.append(
+            f"{incomplete}; its verdict covers only part of the suites "
+            "(merge every shard, or pass --allow-missing-shards)"
+        )
 
     exit_code = 1 if failed else 0
     dead_targets = dead_targets_of(run)

@@ -12,7 +12,17 @@ import sys
 import click
 
 from harness import __version__
-from harness.cli import cache, history, judging, records, rescore, running, starting, suites
+from harness.cli import (
+    cache,
+    history,
+    judging,
+    merging,
+    records,
+    rescore,
+    running,
+    starting,
+    suites,
+)
 from harness.errors import AzevalError
 from harness.redact import Redactor
 
@@ -49,6 +59,7 @@ for command in (
     records.gate,
     records.bless,
     records.diff,
+    merging.merge_command,
     history.runs,
     rescore.rescore,
     cache.cache,

@@ -129,6 +129,8 @@ class GateOptions:
     min_lower_bound: float | None = None
     junit: Path | None = None
     markdown: Path | None = None
+    # A merge of CI shards may gate though a shard is missing (azeval merge, gate, report).
+    allow_missing_shards: bool = False
 
     @classmethod
     def load(
@@ -138,6 +140,7 @@ class GateOptions:
         min_lower_bound: float | None = None,
         junit: Path | None = None,
         markdown: Path | None = None,
+        allow_missing_shards: bool = False,
     ) -> GateOptions:
         """Read the baseline and check the output folders now, before anything is sent."""
         for option, path in (("--junit", junit), ("--markdown", markdown)):
@@ -149,6 +152,7 @@ class GateOptions:
             min_lower_bound=min_lower_bound,
             junit=junit,
             markdown=markdown,
+            allow_missing_shards=allow_missing_shards,
         )
 
 
@@ -160,6 +164,14 @@ def writable_folder(folder: Path, option: str) -> None:
         raise InputError(f"{option}: cannot create {folder}: {exc.strerror}") from None
     if not os.access(folder, os.W_OK):
         raise InputError(f"{option}: cannot write into {folder}")
+
+
+allow_missing_shards_option = click.option(
+    "--allow-missing-shards",
+    is_flag=True,
+    help="Let a merge of CI shards that lacks a shard (or holds one that did not finish) "
+    "pass the gate; by default it exits 1, naming the shards.",
+)
 
 
 def gate_options(command: F) -> F:

@@ -11,18 +11,31 @@ from typing import Any
 import click
 
 from harness import api
-from harness.cli.options import GateOptions, gate_options
+from harness.cli.options import GateOptions, allow_missing_shards_option, gate_options
 from harness.config import load_config
 from harness.errors import InputError
 from harness.gate import GateResult, evaluate
 from harness.outputs import Outputs, write_outputs
 from harness.results.baseline import load_reference, write_baseline
 from harness.results.compare import Comparison
+from harness.results.merge import incomplete_merge
 from harness.results.store import Run, load_run
 from harness.runner.engine import RunOptions
 
 DEFAULT_BASELINE = Path("baselines") / "baseline.json"
 
+
+# The gate's own options of the commands over stored runs (report, gate, merge).
+fail_under_option = click.option(
+    "--fail-under",
+    type=click.FloatRange(0, 100),
+    help="The pass rate (%) each target must reach, as run --fail-under (default: [settings]).",
+)
+allow_unverified_option = click.option(
+    "--allow-unverified",
+    is_flag=True,
+    help="As run --allow-unverified: a run that verified nothing may pass.",
+)
 
 StoredRunCommand = Callable[[Path, GateOptions, float | None, bool], int]
 
@@ -43,16 +56,9 @@ def _stored_run_gate(command: StoredRunCommand) -> click.Command:
         allowed = allow_unverified or bool(settings.get("allow_unverified"))
         return command(run_dir, options, fail_under, allowed)
 
-    decorated = click.option(
-        "--fail-under",
-        type=click.FloatRange(0, 100),
-        help="The pass rate (%) each target must reach, as run --fail-under (default: [settings]).",
-    )(gate_options(wrapper))
-    decorated = click.option(
-        "--allow-unverified",
-        is_flag=True,
-        help="As run --allow-unverified: a run that verified nothing may pass.",
-    )(decorated)
+    decorated = allow_unverified_option(
+        fail_under_option(allow_missing_shards_option(gate_options(wrapper)))
+    )
     decorated = click.argument(
         "run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True)
     )(decorated)
@@ -116,6 +122,7 @@ def _gate(
         fail_under=fail_under,
         min_lower_bound=options.min_lower_bound,
         allow_unverified=allow_unverified,
+        allow_missing_shards=options.allow_missing_shards,
     )
 
 
@@ -139,6 +146,10 @@ def bless(run_dir: Path, output: Path, allow_partial: bool) -> int:
             f"{run_dir}: the run is {status}; finish it with 'azeval run --resume {run_dir}' "
             "or pass --allow-partial"
         )
+    incomplete = incomplete_merge(run)
+    if incomplete and not allow_partial:
+        # A baseline of part of the suites would report the rest as new cases later.
+        raise InputError(f"{run_dir}: {incomplete}; merge every shard or pass --allow-partial")
     write_baseline(run, output)
     verdicts = [r.verdict for r in run.results]
     cases = len({(r.case_key, r.target) for r in run.results})

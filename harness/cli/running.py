@@ -28,12 +28,28 @@ from harness.errors import RunInterrupted
 from harness.redact import Redactor
 from harness.report.money import usd
 from harness.results.record import CaseResult
-from harness.results.store import load_run
+from harness.results.store import Run, load_run
 from harness.runner.cached import CachePolicy
 from harness.runner.engine import RunOptions
 from harness.runner.resume import resume_command, resume_inputs
 from harness.suite.select import Selection
+from harness.suite.shard import Shard
 from harness.writable import printable
+
+
+class ShardType(click.ParamType):
+    """``K/N``: the Kth of N shards (a usage error, exit 2, otherwise)."""
+
+    name = "K/N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, Shard):
+            return value
+        try:
+            return Shard.parse(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
 
 _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCHECKED"}
 
@@ -73,6 +89,12 @@ _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCH
     is_flag=True,
     help="With --resume: also run again the cases that ended with an error.",
 )
+@click.option(
+    "--shard",
+    type=ShardType(),
+    help="Run only the Kth of N shards of the selected cases (e.g. 2/4), by a stable hash "
+    "of each case's id; join the shard runs with `azeval merge`.",
+)
 @reports_dir_option
 @cache_options
 @click.option(
@@ -104,6 +126,7 @@ def run(
     allow_unverified: bool,
     resume: Path | None,
     retry_errors: bool,
+    shard: Shard | None,
     reports_dir: Path | None,
     use_cache: bool,
     cache_mode: str | None,
@@ -126,6 +149,10 @@ def run(
         concurrency = concurrency or previous.concurrency
         timeout = timeout or previous.timeout
         stream = stream or previous.stream
+        if shard is not None and shard != previous.shard:
+            was = f"shard {previous.shard}" if previous.shard else "not a shard run"
+            raise click.UsageError(f"--shard {shard}: the run {resume} is {was}")
+        shard = None  # its suite paths already name the shard's cases
     elif retry_errors:
         raise click.UsageError("--retry-errors goes with --resume RUN_DIR")
     if not paths:
@@ -137,6 +164,7 @@ def run(
         selection=Selection(keyword, tags),
         judge=judge,
         stream=stream,
+        shard=shard,
     )
     cache = CachePolicy.resolve(
         prepared.config.settings,
@@ -184,8 +212,18 @@ def run(
             err=True,
         )
     names = ", ".join(f"{t.name} ({t.kind})" for t in prepared.targets)
+    of_shard = ""
+    if prepared.shard is not None:
+        of_shard = f" (shard {prepared.shard.shard})"
+        if prepared.shard.empty:
+            click.echo(
+                f"Shard {prepared.shard.shard} holds none of the selected cases: nothing is "
+                "sent, and its empty run is recorded for `azeval merge`.",
+                err=True,
+            )
     click.echo(
-        f"Running {prepared.case_count} case(s) from {len(prepared.suites)} suite(s) on {names}",
+        f"Running {prepared.case_count} case(s){of_shard} from {len(prepared.suites)} "
+        f"suite(s) on {names}",
         err=True,
     )
     redact = Redactor.for_targets([*prepared.targets, *prepared.judge_targets])
@@ -285,24 +323,29 @@ def _line(result: CaseResult) -> str:
 def print_summary(outcome: Any) -> None:
     """Counts and cost per target, then where the record and report are (dead targets are
     the gate's to say)."""
-    summary = outcome.run.summary
+    print_run_summary(outcome.run)
+
+
+def print_run_summary(run: Run) -> None:
+    """print_summary for a run record (a merge's)."""
+    summary = run.summary
     count = summary.verdict_count
     click.echo(
-        f"{len(outcome.run.results)} result(s): {count('pass')} passed, "
+        f"{len(run.results)} result(s): {count('pass')} passed, "
         f"{count('fail')} failed, {count('error')} errors, {count('unchecked')} unchecked"
     )
-    cache = outcome.run.meta.get("options", {}).get("cache") or {}
+    cache = run.meta.get("options", {}).get("cache") or {}
     cached = summary.cached
-    source = outcome.run.meta.get("rescored_from")
+    source = run.meta.get("rescored_from")
     if source:
         click.echo(
-            f"Re-scored: {cached} of {len(outcome.run.results)} result(s) on the replies "
+            f"Re-scored: {cached} of {len(run.results)} result(s) on the replies "
             f"stored by run {source.get('run_id')}; nothing was sent for them"
         )
     elif cache.get("mode", "off") != "off":
         where = f"the cache ({cache.get('path')})"
         if cached:
-            text = f"{cached} of {len(outcome.run.results)} result(s) answered from {where}"
+            text = f"{cached} of {len(run.results)} result(s) answered from {where}"
             saved = summary.saved_usd
             worth = f", saving {usd(saved)}" if saved is not None else ""
             click.echo(f"Cache: {text}, with no request sent{worth}")
@@ -312,5 +355,5 @@ def print_summary(outcome: Any) -> None:
     costs = [f"{name} {usd(s.cost_usd)}" for name, s in summary.targets.items()]
     if costs:
         click.echo("Cost: " + ", ".join(costs))
-    click.echo(f"Run record: {outcome.run.path}")
-    click.echo(f"Report: {outcome.run.path / 'report.html'}")
+    click.echo(f"Run record: {run.path}")
+    click.echo(f"Report: {run.path / 'report.html'}")

@@ -39,6 +39,7 @@ from harness.results.compare import (
     scope_baseline,
 )
 from harness.results.drift import drift_lines
+from harness.results.merge import incomplete_merge
 from harness.results.scheduling import Scheduling, scheduling
 from harness.results.store import Run
 from harness.results.summary import TargetSummary
@@ -209,6 +210,24 @@ def _dead(run: Run) -> list[str]:
     return notes
 
 
+def _shards(run: Run) -> dict[str, Any] | None:
+    """What the report says of a shard run, or of a merge of shards (which may lack some)."""
+    shard = run.meta.get("shard")
+    if not isinstance(shard, dict):
+        return None
+    count = shard.get("count")
+    if "merged" not in shard:
+        return {"incomplete": False, "notes": [f"This run is shard {shard.get('index')}/{count}."]}
+    merged = ", ".join(f"{i}/{count}" for i in shard.get("merged") or ())
+    notes = [f"Merged from shard(s) {merged}."]
+    incomplete = incomplete_merge(run)
+    if incomplete:
+        notes.append(
+            f"{incomplete[0].upper()}{incomplete[1:]}: their cases are not in this report."
+        )
+    return {"incomplete": bool(incomplete), "notes": notes}
+
+
 def _cache_notes(run: Run) -> list[str]:
     """How much the response cache answered, and the deployments it found had moved."""
     cache = run.meta.get("cache") or {}
@@ -334,6 +353,7 @@ def _render(run: Run, baseline: Run | None) -> str:
         "scored": any(s.scoring() for _, s in shown),
         "drift": drift_lines(run, baseline),
         "dead": _dead(run),
+        "shards": _shards(run),
         "cache_notes": _cache_notes(run),
         "scheduling": sched,
         "judging": judge_summary(run.results),

@@ -223,8 +223,10 @@ class _Run:
     async def all(self, suites: list[Suite], all_items: Sequence[WorkItem]) -> RunOutcome:
         # The price each target's turns are costed at (its model's), recorded on its entry.
         prices = {i.target: i.spec.price for i in all_items if i.spec is not None}
-        run_dir, meta, done = _open_run_dir(suites, self.targets, self.options, self.redact, prices)
-        meta.update(self.record_extra or {})
+        extra = self.record_extra or {}
+        run_dir, meta, done = _open_run_dir(
+            suites, self.targets, self.options, self.redact, prices, extra
+        )
         cache = None
         if self.store is not None:
             cache = RunCache(self.store, self.options.cache, meta["run_id"])
@@ -361,9 +363,12 @@ def _open_run_dir(
     options: RunOptions,
     redact: Redactor,
     prices: Mapping[str, Price | None],
+    extra: Mapping[str, Any],
 ) -> tuple[Path, dict[str, Any], set[str]]:
+    """The run's folder and metadata (``extra`` in it from its first write, so a run killed
+    at once still says what it is), and the keys of the results it already has."""
     if options.resume is not None:
-        meta = read_meta(options.resume)
+        meta = {**read_meta(options.resume), **extra}
         meta["resumed_at"] = [*meta.get("resumed_at", []), now_iso()]
         meta["status"] = "running"
         # What this resume asked for is what the next plain --resume should finish.
@@ -385,7 +390,7 @@ def _open_run_dir(
     run_dir = options.reports_dir / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
     entries = [target_entry(t.info, prices.get(name)) for name, t in targets.items()]
-    meta = run_meta(run_id, suites, entries, options.to_json())
+    meta = {**run_meta(run_id, suites, entries, options.to_json()), **extra}
     _write_scrubbed(run_dir, meta, redact)
     return run_dir, meta, set()
 

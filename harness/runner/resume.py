@@ -10,6 +10,7 @@ from pathlib import Path
 from harness.errors import ConfigError
 from harness.results.store import read_meta
 from harness.suite.model import Suite
+from harness.suite.shard import Shard
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class ResumeInputs:
     concurrency: int | None = None
     timeout: float | None = None
     stream: bool = False
+    # The shard of a --shard run (its suite paths already name that shard's cases).
+    shard: Shard | None = None
 
 
 def resume_inputs(run_dir: Path) -> ResumeInputs:
@@ -54,7 +57,17 @@ def resume_inputs(run_dir: Path) -> ResumeInputs:
         if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0
         else None,
         stream=options.get("stream") is True,
+        shard=_shard_of(meta.get("shard")),
     )
+
+
+def _shard_of(recorded: object) -> Shard | None:
+    if not isinstance(recorded, dict):
+        return None
+    try:
+        return Shard.parse(f"{recorded.get('index')}/{recorded.get('count')}")
+    except ValueError:
+        return None  # hand-edited: the cases the run.json names are what resumes
 
 
 def check_unchanged(run_dir: Path, suites: Iterable[Suite]) -> None:
