@@ -114,11 +114,8 @@ def check_targets(prepared: Prepared, *, keys: bool = True) -> None:
     auth = "entra", azure-identity is installed), a local target's GGUF file exists and is
     one. A ConfigError otherwise (plan needs none of it). ``keys=False`` (a replay, which
     sends nothing): no credential is needed."""
-    for target in [
-        *prepared.targets,
-        *filter(None, [prepared.check_model]),
-        *prepared.judge_targets,
-    ]:
+    chosen = [*prepared.targets, *filter(None, [prepared.check_model]), *prepared.judge_targets]
+    for target in (d for t in chosen for d in t.deployments):
         if keys and target.uses_key:
             target.api_key()
         if keys and target.auth == "entra":

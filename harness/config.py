@@ -8,10 +8,11 @@ is read only when its client is built.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.errors import ConfigError, InputError
+from harness.quota_rules import default_rpm
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -224,14 +226,25 @@ class TargetConfig:
     # Generous: a chat answer is kilobytes, a long one with logprobs a few megabytes.
     max_response_bytes: int = 16 * 1024 * 1024
     source: str = "<default>"
+    # A deployment pool (``pool = ["east", "sweden"]``): the member targets it sends to,
+    # each an azure target of the pool's model and version (see harness/runner/pool.py).
+    members: tuple[TargetConfig, ...] = ()
 
     @property
     def place(self) -> str:
         return f"targets.{self.name}"
 
     @property
+    def deployments(self) -> tuple[TargetConfig, ...]:
+        """The targets requests actually go to: a pool's members, else the target itself
+        (what needs a key, and whose secrets are scrubbed)."""
+        return self.members or (self,)
+
+    @property
     def uses_key(self) -> bool:
         """Whether requests carry an API key: api_key_env = "" is a server without auth."""
+        if self.members:
+            return False  # its members do, each its own (``deployments``)
         if self.kind == "openai":
             return bool(self.api_key_env)
         return self.kind == "azure" and self.auth == "key"
@@ -266,6 +279,10 @@ class TargetConfig:
         for key, value in vars(self).items():
             if isinstance(value, str) and "${" in value and (only is None or key in only):
                 changes[key] = expand_env(value, self.source, f"{self.place}.{key}")
+        if self.members:
+            members = tuple(m.resolved(only) for m in self.members)
+            check_pool(self, members)
+            return replace(self, **changes, members=members)
         target = replace(self, **changes)
         url_key = {"azure": "endpoint", "openai": "base_url"}.get(self.kind)
         if url_key is not None and (only is None or url_key in only):
@@ -291,8 +308,10 @@ class Config:
         local model does. ``only`` limits what is expanded (see TargetConfig.resolved).
         """
         if not names:
-            chosen = list(self.targets.values()) or [default_local_target()]
-            return [t.resolved(only) for t in chosen]
+            # A pool's members run as the pool, not once more each on their own.
+            pooled = {m.name for t in self.targets.values() for m in t.members}
+            chosen = [t for t in self.targets.values() if t.name not in pooled]
+            return [t.resolved(only) for t in chosen or [default_local_target()]]
         picked = []
         for name in names:
             if name not in self.targets:
@@ -409,10 +428,16 @@ def parse_config(data: Mapping[str, Any], source: str) -> Config:
         key = sorted(unknown)[0]
         raise ConfigError(source, key, "unknown section (expected targets, settings, models)")
     targets_data = _table(data.get("targets", {}), source, "targets")
+    bodies = {name: _table(body, source, f"targets.{name}") for name, body in targets_data.items()}
     targets = {
-        name: _parse_target(name, _table(body, source, f"targets.{name}"), source)
-        for name, body in targets_data.items()
+        name: _parse_target(name, body, source)
+        for name, body in bodies.items()
+        if "pool" not in body
     }
+    for name, body in bodies.items():
+        if "pool" in body:
+            targets[name] = _parse_pool(name, body, targets, bodies, source)
+    targets = {name: targets[name] for name in bodies}  # in the file's order
     settings = _parse_settings(_table(data.get("settings", {}), source, "settings"), source)
     models = _table(data.get("models", {}), source, "models")
     return Config(path=source, targets=targets, settings=settings, models=models)
@@ -445,6 +470,116 @@ def _parse_target(name: str, body: Mapping[str, Any], source: str) -> TargetConf
         if key in fields:
             fields[key] = str(fields[key])
     return TargetConfig(name=name, source=source, **fields)
+
+
+_POOL_KEYS = frozenset({"pool", "kind", "description"})
+# What every member of a pool must share: a request fit for one is fit for all, and an
+# answer from one stands for the pool (its checks, cache entries and price).
+_POOL_SHARED = (("model", "model"), ("model_version", "model version"))
+
+
+def _parse_pool(
+    name: str,
+    body: Mapping[str, Any],
+    targets: Mapping[str, TargetConfig],
+    bodies: Mapping[str, Any],
+    source: str,
+) -> TargetConfig:
+    """A deployment pool: ``pool = ["east", "sweden"]``, each a configured azure target."""
+    place = f"targets.{name}"
+    for key in body:
+        if key not in _POOL_KEYS:
+            raise ConfigError(
+                source,
+                f"{place}.{key}",
+                "unknown key for a pool (its members "
+                "say where and how to send: set it on each member)",
+            )
+    if body.get("kind", "azure") != "azure":
+        raise ConfigError(source, f"{place}.kind", "a pool is a pool of azure deployments")
+    _check_values(body, _TARGET_RULES, source, place)
+    names = body["pool"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(source, f"{place}.pool", "must be a list of target names")
+    if len(names) < 2:
+        raise ConfigError(
+            source,
+            f"{place}.pool",
+            f"a pool of {len(names)} deployment(s) is no pool: name two or more targets "
+            "(or use the target itself)",
+        )
+    members = []
+    for i, member in enumerate(names):
+        where = f"{place}.pool[{i}]"
+        if member in names[:i]:
+            raise ConfigError(source, where, f"'{member}' is named twice")
+        if member == name or "pool" in (bodies.get(member) or {}):
+            raise ConfigError(
+                source, where, f"'{member}' is a pool: a pool's members are deployments"
+            )
+        if member not in targets:
+            close = difflib.get_close_matches(member, list(targets), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            known = ", ".join(sorted(targets)) or "none"
+            raise ConfigError(
+                source, where, f"'{member}' is not a configured target{hint} (targets: {known})"
+            )
+        config = targets[member]
+        if config.kind != "azure":
+            raise ConfigError(
+                source,
+                where,
+                f"'{member}' is not an azure target (kind {config.kind}): a pool's members "
+                "are azure deployments",
+            )
+        members.append(config)
+    pool = TargetConfig(
+        name=name,
+        kind="azure",
+        model=members[0].model,
+        model_version=members[0].model_version,
+        api_version=members[0].api_version,
+        use_v1=members[0].use_v1,
+        description=str(body.get("description") or ""),
+        # A request waits as long as its slowest member may take (each member's own timeout
+        # bounds the requests it is sent).
+        timeout=max((m.timeout for m in members if m.timeout is not None), default=None),
+        # The pool's quota is its members' together (what a plan estimates time with).
+        tpm=_summed(m.tpm for m in members),
+        rpm=_summed(default_rpm(m.tpm, m.rpm) for m in members),
+        source=source,
+        members=tuple(members),
+    )
+    check_pool(pool, pool.members)
+    return pool
+
+
+def _summed(values: Iterable[int | None]) -> int | None:
+    counted = list(values)
+    return None if None in counted else sum(v for v in counted if v is not None)
+
+
+def check_pool(pool: TargetConfig, members: tuple[TargetConfig, ...]) -> None:
+    """Every member of a pool runs its model and version (a ConfigError naming the first
+    that does not): run once as written, and again with ``${VAR}`` expanded."""
+    first = members[0]
+    for i, member in enumerate(members[1:], start=1):
+        for key, what in _POOL_SHARED:
+            mine, theirs = getattr(member, key), getattr(first, key)
+            if mine != theirs:
+                raise ConfigError(
+                    pool.source,
+                    f"{pool.place}.pool[{i}]",
+                    f"'{member.name}' runs {what} '{mine}', but '{first.name}' runs '{theirs}': "
+                    "a pool's members are deployments of one model and version",
+                )
+        if member.api_version != first.api_version:
+            raise ConfigError(
+                pool.source,
+                f"{pool.place}.pool[{i}]",
+                f"'{member.name}' uses api_version '{member.api_version}', but '{first.name}' "
+                f"'{first.api_version}': a request must be valid on every member",
+            )
 
 
 def _with_defaults(kind: str, fields: dict[str, Any]) -> dict[str, Any]:

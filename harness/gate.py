@@ -108,6 +108,19 @@ def dead_targets_of(run: Run) -> dict[str, str]:
     return {str(name): str(why) for name, why in recorded.items()}
 
 
+def dropped_members(run: Run) -> list[str]:
+    """A line per member a pool dropped during the run (the pool went on without it)."""
+    lines = []
+    recorded = run.meta.get("scheduler")
+    for name, data in (recorded if isinstance(recorded, Mapping) else {}).items():
+        members = data.get("members") if isinstance(data, Mapping) else None
+        for member, state in (members if isinstance(members, Mapping) else {}).items():
+            gone = state.get("gone") if isinstance(state, Mapping) else None
+            if gone:
+                lines.append(f"pool '{name}': member '{member}' was dropped: {gone}")
+    return lines
+
+
 def pass_rates(run: Run) -> dict[str, float]:
     """Each target's strict pass rate, the one the summary and report show.
 
@@ -173,6 +186,7 @@ def evaluate(
         if comparison.not_compared:
             notes.append("baseline not compared: " + ", ".join(comparison.not_compared))
     warnings.extend(f"drift: {line}" for line in drift_lines(run, baseline))
+    warnings.extend(dropped_members(run))
 
     if fail_on_regression and comparison is not None:
         for diff in comparison.regressions:

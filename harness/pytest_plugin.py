@@ -357,23 +357,24 @@ class _Session:
         from harness.preflight import spec_for
         from harness.runner.cached import ReplayTarget
         from harness.runner.engine import RunOptions
+        from harness.runner.pool import open_for_run
         from harness.runner.sender import TargetSender
-        from harness.targets import Target, open_target, target_info
+        from harness.targets import Target, target_info
 
         key = name if dead is None else f"check model {name}"
         if key not in self._senders:
             config = self.azeval_config()
             cache = self.cache()
+            options = RunOptions.from_settings(config.settings)
             try:
                 chosen = config.select([name])[0]
                 target: Target
                 if cache is not None and cache.policy.replay:
                     target = ReplayTarget(target_info(chosen))
                 else:
-                    target = await open_target(chosen)
+                    target = await open_for_run(chosen, options)
             except AzevalError as exc:
                 raise _TargetProblem(f"target '{name}': {exc.format_message()}") from None
-            options = RunOptions.from_settings(config.settings)
             registry = self._dead if dead is None else dead
             answers = cache.for_target(target.info) if cache is not None else None
             self._senders[key] = TargetSender(

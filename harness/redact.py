@@ -63,7 +63,7 @@ class Redactor:
     def for_targets(cls, targets: Iterable[TargetConfig]) -> Redactor:
         """Secrets of a run: every target's key variable, any password in a target's URL
         (``https://user:pass@gateway``), and the variables whose names say they hold one."""
-        targets = list(targets)
+        targets = [d for t in targets for d in t.deployments]  # a pool's members send
         names = [t.api_key_env for t in targets if t.api_key_env]
         found = cls.from_environment(names)
         passwords = [p for t in targets for p in url_passwords(t)]

@@ -114,7 +114,7 @@ def _file(suite: Suite, rejected: Iterable[str], lend_model: bool) -> FileCheck:
 def _target_checks(targets: Iterable[TargetConfig]) -> tuple[list[str], list[str]]:
     """What would stop a run before it sends (problems), and the secrets left unchecked."""
     problems, notes = [], []
-    for target in targets:
+    for target in (d for t in targets for d in t.deployments):
         try:
             if target.auth == "entra":
                 require_azure_identity(target)

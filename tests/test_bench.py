@@ -6,6 +6,7 @@ are measured by running the scripts at full size (see the README's Development s
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,14 @@ def test_stream_bench_measures_accuracy_and_overhead() -> None:
     )
     assert "TTFT" in out and "gap p50" in out and "within 10%" in out
     assert "streamed" in out and "x wall" in out and "x CPU" in out
+
+
+def test_pool_bench_times_a_pool_against_one_deployment() -> None:
+    """The same cases on one deployment and on a pool of two at the same TPM each: both
+    pass every case, the pool splits the work, and the ratio of wall times is printed."""
+    out = bench("bench_pool", "--cases", "40", "--tpm", "3000", "--window", "0.5")
+    assert "one deployment: 40 cases, 0 not passing" in out
+    assert "pool of two: 40 cases, 0 not passing" in out
+    assert "ratio pool / one deployment:" in out
+    split = re.search(r"split east (\d+), sweden (\d+)", out)
+    assert split is not None and int(split[1]) > 0 and int(split[2]) > 0, out

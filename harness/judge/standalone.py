@@ -19,8 +19,8 @@ from harness.judge.service import Judges
 from harness.models import Catalogue
 from harness.redact import Redactor
 from harness.runner.engine import RunOptions
+from harness.runner.pool import open_for_run
 from harness.runner.sender import TargetSender
-from harness.targets import open_target
 
 
 @dataclass
@@ -40,7 +40,7 @@ async def standalone_judge(
     options = RunOptions.from_settings(config.settings)
     redact = Redactor.for_targets([target])
     dead: dict[str, str] = {}
-    opened = await open_target(target)
+    opened = await open_for_run(target, options)
     try:
         sender = TargetSender(opened, target, options, dead, redact, random.Random(0))
         judges = JudgeSetup(plan, (target,), catalogue).judges({target.name: sender})

@@ -180,6 +180,8 @@ class TurnResult:
     cost_usd: float | None = None
     # A streamed answer's timings and filter annotations; None when it was not streamed.
     stream: StreamStats | None = None
+    # The deployment of a pool that answered (or failed) the request; None for any other.
+    member: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _TURN_FIELDS}
@@ -187,6 +189,8 @@ class TurnResult:
         data["cached"] = self.cached.to_json() if self.cached is not None else None
         data["error"] = self.error.to_json() if self.error is not None else None
         data["stream"] = self.stream.to_json() if self.stream is not None else None
+        if self.member is None:
+            del data["member"]  # only a pool's turns say which member: other lines as they were
         return data
 
     @classmethod

@@ -109,14 +109,17 @@ class TargetIdentity:
     def of(cls, info: TargetInfo) -> TargetIdentity:
         # The host and port only: a path or userinfo in an endpoint says nothing about the
         # model, and userinfo may be a credential.
-        url = urlsplit(info.endpoint) if info.endpoint else None
-        host = ""
-        if url is not None and url.hostname:
-            host = url.hostname + (f":{url.port}" if url.port else "")
+        members = info.extra.get("pool")
+        if isinstance(members, list):
+            # A pool answers alike whichever member answered: all of them, in any order.
+            pairs = sorted((_host(m.get("endpoint", "")), m.get("deployment", "")) for m in members)
+            host, deployment = ",".join(h for h, _ in pairs), ",".join(d for _, d in pairs)
+        else:
+            host, deployment = _host(info.endpoint), info.deployment
         return cls(
             kind=info.kind,
             host=host,
-            deployment=info.deployment,
+            deployment=deployment,
             api_version=info.api_version,
             model=info.model,
             model_version=info.model_version,
@@ -135,6 +138,14 @@ class TargetIdentity:
     @property
     def text(self) -> str:
         return canonical_json(self.to_json())
+
+
+def _host(endpoint: str) -> str:
+    """The host and port of an endpoint (none: "")."""
+    url = urlsplit(endpoint) if endpoint else None
+    if url is None or not url.hostname:
+        return ""
+    return url.hostname + (f":{url.port}" if url.port else "")
 
 
 def entry_key(identity: TargetIdentity, body: Mapping[str, Any], repeat: int) -> str:

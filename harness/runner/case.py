@@ -131,6 +131,7 @@ async def run_case(
                 cached=_with_saving(price, reply, completion),
                 cost_usd=_spent(price, reply, completion),
                 stream=completion.stream,
+                member=completion.member,
             )
         )
         history.append(_assistant_message(reply))
@@ -214,9 +215,21 @@ async def _failed_turn(
         reply = Reply(content=None, error_kind=exc.kind, error_body=exc.body, target_kind=info.kind)
         checks = await run_checks(turn.expectations, context(reply))
         return TurnResult(
-            body, None, None, None, {}, exc.latency_ms, checks, error, cost_usd=cost
+            body,
+            None,
+            None,
+            None,
+            {},
+            exc.latency_ms,
+            checks,
+            error,
+            cost_usd=cost,
+            member=exc.member,
         ), None
-    return TurnResult(body, None, None, None, {}, exc.latency_ms, (), error, cost_usd=cost), error
+    failed = TurnResult(
+        body, None, None, None, {}, exc.latency_ms, (), error, cost_usd=cost, member=exc.member
+    )
+    return failed, error
 
 
 def _assistant_message(reply: Reply) -> dict[str, Any]:

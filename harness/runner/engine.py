@@ -40,12 +40,13 @@ from harness.runner.cached import (
 )
 from harness.runner.check_model import SenderModel
 from harness.runner.meta import new_run_id, now_iso, run_meta, suite_meta, target_entry
+from harness.runner.pool import open_for_run, scheduling_of
 from harness.runner.resume import check_unchanged
 from harness.runner.retry import RetryPolicy
 from harness.runner.sender import TargetSender
 from harness.runner.work import WorkItem, run_item, work_items
 from harness.suite.model import Suite
-from harness.targets import Target, open_target, target_info
+from harness.targets import Target, target_info
 from harness.writable import json_text
 
 if TYPE_CHECKING:
@@ -172,16 +173,16 @@ async def execute(
     opened: list[Target] = []
     try:
         for config in configs:
-            opening = open_with(config) if open_with is not None else _open(config, options.cache)
+            opening = open_with(config) if open_with is not None else _open(config, options)
             targets[config.name] = await opening
             opened.append(targets[config.name])
         judge_targets: dict[str, Target] = {}
         for config in judge_configs:
-            judge_targets[config.name] = await _open(config, options.cache)
+            judge_targets[config.name] = await _open(config, options)
             opened.append(judge_targets[config.name])
         judge: tuple[Target, TargetConfig] | None = None
         if check_model is not None:
-            judge = (await _open(check_model, options.cache), check_model)
+            judge = (await _open(check_model, options), check_model)
             opened.append(judge[0])
         if items is None:
             items = work_items(suites, list(targets), options.repeat)
@@ -196,11 +197,12 @@ async def execute(
                 await target.aclose()
 
 
-async def _open(config: TargetConfig, cache: CachePolicy) -> Target:
-    """The target to send to; for a replay, one that cannot send and needs no key."""
-    if cache.replay:
+async def _open(config: TargetConfig, options: RunOptions) -> Target:
+    """The target to send to (a pool of its members); for a replay, one that cannot send
+    and needs no key."""
+    if options.cache.replay:
         return ReplayTarget(target_info(config))
-    return await open_target(config)
+    return await open_for_run(config, options)
 
 
 @dataclass
@@ -322,10 +324,8 @@ async def _run_all(
         raise
     finally:
         journal.close()
-        meta["scheduler"] = {name: s.scheduler.snapshot() for name, s in senders.items()}
-        meta["scheduler"].update(
-            {f"judge {n}": s.scheduler.snapshot() for n, s in judge_senders.items()}
-        )
+        meta["scheduler"] = {name: scheduling_of(s) for name, s in senders.items()}
+        meta["scheduler"].update({f"judge {n}": scheduling_of(s) for n, s in judge_senders.items()})
         if dead:
             meta["dead_targets"] = dict(dead)
         if judge_sender is not None:

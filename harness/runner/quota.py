@@ -297,6 +297,28 @@ class Scheduler:
                 probing.append(limit)
         return wait, tuple(probing)
 
+    def headroom(self, cost: int) -> tuple[float, float]:
+        """How this target would take a new request of ``cost`` tokens now, for a pool
+        choosing among its members: the seconds until it would be let through (0: at once;
+        ``inf``: when a request in flight ends), and the share of its budgets that would be
+        left (of its concurrency, times that of its tokens and requests where a limit is
+        known: a member with a larger quota left is preferred though both are idle)."""
+        now = self.clock()
+        if self.paused_until > now:
+            return self.paused_until - now, 0.0
+        if self.in_flight >= int(self.limit) or any(not w[3].done() for w in self._queue):
+            return float("inf"), 0.0
+        wait, probing = self._room(now, cost)
+        if wait > 0:
+            return wait, 0.0
+        if probing and self._probes:
+            return float("inf"), 0.0  # the probe's answer decides
+        share = (int(self.limit) - self.in_flight) / int(self.limit)
+        for window, need in ((self.calls, 1), (self.tokens, cost)):
+            if window.limit:
+                share *= max(0.0, 1 - (window.used + need) / window.limit)
+        return 0.0, share
+
     @property
     def effective_tpm(self) -> int | None:
         """The token limit as a per-minute rate: configured, or learned (None: not yet)."""

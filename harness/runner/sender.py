@@ -88,7 +88,8 @@ class TargetSender:
         """Note the target dead for an error no later request can get past."""
         options = self.options
         if error.kind in FATAL_FOR_TARGET:
-            why = f"{error.kind} (HTTP {error.status}): {error.message}"
+            status = f" (HTTP {error.status})" if error.status is not None else ""
+            why = f"{error.kind}{status}: {error.message}"
             self.dead.setdefault(self.config.name, self.redact(why))
         elif options.retry.quota_gone(error):
             why = (
@@ -209,7 +210,12 @@ class _Sending:
 
 
 def scheduler_for(config: TargetConfig, options: RunOptions) -> Scheduler:
-    """A target's scheduler: its tpm/rpm (rpm defaults to Azure's 6 per 1,000 TPM)."""
+    """A target's scheduler: its tpm/rpm (rpm defaults to Azure's 6 per 1,000 TPM). A
+    pool's only bounds its members' concurrency together: each member keeps its own quota
+    (harness/runner/pool.py), and a pool's answers carry no rate-limit headers to learn from."""
+    if config.members:
+        jobs = sum(options.concurrency_for(m) for m in config.members)
+        return Scheduler(max_concurrency=jobs, window_s=options.quota_window)
     return Scheduler(
         max_concurrency=options.concurrency_for(config),
         tpm=config.tpm,

@@ -31,7 +31,24 @@ async def open_target(config: TargetConfig) -> Target:
 
 def target_info(config: TargetConfig) -> TargetInfo:
     """What a (resolved) config's target is, built without a client or a key: what a
-    replay from the cache matches answers by. A local target reads its GGUF's hash."""
+    replay from the cache matches answers by. A local target reads its GGUF's hash; a pool
+    is its members' model, with their deployments and endpoints in ``extra``."""
+    if config.members:
+        members = [target_info(m) for m in config.members]
+        return TargetInfo(
+            name=config.name,
+            kind="azure",
+            model=config.model,
+            model_version=config.model_version,
+            deployment=", ".join(m.deployment for m in members),
+            api_version=members[0].api_version,
+            extra={
+                "pool": [
+                    {"name": m.name, "deployment": m.deployment, "endpoint": m.endpoint}
+                    for m in members
+                ]
+            },
+        )
     if config.kind == "azure":
         return TargetInfo(
             name=config.name,

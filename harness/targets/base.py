@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 # the runner preflight, deadline, target_unavailable, history_budget.
 RETRYABLE = frozenset({"rate_limited", "timeout", "server_error", "connection", "invalid_response"})
 # A redirect is the endpoint's answer to every request: the target is pointed elsewhere.
-FATAL_FOR_TARGET = frozenset({"auth", "not_found", "redirect"})
+# target_unavailable from a target is a pool whose every member is gone.
+FATAL_FOR_TARGET = frozenset({"auth", "not_found", "redirect", "target_unavailable"})
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class Completion:
     # Set when the answer came from the response cache instead of the service.
     cached: CachedFrom | None = None
     stream: StreamStats | None = None
+    # The deployment of a pool that answered (its target's name); None for any other target.
+    member: str | None = None
 
     @property
     def body(self) -> Mapping[str, Any]:
@@ -115,6 +118,7 @@ class TargetError(Exception):
         retry_after: float | None = None,
         latency_ms: float | None = None,
         headers: Mapping[str, str] | None = None,
+        member: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -125,6 +129,7 @@ class TargetError(Exception):
         self.retry_after = retry_after
         self.latency_ms = latency_ms
         self.headers: Mapping[str, str] = headers or {}  # rate-limit headers, when answered
+        self.member = member  # the deployment of a pool that failed it
 
     @property
     def retryable(self) -> bool:
