@@ -77,6 +77,17 @@ def test_calibrate_prints_accuracy_kappa_confusion_and_disagreements(project, ca
     assert len(judged) == 5 + 2
 
 
+def test_calibrate_tells_each_line_as_it_is_judged(project, capsys):
+    """A judge on a CPU takes minutes over a labels file: each line's verdict is told on
+    stderr as it comes, numbered, so a user sees the work go on."""
+    assert azeval("calibrate", "labels.jsonl", "--judge", "judge") == 0
+    err = capsys.readouterr().err.splitlines()
+    told = [line for line in err if line.startswith("[")]
+    assert len(told) == 6 and told[-1].startswith("[6/6] line ")
+    assert any(" (rubric): judge pass, label fail" in line for line in told)
+    assert any(" (pairwise): judge " in line for line in told)
+
+
 def test_min_kappa_is_a_gate(project, write, capsys):
     """--min-kappa above the judge's κ exits 1; at or below it, 0; an undefined κ (one
     pairwise line, all one label) is no evidence of agreement and fails the gate too."""

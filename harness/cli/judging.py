@@ -12,7 +12,7 @@ from harness import api
 from harness.cli.options import config_option
 from harness.config import load_config
 from harness.errors import ConfigError, InputError
-from harness.judge.calibrate import Calibration, calibrate, read_labels
+from harness.judge.calibrate import Calibration, LabelledLine, calibrate, read_labels
 from harness.judge.headtohead import (
     PairwisePlan,
     head_to_head_lines,
@@ -78,11 +78,22 @@ def calibrate_command(
     catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
     redact = Redactor.for_targets([target])
 
+    done = [0]
+
+    def told(line: LabelledLine, verdict: str | int | None) -> None:
+        done[0] += 1
+        said = "judge error" if verdict is None else f"judge {verdict}, label {line.label}"
+        click.echo(
+            redact(f"[{done[0]}/{len(lines)}] line {line.number} ({line.kind}): {said}"), err=True
+        )
+
     async def ask() -> tuple[list[Calibration], dict[str, str]]:
         async with standalone_judge(
             config, target, replace(plan, names=(name,)), catalogue
         ) as judged:
-            found = await calibrate(lines, judged.judges, name, judge_options(config.settings))
+            found = await calibrate(
+                lines, judged.judges, name, judge_options(config.settings), told
+            )
             return found, judged.dead
 
     results, dead = asyncio.run(ask())

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,10 +152,22 @@ class Calibration:
 
 
 async def calibrate(
-    lines: Sequence[LabelledLine], judges: Judges, judge: str, options: JudgeOptions
+    lines: Sequence[LabelledLine],
+    judges: Judges,
+    judge: str,
+    options: JudgeOptions,
+    progress: Callable[[LabelledLine, str | int | None], None] | None = None,
 ) -> list[Calibration]:
-    """Ask the judge about every line (at once, within its quota); one Calibration a kind."""
-    verdicts = await asyncio.gather(*(_verdict(line, judges, judge, options) for line in lines))
+    """Ask the judge about every line (at once, within its quota); one Calibration a kind.
+    ``progress`` hears of each line as its verdict comes (a judge on a CPU takes minutes)."""
+
+    async def judged(line: LabelledLine) -> tuple[str | int | None, str]:
+        verdict = await _verdict(line, judges, judge, options)
+        if progress is not None:
+            progress(line, verdict[0])
+        return verdict
+
+    verdicts = await asyncio.gather(*(judged(line) for line in lines))
     by_kind: dict[JudgeKind, list[tuple[LabelledLine, str | int | None, str]]] = {}
     for line, (verdict, reasoning) in zip(lines, verdicts, strict=True):
         by_kind.setdefault(line.kind, []).append((line, verdict, reasoning))
