@@ -18,6 +18,7 @@ from harness.results.record import CaseResult
 from harness.results.store import Run, load_run
 from harness.runner.cached import ReplayTarget
 from harness.runner.check_model import check_model_for
+from harness.runner.embedder import embedder_for
 from harness.runner.engine import RunOptions, RunOutcome, execute, kept_results
 from harness.runner.rescore import Rescoring, rescoring, suite_paths
 from harness.runner.work import WorkItem, work_items
@@ -44,6 +45,8 @@ class Prepared:
     judge_targets: tuple[TargetConfig, ...] = ()
     # --shard K/N: the part of the selected cases this run holds (``suites`` is that part).
     shard: ShardPlan | None = None
+    # Whose embeddings `similar` compares ([settings] embedder); None when none is named.
+    embedder: TargetConfig | None = None
 
     def judging(self) -> JudgeSetup | None:
         """What the run needs to send to its judges; None when nothing is judged."""
@@ -95,6 +98,7 @@ def prepare(
     targets = config.select(list(target_names), only=None if sending else PLAN_FIELDS)
     catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
     check_model = check_model_for(config, suites, sending=sending)
+    embedder = embedder_for(config, suites, sending=sending)
     judges = plan_judges(suites, config, judge)
     only = None if sending else PLAN_FIELDS
     return Prepared(
@@ -106,6 +110,7 @@ def prepare(
         judges=judges,
         judge_targets=tuple(config.select(list(judges.names), only=only)) if judges.names else (),
         shard=sharded,
+        embedder=embedder,
     )
 
 
@@ -114,7 +119,11 @@ def check_targets(prepared: Prepared, *, keys: bool = True) -> None:
     auth = "entra", azure-identity is installed), a local target's GGUF file exists and is
     one. A ConfigError otherwise (plan needs none of it). ``keys=False`` (a replay, which
     sends nothing): no credential is needed."""
-    chosen = [*prepared.targets, *filter(None, [prepared.check_model]), *prepared.judge_targets]
+    chosen = [
+        *prepared.targets,
+        *filter(None, [prepared.check_model, prepared.embedder]),
+        *prepared.judge_targets,
+    ]
     for target in (d for t in chosen for d in t.deployments):
         if keys and target.uses_key:
             target.api_key()
@@ -168,6 +177,7 @@ def run(
             check_model=prepared.check_model,
             record_extra=extra,
             judging=prepared.judging(),
+            embedder=prepared.embedder,
         )
     )
     write_html(outcome.run, options.reports_dir, baseline=baseline)
@@ -205,6 +215,7 @@ def prepare_rescore(
         targets=work.targets,
         catalogue=load_catalogue(config.models, source=config.path or "azeval.toml"),
         check_model=check_model_for(config, suites, sending=True),
+        embedder=embedder_for(config, suites, sending=True),
     )
     check_targets(prepared, keys=send_stale)
     repeat = (source.meta.get("options") or {}).get("repeat")
@@ -235,6 +246,7 @@ def rescore(
             items=plan_.items,
             progress=progress,
             check_model=plan_.prepared.check_model,
+            embedder=plan_.prepared.embedder,
             answers=lambda info: work.replies[info.name],
             record_extra=work.record_extra(),
             open_with=None if plan_.send_stale else stored,

@@ -141,6 +141,10 @@ def _is_variable_or_none(value: Any) -> bool:
     return value == "" or _is_variable(value)
 
 
+def _is_embed_batch(value: Any) -> bool:
+    return _is_positive_whole(value) and value <= 2048  # Azure's inputs per request
+
+
 # What each key's value must be, and what the error says when it is not. One table for
 # targets and settings, so a wrong type is caught before anything is built from it.
 _Rule = tuple[Callable[[Any], bool], str]
@@ -179,6 +183,9 @@ _SETTING_RULES: dict[str, _Rule] = {
     "max_retries": (_is_retry_count, "must be a whole number from 0 to 50"),
     "max_retry_after": _SECONDS,
     "check_model": (_is_name, "must be the name of a configured target"),
+    # The target whose embeddings `similar` compares, and how many texts go in a request.
+    "embedder": (_is_name, "must be the name of a configured target"),
+    "embed_batch": (_is_embed_batch, "must be a whole number from 1 to 2048 (inputs per request)"),
     "allow_unverified": (_is_flag, "must be true or false"),
     "cache": (_is_flag, "must be true or false"),
     "cache_mode": (_is_cache_mode, "must be one of readwrite, read, write, refresh, off"),

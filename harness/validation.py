@@ -22,6 +22,7 @@ from harness.judge.panel import plan_judges
 from harness.models import load_catalogue
 from harness.preflight import Plan, plan
 from harness.runner.check_model import named_check_model, refuse_model_checks
+from harness.runner.embedder import embedder_for
 from harness.suite import Suite, load_all
 from harness.suite.select import EVERY_CASE, CasePaths, Selection, narrow
 from harness.targets import require_azure_identity
@@ -89,6 +90,10 @@ def validate(
     problems, notes = _target_checks(targets)
     try:  # who judges each judged check, and its template: what run resolves before sending
         plan_judges(loaded.suites, config)
+    except AzevalError as exc:
+        problems.append(exc.format_message())
+    try:  # the embedder similar compares with: named, and an embeddings model
+        embedder_for(config, loaded.suites, sending=False)
     except AzevalError as exc:
         problems.append(exc.format_message())
     return Validation(

@@ -61,6 +61,7 @@ def _start(e: Expectation, ctx: CheckContext) -> CheckResult | Awaitable[CheckRe
         lent = Services(
             check_model=ctx.services.check_model if "model" in needs else None,
             judges=ctx.services.judges if "judge" in needs else None,
+            embeddings=ctx.services.embeddings if "embeddings" in needs else None,
         )
         ctx = replace(ctx, services=NO_SERVICES if lent == NO_SERVICES else lent)
     try:
@@ -106,6 +107,8 @@ def _result(e: Expectation, outcome: Any) -> CheckResult:
         score=_bounded(outcome.score),
         weight=None if e.weight == 1.0 else e.weight,
         metric=e.metric,
+        cost_usd=outcome.cost_usd,
+        cost_known=outcome.cost_known,
     )
 
 

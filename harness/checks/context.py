@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 if TYPE_CHECKING:
     from harness.judge.service import Judges
+    from harness.runner.embeddings import Embeddings
     from harness.streamed import StreamStats
     from harness.suite.model import Case
     from harness.targets.base import TargetInfo
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 #                 the turn's answer, not an error of the case
 #   model         a model to ask (ctx.services.model), given by the runner
 #   judge         the run's judges (ctx.services.judges), for model-graded checks
-Need = Literal["reply", "text", "filters", "prompt_block", "model", "judge"]
+#   embeddings    the run's embedder (ctx.services.embeddings), for similar
+Need = Literal["reply", "text", "filters", "prompt_block", "model", "judge", "embeddings"]
 NEEDS: tuple[str, ...] = get_args(Need)
 
 
@@ -111,6 +113,8 @@ class Services:
     check_model: CheckModel | None = None
     # The run's judges ([settings] judge, judge: on a check, case or suite, --judge).
     judges: Judges | None = None
+    # The run's embedder ([settings] embedder), batching and caching within the run.
+    embeddings: Embeddings | None = None
 
     @property
     def model(self) -> CheckModel:

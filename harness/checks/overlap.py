@@ -42,7 +42,7 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 Option = tuple[str, Callable[[Any], Any]]
 
 
-def _prepare(
+def reference_argument(
     default_min: float, extra: Mapping[str, Option] | None = None
 ) -> Callable[[Any, LoadContext], Reference]:
     """A prepare function for a check taking ``{reference, min, …extra}``."""
@@ -106,7 +106,7 @@ def verdict(name: str, score: float, ref: Reference, text: str) -> Outcome:
 
 @check(
     "rouge",
-    prepare=_prepare(0.5, {"type": ("variant", _rouge_type)}),
+    prepare=reference_argument(0.5, {"type": ("variant", _rouge_type)}),
     needs=("text",),
 )
 def rouge(ctx: CheckContext, ref: Reference) -> Outcome:
@@ -131,7 +131,7 @@ def _new_scorer(variant: str) -> Any:
 _ROUGE_SCORERS: dict[str, Any] = {}
 
 
-@check("bleu", prepare=_prepare(0.5), needs=("text",))
+@check("bleu", prepare=reference_argument(0.5), needs=("text",))
 def bleu(ctx: CheckContext, ref: Reference) -> Outcome:
     """Sentence BLEU (sacrebleu, exponential smoothing, effective order) divided by 100,
     passing at min (0.5)."""
@@ -141,7 +141,7 @@ def bleu(ctx: CheckContext, ref: Reference) -> Outcome:
     return verdict("bleu", sacrebleu.sentence_bleu(text, [ref.reference]).score / 100, ref, text)
 
 
-@check("chrf", prepare=_prepare(0.5), needs=("text",))
+@check("chrf", prepare=reference_argument(0.5), needs=("text",))
 def chrf(ctx: CheckContext, ref: Reference) -> Outcome:
     """Sentence chrF (sacrebleu: character 6-grams, beta 2) divided by 100, passing at
     min (0.5)."""
@@ -153,7 +153,7 @@ def chrf(ctx: CheckContext, ref: Reference) -> Outcome:
 
 @check(
     "levenshtein",
-    prepare=_prepare(0.8, {"max_distance": ("max_distance", _distance)}),
+    prepare=reference_argument(0.8, {"max_distance": ("max_distance", _distance)}),
     needs=("text",),
 )
 def levenshtein(ctx: CheckContext, ref: Reference) -> Outcome:
@@ -177,7 +177,7 @@ def levenshtein(ctx: CheckContext, ref: Reference) -> Outcome:
     )
 
 
-@check("f1", prepare=_prepare(0.5), needs=("text",))
+@check("f1", prepare=reference_argument(0.5), needs=("text",))
 def f1(ctx: CheckContext, ref: Reference) -> Outcome:
     """Token F1 as the SQuAD evaluation computes it (lower case, no punctuation, no
     articles), passing at min (0.5)."""

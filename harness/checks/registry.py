@@ -36,6 +36,11 @@ class Outcome:
     judge: dict[str, Any] | None = None
     # How close the reply came, in [0, 1], for checks that measure (rouge, bleu, …).
     score: float | None = None
+    # USD the check spent in the run's name (similar's embedding tokens): the run's cost;
+    # ``cost_known`` False when it spent at a price nobody knows (the case's cost is then
+    # unknown, never an undercount).
+    cost_usd: float | None = None
+    cost_known: bool = True
 
 
 def passed(message: str, expected: Any = None, actual: Any = None) -> Outcome:
@@ -213,6 +218,7 @@ def _load() -> None:
         overlap,
         reply,
         safety,
+        similar,
         streaming,
         structured,
         text,
@@ -220,5 +226,5 @@ def _load() -> None:
         user,
     )
 
-    del judged, overlap, reply, safety, streaming, structured, text, tools
+    del judged, overlap, reply, safety, similar, streaming, structured, text, tools
     user.register_entry_points()

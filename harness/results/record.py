@@ -125,6 +125,10 @@ class CheckResult:
     # the named score (``metric:``) it adds to.
     weight: float | None = None
     metric: str | None = None
+    # USD the check spent for the run (similar's embedding tokens), counted in the case's
+    # cost; None when it spent nothing (or an embedder without a price: see cost_known).
+    cost_usd: float | None = None
+    cost_known: bool = True
 
     @property
     def value(self) -> float | None:
@@ -149,9 +153,11 @@ class CheckResult:
     def to_json(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _CHECK_FIELDS}
         # Most checks have no judge, score, weight or metric: their lines stay as they were.
-        for optional in ("judge", "score", "weight", "metric"):
+        for optional in ("judge", "score", "weight", "metric", "cost_usd"):
             if data[optional] is None:
                 del data[optional]
+        if data["cost_known"]:
+            del data["cost_known"]
         return data
 
     @classmethod
@@ -265,11 +271,13 @@ class CaseResult:
 
     @cached_property
     def cost_usd(self) -> float | None:
-        """USD of every turn; None when any turn's cost is unknown. Nothing sent costs 0."""
+        """USD of every turn and what its checks spent (embeddings); None when any of it is
+        unknown. Nothing sent costs 0."""
         costs = [t.cost_usd for t in self.turns]
-        if any(c is None for c in costs):
+        if any(c is None for c in costs) or not all(c.cost_known for c in self.checks):
             return None
-        return sum(c for c in costs if c is not None)
+        spent = sum(c.cost_usd for c in self.checks if c.cost_usd is not None)
+        return sum(c for c in costs if c is not None) + spent
 
     @cached_property
     def ttft_ms(self) -> float | None:

@@ -68,13 +68,15 @@ def named_check_model(config: Config) -> str | None:
 
 def refuse_model_checks(suites: Sequence[Suite]) -> None:
     """SuiteError at the first check that needs a model (there is none to lend it)."""
+    refuse_checks_needing(
+        suites, "model", "needs a model to ask: name a configured target as [settings] check_model"
+    )
+
+
+def refuse_checks_needing(suites: Sequence[Suite], need: str, why: str) -> None:
+    """SuiteError at the first check that declares ``need`` (nothing lends it): ``why``."""
     for case in (c for s in suites for c in s.cases):
         for turn in case.turns:
             for e in turn.expectations:
-                if "model" in get_check(e.check).needs_of(e.arg):
-                    raise SuiteError(
-                        case.path,
-                        e.place,
-                        f"check '{e.label or e.check}' needs a model to ask: name a "
-                        "configured target as [settings] check_model",
-                    )
+                if need in get_check(e.check).needs_of(e.arg):
+                    raise SuiteError(case.path, e.place, f"check '{e.label or e.check}' {why}")

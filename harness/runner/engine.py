@@ -39,6 +39,8 @@ from harness.runner.cached import (
     open_store,
 )
 from harness.runner.check_model import SenderModel
+from harness.runner.embedder import MAX_INPUTS, embedding_model
+from harness.runner.embeddings import Embeddings
 from harness.runner.meta import new_run_id, now_iso, run_meta, suite_meta, target_entry
 from harness.runner.pool import open_for_run, scheduling_of
 from harness.runner.resume import check_unchanged
@@ -46,7 +48,7 @@ from harness.runner.retry import RetryPolicy
 from harness.runner.sender import TargetSender
 from harness.runner.work import WorkItem, run_item, work_items
 from harness.suite.model import Suite
-from harness.targets import Target, target_info
+from harness.targets import Target, open_embedder, target_info
 from harness.writable import json_text
 
 if TYPE_CHECKING:
@@ -80,6 +82,9 @@ class RunOptions:
     stream: bool = False
     default_concurrency: int = 4
     default_timeout: float = 60.0
+    # Texts in one embeddings request to the embedder ([settings] embed_batch; 1 sends
+    # each text alone).
+    embed_batch: int = MAX_INPUTS
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -108,6 +113,7 @@ class RunOptions:
             ),
             case_deadline=settings.get("case_deadline", 600.0),
             reports_dir=Path(settings.get("reports_dir", "reports")),
+            embed_batch=settings.get("embed_batch", MAX_INPUTS),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -146,6 +152,7 @@ async def execute(
     record_extra: Mapping[str, Any] | None = None,
     open_with: Callable[[TargetConfig], Awaitable[Target]] | None = None,
     judging: JudgeSetup | None = None,
+    embedder: TargetConfig | None = None,
 ) -> RunOutcome:
     """Run the work items (default: every case on every target, with no plan); always
     writes the record, also when interrupted (Ctrl-C, cancel).
@@ -158,12 +165,13 @@ async def execute(
     ``options.cache.replay`` opens no target at all. ``open_with`` opens the targets instead
     of the usual way; ``record_extra`` goes into run.json as it is. ``judging``: the judges
     of model-graded checks, each sent to through its own sender (the run target's, when
-    the judge is also a target under test).
+    the judge is also a target under test). ``embedder``: whose embeddings ``similar``
+    compares, sent to (never from the cache) through a sender of its own.
     """
     judge_configs = (
         [c for c in judging.configs if c.name not in {t.name for t in configs}] if judging else []
     )
-    keyed = [*configs, *([check_model] if check_model is not None else []), *judge_configs]
+    keyed = [*configs, *filter(None, [check_model, embedder]), *judge_configs]
     redact = Redactor.for_targets(keyed)
     if options.resume is not None:
         check_unchanged(options.resume, suites)
@@ -184,10 +192,14 @@ async def execute(
         if check_model is not None:
             judge = (await _open(check_model, options), check_model)
             opened.append(judge[0])
+        if embedder is not None:
+            run_embedder = (await open_embedder(embedder), embedder)
+            opened.append(run_embedder[0])
         if items is None:
             items = work_items(suites, list(targets), options.repeat)
         run = _Run(configs, targets, options, redact, progress, judge, answers, record_extra, store)
         run.judging, run.judge_targets = judging, judge_targets
+        run.embedder = run_embedder if embedder is not None else None
         return await run.all(suites, items)
     finally:
         if store is not None:
@@ -221,6 +233,7 @@ class _Run:
     store: ResponseCache | None
     judging: JudgeSetup | None = None
     judge_targets: Mapping[str, Target] = field(default_factory=dict)
+    embedder: tuple[Target, TargetConfig] | None = None
 
     async def all(self, suites: list[Suite], all_items: Sequence[WorkItem]) -> RunOutcome:
         # The price each target's turns are costed at (its model's), recorded on its entry.
@@ -285,6 +298,14 @@ async def _run_all(
             {**judge_senders[name].target.info.to_json(), "answer_mode": model.answer_mode}
             for name, model in judges.models.items()
         ]
+    embeddings: Embeddings | None = None
+    if run.embedder is not None:
+        target, config = run.embedder
+        embed_sender = TargetSender(target, config, options, dead, redact, rng)
+        model = embedding_model(config)
+        assert model is not None  # embedder_for refused a chat model
+        embeddings = Embeddings(embed_sender, model, max_inputs=options.embed_batch)
+        services = replace(services, embeddings=embeddings)
     interrupted = crashed = False
 
     def record(result: CaseResult) -> None:
@@ -328,6 +349,13 @@ async def _run_all(
         meta["scheduler"].update({f"judge {n}": scheduling_of(s) for n, s in judge_senders.items()})
         if dead:
             meta["dead_targets"] = dict(dead)
+        if embeddings is not None:
+            # Apart from the targets' schedulers: what the run sent its embedder.
+            meta["embedder"] = {
+                **embeddings.sender.target.info.to_json(),
+                **embeddings.to_json(),
+                "scheduler": embeddings.sender.scheduler.snapshot(),
+            }
         if judge_sender is not None:
             # Apart from the targets' numbers: what checks spent asking their model.
             name = judge_sender.config.name

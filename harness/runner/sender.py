@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.checks import Services
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from harness.config import TargetConfig
     from harness.runner.engine import RunOptions
     from harness.runner.work import WorkItem
+    from harness.targets.embeddings import Embedded
 
 # Error kinds of a case that got no HTTP answer at all; the first case of a target that
 # never answered ending so means the target is unreachable.
@@ -84,6 +85,20 @@ class TargetSender:
         raises TargetError when it fails, NotSent when the target is dead."""
         return await _Sending(self, (), 0).send(body)
 
+    async def embed(self, inputs: Sequence[str], tokens: int) -> Embedded:
+        """One embeddings request of ``inputs`` (``tokens`` of them, charged to the quota):
+        the same quota, retries and dead-target rule as chat requests; raises TargetError
+        when it fails, NotSent when the target is dead. Not cached: the run keeps what it
+        embedded (harness.runner.embeddings)."""
+        target = self.target
+
+        async def call(body: Mapping[str, Any], *, timeout: float) -> Embedded:
+            return await target.embed(body["input"], timeout=timeout)  # type: ignore[attr-defined]
+
+        sending = _Sending(self, (), 0, call=call, charge=tokens)
+        answer: Embedded = await sending._send({"input": list(inputs)})
+        return answer
+
     def observe(self, error: TargetError) -> None:
         """Note the target dead for an error no later request can get past."""
         options = self.options
@@ -105,8 +120,20 @@ class _Sending:
     attempts, its deadline (from its first request let through), the turn it is on, and
     the error that ended it, which the sender reads instead of the case's record."""
 
-    def __init__(self, sender: TargetSender, turn_tokens: Sequence[int], repeat: int) -> None:
+    def __init__(
+        self,
+        sender: TargetSender,
+        turn_tokens: Sequence[int],
+        repeat: int,
+        *,
+        call: Callable[..., Awaitable[Any]] | None = None,
+        charge: int | None = None,
+    ) -> None:
         self.sender = sender
+        # What one attempt sends (the target's chat completion unless told), and what it
+        # charges the quota (a chat body's prompt and max_tokens unless told).
+        self.call = call or sender.target.complete
+        self.charge = charge
         self.turn_tokens = turn_tokens
         self.repeat = repeat
         self.tally = Attempts()
@@ -124,7 +151,7 @@ class _Sending:
         retrying = tally.attempts > 1 or self.turn > 0
         try:
             permit = await scheduler.acquire(
-                request_cost(body, prompt),
+                request_cost(body, prompt) if self.charge is None else self.charge,
                 priority=RETRY if retrying else FRESH,
                 deadline=self.deadline,
                 patience=options.case_deadline if self.deadline is None else None,
@@ -143,7 +170,7 @@ class _Sending:
         timeout = options.timeout_for(sender.config)
         limit = timeout if self.deadline is None else max(0.05, min(timeout, self.deadline - now))
         try:
-            completion = await sender.target.complete(body, timeout=limit)
+            completion = await self.call(body, timeout=limit)
         except TargetError as error:
             # A quota that is gone kills the target; pausing for it would hold its
             # remaining cases in the queue until then instead of recording them.
@@ -179,7 +206,8 @@ class _Sending:
         answers.keep(body, self.repeat, completion)
         return completion
 
-    async def _send(self, body: Mapping[str, Any]) -> Completion:
+    async def _send(self, body: Mapping[str, Any]) -> Any:
+        """Send with retries: a Completion, unless ``call`` sends another kind of request."""
         sender, tally = self.sender, self.tally
         try:
             return await send_with_retries(

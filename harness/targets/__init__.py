@@ -29,6 +29,16 @@ async def open_target(config: TargetConfig) -> Target:
     return await open_local_target(config)
 
 
+async def open_embedder(config: TargetConfig) -> Target:
+    """The target an embedder config describes: the same clients (its ``embed`` sends
+    embeddings requests); a local one runs its own llama.cpp server in embedding mode."""
+    if config.kind != "local":
+        return await open_target(config)
+    from harness.targets.local import open_local_target
+
+    return await open_local_target(config, embedding=True)
+
+
 def target_info(config: TargetConfig) -> TargetInfo:
     """What a (resolved) config's target is, built without a client or a key: what a
     replay from the cache matches answers by. A local target reads its GGUF's hash; a pool

@@ -48,6 +48,8 @@ class ServerKey:
     n_ctx: int
     slots: int
     threads: int
+    # A server in embedding mode (mean pooling) answers /v1/embeddings, not chat.
+    embedding: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,13 +119,14 @@ class LocalTarget(SdkTarget):
                 self._key = None
 
 
-async def open_local_target(config: TargetConfig) -> Target:
-    """Start (or share) the llama.cpp server for this config and return a target on it."""
+async def open_local_target(config: TargetConfig, *, embedding: bool = False) -> Target:
+    """Start (or share) the llama.cpp server for this config and return a target on it;
+    ``embedding``: a server that embeds texts (the GGUF's hidden states, mean-pooled)."""
     xllamacpp = _import_xllamacpp(config)
     gguf = resolve_gguf(config)
     slots = config.parallel
     threads = config.threads or usable_cpus()
-    key = ServerKey(str(gguf), config.n_ctx * slots, slots, threads)
+    key = ServerKey(str(gguf), config.n_ctx * slots, slots, threads, embedding)
     sha256 = await asyncio.to_thread(gguf_sha256, gguf)
     address, props = await asyncio.to_thread(_acquire, key, xllamacpp, config)
     info = TargetInfo(
@@ -230,6 +233,9 @@ def server_params(xllamacpp: Any, key: ServerKey) -> Any:
     params.port = 0  # any free port; the host is 127.0.0.1
     params.fit_params = False  # fitting to GPU memory loads the model twice for nothing
     params.verbosity = int(os.environ.get("AZEVAL_LOCAL_VERBOSITY", _LOG_ERRORS_ONLY))
+    if key.embedding:
+        params.embedding = True
+        params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
     return params
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 import openai
@@ -21,6 +21,9 @@ from harness.targets.base import Completion, TargetError, TargetInfo
 from harness.targets.response import Malformed, excerpt, load_json, parse_response
 from harness.targets.stream import Assembly
 from harness.targets.transport import ReplyRefused, on_send
+
+if TYPE_CHECKING:
+    from harness.targets.embeddings import Embedded
 
 # Body keys the SDK's create() takes as arguments; everything else goes in extra_body so a
 # parameter the installed SDK does not know yet is still sent as written.
@@ -81,7 +84,7 @@ class SdkTarget:
         except openai.APIStatusError as exc:
             raise classify_status(exc, _ms_since(started)) from None
         except ReplyRefused as exc:  # an error answer's body, which the SDK reads itself
-            raise _refused(exc, _ms_since(started)) from None
+            raise refused(exc, _ms_since(started)) from None
         except (openai.APITimeoutError, asyncio.TimeoutError):
             if assembly is not None and assembly.chunks:
                 message = f"the stream did not end within {timeout:g} s ({assembly.chunks} chunks)"
@@ -92,7 +95,7 @@ class SdkTarget:
             if isinstance(exc.__cause__, ReplyRefused):
                 cause = exc.__cause__
                 raise failure("invalid_response", str(cause), status=cause.status) from None
-            raise failure("connection", _connection_message(exc)) from None
+            raise failure("connection", connection_message(exc)) from None
         except (Malformed, ValueError) as exc:  # a chunk that is not JSON, or not a chunk
             raise failure(
                 "invalid_response",
@@ -155,6 +158,14 @@ class SdkTarget:
             "timeout": timeout,
         }
 
+    async def embed(self, inputs: Sequence[str], *, timeout: float) -> Embedded:
+        """Embed ``inputs`` in one embeddings request (an embedder target's job)."""
+        from harness.targets.embeddings import embed
+
+        return await embed(
+            self._client, self._model, inputs, timeout=timeout, headers=self._headers
+        )
+
     async def aclose(self) -> None:
         await self._client.close()
 
@@ -180,7 +191,7 @@ def rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return kept
 
 
-def _refused(exc: ReplyRefused, latency_ms: float) -> TargetError:
+def refused(exc: ReplyRefused, latency_ms: float) -> TargetError:
     return TargetError("invalid_response", str(exc), status=exc.status, latency_ms=latency_ms)
 
 
@@ -273,7 +284,7 @@ def _error_body(exc: openai.APIStatusError) -> dict[str, Any]:
     return body if isinstance(body, dict) else {"error": {"message": excerpt(str(body))}}
 
 
-def _connection_message(exc: openai.APIConnectionError) -> str:
+def connection_message(exc: openai.APIConnectionError) -> str:
     cause = exc.__cause__ or exc.__context__
     detail = f": {type(cause).__name__}: {cause}" if cause else ""
     return f"connection failed{detail}"

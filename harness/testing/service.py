@@ -14,15 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import tokens
-from harness.testing import wire
+from harness.testing import embeddings, wire
 from harness.testing.config import Deployment
 from harness.testing.faults import fault_for
 from harness.testing.quota import UNLIMITED_REQUESTS, UNLIMITED_TOKENS, Quota, Standing
 from harness.testing.rules import Action, ChatRequest, ErrorReply, Rule, RuleBook, render
 from harness.testing.streaming import Event, stream_events
 
-_DEPLOYMENT_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions/?$")
-_V1_PATH = "/openai/v1/chat/completions"
+_DEPLOYMENT_PATH = re.compile(r"^/openai/deployments/([^/]+)/(chat/completions|embeddings)/?$")
+_V1_PATHS = {
+    "/openai/v1/chat/completions": "chat/completions",
+    "/openai/v1/embeddings": "embeddings",
+}
 _REDACTED_HEADERS = frozenset({"api-key", "authorization", "ocp-apim-subscription-key"})
 DEFAULT_ACTION = Action()
 
@@ -167,6 +170,7 @@ class _Exchange:
         self.standing = Standing(UNLIMITED_TOKENS, UNLIMITED_REQUESTS)
         self.quota: Quota | None = None
         self.shown: Deployment | None = None  # whose limit/reset header settings apply
+        self.operation = "chat/completions"  # or "embeddings"
 
     def answer(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
         out = {
@@ -221,8 +225,10 @@ class _Exchange:
         raw: bytes,
     ) -> Answer:
         match = _DEPLOYMENT_PATH.match(path)
-        if method != "POST" or (match is None and path.rstrip("/") != _V1_PATH):
+        operation = match.group(2) if match is not None else _V1_PATHS.get(path.rstrip("/"))
+        if method != "POST" or operation is None:
             return self.answer(404, wire.error("404", "Resource not found"))
+        self.operation = operation
         if not self.authorized(headers, v1=match is None):
             return self.answer(401, wire.standard_error(401))
         if match is not None and "api-version" not in query:
@@ -280,7 +286,10 @@ class _Exchange:
             return answer
         if fault is not None and fault.kind == "slow":
             delay_s = fault.delay_ms / 1000
-        answer = self.complete(deployment, quota)
+        if self.operation == "embeddings":
+            answer = self.embed(deployment, quota)
+        else:
+            answer = self.complete(deployment, quota)
         answer.delay_s += delay_s
         if fault is not None and fault.kind != "slow":
             answer.fault = fault.kind
@@ -288,6 +297,49 @@ class _Exchange:
         elif fault is not None:
             service.faults["slow"] += 1
         return answer
+
+    def admit(self, quota: Quota, tokens: int) -> Answer | None:
+        """Charge the quota; the 429 the service answers when it is spent, else None."""
+        admission = quota.admit(tokens)
+        self.standing = admission.standing
+        if admission.admitted:
+            return None
+        seconds = max(1, math.ceil(admission.retry_after_s))
+        return self.answer(
+            429,
+            wire.rate_limited(self.api_version, seconds, kind=admission.kind),
+            {
+                "retry-after": str(seconds),
+                "retry-after-ms": str(max(1, round(admission.retry_after_s * 1000))),
+            },
+        )
+
+    def embed(self, deployment: Deployment, quota: Quota) -> Answer:
+        """An embeddings request: deterministic vectors (harness.testing.embeddings), its
+        tokens charged to the deployment's quota as a chat request's prompt is."""
+        inputs = embeddings.inputs_of(self.body)
+        if isinstance(inputs, str):
+            return self.answer(400, wire.invalid_request(inputs, param="input"))
+        model = deployment.model
+        counts = [tokens.count_text(text, model) for text in inputs]
+        longest = max(counts)
+        if longest > embeddings.MAX_INPUT_TOKENS:
+            return self.answer(
+                400,
+                wire.invalid_request(
+                    f"This model's maximum context length is {embeddings.MAX_INPUT_TOKENS} "
+                    f"tokens, however you requested {longest} tokens in an input.",
+                    param="input",
+                    code="context_length_exceeded",
+                ),
+            )
+        dimensions = self.body.get("dimensions", embeddings.dimensions_for(model))
+        if not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1:
+            return self.answer(400, wire.invalid_request("Invalid dimensions.", param="dimensions"))
+        refused = self.admit(quota, sum(counts))
+        if refused is not None:
+            return refused
+        return self.answer(200, embeddings.embeddings_body(model, inputs, dimensions, sum(counts)))
 
     def complete(self, deployment: Deployment, quota: Quota) -> Answer:
         body = self.body
@@ -331,18 +383,9 @@ class _Exchange:
         window = deployment.context_window
         if window is not None and prompt_tokens + (limit or 0) > window:
             return self.answer(400, wire.context_length_exceeded(window, prompt_tokens, limit))
-        admission = quota.admit(prompt_tokens + (limit or deployment.default_max_tokens))
-        self.standing = admission.standing
-        if not admission.admitted:
-            seconds = max(1, math.ceil(admission.retry_after_s))
-            return self.answer(
-                429,
-                wire.rate_limited(self.api_version, seconds, kind=admission.kind),
-                {
-                    "retry-after": str(seconds),
-                    "retry-after-ms": str(max(1, round(admission.retry_after_s * 1000))),
-                },
-            )
+        refused = self.admit(quota, prompt_tokens + (limit or deployment.default_max_tokens))
+        if refused is not None:
+            return refused
         request = ChatRequest(deployment.name, body, tuple(messages))
         action = self.service.rulebook.pick(request) or self.service.default
         if limit is None and window is not None:
