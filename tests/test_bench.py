@@ -118,3 +118,17 @@ def test_pool_bench_times_a_pool_against_one_deployment() -> None:
     assert "ratio pool / one deployment:" in out
     split = re.search(r"split east (\d+), sweden (\d+)", out)
     assert split is not None and int(split[1]) > 0 and int(split[2]) > 0, out
+
+
+def test_reference_bench_times_overlap_checks_and_counts_similar_requests() -> None:
+    """Overlap check time against the bare libraries, and similar's embedding requests and
+    wall time batched against one text per request (the bench exits 1 if batching saved
+    no request or the two runs scored differently)."""
+    out = bench(
+        "bench_reference",
+        *("--checks", "50", "--similar", "12", "--concurrency", "4"),
+        *("--latency-ms", "5", "--rounds", "1"),
+    )
+    assert "overlap: 50 replies x (rouge + levenshtein)" in out
+    assert "one text per request: 24 requests" in out
+    assert "fewer requests" in out
