@@ -132,3 +132,13 @@ def test_reference_bench_times_overlap_checks_and_counts_similar_requests() -> N
     assert "overlap: 50 replies x (rouge + levenshtein)" in out
     assert "one text per request: 24 requests" in out
     assert "fewer requests" in out
+
+
+def test_scale_bench_prints_a_table_with_ratios() -> None:
+    """validate, plan, run, peak memory and run-folder sizes per suite size, each as a ratio
+    to the smallest size."""
+    out = bench("bench_scale", "--sizes", "20,40", "--concurrency", "4")
+    assert "validate s" in out and "run RSS MiB" in out and "report MB" in out
+    assert "(ratios to the 20-case line; concurrency 4)" in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert lines["20"].count("( 1.00x)") == 7 and "40" in lines

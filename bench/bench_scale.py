@@ -1,0 +1,174 @@
+"""azeval at 1,000 to 100,000 cases: validate, plan, run, memory, run folder, report.
+
+    python bench/bench_scale.py [--sizes 1000,10000,100000] [--concurrency 64] [--browser]
+
+Each size is one ``for_each`` suite over a JSONL file of that many rows (three checks per
+case), run against an in-process fake Azure server answering with zero latency. Every
+command runs as ``azeval`` would, in a child process of its own, so its peak resident memory
+is its own. Prints a table with each figure's ratio to the first (smallest) size: validate,
+plan and run wall time, per-case run time, peak RSS of the run, journal and report size,
+and (with ``--browser``) the report's time to interactive in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+KEY = "bench-key-0123456789"
+CONFIG = """
+[targets.gpt35]
+kind = "azure"
+endpoint = "{endpoint}"
+deployment = "gpt35"
+model = "gpt-35-turbo"
+model_version = "0125"
+"""
+SUITE = """\
+suite: scale
+defaults:
+  system: Answer as JSON with a key 'reply'.
+  params: {max_tokens: 60, temperature: 0, response_format: {type: json_object}}
+cases:
+  - id: "ticket-{{ row.id }}"
+    for_each: {row: data/tickets.jsonl}
+    prompt: "Please repeat case number {{ row.id }} back to me: {{ row.text }}"
+    expect:
+      icontains: "case number {{ row.id }}"
+      json_schema: {type: object, required: [reply]}
+      finish_reason: stop
+"""
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def write_project(root: Path, cases: int, endpoint: str) -> None:
+    """azeval.toml, the suite and its JSONL of ``cases`` rows."""
+    (root / "azeval.toml").write_text(CONFIG.format(endpoint=endpoint))
+    (root / "suites" / "data").mkdir(parents=True)
+    (root / "suites" / "scale.yaml").write_text(SUITE)
+    with (root / "suites" / "data" / "tickets.jsonl").open("w") as rows:
+        for n in range(cases):
+            text = f"My order {n} arrived damaged; the box was open and the invoice missing."
+            rows.write(json.dumps({"id": n, "text": text}) + "\n")
+
+
+def child(argv: list[str]) -> None:
+    """Run ``azeval argv`` in this process; print its peak RSS (KiB) as the last line."""
+    from harness.cli import main as azeval
+
+    sys.argv = ["azeval", *argv]
+    code = 0
+    try:
+        azeval()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    sys.stdout.flush()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"\nPEAK_RSS_KIB {peak}", file=sys.stderr)
+    sys.exit(code)
+
+
+@dataclass(frozen=True)
+class Timed:
+    seconds: float
+    peak_mib: float
+
+
+def azeval(root: Path, *args: str, expect: int = 0) -> Timed:
+    """``azeval args`` in a child process in ``root``; its wall time and peak memory."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", "--", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "AZURE_OPENAI_API_KEY": KEY, "NO_COLOR": "1"},
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != expect:
+        raise SystemExit(f"azeval {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
+    peak = int(done.stderr.rsplit("PEAK_RSS_KIB ", 1)[1].split()[0])
+    return Timed(elapsed, peak / 1024)
+
+
+def interactive_s(report: Path, profile: Path) -> float:
+    """Chromium's time to load the report and run its script, less an empty page's."""
+
+    def load(url: str) -> float:
+        started = time.perf_counter()
+        subprocess.run(
+            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update",
+             f"--user-data-dir={profile}", "--dump-dom", url],
+            capture_output=True, check=True, timeout=120,
+        )  # fmt: skip
+        return time.perf_counter() - started
+
+    empty = profile.parent / "empty.html"
+    empty.write_text("<!doctype html><title>empty</title>")
+    load(empty.as_uri())  # warm the profile
+    return max(0.0, load(report.as_uri()) - load(empty.as_uri()))
+
+
+def measure(cases: int, concurrency: int, browser: bool, endpoint: str) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_project(root, cases, endpoint)
+        validate = azeval(root, "validate", "suites")
+        plan = azeval(root, "plan", "suites", "-t", "gpt35")
+        run = azeval(root, "run", "suites", "-t", "gpt35", "-j", str(concurrency))
+        (folder,) = [p for p in (root / "reports" / "runs").iterdir() if p.is_dir()]
+        row = {
+            "validate s": validate.seconds,
+            "plan s": plan.seconds,
+            "run s": run.seconds,
+            "ms/case": 1000 * run.seconds / cases,
+            "run RSS MiB": run.peak_mib,
+            "journal MB": (folder / "results.jsonl").stat().st_size / 1e6,
+            "report MB": (folder / "report.html").stat().st_size / 1e6,
+        }
+        if browser:
+            row["open s"] = interactive_s(folder / "report.html", root / "profile")
+        return row
+
+
+def main() -> None:
+    if "--child" in sys.argv:
+        child(sys.argv[sys.argv.index("--") + 1 :])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--browser", action="store_true", help="time the report in Chromium")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    from harness.testing import Deployment, FakeAzure
+
+    rows = {}
+    with FakeAzure([Deployment("gpt35")], api_keys=(KEY,), record=False) as server:
+        for size in sizes:
+            rows[size] = measure(size, args.concurrency, args.browser, server.endpoint)
+            print(f"{size} cases: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[size].items()))
+    first = rows[sizes[0]]
+    columns = list(first)
+    print(f"\n{'cases':>8} " + " ".join(f"{c:>18}" for c in columns))
+    for size, row in rows.items():
+        cells = []
+        for column in columns:
+            ratio = row[column] / first[column] if first[column] else float("nan")
+            cells.append(f"{row[column]:9.2f} ({ratio:5.2f}x)")
+        print(f"{size:>8} " + " ".join(f"{c:>18}" for c in cells))
+    print(f"(ratios to the {sizes[0]}-case line; concurrency {args.concurrency})")
+
+
+if __name__ == "__main__":
+    main()
