@@ -184,6 +184,39 @@ def test_for_each_over_jsonl_expands_and_renders(write):
     assert cases[0].place == "cases[0][row 1]"
 
 
+def test_for_each_prepares_a_check_without_templates_once(write):
+    """A check written without templates is prepared once and shared by every row's case
+    (a schema compiled once, not 100,000 times); a templated one is prepared per row, and a
+    judged check inherited from defaults still gets each case's own judge."""
+    write("data/q.jsonl", '{"id": 1, "kw": "IRS"}\n{"id": 2, "kw": "VAT"}\n')
+    path = write(
+        "s.yaml",
+        """
+        suite: s
+        defaults:
+          expect: {rubric: Is it polite?}
+        cases:
+          - id: "tax-{{ row.id }}"
+            for_each: {row: data/q.jsonl}
+            prompt: Hello
+            expect:
+              json_schema: {type: object, required: [reply]}
+              icontains: "{{ row.kw }}"
+          - id: "other-{{ row.id }}"
+            for_each: {row: data/q.jsonl}
+            judge: strict
+            prompt: Hello
+        """,
+    )
+    first, second, third, _ = load_suite(path).cases
+    checks = [{e.check: e for e in c.turns[0].expectations} for c in (first, second, third)]
+    assert checks[0]["json_schema"].arg is checks[1]["json_schema"].arg
+    assert checks[0]["icontains"].arg == ("IRS",) and checks[1]["icontains"].arg == ("VAT",)
+    assert checks[0]["rubric"].arg is checks[1]["rubric"].arg
+    assert checks[0]["rubric"].arg is not checks[2]["rubric"].arg
+    assert checks[2]["rubric"].arg != checks[0]["rubric"].arg  # judged by 'strict'
+
+
 def test_for_each_csv_rows(write):
     """CSV data files give one case per row with string values."""
     write("rows.csv", "name,city\nAda,London\nAlan,Wilmslow\n")

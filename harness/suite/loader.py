@@ -24,7 +24,7 @@ from harness.errors import SuiteError
 from harness.project import Project
 from harness.suite.data import read_rows
 from harness.suite.model import Case, Expectation, Message, Suite, Turn
-from harness.suite.render import render_value
+from harness.suite.render import render_value, templated
 from harness.suite.weights import scoring_of
 from harness.suite.yamlfile import Lines, line_of, place_of, read_yaml
 
@@ -187,11 +187,17 @@ def _build_suite(data: dict[str, Any], path: Path, lines: Lines, sha256: str) ->
     suite_id = data["suite"]
     defaults = data.get("defaults", {})
     context = LoadContext(suite_dir=path.parent, project=Project.of(path.parent))
+    # Checks written without templates are the same for every case of a for_each: each is
+    # prepared once (a schema compiled, a file read) and shared, not once per row.
+    shared: _Shared = {}
     base_vars = {**data.get("vars", {}), **defaults.get("vars", {})}
     cases: list[Case] = []
     ids: dict[str, str] = {}
     for index, raw in enumerate(data["cases"]):
-        for case in _expand_case(raw, index, suite_id, defaults, base_vars, path, lines, context):
+        expanded = _expand_case(
+            raw, index, suite_id, defaults, base_vars, path, lines, context, shared
+        )
+        for case in expanded:
             if case.id in ids:
                 raise _error(
                     path,
@@ -220,13 +226,23 @@ def _expand_case(
     path: Path,
     lines: Lines,
     context: LoadContext,
+    shared: _Shared,
 ) -> list[Case]:
     prefix: tuple[str | int, ...] = ("cases", index)
     variables = {**base_vars, **raw.get("vars", {})}
     if "for_each" not in raw:
         return [
             _build_case(
-                raw, prefix, place_of(prefix), suite_id, defaults, variables, path, lines, context
+                raw,
+                prefix,
+                place_of(prefix),
+                suite_id,
+                defaults,
+                variables,
+                path,
+                lines,
+                context,
+                shared,
             )
         ]
     ((name, source),) = raw["for_each"].items()
@@ -247,6 +263,7 @@ def _expand_case(
             path,
             lines,
             context,
+            shared,
         )
         for n, row in enumerate(rows, start=1)
     ]
@@ -262,6 +279,7 @@ def _build_case(
     path: Path,
     lines: Lines,
     context: LoadContext,
+    shared: _Shared,
 ) -> Case:
     def render(value: Any, *parts: str | int, inherited: bool = False) -> Any:
         """Render a value of this case; ``inherited`` ones are written under ``defaults``."""
@@ -289,6 +307,7 @@ def _build_case(
                 lines,
                 context,
                 variables,
+                shared,
             ),
         )
     ]
@@ -315,6 +334,7 @@ def _build_case(
             lines,
             context,
             variables,
+            shared,
         )
         turns.append(Turn(messages, expectations))
     params = {
@@ -390,21 +410,27 @@ def _expectations(
     lines: Lines,
     context: LoadContext,
     variables: dict[str, Any],
+    shared: _Shared,
 ) -> tuple[Expectation, ...]:
     """The checks of one turn: defaults.expect, overridden key by key by the case's own."""
-    result = []
+    result: list[Expectation] = []
     written: dict[str, tuple[str | int, ...]] = {
         name: ("defaults", "expect") for name in inherited if name not in own
     }
     written.update(dict.fromkeys(own, (*prefix, "expect")))
     for name, where in written.items():
         parts = (*where, name)
+        written_arg = own[name] if name in own else inherited[name]
+        key = (parts, id(written_arg), context.judge)  # a judged check's judge is per case
+        if key in shared:
+            result += shared[key]
+            continue
         try:
             spec = get_check(name)
         except KeyError as exc:
             raise _error(path, lines, where, str(exc.args[0])) from None
         try:
-            arg = render_value(own[name] if name in own else inherited[name], variables)
+            arg = render_value(written_arg, variables)
             scoring = scoring_of(arg, spec.own_keys)
         except ArgumentError as exc:
             raise _error(path, lines, (*parts, *exc.at), str(exc)) from None
@@ -419,17 +445,26 @@ def _expectations(
         except ValueError as exc:
             raise _error(path, lines, (*parts, *inner), str(exc)) from None
         if not isinstance(prepared, Several):
-            result.append(
+            these = [
                 Expectation(
                     name, prepared, place_of(parts), weight=scoring.weight, metric=scoring.metric
                 )
-            )
-            continue
-        for index, (label, one) in enumerate(prepared):
-            place = place_of((*parts, index) if prepared.index_places else parts)
-            result.append(
-                Expectation(name, one, place, label, weight=scoring.weight, metric=scoring.metric)
-            )
+            ]
+        else:
+            these = [
+                Expectation(
+                    name,
+                    one,
+                    place_of((*parts, index) if prepared.index_places else parts),
+                    label,
+                    weight=scoring.weight,
+                    metric=scoring.metric,
+                )
+                for index, (label, one) in enumerate(prepared)
+            ]
+        if not templated(written_arg):
+            shared[key] = these
+        result += these
     return tuple(result)
 
 
@@ -465,6 +500,10 @@ def _threshold(raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> float | N
     """The case's own threshold, else the suite defaults' (the schema bounds it to [0, 1])."""
     value = raw.get("threshold", defaults.get("threshold"))
     return None if value is None else float(value)
+
+
+# A check's Expectations by where it is written and which written value: see _build_suite.
+_Shared = dict[tuple[tuple[str | int, ...], int, str | None], list[Expectation]]
 
 
 def _row_hint(place: str) -> str:
