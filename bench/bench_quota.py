@@ -126,7 +126,7 @@ def main() -> None:
     if shares:
         mean = sum(shares) / len(shares)
         print(f"share of the quota used over the {len(shares)} full minutes: {mean:.1%}")
-    scheduler = outcome.run.meta.get("scheduler", {}).get("gpt35", {})
+    scheduler = outcome.run.meta.scheduler.get("gpt35", {})
     for name, learned in scheduler.get("learned", {}).items():
         print(
             f"learned {name}: {learned['limit']} per {learned['window_s']:g} s "

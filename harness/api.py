@@ -218,7 +218,7 @@ def prepare_rescore(
         embedder=embedder_for(config, suites, sending=True),
     )
     check_targets(prepared, keys=send_stale)
-    repeat = (source.meta.get("options") or {}).get("repeat")
+    repeat = source.meta.options.repeat
     items = work_items(suites, [t.name for t in work.targets], repeat, preflight(prepared))
     return Rescore(prepared, work, items, send_stale)
 

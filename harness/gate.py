@@ -102,17 +102,13 @@ def cost_line(comparison: Comparison) -> str:
 
 def dead_targets_of(run: Run) -> dict[str, str]:
     """The targets the run found unreachable or refusing it, and why, from its record."""
-    recorded = run.meta.get("dead_targets")
-    if not isinstance(recorded, Mapping):
-        return {}
-    return {str(name): str(why) for name, why in recorded.items()}
+    return dict(run.meta.dead_targets)
 
 
 def dropped_members(run: Run) -> list[str]:
     """A line per member a pool dropped during the run (the pool went on without it)."""
     lines = []
-    recorded = run.meta.get("scheduler")
-    for name, data in (recorded if isinstance(recorded, Mapping) else {}).items():
+    for name, data in run.meta.scheduler.items():
         members = data.get("members") if isinstance(data, Mapping) else None
         for member, state in (members if isinstance(members, Mapping) else {}).items():
             gone = state.get("gone") if isinstance(state, Mapping) else None

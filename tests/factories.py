@@ -20,6 +20,7 @@ from harness.results.record import (
     TurnResult,
     Verdict,
 )
+from harness.results.runmeta import RunMeta
 from harness.results.store import Journal, Run, load_run, write_meta
 
 # The defaults a target gets in run_of and write_run: an Azure gpt-35-turbo deployment.
@@ -160,7 +161,8 @@ def run_meta(
 
 def run_of(results: list[CaseResult], targets: tuple[str, ...] = ("gpt35",), **meta: Any) -> Run:
     """A run held in memory (nothing written)."""
-    return Run(path=Path("reports/runs/x"), meta=run_meta(targets, **meta), results=results)
+    recorded = RunMeta.from_json(run_meta(targets, **meta))
+    return Run(path=Path("reports/runs/x"), meta=recorded, results=results)
 
 
 def write_run(

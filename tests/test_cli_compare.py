@@ -63,7 +63,7 @@ def write_run(folder: Path, results: list[CaseResult], status: str = "complete")
     """A run directory on disk, as the runner leaves it."""
     run = run_of(results)
     folder.mkdir(parents=True)
-    (folder / "run.json").write_text(json.dumps({**run.meta, "status": status}))
+    (folder / "run.json").write_text(json.dumps({**run.meta.to_json(), "status": status}))
     lines = "".join(json.dumps(r.to_json()) + "\n" for r in results)
     (folder / "results.jsonl").write_text(lines)
     return folder

@@ -78,7 +78,7 @@ def test_429_storm_is_waited_out_and_counted(tmp_path, monkeypatch):
         outcome, results = run(tmp_path, monkeypatch, server.endpoint)
     assert_waited_out(results, server, 15)
     assert sum(r["attempts"] for r in results) == CASES + 15
-    scheduler = outcome.run.meta["scheduler"]["gpt35"]
+    scheduler = outcome.run.meta.scheduler["gpt35"]
     assert scheduler["rate_limited"] == 15 and scheduler["paused_s"] > 0
 
 
@@ -93,7 +93,7 @@ def test_429_without_retry_after_backs_off_with_jitter(tmp_path, monkeypatch):
     assert all(set(r["extra"]["attempt_errors"]) == {"rate_limited"} for r in limited)
     # Backoff within FAST's bounds, never zero; no made-up Retry-After of a second.
     assert all(0 < r["waited_s"] <= FAST.max_delay * r["retries"] for r in limited)
-    books = outcome.run.meta["scheduler"]["gpt35"]
+    books = outcome.run.meta.scheduler["gpt35"]
     assert books["rate_limited"] == 6
     assert books["paused_s"] == 0
     assert books["min_concurrency"] <= 2  # -j 4, halved
@@ -136,7 +136,7 @@ def test_persistent_500_is_recorded_after_the_retry_bound(tmp_path, monkeypatch)
         assert r["verdict"] == "error" and r["error"]["kind"] == "server_error"
         assert r["attempts"] == FAST.max_retries + 1 and r["retries"] == FAST.max_retries
     assert len(server.requests) == 5 * (FAST.max_retries + 1)
-    assert outcome.run.meta["status"] == "complete"
+    assert outcome.run.meta.status == "complete"
 
 
 def test_bad_request_is_recorded_at_once(tmp_path, monkeypatch):
@@ -231,8 +231,8 @@ def test_bad_key_sends_one_request_whatever_the_concurrency(tmp_path, monkeypatc
     assert kinds == ["auth"] + ["target_unavailable"] * (CASES - 1)
     assert api.exit_code(outcome) == 3
     assert "auth (HTTP 401)" in outcome.dead_targets["gpt35"]
-    assert outcome.run.meta["dead_targets"] == outcome.dead_targets
-    assert outcome.run.meta["scheduler"]["gpt35"]["requests"] == 1  # admitted, unsent: uncounted
+    assert outcome.run.meta.dead_targets == outcome.dead_targets
+    assert outcome.run.meta.scheduler["gpt35"]["requests"] == 1  # admitted, unsent: uncounted
 
 
 def test_case_under_way_when_its_target_dies_keeps_its_attempts(tmp_path, monkeypatch):
@@ -261,7 +261,7 @@ def test_case_under_way_when_its_target_dies_keeps_its_attempts(tmp_path, monkey
     )
     not_sent = [r for r in results if r["error"] and r["error"]["message"].startswith("not sent")]
     assert not_sent and all(r["attempts"] == 0 for r in not_sent)
-    assert outcome.run.meta["scheduler"]["gpt35"]["requests"] == len(sent)
+    assert outcome.run.meta.scheduler["gpt35"]["requests"] == len(sent)
     report = (outcome.run.path / "report.html").read_text()
     assert f"its remaining {len(not_sent)} case(s) were not sent" in report
     assert "1 case(s) under way stopped after their attempts" in report
@@ -332,7 +332,7 @@ def test_configured_quota_is_kept_to_instead_of_meeting_429s(tmp_path, monkeypat
     assert all(r["verdict"] == "pass" for r in results)
     assert server.count(429) <= 2  # timing at the window's edge, at most
     assert elapsed >= 2.0  # 30 requests at 12 a window
-    assert outcome.run.meta["scheduler"]["gpt35"]["tpm"] == 2000
+    assert outcome.run.meta.scheduler["gpt35"]["tpm"] == 2000
 
 
 def test_429_asking_for_more_than_a_minute_kills_the_target_at_once(tmp_path, monkeypatch):
@@ -348,7 +348,7 @@ def test_429_asking_for_more_than_a_minute_kills_the_target_at_once(tmp_path, mo
     assert server.count(429) == 1
     assert "target_unavailable" in {r["error"]["kind"] for r in results if r["error"]}
     assert "quota exhausted (HTTP 429)" in outcome.dead_targets["gpt35"]
-    assert outcome.run.meta["scheduler"]["gpt35"]["paused_s"] == 0
+    assert outcome.run.meta.scheduler["gpt35"]["paused_s"] == 0
     assert api.exit_code(outcome) == 3
 
 

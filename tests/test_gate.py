@@ -144,7 +144,8 @@ def test_configured_model_version_change_is_drift() -> None:
     """A target whose configured model version changed says so."""
     baseline = run_of([result("a")])
     run = run_of([result("a")])
-    run.meta["targets"][0] = {**run.meta["targets"][0], "model_version": "0613"}
+    moved = dataclasses.replace(run.meta.targets[0], model_version="0613")
+    run = dataclasses.replace(run, meta=dataclasses.replace(run.meta, targets=(moved,)))
     gate = evaluate(run, baseline=baseline)
     assert "drift: target 'gpt35' model version changed from 0125 to 0613" in gate.warnings
 

@@ -133,4 +133,4 @@ def test_a_python_callers_timeout_holds_over_the_targets_own(
     # (and a target that never answered is then dead for the other case).
     kinds = sorted(r.error.kind for r in outcome.run.results if r.error is not None)
     assert kinds == ["target_unavailable", "timeout"]
-    assert outcome.run.meta["options"]["timeout"] == 0.3
+    assert outcome.run.meta.options.timeout == 0.3

@@ -267,7 +267,7 @@ def test_a_run_stopped_by_an_error_is_recorded_interrupted_not_complete(project,
     )
     assert bless.returncode == 2 and "the run is interrupted" in bless.stderr
     resumed = run_api(project, resume=run_dir)
-    assert resumed.run.meta["status"] == "complete"
+    assert resumed.run.meta.status == "complete"
     assert len(resumed.run.results) == CASES
 
 

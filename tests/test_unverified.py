@@ -9,6 +9,7 @@ import pytest
 
 from harness.gate import evaluate
 from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
+from harness.results.runmeta import RunMeta
 from harness.results.store import Run
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
 from tests.conftest import azeval
@@ -34,7 +35,8 @@ def result(case: str, statuses: tuple[str, ...], verdict: str) -> CaseResult:
 
 
 def run_of(*results: CaseResult) -> Run:
-    return Run(Path("run"), {"run_id": "r", "targets": [{"name": "local"}]}, list(results))
+    meta = RunMeta.from_json({"run_id": "r", "targets": [{"name": "local"}]})
+    return Run(Path("run"), meta, list(results))
 
 
 def test_a_run_with_nothing_verified_fails_and_says_why() -> None:

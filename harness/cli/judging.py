@@ -42,7 +42,7 @@ def pairwise_of(work: PairwisePlan) -> int:
     """Run a prepared comparison, record it, print the head-to-head; the exit code."""
     outcome = asyncio.run(run_pairwise(work))
     api.rerender(outcome.run.path)
-    for line in head_to_head_lines(outcome.run.meta["pairwise"]):
+    for line in head_to_head_lines(outcome.run.meta.pairwise or {}):
         click.echo(line)
     click.echo(f"Pairwise: {outcome.report.requests} judge request(s); report {outcome.run.path}")
     if outcome.dead:

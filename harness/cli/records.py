@@ -140,7 +140,7 @@ def _gate(
 def bless(run_dir: Path, output: Path, allow_partial: bool) -> int:
     """Write a baseline from a run: small, stable JSON for later runs to be gated on."""
     run = load_reference(run_dir)
-    status = run.meta.get("status", "complete")
+    status = run.meta.status or "complete"
     if status != "complete" and not allow_partial:
         raise InputError(
             f"{run_dir}: the run is {status}; finish it with 'azeval run --resume {run_dir}' "

@@ -334,23 +334,23 @@ def print_run_summary(run: Run) -> None:
         f"{len(run.results)} result(s): {count('pass')} passed, "
         f"{count('fail')} failed, {count('error')} errors, {count('unchecked')} unchecked"
     )
-    cache = run.meta.get("options", {}).get("cache") or {}
+    options = run.meta.options
     cached = summary.cached
-    source = run.meta.get("rescored_from")
+    source = run.meta.rescored_from
     if source:
         click.echo(
             f"Re-scored: {cached} of {len(run.results)} result(s) on the replies "
-            f"stored by run {source.get('run_id')}; nothing was sent for them"
+            f"stored by run {source.run_id}; nothing was sent for them"
         )
-    elif cache.get("mode", "off") != "off":
-        where = f"the cache ({cache.get('path')})"
+    elif options.cache_mode != "off":
+        where = f"the cache ({options.cache.get('path')})"
         if cached:
             text = f"{cached} of {len(run.results)} result(s) answered from {where}"
             saved = summary.saved_usd
             worth = f", saving {usd(saved)}" if saved is not None else ""
             click.echo(f"Cache: {text}, with no request sent{worth}")
         else:
-            stored = "; the answers received are stored" if cache.get("mode") != "read" else ""
+            stored = "; the answers received are stored" if options.cache_mode != "read" else ""
             click.echo(f"Cache: no result answered from {where}{stored}")
     costs = [f"{name} {usd(s.cost_usd)}" for name, s in summary.targets.items()]
     if costs:

@@ -80,7 +80,7 @@ def pairwise_view(run: Any) -> dict[str, Any] | None:
     """What a report shows of a run's pairwise comparison: the figures from run.json, a
     win-rate matrix when more than two targets ran, and each compared case from
     ``pairwise.jsonl`` (None when the run was not compared)."""
-    summary = run.meta.get("pairwise")
+    summary = run.meta.pairwise
     if not summary:
         return None
     cases: list[dict[str, Any]] = []

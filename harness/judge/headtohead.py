@@ -10,7 +10,7 @@ run.json as ``pairwise``: a run record added to, never a reply changed.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from harness.judge.panel import JudgePlan, judge_options, plan_judges
 from harness.judge.standalone import standalone_judge
 from harness.models import Catalogue, load_catalogue
 from harness.redact import Redactor
+from harness.results.runmeta import RunMeta
 from harness.results.store import Run, load_run, write_meta
 from harness.suite import load_suites
 from harness.writable import json_text
@@ -73,8 +74,8 @@ def plan_for(run: Run, config: Config, judge: str | None) -> PairwisePlan:
 
 def _criteria(run: Run) -> dict[tuple[str, str], str]:
     """Each case's pairwise criteria, from the run's suites when they are unchanged."""
-    recorded = {s.get("id"): s for s in run.meta.get("suites") or []}
-    paths = [Path(s["path"]) for s in recorded.values() if s.get("path")]
+    recorded = {s.id: s for s in run.meta.suites}
+    paths = [Path(s.path) for s in recorded.values() if s.path]
     existing = [p for p in paths if p.exists()]
     if not existing:
         return {}
@@ -84,7 +85,8 @@ def _criteria(run: Run) -> dict[tuple[str, str], str]:
         return {}
     found: dict[tuple[str, str], str] = {}
     for suite in suites:
-        if (recorded.get(suite.id) or {}).get("sha256") not in (None, suite.sha256):
+        entry = recorded.get(suite.id)
+        if entry is not None and entry.sha256 not in (None, suite.sha256):
             continue  # changed since the run: its criteria may not be the ones it ran under
         for case in suite.cases:
             if case.criteria:
@@ -124,14 +126,14 @@ def _record(
     """Write pairwise.jsonl and run.json's ``pairwise``; the run as it now stands."""
     lines = [redact(json_text(redact.scrub(c.to_json()))) for c in report.cases]
     (run.path / PAIRWISE_FILE).write_text("".join(line + "\n" for line in lines), "utf-8")
-    meta = dict(run.meta)
+    meta = run.meta.to_json()
     meta["pairwise"] = {**report.to_json(), "dead": dict(dead), "scheduler": snapshot}
     scrubbed: dict[str, Any] = json.loads(redact(json.dumps(redact.scrub(meta), default=str)))
     write_meta(run.path, scrubbed)
-    return replace(run, meta=scrubbed)
+    return replace(run, meta=RunMeta.from_json(scrubbed, run.id))
 
 
-def head_to_head_lines(summary: dict[str, Any]) -> Sequence[str]:
+def head_to_head_lines(summary: Mapping[str, Any]) -> Sequence[str]:
     """The head-to-head, one line per pair of targets (overall, then per suite)."""
     lines = []
     for label, rows in [("", summary.get("overall") or [])] + [

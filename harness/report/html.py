@@ -40,7 +40,7 @@ from harness.results.compare import (
 )
 from harness.results.drift import drift_lines
 from harness.results.merge import incomplete_merge
-from harness.results.scheduling import Scheduling, scheduling
+from harness.results.scheduling import Scheduling
 from harness.results.store import Run
 from harness.results.summary import TargetSummary
 from harness.writable import json_text, printable
@@ -164,7 +164,7 @@ def _limit(value: int | None, source: str) -> str:
 
 def _scheduling(run: Run, cols: list[Column]) -> list[dict[str, Any]]:
     """The scheduler's books per run target, in column order, as the template shows them."""
-    recorded = scheduling(run.meta)
+    recorded = run.meta.scheduling
     rows = []
     for col in cols:
         s: Scheduling | None = None if col.baseline else recorded.get(col.target)
@@ -187,11 +187,8 @@ def _scheduling(run: Run, cols: list[Column]) -> list[dict[str, Any]]:
 
 def _dead(run: Run) -> list[str]:
     """A sentence per target the runner gave up on: why, and how many cases were not sent."""
-    dead = run.meta.get("dead_targets")
-    if not isinstance(dead, dict):
-        return []
     notes = []
-    for name, why in dead.items():
+    for name, why in run.meta.dead_targets.items():
         cut_off = [
             r
             for r in run.results
@@ -212,8 +209,8 @@ def _dead(run: Run) -> list[str]:
 
 def _shards(run: Run) -> dict[str, Any] | None:
     """What the report says of a shard run, or of a merge of shards (which may lack some)."""
-    shard = run.meta.get("shard")
-    if not isinstance(shard, dict):
+    shard = run.meta.shard
+    if shard is None:
         return None
     count = shard.get("count")
     if "merged" not in shard:
@@ -230,13 +227,12 @@ def _shards(run: Run) -> dict[str, Any] | None:
 
 def _cache_notes(run: Run) -> list[str]:
     """How much the response cache answered, and the deployments it found had moved."""
-    cache = run.meta.get("cache") or {}
     cached = sum(r.cached for r in run.results)
     notes = []
-    source = run.meta.get("rescored_from")
+    source = run.meta.rescored_from
     if source:
         notes.append(
-            f"Re-scored from run {source.get('run_id')}: {cached} of {len(run.results)} "
+            f"Re-scored from run {source.run_id}: {cached} of {len(run.results)} "
             "result(s) were checked on the replies it stored, and nothing was sent for them."
         )
     elif cached:
@@ -248,7 +244,7 @@ def _cache_notes(run: Run) -> list[str]:
             f"(stored by run {', '.join(sources)}): no request was sent for them{worth}, and "
             "their latency checks are n/a, since nothing was measured in this run."
         )
-    for drift in cache.get("drift") or []:
+    for drift in run.meta.cache_drift:
         notes.append(
             f"Target '{drift.get('target')}' now reports model {drift.get('live_model')}; "
             f"the cached answers of {', '.join(drift.get('stored_models') or [])} were "
@@ -345,8 +341,8 @@ def _render(run: Run, baseline: Run | None) -> str:
         "run_id": run.id,
         "meta": meta,
         "baseline_id": baseline.id if baseline else None,
-        "suites": meta.get("suites") or [],
-        "targets": [{k: t.get(k) for k in _TARGET_FIELDS} for t in meta.get("targets") or []],
+        "suites": meta.suites,
+        "targets": [{k: getattr(t, k) for k in _TARGET_FIELDS} for t in meta.targets],
         "stats": shown,
         "charts": _charts([label for label, _ in shown], [s for _, s in shown]),
         "streamed": any(s.streamed for _, s in shown),

@@ -121,7 +121,7 @@ def _properties(parent: ET.Element, values: dict[str, Any]) -> None:
 
 
 def _timestamp(run: Run) -> str:
-    raw = str(run.meta.get("started_at") or "")
+    raw = run.meta.started_at or ""
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
@@ -136,7 +136,6 @@ def render_junit(run: Run) -> ET.ElementTree:
     )
     for r in run.results:
         groups[(r.suite, r.target)][r.case].append(r)
-    infos = {t.get("name"): t for t in run.meta.get("targets", [])}
     timestamp = _timestamp(run)
     root = ET.Element("testsuites", {"name": xml_text(f"azeval {run.id}")})
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
@@ -164,19 +163,19 @@ def render_junit(run: Run) -> ET.ElementTree:
         if timestamp:
             attrs["timestamp"] = timestamp
         element = ET.SubElement(root, "testsuite", attrs)
-        info = infos.get(target, {})
+        info = run.meta.target(target)
         stats = summarize_target(target, (r for rs in cases.values() for r in rs))
         _properties(
             element,
             {
                 "azeval.run_id": run.id,
-                "azeval.git_commit": run.meta.get("git_commit"),
+                "azeval.git_commit": run.meta.git_commit,
                 "azeval.target": target,
-                "azeval.kind": info.get("kind"),
-                "azeval.deployment": info.get("deployment"),
-                "azeval.model": info.get("model"),
-                "azeval.model_version": info.get("model_version"),
-                "azeval.api_version": info.get("api_version"),
+                "azeval.kind": info and info.kind,
+                "azeval.deployment": info and info.deployment,
+                "azeval.model": info and info.model,
+                "azeval.model_version": info and info.model_version,
+                "azeval.api_version": info and info.api_version,
                 "azeval.reported_models": list(stats.models),
                 "azeval.system_fingerprints": list(stats.system_fingerprints),
                 # USD this suite cost on the target; "unknown" when its model has no price.

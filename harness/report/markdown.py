@@ -59,7 +59,6 @@ def _num(value: float | None, unit: str = "", digits: int = 0) -> str:
 
 
 def _target_table(run: Run) -> list[str]:
-    infos = {t.get("name"): t for t in run.meta.get("targets", [])}
     lines = [
         "| Target | Model | Results | Passed | Failed | Errors | Unchecked "
         "| Pass rate (95% CI) | Tokens | Cost |",
@@ -68,7 +67,8 @@ def _target_table(run: Run) -> list[str]:
     for name, s in run.summary.targets.items():
         if not s.cases:
             continue
-        models = list(s.models) or [infos.get(name, {}).get("model", "")]
+        configured = run.meta.target(name)
+        models = list(s.models) or [configured.model if configured else ""]
         low, high = s.pass_rate_wilson_95
         cells = [
             code(name, in_table=True),
@@ -210,9 +210,9 @@ def _stability(run: Run) -> list[str]:
 def _cache_lines(run: Run) -> list[str]:
     """How many results the response cache answered (they cost no request)."""
     cached = run.summary.cached
-    source = run.meta.get("rescored_from")
+    source = run.meta.rescored_from
     if source:
-        line = f"Re-scored from run {code(source.get('run_id'))}: {cached} of"
+        line = f"Re-scored from run {code(source.run_id)}: {cached} of"
         return [f"{line} {len(run.results)} result(s) on its stored replies.", ""]
     if not cached:
         return []
@@ -231,7 +231,7 @@ def render_markdown(run: Run, gate: GateResult | None = None) -> str:
         ok = gate.passed
         status = "gate passed" if ok else f"gate failed (exit {gate.exit_code})"
     icon = "✅" if ok else "❌"
-    commit = run.meta.get("git_commit")
+    commit = run.meta.git_commit
     lines = [
         f"## {icon} azeval: {status}",
         "",
@@ -257,7 +257,7 @@ def _head_to_head(run: Run) -> list[str]:
     """The pairwise comparison's line per pair of targets, when the run was compared."""
     from harness.judge.headtohead import headline
 
-    summary = run.meta.get("pairwise")
+    summary = run.meta.pairwise
     if not summary:
         return []
     judge = summary.get("judge")

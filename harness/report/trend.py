@@ -44,7 +44,7 @@ def _cost(value: float | None) -> str:
 def trend(run: Run, limit: int = 20) -> tuple[list[RunEntry], list[TargetTrend]]:
     """The runs the trend covers (oldest first, this one last) and each target's line;
     nothing when there is no earlier run of the same suites."""
-    suites = tuple(str(s.get("id")) for s in run.meta.get("suites") or [])
+    suites = tuple(s.id for s in run.meta.suites)
     runs = previous_runs(run.path, suites, limit)
     if len(runs) < 2:
         return [], []

@@ -21,6 +21,7 @@ import jsonschema
 
 from harness.errors import ConfigError
 from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
+from harness.results.runmeta import RunMeta, TargetEntry
 from harness.results.stats import mean_of
 from harness.results.store import Run, load_run
 from harness.streamed import StreamStats
@@ -160,7 +161,7 @@ def _case_entry(
 
 def bless(run: Run) -> dict[str, Any]:
     """The baseline document of a run: JSON-ready, deterministic, diff-friendly."""
-    infos = {t.get("name"): t for t in run.meta.get("targets", [])}
+    infos = {t.name: t.to_json() for t in run.meta.targets}
     by_target: dict[str, dict[str, list[CaseResult]]] = defaultdict(lambda: defaultdict(list))
     for result in run.results:
         by_target[result.target][result.case_key].append(result)
@@ -182,7 +183,7 @@ def bless(run: Run) -> dict[str, Any]:
     return {
         "azeval_baseline": FORMAT_VERSION,
         "run_id": run.id,
-        "git_commit": run.meta.get("git_commit"),
+        "git_commit": run.meta.git_commit,
         "targets": targets,
     }
 
@@ -223,16 +224,14 @@ def parse_baseline(document: Any, source: str) -> Run:
         sole_print = _sole(body.get("system_fingerprints", []))
         for key, entry in body["cases"].items():
             results.extend(_case_results(name, key, entry, sole_model, sole_print))
-    meta = {
-        "run_id": document.get("run_id") or Path(source).stem,
-        "git_commit": document.get("git_commit"),
-        "baseline": source,
-        "status": "complete",
-        "targets": target_infos,
-    }
-    run = Run(path=Path(source), meta=meta, results=results)
-    meta["summary"] = run.summary.to_json()
-    return run
+    meta = RunMeta(
+        run_id=document.get("run_id") or Path(source).stem,
+        git_commit=document.get("git_commit"),
+        baseline=source,
+        status="complete",
+        targets=tuple(TargetEntry.from_json(info) for info in target_infos),
+    )
+    return Run(path=Path(source), meta=meta, results=results)
 
 
 def _stream_of(entry: dict[str, Any]) -> StreamStats | None:

@@ -426,13 +426,9 @@ def scope_baseline(run: Run, baseline: Run) -> tuple[Run, tuple[str, ...]]:
     A run of one suite (or one target) against a baseline of all of them did not remove the
     rest: they were not run. Cases of a suite that did run and are gone now are removed.
     """
-    suites = {s.get("id") for s in run.meta.get("suites") or []} | {r.suite for r in run.results}
+    suites = {s.id for s in run.meta.suites} | {r.suite for r in run.results}
     # Suites of which a selection (-k, --tag, file::case) ran only some cases.
-    selected = {
-        s.get("id"): set(s["selected"])
-        for s in run.meta.get("suites") or []
-        if isinstance(s.get("selected"), list)
-    }
+    selected = {s.id: set(s.selected) for s in run.meta.suites if s.selected is not None}
     targets = set(run.targets) | {r.target for r in run.results}
     paired_across_names = pair_targets(run, baseline)[0] is not None
     kept, suites_out, targets_out = [], set(), set()

@@ -25,21 +25,21 @@ def _label(old: str, new: str) -> str:
 def baseline_drift(run: Run, baseline: Run) -> list[str]:
     """A sentence for every target whose model, version or fingerprint moved since ``baseline``."""
     before_target, after_target = pair_targets(run, baseline)
-    old_infos = {t.get("name"): t for t in baseline.meta.get("targets", [])}
-    new_infos = {t.get("name"): t for t in run.meta.get("targets", [])}
+    old_names = set(baseline.meta.target_names)
     pairs = (
         [(before_target, after_target)]
         if before_target and after_target
-        else [(n, n) for n in new_infos if n in old_infos]
+        else [(n, n) for n in run.meta.target_names if n in old_names]
     )
     old_stats, new_stats = baseline.summary.targets, run.summary.targets
     lines = []
     for old, new in pairs:
         label = _label(old, new)
-        a, b = old_infos.get(old, {}), new_infos.get(new, {})
+        a, b = baseline.meta.target(old), run.meta.target(new)
         for key, what in _CONFIGURED:
-            if a.get(key) and b.get(key) and a[key] != b[key]:
-                lines.append(f"{label} {what} changed from {a[key]} to {b[key]}")
+            was_set, now_set = getattr(a, key, ""), getattr(b, key, "")
+            if was_set and now_set and was_set != now_set:
+                lines.append(f"{label} {what} changed from {was_set} to {now_set}")
         was, now = old_stats.get(old), new_stats.get(new)
         if was is None or now is None:
             continue

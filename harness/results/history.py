@@ -12,10 +12,11 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.errors import AzevalError
+from harness.results.runmeta import RunMeta
 from harness.results.store import RUN_FILE, read_meta
+from harness.results.summary import TargetSummary
 
 
 @dataclass(frozen=True)
@@ -56,33 +57,23 @@ class RunEntry:
         return sum(costs) if costs else None
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def _entry(path: Path) -> RunEntry | None:
     try:
-        meta = read_meta(path)
+        meta = RunMeta.from_json(read_meta(path), path.name)
     except AzevalError:
         return None
-    summary = meta.get("summary")
-    per_target = summary.get("targets") if isinstance(summary, Mapping) else None
+    stored = meta.summary.targets if meta.summary is not None else {}
     targets: dict[str, TargetPoint] = {}
-    for name in [t.get("name") for t in meta.get("targets") or []]:
-        data = per_target.get(name) if isinstance(per_target, Mapping) else None
-        data = data if isinstance(data, Mapping) else {}
-        targets[str(name)] = TargetPoint(
-            pass_rate=_number(data.get("pass_rate")),
-            cost_usd=_number(data.get("cost_usd")),
-            cases=int(_number(data.get("cases")) or 0),
-        )
+    for name in meta.target_names:
+        s = stored.get(name) or TargetSummary(name)
+        targets[name] = TargetPoint(pass_rate=s.pass_rate, cost_usd=s.cost_usd, cases=s.cases)
     return RunEntry(
         path=path,
-        run_id=str(meta.get("run_id") or path.name),
-        started_at=str(meta.get("started_at") or ""),
-        status=str(meta.get("status") or "unknown"),
-        suites=tuple(str(s.get("id")) for s in meta.get("suites") or []),
-        git_commit=meta.get("git_commit") if isinstance(meta.get("git_commit"), str) else None,
+        run_id=meta.run_id,
+        started_at=meta.started_at or "",
+        status=meta.status or "unknown",
+        suites=tuple(s.id for s in meta.suites),
+        git_commit=meta.git_commit,
         targets=targets,
     )
 

@@ -69,7 +69,7 @@ def _whole(value: Any) -> bool:
 
 def shard_of(run: Run) -> ShardRun:
     """The run as a shard; a ConfigError naming it when it is not one."""
-    recorded = run.meta.get("shard")
+    recorded = run.meta.shard
     where = f"{run.path / 'run.json'}"
     if not isinstance(recorded, Mapping) or "merged" in recorded:
         what = "a merged run" if isinstance(recorded, Mapping) else "not a shard run"
@@ -146,8 +146,8 @@ def _check_alike(first: ShardRun, shard: ShardRun) -> None:
             f"ran {_describe(facts)}, but {first.run.path} ran {_describe(first_facts)}: "
             "shards of one merge run the same targets",
         )
-    repeat = (shard.run.meta.get("options") or {}).get("repeat")
-    first_repeat = (first.run.meta.get("options") or {}).get("repeat")
+    repeat = shard.run.meta.options.repeat
+    first_repeat = first.run.meta.options.repeat
     if repeat != first_repeat:
         raise ConfigError(
             where,
@@ -159,18 +159,18 @@ def _check_alike(first: ShardRun, shard: ShardRun) -> None:
 
 def _content_difference(first: ShardRun, shard: ShardRun) -> str:
     """Which suite differs between two shards, in words."""
-    theirs = {s["id"]: s for s in first.run.meta.get("suites", [])}
-    for suite in shard.run.meta.get("suites", []):
-        other = theirs.get(suite["id"])
-        if other is not None and other.get("sha256") != suite.get("sha256"):
+    theirs = {s.id: s for s in first.run.meta.suites}
+    for suite in shard.run.meta.suites:
+        other = theirs.get(suite.id)
+        if other is not None and other.sha256 != suite.sha256:
             return (
-                f"suite '{suite['id']}' ({suite.get('path')}) differs from the one "
-                f"{first.run.path} ran (sha256 {str(suite.get('sha256'))[:12]} vs "
-                f"{str(other.get('sha256'))[:12]}): shards of one merge run the same suites"
+                f"suite '{suite.id}' ({suite.path}) differs from the one "
+                f"{first.run.path} ran (sha256 {str(suite.sha256)[:12]} vs "
+                f"{str(other.sha256)[:12]}): shards of one merge run the same suites"
             )
-        if other is not None and other.get("files") != suite.get("files"):
+        if other is not None and other.files != suite.files:
             return (
-                f"a file the checks of suite '{suite['id']}' read differs from the one "
+                f"a file the checks of suite '{suite.id}' read differs from the one "
                 f"{first.run.path} ran with: shards of one merge run the same suites"
             )
     if set(shard.before) != set(first.before):
@@ -185,7 +185,7 @@ def _content_difference(first: ShardRun, shard: ShardRun) -> str:
 
 
 def _targets(run: Run) -> list[tuple[Any, ...]]:
-    return [(t.get("name"), *(t.get(k) for k in _TARGET_FACTS)) for t in run.meta["targets"]]
+    return [(t.name, *(getattr(t, k) for k in _TARGET_FACTS)) for t in run.meta.targets]
 
 
 def _describe(facts: list[tuple[Any, ...]]) -> str:
@@ -229,11 +229,11 @@ def merge(shards: Sequence[ShardRun], run_id: str) -> Merged:
         for result in shard.run.results:
             tally.add(result)
             results.append(result)
-    meta = {k: v for k, v in first.run.meta.items() if k not in _COMPUTED}
+    meta = {k: v for k, v in first.run.meta.to_json().items() if k not in _COMPUTED}
     present = [s.index for s in shards]
-    starts = [str(s.run.meta["started_at"]) for s in shards if s.run.meta.get("started_at")]
-    ends = [str(s.run.meta["finished_at"]) for s in shards if s.run.meta.get("finished_at")]
-    unfinished = [s.index for s in shards if s.run.meta.get("status") != "complete"]
+    starts = [s.run.meta.started_at for s in shards if s.run.meta.started_at]
+    ends = [s.run.meta.finished_at for s in shards if s.run.meta.finished_at]
+    unfinished = [s.index for s in shards if s.run.meta.status != "complete"]
     meta.update(
         {
             "run_id": run_id,
@@ -253,19 +253,19 @@ def merge(shards: Sequence[ShardRun], run_id: str) -> Merged:
                     "run_id": s.run.id,
                     "path": str(s.run.path),
                     "shard": s.index,
-                    "status": s.run.meta.get("status"),
-                    "git_commit": s.run.meta.get("git_commit"),
+                    "status": s.run.meta.status,
+                    "git_commit": s.run.meta.git_commit,
                     "results": len(s.run.results),
                 }
                 for s in shards
             ],
-            "scheduler": _scheduler(s.run.meta.get("scheduler") for s in shards),
+            "scheduler": _scheduler(s.run.meta.scheduler for s in shards),
             "summary": tally.summary().to_json(),
         }
     )
     dead: dict[str, str] = {}
     for shard in shards:
-        for name, why in (shard.run.meta.get("dead_targets") or {}).items():
+        for name, why in shard.run.meta.dead_targets.items():
             dead.setdefault(name, f"{why} (shard {shard.label})")
     if dead:
         meta["dead_targets"] = dead
@@ -281,10 +281,10 @@ def _suites(shards: Sequence[ShardRun]) -> list[dict[str, Any]]:
     entries: dict[str, dict[str, Any]] = {}
     cases: dict[str, list[str]] = {}
     for shard in shards:
-        for suite in shard.run.meta.get("suites", []):
-            entry = entries.setdefault(suite["id"], dict(suite))
+        for suite in shard.run.meta.suites:
+            entry = entries.setdefault(suite.id, suite.to_json())
             entry.pop("selected", None)
-            cases.setdefault(suite["id"], [])
+            cases.setdefault(suite.id, [])
         for result in shard.run.results:
             kept = cases.setdefault(result.suite, [])
             if result.case not in kept:
@@ -346,8 +346,8 @@ def write_merged(merged: Merged, out: Path) -> Run:
 def incomplete_merge(run: Run) -> str | None:
     """What a merged run of CI shards lacks, in one sentence; None when it has every shard
     finished (or is not a merge)."""
-    shard = run.meta.get("shard")
-    if not isinstance(shard, Mapping) or "merged" not in shard:
+    shard = run.meta.shard
+    if shard is None or "merged" not in shard:
         return None
     count = shard.get("count")
     missing = [f"{i}/{count}" for i in shard.get("missing") or ()]

@@ -46,13 +46,12 @@ def _maybe(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def scheduling(meta: Mapping[str, Any]) -> dict[str, Scheduling]:
+def scheduling(recorded: Any) -> dict[str, Scheduling]:
     """Each target's scheduling from a run's meta; empty for runs recorded before it existed.
 
     Lenient on purpose: a report must render whatever an older or newer runner wrote, so an
     unknown shape reads as zeros and unknowns rather than failing the page.
     """
-    recorded = meta.get("scheduler")
     if not isinstance(recorded, Mapping):
         return {}
     out = {}

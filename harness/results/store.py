@@ -14,6 +14,7 @@ import jsonschema
 
 from harness.errors import ConfigError
 from harness.results.record import FORMAT, VERDICTS, CaseResult
+from harness.results.runmeta import RunMeta
 from harness.results.summary import RunSummary, summarize
 from harness.suite.yamlfile import place_of
 from harness.writable import json_text
@@ -66,16 +67,16 @@ class Run:
     """A stored run: its metadata and every case result, in the order they finished."""
 
     path: Path
-    meta: dict[str, Any]
+    meta: RunMeta
     results: list[CaseResult]
 
     @property
     def id(self) -> str:
-        return str(self.meta.get("run_id", self.path.name))
+        return self.meta.run_id or self.path.name
 
     @property
     def targets(self) -> list[str]:
-        return [t["name"] for t in self.meta.get("targets", [])]
+        return self.meta.target_names
 
     @cached_property
     def summary(self) -> RunSummary:
@@ -147,7 +148,8 @@ def _meta_validator() -> jsonschema.Draft202012Validator:
 
 def load_run(path: Path) -> Run:
     """A run directory's metadata and results (see read_meta and read_results for errors)."""
-    return Run(path=path, meta=read_meta(path), results=latest_results(read_results(path)))
+    meta = RunMeta.from_json(read_meta(path), default_id=path.name)
+    return Run(path=path, meta=meta, results=latest_results(read_results(path)))
 
 
 def latest_results(results: Iterable[CaseResult]) -> list[CaseResult]:

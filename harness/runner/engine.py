@@ -19,6 +19,7 @@ from harness.judge.summary import judge_summary
 from harness.models import Price
 from harness.redact import Redactor
 from harness.results.record import CaseResult
+from harness.results.runmeta import RunMeta
 from harness.results.store import (
     RESULTS_FILE,
     Journal,
@@ -472,7 +473,8 @@ def _finish(run_dir: Path, meta: dict[str, Any], interrupted: bool, redact: Reda
     judging = judge_summary(results)
     if judging:  # the judges' tokens and cost, apart from the targets'
         meta["judging"] = judging
-    return Run(path=run_dir, meta=_write_scrubbed(run_dir, meta, redact), results=results)
+    written = _write_scrubbed(run_dir, meta, redact)
+    return Run(path=run_dir, meta=RunMeta.from_json(written, run_dir.name), results=results)
 
 
 def _write_scrubbed(run_dir: Path, meta: dict[str, Any], redact: Redactor) -> dict[str, Any]:

@@ -10,6 +10,7 @@ changed, or it is new) is ``stale``: an error on its case, or sent live with
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from harness.config import Config, TargetConfig
 from harness.errors import InputError
 from harness.results.record import CaseResult
+from harness.results.runmeta import TargetEntry
 from harness.results.store import Run, latest_results
 from harness.runner.cache import canonical_json
 from harness.targets.base import CachedFrom, Completion, TargetError, TargetInfo
@@ -86,7 +88,7 @@ def rescoring(run: Run, config: Config, *, send_stale: bool) -> Rescoring:
     """The stored run's targets as it recorded them (with --send-stale: as configured now,
     to send to), and its replies by target."""
     targets, infos = [], {}
-    for entry in run.meta.get("targets") or []:
+    for entry in run.meta.targets:
         info = _info(entry)
         infos[info.name] = info
         configured = config.targets.get(info.name)
@@ -105,18 +107,9 @@ def rescoring(run: Run, config: Config, *, send_stale: bool) -> Rescoring:
     return Rescoring(run, targets, infos, replies)
 
 
-def _info(entry: Mapping[str, Any]) -> TargetInfo:
-    known = ("name", "kind", "model", "model_version", "deployment", "api_version", "endpoint")
-    return TargetInfo(
-        name=str(entry.get("name")),
-        kind=str(entry.get("kind") or "azure"),
-        model=str(entry.get("model") or ""),
-        model_version=str(entry.get("model_version") or ""),
-        deployment=str(entry.get("deployment") or ""),
-        api_version=str(entry.get("api_version") or ""),
-        endpoint=str(entry.get("endpoint") or ""),
-        extra={k: v for k, v in entry.items() if k not in known},
-    )
+def _info(entry: TargetEntry) -> TargetInfo:
+    """The target as the stored run recorded it (an old record without a kind: azure)."""
+    return entry if entry.kind else dataclasses.replace(entry, kind="azure")
 
 
 def _as_config(info: TargetInfo) -> TargetConfig:
@@ -136,11 +129,11 @@ def _as_config(info: TargetInfo) -> TargetConfig:
 def suite_paths(run: Run) -> tuple[Path, ...]:
     """The suite files the run ran, each checked to be there still (else exit 2 naming it)."""
     paths = []
-    for suite in run.meta.get("suites") or []:
-        path = Path(str(suite.get("path") or ""))
+    for suite in run.meta.suites:
+        path = Path(suite.path or "")
         if not path.is_file():
             raise InputError(
-                f"{path}: suite '{suite.get('id')}' of run {run.id} is gone (no such file); "
+                f"{path}: suite '{suite.id}' of run {run.id} is gone (no such file); "
                 "name where the suites are now: azeval rescore RUN_DIR PATHS…"
             )
         paths.append(path)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.results.runmeta import RunMeta
 from harness.results.store import read_meta
 from harness.suite.model import Suite
 from harness.suite.shard import Shard
@@ -29,26 +30,23 @@ class ResumeInputs:
 
 def resume_inputs(run_dir: Path) -> ResumeInputs:
     """Read run.json of ``run_dir``; an unreadable or foreign folder is a ConfigError."""
-    meta = read_meta(run_dir)
+    meta = RunMeta.from_json(read_meta(run_dir), run_dir.name)
     paths: list[Path] = []
-    for suite in meta.get("suites", []):
-        if not suite.get("path"):
+    for suite in meta.suites:
+        if not suite.path:
             continue
         # A selected run resumes its selection: each case it kept, as file::case.
-        selected = suite.get("selected")
-        if isinstance(selected, list):
-            paths += [Path(f"{suite['path']}::{case}") for case in selected]
+        if suite.selected is not None:
+            paths += [Path(f"{suite.path}::{case}") for case in suite.selected]
         else:
-            paths.append(Path(suite["path"]))
-    targets = tuple(t["name"] for t in meta.get("targets", []) if t.get("name"))
-    options = meta.get("options") or {}
-    overrides = options.get("overrides")
-    overrides = overrides if isinstance(overrides, dict) else {}
-    jobs, timeout = overrides.get("concurrency"), overrides.get("timeout")
+            paths.append(Path(suite.path))
+    targets = tuple(name for name in meta.target_names if name)
+    options = meta.options
+    jobs, timeout = options.overrides.get("concurrency"), options.overrides.get("timeout")
     return ResumeInputs(
         paths=tuple(paths),
         targets=targets,
-        repeat=options.get("repeat"),
+        repeat=options.repeat,
         # A hand-edited value that is not a number is ignored, not trusted.
         concurrency=jobs
         if isinstance(jobs, int) and not isinstance(jobs, bool) and jobs > 0
@@ -56,8 +54,8 @@ def resume_inputs(run_dir: Path) -> ResumeInputs:
         timeout=float(timeout)
         if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0
         else None,
-        stream=options.get("stream") is True,
-        shard=_shard_of(meta.get("shard")),
+        stream=options.stream,
+        shard=_shard_of(meta.shard),
     )
 
 
