@@ -62,12 +62,13 @@ def turn(
     error: ErrorInfo | None = None,
     messages: list[dict[str, Any]] | None = None,
     finish_reason: str | None = "stop",
+    response: dict[str, Any] | None = None,
 ) -> TurnResult:
     """One answered turn (or, with ``error``, a failed one: no usage, no response)."""
     usage = {"prompt_tokens": tokens[0], "completion_tokens": tokens[1]} if tokens else {}
     return TurnResult(
         request={"messages": messages or []},
-        response=None,
+        response=response,
         reply=reply,
         finish_reason=finish_reason if reply is not None else None,
         usage=usage,
@@ -173,12 +174,114 @@ def write_run(
 ) -> Run:
     """A run directory on disk (journal and run.json), loaded back as readers see it."""
     names = targets or tuple(dict.fromkeys(r.target for r in results)) or ("gpt35",)
+    return write_records(folder, results, run_meta(names, run_id=folder.name, **meta))
+
+
+def write_records(folder: Path, results: list[CaseResult], meta: dict[str, Any]) -> Run:
+    """A run directory whose run.json is exactly ``meta`` (say a sparse one, as an old or
+    foreign writer leaves it), loaded back as readers see it."""
     journal = Journal(folder)
     for r in results:
         journal.append(r)
     journal.close()
-    write_meta(folder, run_meta(names, run_id=folder.name, **meta))
+    write_meta(folder, meta)
     return load_run(folder)
+
+
+# The run.json the HTML report tests read: a suite "refunds", a commit and the times.
+REPORT_META: dict[str, Any] = {
+    "started_at": "2025-03-01T10:00:00Z",
+    "finished_at": "2025-03-01T10:05:00Z",
+    "azeval_version": "0.1.0",
+    "git_commit": "abc123def4567890",
+    "suites": [{"id": "refunds", "path": "suites/refunds.yaml", "sha256": "f" * 64, "cases": 3}],
+    "status": "complete",
+}
+
+
+def report_run(
+    path: Path, results: list[CaseResult], targets: list[dict[str, Any]], **meta: Any
+) -> Run:
+    """A stored run of the suite "refunds" on ``targets`` (entries as run.json lists them)."""
+    return write_records(
+        path, results, {"run_id": path.name, **REPORT_META, "targets": targets, **meta}
+    )
+
+
+def report_case(
+    name: str,
+    verdict: Verdict,
+    *,
+    target: str = "gpt35",
+    reply: str | None = "fine",
+    statuses: tuple[CheckStatus, ...] = ("pass",),
+    error: ErrorInfo | None = None,
+    **fields: Any,
+) -> CaseResult:
+    """A case of suite "refunds" with one check per status (saying "check said <status>"),
+    12/7 tokens, 321 ms, no model and no cost: what the HTML report tests render."""
+    answered = TurnResult(
+        request={"messages": [{"role": "user", "content": f"question {name}"}]},
+        response=None,
+        reply=reply,
+        finish_reason="stop",
+        usage={"prompt_tokens": 12, "completion_tokens": 7},
+        latency_ms=321.0,
+        checks=tuple(CheckResult("contains", s, f"check said {s}") for s in statuses),
+    )
+    return CaseResult("refunds", name, target, 0, verdict, (answered,), error=error, **fields)
+
+
+def browser_result(
+    case: str, target: str, verdict: Verdict, reply: str | None, **fields: Any
+) -> CaseResult:
+    """A case of suite "demo" as the browser tests render it: a contains check that says
+    its verdict and a content_filter check that is n/a (no checks on an error)."""
+    status: CheckStatus = {"pass": "pass", "fail": "fail"}.get(verdict, "n/a")  # type: ignore[assignment]
+    answered = TurnResult(
+        request={"messages": [{"role": "user", "content": f"Tell me about {case}."}]},
+        response=None,
+        reply=reply,
+        finish_reason="stop" if reply is not None else None,
+        usage={"prompt_tokens": 20, "completion_tokens": 9},
+        latency_ms=400.0,
+        checks=(
+            CheckResult("contains", status, f"contains said {status}"),
+            CheckResult("content_filter", "n/a", "no content filter results from this target"),
+        )
+        if verdict != "error"
+        else (),
+    )
+    repeat = fields.pop("repeat", 0)
+    return CaseResult("demo", case, target, repeat, verdict, (answered,), **fields)
+
+
+def conversation(target: str, replies: list[str | None], error: str | None = None) -> CaseResult:
+    """A conversation as the runner records it: each turn resends the history so far; a
+    reply naming Ada passes its icontains check, and a missing one ends with ``error``."""
+    asked = ["Hi, my name is Ada.", "What is my name?", "Where do I live?"]
+    history: list[dict[str, Any]] = [{"role": "system", "content": "Be brief."}]
+    turns = []
+    for question, reply in zip(asked, replies, strict=False):
+        history = [*history, {"role": "user", "content": question}]
+        status: CheckStatus = "pass" if reply and "Ada" in reply else "fail"
+        turns.append(
+            TurnResult(
+                request={"messages": history},
+                response=None,
+                reply=reply,
+                finish_reason="stop" if reply else None,
+                usage={"prompt_tokens": 10, "completion_tokens": 5},
+                latency_ms=200.0,
+                checks=(CheckResult("icontains", status, f"icontains said {status}"),)
+                if reply
+                else (),
+                error=ErrorInfo("timeout", error) if error and not reply else None,
+            )
+        )
+        history = [*history, {"role": "assistant", "content": reply or ""}]
+    verdict: Verdict = "error" if error else "pass"
+    return CaseResult("chat", "name", target, 0, verdict, tuple(turns))
 
 
 def replace_turn(result: CaseResult, **changes: Any) -> CaseResult:

@@ -25,8 +25,8 @@ from harness.results.stats import wilson_interval
 from harness.runner.engine import RunOptions
 from harness.runner.retry import RetryPolicy
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
+from tests.conftest import JUNIT_SCHEMA
 from tests.factories import failing, result, run_of
-from tests.test_junit import SCHEMA
 
 SUITE = """
 suite: geo
@@ -204,7 +204,7 @@ def test_blessed_baseline_gates_the_next_run(project: Path, fake: FakeAzure) -> 
         markdown=project / "out" / "summary.md",
     )
     assert code == 1
-    xmlschema.XMLSchema(SCHEMA).validate(junit)
+    xmlschema.XMLSchema(JUNIT_SCHEMA).validate(junit)
     summary = (project / "out" / "summary.md").read_text()
     assert "regression: geo/italy @gpt4 held in the baseline" in summary
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 import pytest
 
 from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Fault, Match, Rule, ToolCall
-from tests.conftest import azeval
+from tests.conftest import azeval, latest_run
 
 KEY = "sk-test-0123456789abcdef"
 BASELINE_COLUMN = "baseline · gpt35"
@@ -84,13 +82,6 @@ def project(tmp_path, monkeypatch, server, write):
     write("azeval.toml", CONFIG.format(first="gpt35", second="gpt4o"))
     write("suites/support.yaml", SUITE)
     return tmp_path
-
-
-def latest_run(root: Path):
-    (run_dir,) = sorted((root / "reports" / "runs").iterdir())
-    meta = json.loads((run_dir / "run.json").read_text())
-    results = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
-    return run_dir, meta, {(r["case"], r["target"]): r for r in results}
 
 
 def test_two_targets_run_every_case_and_write_the_record(project, server, capsys):

@@ -48,14 +48,8 @@ def server():
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch, server, write):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("FAKE_AZURE_ENDPOINT", server.endpoint)
-    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
-    write("azeval.toml", CONFIG)
-    write("suites/tax.yaml", TAX)
-    write("suites/qa.yaml", QA)
-    return tmp_path
+def project(make_project, server):
+    return make_project(server, KEY, CONFIG, {"suites/tax.yaml": TAX, "suites/qa.yaml": QA})
 
 
 def sent(server: FakeAzure) -> list[str]:

@@ -83,13 +83,8 @@ def server():
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch, server, write):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("FAKE_AZURE_ENDPOINT", server.endpoint)
-    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
-    write("azeval.toml", CONFIG)
-    write("suites/chat.yaml", SUITE)
-    return tmp_path
+def project(make_project, server):
+    return make_project(server, KEY, CONFIG, {"suites/chat.yaml": SUITE})
 
 
 def results_of(root: Path) -> dict[tuple[str, str], dict]:

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Match, Rule
-from tests.conftest import azeval
-from tests.test_cli_run import latest_run
+from tests.conftest import azeval, latest_run
 
 KEY = "sk-test-judge-0123456789"
 CONFIG = """
@@ -103,13 +102,8 @@ def server():
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch, server, write):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("FAKE_AZURE_ENDPOINT", server.endpoint)
-    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
-    write("azeval.toml", CONFIG)
-    write("suites/geo.yaml", SUITE)
-    return tmp_path
+def project(make_project, server):
+    return make_project(server, KEY, CONFIG, {"suites/geo.yaml": SUITE})
 
 
 def check_of(result: dict[str, Any]) -> dict[str, Any]:

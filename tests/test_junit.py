@@ -10,14 +10,13 @@ import xmlschema
 
 from harness.report.junit import write_junit
 from harness.results.record import CaseResult
+from tests.conftest import JUNIT_SCHEMA
 from tests.factories import erroring, failing, result, run_of, unchecked
-
-SCHEMA = Path(__file__).parent / "data" / "junit-10.xsd"
 
 
 @pytest.fixture(scope="module")
 def schema() -> xmlschema.XMLSchema:
-    return xmlschema.XMLSchema(SCHEMA)
+    return xmlschema.XMLSchema(JUNIT_SCHEMA)
 
 
 def write(tmp_path: Path, results: list[CaseResult], **kw: object) -> ET.Element:

@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import json
 
-from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult, verdict_of
-
-
-def make(verdict="pass", checks=(), error=None):
-    turn = TurnResult(
-        {"messages": [{"role": "user", "content": "x"}]},
-        {"choices": [{"message": {"content": "x"}}], "model": "m"},
-        "x",
-        "stop",
-        {"prompt_tokens": 3, "completion_tokens": 1},
-        1.5,
-        tuple(checks),
-        error,
-    )
-    return CaseResult("s", "c", "t", 0, verdict, (turn,), error=error, tags=("a",), extra={"k": 1})
+from harness.results.record import CaseResult, CheckResult, ErrorInfo, verdict_of
+from tests import factories
 
 
 def test_json_round_trip_is_lossless():
     """A result written as JSON and read back is equal to the original."""
     check = CheckResult("icontains", "fail", "reply lacks ['y']", "cases[0]", ["y"], "x")
-    result = make("fail", [check])
+    answered = factories.turn(
+        "x",
+        checks=(check,),
+        messages=[{"role": "user", "content": "x"}],
+        response={"choices": [{"message": {"content": "x"}}], "model": "m"},
+    )
+    result = factories.result("c", "fail", turns=(answered,), tags=("a",), extra={"k": 1})
     assert CaseResult.from_json(json.loads(json.dumps(result.to_json()))) == result
 
 
@@ -42,11 +35,14 @@ def test_verdict_needs_a_passing_check():
 
 def test_problem_says_why_a_result_did_not_pass():
     """problem() gives the error, else the first failing check, else why it is unchecked."""
-    failing = make("fail", [CheckResult("a", "pass", ""), CheckResult("b", "fail", "too long")])
-    errored = make("error", error=ErrorInfo("timeout", "no answer"))
+    failing = factories.result(
+        "c", "fail", checks=(CheckResult("a", "pass", ""), CheckResult("b", "fail", "too long"))
+    )
+    errored = factories.result("c", "error", checks=(), error=ErrorInfo("timeout", "no answer"))
     assert failing.problem() == "check b: too long"
     assert errored.problem() == "timeout: no answer"
     assert (
-        make("unchecked", [CheckResult("c", "n/a", "")]).problem() == "no check verified this case"
+        factories.result("c", "unchecked", checks=(CheckResult("c", "n/a", ""),)).problem()
+        == "no check verified this case"
     )
-    assert make("pass", [CheckResult("a", "pass", "")]).problem() == ""
+    assert factories.result("c", checks=(CheckResult("a", "pass", ""),)).problem() == ""

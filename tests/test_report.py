@@ -13,7 +13,8 @@ from typing import Any
 from harness.gate import evaluate
 from harness.report import render_html, write_report
 from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
-from harness.results.store import Journal, Run, load_run, write_meta
+from harness.results.store import Run
+from tests.factories import report_case, report_run
 
 PAYLOADS = (
     "<script>document.title='pwned'</script>",
@@ -24,63 +25,15 @@ PAYLOADS = (
 )
 
 
-def case(
-    name: str,
-    verdict: str,
-    *,
-    target: str = "gpt35",
-    reply: str | None = "fine",
-    statuses: tuple[str, ...] = ("pass",),
-    error: dict[str, Any] | None = None,
-    **fields: Any,
-) -> CaseResult:
-    turn = TurnResult(
-        request={"messages": [{"role": "user", "content": f"question {name}"}]},
-        response=None,
-        reply=reply,
-        finish_reason="stop",
-        usage={"prompt_tokens": 12, "completion_tokens": 7},
-        latency_ms=321.0,
-        checks=tuple(CheckResult("contains", s, f"check said {s}") for s in statuses),
-    )
-    return CaseResult("refunds", name, target, 0, verdict, (turn,), error=error, **fields)
-
-
-def make_run(
-    path: Path, results: list[CaseResult], targets: list[dict[str, Any]], **meta: Any
-) -> Run:
-    journal = Journal(path)
-    for r in results:
-        journal.append(r)
-    journal.close()
-    write_meta(
-        path,
-        {
-            "run_id": path.name,
-            "started_at": "2025-03-01T10:00:00Z",
-            "finished_at": "2025-03-01T10:05:00Z",
-            "azeval_version": "0.1.0",
-            "git_commit": "abc123def4567890",
-            "suites": [
-                {"id": "refunds", "path": "suites/refunds.yaml", "sha256": "f" * 64, "cases": 3}
-            ],
-            "targets": targets,
-            "status": "complete",
-            **meta,
-        },
-    )
-    return load_run(path)
-
-
 def two_target_run(path: Path) -> Run:
     results = []
     for t in ("gpt35", "gpt4o"):
         results += [
-            case("ok", "pass", target=t, reply="Refund approved for order 1234."),
-            case(
+            report_case("ok", "pass", target=t, reply="Refund approved for order 1234."),
+            report_case(
                 "xss", "fail", target=t, reply=PAYLOADS[0] + PAYLOADS[1], statuses=("fail", "n/a")
             ),
-            case(
+            report_case(
                 "boom",
                 "error",
                 target=t,
@@ -89,12 +42,12 @@ def two_target_run(path: Path) -> Run:
                 error=ErrorInfo("rate_limited", "429 <b>slow</b>", status=429),
             ),
         ]
-    results[0] = case("ok", "pass", target="gpt35", reply="Refund denied for order 1234.")
+    results[0] = report_case("ok", "pass", target="gpt35", reply="Refund denied for order 1234.")
     targets = [
         {"name": "gpt35", "kind": "azure", "model": "gpt-35-turbo", "api_key": "sk-SECRET"},
         {"name": "gpt4o", "kind": "azure", "model": "gpt-4o"},
     ]
-    return make_run(path, results, targets)
+    return report_run(path, results, targets)
 
 
 def raw_data(html: str) -> dict[str, Any]:
@@ -152,9 +105,9 @@ def test_no_outside_resource(tmp_path: Path) -> None:
 
 def test_model_text_cannot_break_out_of_the_data_block(tmp_path: Path) -> None:
     """Replies with markup land in the JSON data with every < > & escaped, and parse back intact."""
-    run = make_run(
+    run = report_run(
         tmp_path / "run",
-        [case(f"p{i}", "pass", reply=p) for i, p in enumerate(PAYLOADS)],
+        [report_case(f"p{i}", "pass", reply=p) for i, p in enumerate(PAYLOADS)],
         [{"name": "gpt35"}],
     )
     html = render_html(run)
@@ -169,8 +122,8 @@ def test_model_text_cannot_break_out_of_the_data_block(tmp_path: Path) -> None:
 
 def test_header_and_summary_are_escaped(tmp_path: Path) -> None:
     """Run-controlled text in the server-rendered part goes through autoescape."""
-    results = [case("a", "pass", model="<img src=x onerror=alert(1)>")]
-    run = make_run(tmp_path / "run", results, [{"name": "gpt35", "model": "<b>m</b>"}])
+    results = [report_case("a", "pass", model="<img src=x onerror=alert(1)>")]
+    run = report_run(tmp_path / "run", results, [{"name": "gpt35", "model": "<b>m</b>"}])
     html = render_html(run)
     assert "<img src=x" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
@@ -227,19 +180,19 @@ def test_rows_put_failures_first_and_pair_targets_for_diffs(tmp_path: Path) -> N
 
 def test_baseline_column_regressions_and_drift(tmp_path: Path) -> None:
     """A baseline adds its column, marks held→broke cases, and names a changed model."""
-    base = make_run(
+    base = report_run(
         tmp_path / "base",
         [
-            case("a", "pass", model="gpt-35-turbo-0613"),
-            case("b", "pass", model="gpt-35-turbo-0613"),
+            report_case("a", "pass", model="gpt-35-turbo-0613"),
+            report_case("b", "pass", model="gpt-35-turbo-0613"),
         ],
         [{"name": "gpt35"}],
     )
-    run = make_run(
+    run = report_run(
         tmp_path / "run",
         [
-            case("a", "fail", model="gpt-35-turbo-0125"),
-            case("b", "pass", model="gpt-35-turbo-0125"),
+            report_case("a", "fail", model="gpt-35-turbo-0125"),
+            report_case("b", "pass", model="gpt-35-turbo-0125"),
         ],
         [{"name": "gpt35"}],
     )
@@ -264,14 +217,16 @@ def test_baseline_pairs_targets_as_the_gate_does(tmp_path: Path) -> None:
     The baseline has one target; the run adds a second. Judging that second target against
     the baseline's only one would flag regressions the gate does not count.
     """
-    base = make_run(tmp_path / "base", [case("a", "pass"), case("b", "pass")], [{"name": "gpt35"}])
-    run = make_run(
+    base = report_run(
+        tmp_path / "base", [report_case("a", "pass"), report_case("b", "pass")], [{"name": "gpt35"}]
+    )
+    run = report_run(
         tmp_path / "run",
         [
-            case("a", "pass"),
-            case("b", "pass"),
-            case("a", "pass", target="gpt4o"),
-            case("b", "fail", target="gpt4o", reply="no"),
+            report_case("a", "pass"),
+            report_case("b", "pass"),
+            report_case("a", "pass", target="gpt4o"),
+            report_case("b", "fail", target="gpt4o", reply="no"),
         ],
         [{"name": "gpt35"}, {"name": "gpt4o"}],
     )
@@ -292,10 +247,10 @@ def test_baseline_pairs_targets_as_the_gate_does(tmp_path: Path) -> None:
 
 def test_pass_to_flaky_against_the_baseline_is_flagged_a_regression(tmp_path: Path) -> None:
     """A case that held in the baseline and is now flaky blocks the gate; the report says so."""
-    base = make_run(tmp_path / "base", [case("a", "pass")], [{"name": "gpt35"}])
-    run = make_run(
+    base = report_run(tmp_path / "base", [report_case("a", "pass")], [{"name": "gpt35"}])
+    run = report_run(
         tmp_path / "run",
-        [case("a", "pass"), dataclasses.replace(case("a", "fail"), repeat=1)],
+        [report_case("a", "pass"), dataclasses.replace(report_case("a", "fail"), repeat=1)],
         [{"name": "gpt35"}],
     )
     gate = evaluate(run, baseline=base, fail_on_regression=True)
@@ -307,18 +262,18 @@ def test_pass_to_flaky_against_the_baseline_is_flagged_a_regression(tmp_path: Pa
 def test_a_partial_run_is_compared_with_its_part_of_the_baseline(tmp_path: Path) -> None:
     """One suite and one target run against a baseline of more: the rest was not run, not
     removed. A case deleted from a suite that did run is still removed."""
-    other_suite = dataclasses.replace(case("z", "pass"), suite="billing")
-    base = make_run(
+    other_suite = dataclasses.replace(report_case("z", "pass"), suite="billing")
+    base = report_run(
         tmp_path / "base",
         [
-            case("a", "pass"),
-            case("gone", "pass"),
+            report_case("a", "pass"),
+            report_case("gone", "pass"),
             other_suite,
-            case("a", "pass", target="gpt4o"),
+            report_case("a", "pass", target="gpt4o"),
         ],
         [{"name": "gpt35"}, {"name": "gpt4o"}],
     )
-    run = make_run(tmp_path / "run", [case("a", "pass")], [{"name": "gpt35"}])
+    run = report_run(tmp_path / "run", [report_case("a", "pass")], [{"name": "gpt35"}])
     gate = evaluate(run, baseline=base, fail_on_regression=True)
     assert gate.comparison is not None
     removed = [d.case_key for d in gate.comparison.by_status("removed")]
@@ -333,11 +288,11 @@ def test_a_partial_run_is_compared_with_its_part_of_the_baseline(tmp_path: Path)
 
 def test_several_models_in_one_run_is_drift(tmp_path: Path) -> None:
     """One target answering as two models is called out even without a baseline."""
-    run = make_run(
+    run = report_run(
         tmp_path / "run",
         [
-            case("a", "pass", model="gpt-4o-2024-05-13"),
-            case("b", "pass", model="gpt-4o-2024-08-06"),
+            report_case("a", "pass", model="gpt-4o-2024-05-13"),
+            report_case("b", "pass", model="gpt-4o-2024-08-06"),
         ],
         [{"name": "gpt35"}],
     )
@@ -383,7 +338,7 @@ def test_a_conversation_shows_every_turn_of_every_target(tmp_path: Path) -> None
     The messages used to be the first target's last request, so the other target's reply to
     turn 1 was nowhere on the page, and the first target's stood in for it.
     """
-    run = make_run(
+    run = report_run(
         tmp_path / "run",
         [
             conversation("gpt35", "Hello Ada!", "Your name is Ada."),
@@ -406,11 +361,11 @@ def test_a_conversation_shows_every_turn_of_every_target(tmp_path: Path) -> None
 def test_repeated_texts_and_checks_are_embedded_once(tmp_path: Path) -> None:
     """A reply, message or check outcome that recurs across rows and columns is stored once."""
     results = [
-        case(f"c{i}", "pass", target=t, reply="Same reply.")
+        report_case(f"c{i}", "pass", target=t, reply="Same reply.")
         for i in range(3)
         for t in ("gpt35", "gpt4o")
     ]
-    run = make_run(tmp_path / "run", results, [{"name": "gpt35"}, {"name": "gpt4o"}])
+    run = report_run(tmp_path / "run", results, [{"name": "gpt35"}, {"name": "gpt4o"}])
     data = raw_data(render_html(run))
     assert data["texts"].count("Same reply.") == 1
     assert data["checks"] == [["contains", "pass", "check said pass", ""]]
@@ -471,20 +426,20 @@ def scheduling_table(html: str) -> str:
 def test_waits_and_429s_per_target_in_the_summary(tmp_path: Path) -> None:
     """The summary table shows each target's retries, 429s and seconds waited."""
     results = [
-        case("a", "pass", retries=2, rate_limited=1, waited_s=2.5),
-        case("b", "pass", retries=1, rate_limited=1, waited_s=1.25),
-        case("a", "pass", target="gpt4o"),
+        report_case("a", "pass", retries=2, rate_limited=1, waited_s=2.5),
+        report_case("b", "pass", retries=1, rate_limited=1, waited_s=1.25),
+        report_case("a", "pass", target="gpt4o"),
     ]
-    run = make_run(tmp_path / "run", results, [{"name": "gpt35"}, {"name": "gpt4o"}])
+    run = report_run(tmp_path / "run", results, [{"name": "gpt35"}, {"name": "gpt4o"}])
     cells = re.findall(r"<td[^>]*retried requests[^>]*>([^<]*)</td>", render_html(run))
     assert cells == ["3 / 2 / 3.8 s", "0 / 0 / 0.0 s"]
 
 
 def test_scheduling_block_per_target(tmp_path: Path) -> None:
     """Each target's scheduling shows: quota used, limits learned or configured, pauses, -j."""
-    run = make_run(
+    run = report_run(
         tmp_path / "run",
-        [case("a", "pass"), case("a", "pass", target="gpt4o")],
+        [report_case("a", "pass"), report_case("a", "pass", target="gpt4o")],
         [{"name": "gpt35"}, {"name": "gpt4o"}],
         scheduler=SCHEDULER,
     )
@@ -504,12 +459,12 @@ def test_scheduling_block_per_target(tmp_path: Path) -> None:
 
 def test_scheduling_block_opens_only_when_a_target_was_held_back(tmp_path: Path) -> None:
     """The block starts open after a 429, a pause or a lowered -j; closed on a quiet run."""
-    busy = make_run(
-        tmp_path / "busy", [case("a", "pass")], [{"name": "gpt35"}], scheduler=SCHEDULER
+    busy = report_run(
+        tmp_path / "busy", [report_case("a", "pass")], [{"name": "gpt35"}], scheduler=SCHEDULER
     )
-    quiet = make_run(
+    quiet = report_run(
         tmp_path / "quiet",
-        [case("a", "pass", target="gpt4o")],
+        [report_case("a", "pass", target="gpt4o")],
         [{"name": "gpt4o"}],
         scheduler={"gpt4o": SCHEDULER["gpt4o"]},
     )
@@ -523,7 +478,9 @@ def test_no_learned_limit_and_unknown_shapes_still_render(tmp_path: Path) -> Non
         "gpt35": {"tpm": None, "rpm": None, "tpm_source": "learned", "requests": "many"},
         "gpt4o": "not a mapping",
     }
-    run = make_run(tmp_path / "run", [case("a", "pass")], [{"name": "gpt35"}], scheduler=scheduler)
+    run = report_run(
+        tmp_path / "run", [report_case("a", "pass")], [{"name": "gpt35"}], scheduler=scheduler
+    )
     block = scheduling_table(render_html(run))
     assert block.count("none seen") == 2
     assert "gpt35</strong> 0 requests" in block
@@ -539,11 +496,11 @@ def test_dead_target_notice_says_why_and_what_was_not_sent(tmp_path: Path) -> No
     """A dead target gets a plain notice: the reason, and how many cases were never sent."""
     unavailable = ErrorInfo("target_unavailable", "not sent: auth")
     results = [
-        case("a", "error", error=ErrorInfo("auth", "bad key", status=401)),
-        case("b", "error", error=unavailable, attempts=0),
-        case("c", "error", error=unavailable, attempts=0),
+        report_case("a", "error", error=ErrorInfo("auth", "bad key", status=401)),
+        report_case("b", "error", error=unavailable, attempts=0),
+        report_case("c", "error", error=unavailable, attempts=0),
     ]
-    run = make_run(
+    run = report_run(
         tmp_path / "run",
         results,
         [{"name": "gpt35"}],
@@ -562,9 +519,12 @@ def test_peer_targets_are_a_comparison_and_a_baseline_is_before_after(tmp_path: 
     """Two targets of one run get a "Comparison" (a vs b, no regression flag); only a
     baseline gives "Changes" (before → after) and regressions."""
     peers = render_html(
-        make_run(
+        report_run(
             tmp_path / "peers",
-            [case("a", "pass"), case("a", "fail", target="gpt4o", statuses=("fail",))],
+            [
+                report_case("a", "pass"),
+                report_case("a", "fail", target="gpt4o", statuses=("fail",)),
+            ],
             [{"name": "gpt35"}, {"name": "gpt4o"}],
         )
     )
@@ -576,8 +536,10 @@ def test_peer_targets_are_a_comparison_and_a_baseline_is_before_after(tmp_path: 
     assert "differs" in row["f"]
     assert "regressed" not in row["f"]
 
-    base = make_run(tmp_path / "base", [case("a", "pass")], [{"name": "gpt35"}])
-    run = make_run(tmp_path / "run", [case("a", "fail", statuses=("fail",))], [{"name": "gpt35"}])
+    base = report_run(tmp_path / "base", [report_case("a", "pass")], [{"name": "gpt35"}])
+    run = report_run(
+        tmp_path / "run", [report_case("a", "fail", statuses=("fail",))], [{"name": "gpt35"}]
+    )
     judged = render_html(run, baseline=base)
     assert "<h2>Changes</h2>" in judged
     assert "baseline · gpt35 → gpt35" in judged
@@ -588,7 +550,7 @@ def test_peer_targets_are_a_comparison_and_a_baseline_is_before_after(tmp_path: 
 def test_rows_in_natural_case_order(tmp_path: Path) -> None:
     """Within a severity, cases sort with numbers read as numbers: row-2 before row-10."""
     names = ["row-10", "row-2", "row-1", "Row-3", "row-2b"]
-    run = make_run(tmp_path / "run", [case(n, "pass") for n in names], [{"name": "gpt35"}])
+    run = report_run(tmp_path / "run", [report_case(n, "pass") for n in names], [{"name": "gpt35"}])
     keys = [r["k"] for r in embedded_data(render_html(run))["rows"]]
     assert keys == [f"refunds/{n}" for n in ("row-1", "row-2", "row-2b", "Row-3", "row-10")]
 
@@ -596,12 +558,12 @@ def test_rows_in_natural_case_order(tmp_path: Path) -> None:
 def test_drift_sentences_are_the_gates_own(tmp_path: Path) -> None:
     """The report states drift in the very words the gate (and so `azeval diff`) prints,
     a changed configured model version included."""
-    base = make_run(
-        tmp_path / "base", [case("a", "pass")], [{"name": "gpt35", "model_version": "0613"}]
+    base = report_run(
+        tmp_path / "base", [report_case("a", "pass")], [{"name": "gpt35", "model_version": "0613"}]
     )
-    run = make_run(
+    run = report_run(
         tmp_path / "run",
-        [case("a", "pass", model="gpt-35-turbo-0125")],
+        [report_case("a", "pass", model="gpt-35-turbo-0125")],
         [{"name": "gpt35", "model_version": "0125"}],
     )
     warnings = evaluate(run, baseline=base).warnings

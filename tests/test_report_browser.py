@@ -13,18 +13,18 @@ import subprocess
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from harness import api
 from harness.report import write_report
 from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
-from harness.results.store import Journal, Run, load_run, write_meta
+from harness.results.store import Run, load_run
 from harness.runner.engine import RunOptions
 from harness.runner.retry import RetryPolicy
 from harness.streamed import StreamStats
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
+from tests.factories import browser_result, conversation, write_records
 
 pytestmark = pytest.mark.browser
 
@@ -54,25 +54,6 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-def result(case: str, target: str, verdict: str, reply: str | None, **fields: Any) -> CaseResult:
-    status = {"pass": "pass", "fail": "fail"}.get(verdict, "n/a")
-    turn = TurnResult(
-        request={"messages": [{"role": "user", "content": f"Tell me about {case}."}]},
-        response=None,
-        reply=reply,
-        finish_reason="stop" if reply is not None else None,
-        usage={"prompt_tokens": 20, "completion_tokens": 9},
-        latency_ms=400.0,
-        checks=(
-            CheckResult("contains", status, f"contains said {status}"),
-            CheckResult("content_filter", "n/a", "no content filter results from this target"),
-        )
-        if verdict != "error"
-        else (),
-    )
-    return CaseResult("demo", case, target, fields.pop("repeat", 0), verdict, (turn,), **fields)
-
-
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A two-target run with one case of each kind, model-text attacks, and two pages of passes."""
@@ -80,38 +61,35 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     results = []
     for t in ("gpt35", "gpt4o"):
         results += [
-            result("xss-script", t, "fail", SCRIPT_PAYLOAD + " " + BREAKOUT_PAYLOAD),
-            result("xss-img", t, "fail", IMG_PAYLOAD + " " + LINK_PAYLOAD),
-            result(
+            browser_result("xss-script", t, "fail", SCRIPT_PAYLOAD + " " + BREAKOUT_PAYLOAD),
+            browser_result("xss-img", t, "fail", IMG_PAYLOAD + " " + LINK_PAYLOAD),
+            browser_result(
                 "boom",
                 t,
                 "error",
                 None,
                 error=ErrorInfo("timeout", "no answer in 30 s"),
             ),
-            result("wobbly", t, "pass", "sometimes", repeat=0),
-            result("wobbly", t, "fail" if t == "gpt4o" else "pass", "sometimes not", repeat=1),
+            browser_result("wobbly", t, "pass", "sometimes", repeat=0),
+            browser_result(
+                "wobbly", t, "fail" if t == "gpt4o" else "pass", "sometimes not", repeat=1
+            ),
         ]
-        results += [result(f"fine-{i:02d}", t, "pass", f"All good number {i}.") for i in range(60)]
-    results.append(result("slipped", "gpt35", "pass", "Refund approved for order 1234."))
-    results.append(result("slipped", "gpt4o", "fail", "Refund denied for order 1234."))
-    journal = Journal(path)
-    for r in results:
-        journal.append(r)
-    journal.close()
-    write_meta(
-        path,
-        {
-            "run_id": "run-browser",
-            "started_at": "2025-03-01T10:00:00Z",
-            "azeval_version": "0.1.0",
-            "git_commit": "abc123",
-            "suites": [{"id": "demo", "path": "suites/demo.yaml", "cases": 65}],
-            "targets": [{"name": "gpt35"}, {"name": "gpt4o"}],
-            "status": "complete",
-        },
-    )
-    return write_report(load_run(path), path / "report.html")
+        results += [
+            browser_result(f"fine-{i:02d}", t, "pass", f"All good number {i}.") for i in range(60)
+        ]
+    results.append(browser_result("slipped", "gpt35", "pass", "Refund approved for order 1234."))
+    results.append(browser_result("slipped", "gpt4o", "fail", "Refund denied for order 1234."))
+    meta = {
+        "run_id": "run-browser",
+        "started_at": "2025-03-01T10:00:00Z",
+        "azeval_version": "0.1.0",
+        "git_commit": "abc123",
+        "suites": [{"id": "demo", "path": "suites/demo.yaml", "cases": 65}],
+        "targets": [{"name": "gpt35"}, {"name": "gpt4o"}],
+        "status": "complete",
+    }
+    return write_report(write_records(path, results, meta), path / "report.html")
 
 
 def run_chromium(chromium: Path, profile: Path, *args: str) -> str:
@@ -288,12 +266,8 @@ def side(box: str, drop: str) -> str:
 
 def expanded(chromium: Path, path: Path, results: list[CaseResult]) -> str:
     """The DOM of the report of ``results`` (on gpt35 and gpt4o) with every row opened."""
-    journal = Journal(path)
-    for r in results:
-        journal.append(r)
-    journal.close()
-    write_meta(path, {"run_id": path.name, "targets": [{"name": "gpt35"}, {"name": "gpt4o"}]})
-    report = write_report(load_run(path), path / "report.html")
+    meta = {"run_id": path.name, "targets": [{"name": "gpt35"}, {"name": "gpt4o"}]}
+    report = write_report(write_records(path, results, meta), path / "report.html")
     return run_chromium(chromium, path / "profile", "--dump-dom", report.as_uri() + "#expand=1")
 
 
@@ -303,8 +277,8 @@ def diff_dom(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("diffs") / "run-diffs"
     results = []
     for i, (before, after) in enumerate([*DIFF_PAIRS, ("Same words.", "Same words.")]):
-        results.append(result(f"pair-{i}", "gpt35", "pass", before))
-        results.append(result(f"pair-{i}", "gpt4o", "pass", after))
+        results.append(browser_result(f"pair-{i}", "gpt35", "pass", before))
+        results.append(browser_result(f"pair-{i}", "gpt4o", "pass", after))
     return expanded(chromium, path, results)
 
 
@@ -442,33 +416,6 @@ def test_changed_deployment_screenshot(chromium: Path, drifted: Path) -> None:
 # --- a conversation, an unchecked case and an errored one, opened -------------------------
 
 
-def conversation(target: str, replies: list[str | None], error: str | None = None) -> CaseResult:
-    """A conversation as the runner records it: each turn resends the history so far."""
-    asked = ["Hi, my name is Ada.", "What is my name?", "Where do I live?"]
-    history: list[dict[str, str]] = [{"role": "system", "content": "Be brief."}]
-    turns = []
-    for question, reply in zip(asked, replies, strict=False):
-        history = [*history, {"role": "user", "content": question}]
-        status = "pass" if reply and "Ada" in reply else "fail"
-        turns.append(
-            TurnResult(
-                request={"messages": history},
-                response=None,
-                reply=reply,
-                finish_reason="stop" if reply else None,
-                usage={"prompt_tokens": 10, "completion_tokens": 5},
-                latency_ms=200.0,
-                checks=(CheckResult("icontains", status, f"icontains said {status}"),)
-                if reply
-                else (),
-                error=ErrorInfo("timeout", error) if error and not reply else None,
-            )
-        )
-        history = [*history, {"role": "assistant", "content": reply or ""}]
-    verdict = "error" if error else "pass"
-    return CaseResult("chat", "name", target, 0, verdict, tuple(turns))
-
-
 @pytest.fixture(scope="module")
 def opened(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Every row expanded: a conversation on two targets, an unchecked case, an errored one."""
@@ -478,7 +425,7 @@ def opened(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
         conversation("gpt4o", ["Nice to meet you.", None], error="no answer in 30 s"),
     ]
     for t in ("gpt35", "gpt4o"):
-        results.append(result("quiet", t, "unchecked", "Nothing to check here."))
+        results.append(browser_result("quiet", t, "unchecked", "Nothing to check here."))
     return expanded(chromium, path, results)
 
 
@@ -659,15 +606,11 @@ def shows_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         results.append(streamed_result(t))
         for i in range(5):
             verdict = "pass" if i < 3 or t == "gpt35" else "fail"
-            results.append(result("repeated", t, verdict, f"reply {i}", repeat=i))
+            results.append(browser_result("repeated", t, verdict, f"reply {i}", repeat=i))
         for n in (10, 2, 1):
-            results.append(result(f"row-{n}", t, "pass", f"row {n}"))
-    journal = Journal(path)
-    for r in results:
-        journal.append(r)
-    journal.close()
-    write_meta(path, {"run_id": path.name, "targets": [{"name": "gpt35"}, {"name": "gpt4o"}]})
-    return write_report(load_run(path), path / "report.html")
+            results.append(browser_result(f"row-{n}", t, "pass", f"row {n}"))
+    meta = {"run_id": path.name, "targets": [{"name": "gpt35"}, {"name": "gpt4o"}]}
+    return write_report(write_records(path, results, meta), path / "report.html")
 
 
 @pytest.fixture(scope="module")

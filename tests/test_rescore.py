@@ -56,13 +56,9 @@ def server():
 
 
 @pytest.fixture
-def stored(tmp_path, monkeypatch, server, write) -> Path:
+def stored(tmp_path, monkeypatch, make_project, server) -> Path:
     """A project with one finished run; the key is then unset (rescore needs none)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("FAKE_AZURE_ENDPOINT", server.endpoint)
-    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
-    write("azeval.toml", CONFIG)
-    write("suites/support.yaml", SUITE)
+    make_project(server, KEY, CONFIG, {"suites/support.yaml": SUITE})
     assert azeval("run", "suites") == 0
     (run_dir,) = (tmp_path / "reports" / "runs").iterdir()
     monkeypatch.delenv("AZURE_OPENAI_API_KEY")

@@ -9,7 +9,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.results.store import RESULTS_FILE, RUN_FILE, Journal, load_run, read_results
-from tests.test_record import make
+from tests.factories import result
 
 
 def test_missing_or_damaged_run_json_is_a_config_error(tmp_path):
@@ -43,7 +43,7 @@ def test_a_run_json_of_the_wrong_shape_is_named_at_its_place(tmp_path, meta, pla
 
 def test_a_damaged_line_mid_journal_is_named(tmp_path):
     """A bad line before the end would lose a case silently: it is reported with its number."""
-    good = json.dumps(make().to_json())
+    good = json.dumps(result("c").to_json())
     (tmp_path / RESULTS_FILE).write_text(f"{good}\nnot json\n{good}\n")
     with pytest.raises(ConfigError, match=rf"{RESULTS_FILE}:2: not a result record"):
         list(read_results(tmp_path))
@@ -51,11 +51,11 @@ def test_a_damaged_line_mid_journal_is_named(tmp_path):
 
 def test_a_torn_tail_is_skipped_and_cut_before_appending(tmp_path):
     """A killed run's half line is ignored when reading and removed before the next append."""
-    good = json.dumps(make().to_json())
+    good = json.dumps(result("c").to_json())
     (tmp_path / RESULTS_FILE).write_text(f"{good}\n{good[:40]}")
     assert len(list(read_results(tmp_path))) == 1
     journal = Journal(tmp_path)
-    journal.append(make("fail"))
+    journal.append(result("c", "fail"))
     journal.close()
     verdicts = [r.verdict for r in read_results(tmp_path)]
     assert verdicts == ["pass", "fail"]

@@ -118,15 +118,11 @@ def server():
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch, server, write):
+def project(make_project, server):
     """A project with a suite and, next to it, the Python file its checks come from."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("FAKE_AZURE_ENDPOINT", server.endpoint)
-    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
-    write("azeval.toml", CONFIG)
-    write("suites/polite.yaml", SUITE)
-    write("suites/checks.py", CHECKS)
-    return tmp_path
+    return make_project(
+        server, KEY, CONFIG, {"suites/polite.yaml": SUITE, "suites/checks.py": CHECKS}
+    )
 
 
 def results(root: Path) -> dict[str, dict]:
