@@ -58,14 +58,14 @@ def test_keys_this_azeval_does_not_model_are_kept(tmp_path: Path) -> None:
     """A key another tool (or a newer azeval of the same format) added to run.json, and one
     inside a target entry, survive being read and written back."""
     data = json.loads((RECORDS / "format-2" / "run" / RUN_FILE).read_text())
-    data["shard"] = {"index": 1, "of": 4}
+    data["provenance"] = {"ci": "github", "job": 4}
     data["targets"][0]["pool"] = ["east", "west"]
     meta = RunMeta.from_json(data)
-    assert meta.extra == {"shard": {"index": 1, "of": 4}}
+    assert meta.extra == {"provenance": {"ci": "github", "job": 4}}
     assert meta.targets[0].extra == {"pool": ["east", "west"]}
     write_meta(tmp_path, meta.to_json())
     again = read_meta(tmp_path)
-    assert again["shard"] == {"index": 1, "of": 4}
+    assert again["provenance"] == {"ci": "github", "job": 4}
     assert again["targets"][0]["pool"] == ["east", "west"]
 
 
