@@ -19,12 +19,15 @@ from harness.cli.records import bless, diff
 from harness.cli.running import finish_run
 from harness.cli.running import run as run_command
 from harness.errors import AzevalError, InputError
+from harness.gate import evaluate
+from harness.results.baseline import load_reference
 from harness.results.record import CaseResult
 from harness.results.stability import FLAKY, case_stability
 from harness.results.stats import wilson_interval
 from harness.runner.engine import RunOptions
 from harness.runner.retry import RetryPolicy
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
+from tests import factories
 from tests.conftest import JUNIT_SCHEMA
 from tests.factories import failing, result, run_of
 
@@ -252,3 +255,50 @@ def test_diff_gates_with_the_same_rules_as_run(tmp_path: Path) -> None:
     code, output = invoke("diff", str(before), str(after), "--fail-on-regression")
     assert code == 1
     assert "new case does not pass: geo/b" in output
+
+
+def _judging(version: str, template_sha: str) -> dict[str, Any]:
+    """run.json's ``judging`` for one judge: its model and its rubric template's hash."""
+    return {
+        "judge": {
+            "model": "gpt-4o",
+            "model_version": version,
+            "checks": 1,
+            "templates": {"rubric.j2": template_sha},
+        }
+    }
+
+
+def test_diff_and_the_baseline_gate_say_when_the_judge_changed(tmp_path: Path) -> None:
+    """A judge whose model version or template hash differs between the two runs is named
+    by `azeval diff`, and by a gate against a blessed baseline (which keeps the judge):
+    a verdict of a judged check that moved may have moved because of the judge."""
+    old = factories.write_run(
+        tmp_path / "r1", [result("a")], judging=_judging("2024-05-13", "a" * 64)
+    )
+    new = factories.write_run(
+        tmp_path / "r2", [result("a", "fail")], judging=_judging("2024-08-06", "b" * 64)
+    )
+    code, output = invoke("diff", str(old.path), str(new.path))
+    assert code == 0
+    suspect = "changes in its checks' verdicts and scores may be the judge's, not the target's"
+    assert (
+        "drift: judge 'judge' model changed from gpt-4o 2024-05-13 to gpt-4o 2024-08-06: " + suspect
+    ) in output
+    assert (
+        f"drift: judge 'judge' template rubric.j2 changed (sha256 {'a' * 12} → {'b' * 12}): "
+        + suspect
+    ) in output
+    baseline = tmp_path / "b.json"
+    assert invoke("bless", str(old.path), "-o", str(baseline))[0] == 0
+    assert json.loads(baseline.read_text())["judging"]["judge"]["templates"] == {
+        "rubric.j2": "a" * 64
+    }
+    gate = evaluate(new, baseline=load_reference(baseline))
+    assert any(
+        w.startswith("drift: judge 'judge' template rubric.j2 changed") for w in gate.warnings
+    )
+    same = factories.write_run(
+        tmp_path / "r3", [result("a")], judging=_judging("2024-05-13", "a" * 64)
+    )
+    assert not any("judge" in w for w in evaluate(same, baseline=old).warnings)

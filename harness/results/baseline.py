@@ -32,6 +32,8 @@ FORMAT_VERSION = 1
 # Long enough for a reviewer to read the reply; short enough to keep the file small.
 MAX_REPLY_CHARS = 4000
 _TARGET_FIELDS = ("name", "kind", "deployment", "model", "model_version", "api_version")
+# What a baseline keeps of each judge: enough to tell that it changed, not its costs.
+_JUDGE_FIELDS = ("model", "model_version", "templates")
 
 _CHECK_SCHEMA = {
     "type": "object",
@@ -77,6 +79,21 @@ SCHEMA: dict[str, Any] = {
     "required": ["azeval_baseline", "targets"],
     "properties": {
         "azeval_baseline": {"const": FORMAT_VERSION},
+        # Each judge's model and template hashes, so a later run can say its judge changed.
+        "judging": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "model": {"type": ["string", "null"]},
+                    "model_version": {"type": ["string", "null"]},
+                    "templates": {
+                        "type": "object",
+                        "additionalProperties": {"type": ["string", "null"]},
+                    },
+                },
+            },
+        },
         "run_id": {"type": ["string", "null"]},
         "git_commit": {"type": ["string", "null"]},
         "targets": {
@@ -180,12 +197,19 @@ def bless(run: Run) -> dict[str, Any]:
                 key: _case_entry(cases[key], _sole(models), _sole(prints)) for key in sorted(cases)
             },
         }
-    return {
+    document: dict[str, Any] = {
         "azeval_baseline": FORMAT_VERSION,
         "run_id": run.id,
         "git_commit": run.meta.git_commit,
         "targets": targets,
     }
+    judging = {
+        name: {key: facts.get(key) for key in _JUDGE_FIELDS}
+        for name, facts in sorted(run.meta.judging.items())
+    }
+    if judging:
+        document["judging"] = judging
+    return document
 
 
 def dumps(document: dict[str, Any]) -> str:
@@ -229,6 +253,7 @@ def parse_baseline(document: Any, source: str) -> Run:
         git_commit=document.get("git_commit"),
         baseline=source,
         status="complete",
+        judging=document.get("judging") or {},
         targets=tuple(TargetEntry.from_json(info) for info in target_infos),
     )
     return Run(path=Path(source), meta=meta, results=results)

@@ -2,13 +2,17 @@
 
 Drift is a deployment answering with something other than what it did: the configured
 model or version changed since the baseline, the service reported another model or
-system_fingerprint than in the baseline, or more than one model within one run. It is a
-warning, never a failure by itself: the figures come from each run's TargetSummary.
+system_fingerprint than in the baseline, or more than one model within one run. A judge
+drifts too: another judge model or a changed template (its hash, recorded per judged check
+and summed up in run.json's ``judging``) makes the verdicts and scores of judged checks
+suspect. Drift is a warning, never a failure by itself: the figures come from each run's
+TargetSummary and its recorded judging.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from harness.results.compare import pair_targets
 
@@ -65,5 +69,53 @@ def mid_run_drift(run: Run) -> list[str]:
 
 
 def drift_lines(run: Run, baseline: Run | None = None) -> list[str]:
-    """Every drift sentence of ``run``: against ``baseline`` when given, then within the run."""
-    return [*(baseline_drift(run, baseline) if baseline is not None else []), *mid_run_drift(run)]
+    """Every drift sentence of ``run``: against ``baseline`` when given (its targets, then
+    its judges), then within the run."""
+    against = [*baseline_drift(run, baseline), *judge_drift(run, baseline)] if baseline else []
+    return [*against, *mid_run_drift(run)]
+
+
+def _judge_model(facts: Mapping[str, Any]) -> str:
+    return " ".join(str(v) for v in (facts.get("model"), facts.get("model_version")) if v)
+
+
+def _templates(facts: Mapping[str, Any]) -> dict[str, str]:
+    templates = facts.get("templates")
+    if not isinstance(templates, Mapping):
+        return {}
+    return {str(name): str(digest or "") for name, digest in templates.items()}
+
+
+_SUSPECT = "changes in its checks' verdicts and scores may be the judge's, not the target's"
+
+
+def judge_drift(run: Run, baseline: Run) -> list[str]:
+    """A sentence for every judge whose model or template changed since ``baseline``: a
+    judged check that moved may have moved because its judge did."""
+    before, after = baseline.meta.judging, run.meta.judging
+    lines = []
+    if before and after and set(before) != set(after):
+        lines.append(
+            f"judged checks were judged by {', '.join(sorted(before))} in the baseline, now by "
+            f"{', '.join(sorted(after))}; changes in judged checks may be the judges', not the "
+            "targets'"
+        )
+    for name in sorted(set(before) & set(after)):
+        was, now = before[name], after[name]
+        changes = []
+        if _judge_model(was) and _judge_model(now) and _judge_model(was) != _judge_model(now):
+            changes.append(f"model changed from {_judge_model(was)} to {_judge_model(now)}")
+        old, new = _templates(was), _templates(now)
+        for template in sorted(set(old) & set(new)):
+            if old[template] and new[template] and old[template] != new[template]:
+                changes.append(
+                    f"template {template} changed (sha256 {old[template][:12]} → "
+                    f"{new[template][:12]})"
+                )
+        if old and new and set(old) != set(new):
+            changes.append(
+                f"templates were {', '.join(sorted(old))} in the baseline, now "
+                f"{', '.join(sorted(new))}"
+            )
+        lines.extend(f"judge '{name}' {change}: {_SUSPECT}" for change in changes)
+    return lines
