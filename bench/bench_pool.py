@@ -105,7 +105,7 @@ def main() -> None:
         f"max_tokens {args.max_tokens}, -j {args.concurrency}"
     )
     paused = {
-        name: outcome.run.meta["scheduler"][target].get("paused_s")  # type: ignore[attr-defined]
+        name: outcome.run.meta.scheduler[target].get("paused_s")  # type: ignore[attr-defined]
         for name, outcome, target in (("solo", solo, "solo"), ("pool", pooled, "pool"))
     }
     print(

@@ -11,6 +11,7 @@ multi-turn case chooses what happens when its history outgrows the budget:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.suite.model import Case, Message
@@ -73,7 +74,32 @@ def exchanges(messages: Sequence[AnyMessage]) -> tuple[list[int], list[list[int]
     return system, groups
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """A history fitted into its budget: the messages to send, and what was dropped."""
+
+    messages: list[AnyMessage]
+    # Indexes (in the whole history, oldest first) of the messages dropped, and their roles.
+    dropped: tuple[tuple[int, str], ...] = ()
+    # The prompt tokens the dropped messages took, and the budget they were dropped for.
+    tokens_dropped: int = 0
+    budget: int = 0
+
+
 def fit_history(
+    messages: Sequence[AnyMessage], budget: int, model: str, **options: Any
+) -> tuple[list[AnyMessage], int]:
+    """The messages to send so that prompt + ``reserve`` fits ``budget``, and how many dropped.
+
+    ``options`` are fit's: ``reserve`` is what the completion needs (usually max_tokens).
+    Raises HistoryTooLong when even the system message(s) and the newest exchange do not
+    fit, or, under the ``stop`` policy, when anything would have to be dropped.
+    """
+    fitted = fit(messages, budget, model, **options)
+    return fitted.messages, len(fitted.dropped)
+
+
+def fit(
     messages: Sequence[AnyMessage],
     budget: int,
     model: str,
@@ -83,13 +109,8 @@ def fit_history(
     model_version: str = "",
     encoding: str | None = None,
     tools: Sequence[Mapping[str, Any]] | None = None,
-) -> tuple[list[AnyMessage], int]:
-    """The messages to send so that prompt + ``reserve`` fits ``budget``, and how many dropped.
-
-    ``reserve`` is what the completion needs (usually max_tokens). Raises HistoryTooLong
-    when even the system message(s) and the newest exchange do not fit, or, under the
-    ``stop`` policy, when anything would have to be dropped.
-    """
+) -> Fitted:
+    """As fit_history, saying which messages were dropped and how many tokens they took."""
     if policy not in POLICIES:
         raise ValueError(f"unknown history policy {policy!r} (known: {', '.join(POLICIES)})")
 
@@ -103,7 +124,8 @@ def fit_history(
 
     total = cost(messages)
     if total <= budget:
-        return list(messages), 0
+        return Fitted(list(messages), budget=budget)
+    whole = total
     if policy == "stop":
         raise HistoryTooLong(total, budget, policy)
     system, groups = exchanges(messages)
@@ -120,7 +142,8 @@ def fit_history(
     for group in groups[kept_from:]:
         keep.update(group)
     kept = [m for i, m in enumerate(messages) if i in keep]
-    return kept, len(messages) - len(kept)
+    dropped = tuple((i, str(_role(m))) for i, m in enumerate(messages) if i not in keep)
+    return Fitted(kept, dropped, whole - total, budget)
 
 
 def completion_budget(params: Mapping[str, Any]) -> int | None:
@@ -135,7 +158,13 @@ def completion_budget(params: Mapping[str, Any]) -> int | None:
 def fit_case(
     messages: Sequence[AnyMessage], case: Case, spec: ModelSpec
 ) -> tuple[list[AnyMessage], int]:
-    """fit_history with a case's budget (default: the context window), policy and reserve.
+    """fit_history with a case's budget (default: the context window), policy and reserve."""
+    fitted = fit_turn(messages, case, spec)
+    return fitted.messages, len(fitted.dropped)
+
+
+def fit_turn(messages: Sequence[AnyMessage], case: Case, spec: ModelSpec) -> Fitted:
+    """fit with a case's budget (default: the context window), policy and reserve.
 
     The one rule the runner (when it sends a later turn) and the plan (when it estimates
     one) share: reserve = max_completion_tokens or max_tokens, tools counted, the model's
@@ -143,7 +172,7 @@ def fit_case(
     """
     params = case.params
     tools = params.get("tools") or params.get("functions") or None
-    return fit_history(
+    return fit(
         messages,
         case.budget or spec.context_window,
         spec.name,

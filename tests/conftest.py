@@ -4,6 +4,7 @@ to a fake Azure server."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 from collections.abc import Callable, Mapping
@@ -64,6 +65,49 @@ def latest_run(root: Path) -> tuple[Path, dict[str, Any], dict[tuple[str, str], 
     meta = json.loads((run_dir / "run.json").read_text())
     results = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     return run_dir, meta, {(r["case"], r["target"]): r for r in results}
+
+
+def raw_data(html: str) -> dict[str, Any]:
+    """The page's data block as embedded: texts and checks as indices into its tables."""
+    match = re.search(
+        r'<script type="application/json" id="azeval-data">(.*?)</script>', html, re.S
+    )
+    assert match
+    return json.loads(match.group(1))
+
+
+def embedded_data(html: str) -> dict[str, Any]:
+    """The page's data with every text and check index looked up, as the page's script does."""
+    data = raw_data(html)
+    texts, checks = data["texts"], data["checks"]
+
+    def text(index: int | None) -> str | None:
+        return None if index is None else texts[index]
+
+    def calls(value: list[list[int]] | None) -> list[dict[str, str]] | None:
+        if value is None:
+            return None
+        return [{"name": texts[n], "arguments": texts[a], "id": texts[i]} for n, a, i in value]
+
+    for row in data["rows"]:
+        # A message: role and text, then name, tool calls and tool_call_id (null if absent).
+        row["names"] = [text(m[2]) for m in row["m"]]
+        row["calls"] = [calls(m[3]) for m in row["m"]]
+        row["call_ids"] = [text(m[4]) for m in row["m"]]
+        row["m"] = [[m[0], texts[m[1]]] for m in row["m"]]
+        cells = [None if c is None else dict(zip(data["cell"], c, strict=True)) for c in row["c"]]
+        for cell in cells:
+            if cell is None:
+                continue
+            cell["r"], cell["mo"] = text(cell["r"]), text(cell["mo"])
+            cell["ck"] = [checks[i] for i in cell["ck"]]
+            cell["e"] = cell["e"] or []
+            cell["tc"] = calls(cell["tc"])
+            if cell["t"] is not None:
+                cell["turn_calls"] = [calls(t[2]) for t in cell["t"]]
+                cell["t"] = [[texts[t[0]], text(t[1])] for t in cell["t"]]
+        row["c"] = cells
+    return data
 
 
 def azeval(*args: str) -> int:

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Fault, Match, Rule, ToolCall
-from tests.conftest import azeval, latest_run
+from harness.tokens import count_messages
+from tests.conftest import azeval, embedded_data, latest_run
 
 KEY = "sk-test-0123456789abcdef"
 BASELINE_COLUMN = "baseline · gpt35"
@@ -475,3 +476,44 @@ def test_a_conversation_over_its_budget_names_the_turn_it_stopped_at(project, wr
     assert chat["turns"][1]["checks"][0]["status"] == "pass"
     assert chat["error"]["kind"] == "history_budget"
     assert chat["error"]["message"].startswith("cases[0].turns[1]: the conversation needs ")
+
+
+def test_a_dropped_history_is_recorded_on_the_turn_and_shown(project, server, write, capsys):
+    """history drop_oldest: the turn that could not carry the whole conversation records
+    which messages were dropped and how many tokens they took (a real tiktoken count); the
+    request really went without them, and the console, the HTML report and Markdown say it."""
+    long = "word " * 120
+    write(
+        "suites/support.yaml",
+        f"""
+        suite: support
+        cases:
+          - id: chat
+            prompt: "{long}"
+            turns:
+              - user: Say hello again.
+                expect: {{icontains: goodbye}}
+            history: {{policy: drop_oldest, budget: 200}}
+        """,
+    )
+    assert azeval("run", "suites", "-t", "gpt35", "--markdown", "out.md") == 1
+    run_dir, _, results = latest_run(project)
+    first, second = results["chat", "gpt35"]["turns"]
+    assert "truncated" not in first
+    dropped = [*first["request"]["messages"], {"role": "assistant", "content": first["reply"]}]
+    tokens = count_messages(dropped, "gpt-35-turbo") - count_messages([], "gpt-35-turbo")
+    assert second["truncated"] == {
+        "dropped": [[0, "user"], [1, "assistant"]],
+        "tokens": tokens,
+        "budget": 200,
+    }
+    assert second["request"]["messages"] == [{"role": "user", "content": "Say hello again."}]
+    assert server.requests[-1].body["messages"] == second["request"]["messages"]
+    note = (
+        "turn 2: history truncated (drop_oldest): 2 message(s) dropped (#1 user, "
+        f"#2 assistant), {tokens:,} tokens, to fit the budget of 200"
+    )
+    assert note in capsys.readouterr().err
+    assert note in (project / "out.md").read_text()
+    cell = embedded_data((run_dir / "report.html").read_text())["rows"][0]["c"][0]
+    assert cell["hi"] == note

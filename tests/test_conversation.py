@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.conversation import HistoryTooLong, exchanges, fit_case, fit_history
+from harness.conversation import HistoryTooLong, exchanges, fit, fit_case, fit_history
 from harness.suite.model import Message
 from harness.tokens import count_messages
 
@@ -127,3 +127,15 @@ def test_fit_case_reserves_max_tokens_and_uses_the_case_budget() -> None:
     with pytest.raises(HistoryTooLong):
         fit_case(messages, a_case(budget=full, history="stop", params={"max_tokens": 1}), spec)
     assert fit_case(messages, a_case(), spec) == (messages, 0)  # default: the 4,096 window
+
+
+def test_fit_says_which_messages_were_dropped_and_their_tokens() -> None:
+    """fit names each dropped message (index in the history, role) and counts the prompt
+    tokens they took with the same tiktoken count the budget was checked with."""
+    messages = conversation(6)
+    full = count_messages(messages, MODEL)
+    fitted = fit(messages, full - 1, MODEL)
+    assert fitted.dropped == ((1, "user"), (2, "assistant"))
+    assert fitted.tokens_dropped == full - count_messages(fitted.messages, MODEL)
+    assert fitted.budget == full - 1
+    assert fit(messages, full, MODEL).dropped == ()

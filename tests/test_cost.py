@@ -12,8 +12,7 @@ import pytest
 
 from harness.models import Price, load_catalogue
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
-from tests.conftest import azeval
-from tests.test_report import embedded_data
+from tests.conftest import azeval, embedded_data
 
 KEY = "sk-test-0123456789abcdef"
 # The catalogue's list prices per 1,000 tokens, as the test expects them.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from harness.gate import evaluate
 from harness.report import render_html, write_report
 from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
 from harness.results.store import Run
+from tests.conftest import embedded_data, raw_data
 from tests.factories import report_case, report_run
 
 PAYLOADS = (
@@ -48,49 +48,6 @@ def two_target_run(path: Path) -> Run:
         {"name": "gpt4o", "kind": "azure", "model": "gpt-4o"},
     ]
     return report_run(path, results, targets)
-
-
-def raw_data(html: str) -> dict[str, Any]:
-    """The page's data block as embedded: texts and checks as indices into its tables."""
-    match = re.search(
-        r'<script type="application/json" id="azeval-data">(.*?)</script>', html, re.S
-    )
-    assert match
-    return json.loads(match.group(1))
-
-
-def embedded_data(html: str) -> dict[str, Any]:
-    """The page's data with every text and check index looked up, as the page's script does."""
-    data = raw_data(html)
-    texts, checks = data["texts"], data["checks"]
-
-    def text(index: int | None) -> str | None:
-        return None if index is None else texts[index]
-
-    def calls(value: list[list[int]] | None) -> list[dict[str, str]] | None:
-        if value is None:
-            return None
-        return [{"name": texts[n], "arguments": texts[a], "id": texts[i]} for n, a, i in value]
-
-    for row in data["rows"]:
-        # A message: role and text, then name, tool calls and tool_call_id (null if absent).
-        row["names"] = [text(m[2]) for m in row["m"]]
-        row["calls"] = [calls(m[3]) for m in row["m"]]
-        row["call_ids"] = [text(m[4]) for m in row["m"]]
-        row["m"] = [[m[0], texts[m[1]]] for m in row["m"]]
-        cells = [None if c is None else dict(zip(data["cell"], c, strict=True)) for c in row["c"]]
-        for cell in cells:
-            if cell is None:
-                continue
-            cell["r"], cell["mo"] = text(cell["r"]), text(cell["mo"])
-            cell["ck"] = [checks[i] for i in cell["ck"]]
-            cell["e"] = cell["e"] or []
-            cell["tc"] = calls(cell["tc"])
-            if cell["t"] is not None:
-                cell["turn_calls"] = [calls(t[2]) for t in cell["t"]]
-                cell["t"] = [[texts[t[0]], text(t[1])] for t in cell["t"]]
-        row["c"] = cells
-    return data
 
 
 def test_no_outside_resource(tmp_path: Path) -> None:

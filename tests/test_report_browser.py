@@ -6,6 +6,7 @@ under CI, where a missing browser is a failure rather than a silent pass.
 
 from __future__ import annotations
 
+import dataclasses
 import html as markup
 import os
 import re
@@ -18,7 +19,7 @@ import pytest
 
 from harness import api
 from harness.report import write_report
-from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
+from harness.results.record import CaseResult, CheckResult, ErrorInfo, Truncation, TurnResult
 from harness.results.store import Run, load_run
 from harness.runner.engine import RunOptions
 from harness.runner.retry import RetryPolicy
@@ -421,12 +422,32 @@ def opened(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Every row expanded: a conversation on two targets, an unchecked case, an errored one."""
     path = tmp_path_factory.mktemp("opened") / "run-opened"
     results = [
-        conversation("gpt35", ["Hello Ada!", "Your name is Ada.", "Ada, you live in Lisbon."]),
+        truncated(
+            conversation("gpt35", ["Hello Ada!", "Your name is Ada.", "Ada, you live in Lisbon."])
+        ),
         conversation("gpt4o", ["Nice to meet you.", None], error="no answer in 30 s"),
     ]
     for t in ("gpt35", "gpt4o"):
         results.append(browser_result("quiet", t, "unchecked", "Nothing to check here."))
     return expanded(chromium, path, results)
+
+
+def truncated(result: CaseResult) -> CaseResult:
+    """The conversation with its last turn sent without the first exchange (drop_oldest)."""
+    cut = Truncation(((1, "user"), (2, "assistant")), tokens=14, budget=60)
+    last = dataclasses.replace(result.turns[-1], truncated=cut)
+    return dataclasses.replace(result, turns=(*result.turns[:-1], last))
+
+
+def test_a_dropped_history_is_said_under_the_card(opened: str) -> None:
+    """The card of a conversation whose last turn went without its oldest messages says
+    which were dropped and how many tokens they took; the other target's card does not."""
+    detail = opened.split("<span>chat/name </span>", 1)[1].split('<tr class="case', 1)[0]
+    notes = re.findall(r'<div class="meta history">(.*?)</div>', detail)
+    assert [markup.unescape(n) for n in notes] == [
+        "turn 3: history truncated (drop_oldest): 2 message(s) dropped (#2 user, "
+        "#3 assistant), 14 tokens, to fit the budget of 60"
+    ]
 
 
 def card_texts(dom: str, case: str) -> list[str]:

@@ -317,7 +317,10 @@ def _line(result: CaseResult) -> str:
     if result.cached:
         text += " (cached)"
     problem = result.problem() or (result.scoring() if result.threshold is not None else "")
-    return f"{text}  {problem[:200]}" if problem else text
+    text = f"{text}  {problem[:200]}" if problem else text
+    # Why a later turn saw less of the conversation than was said: the oldest was dropped.
+    notes = result.history_notes()
+    return f"{text}  ({'; '.join(notes)})" if notes else text
 
 
 def print_summary(outcome: Any) -> None:

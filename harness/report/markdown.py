@@ -104,7 +104,9 @@ def _failures(run: Run) -> list[str]:
         problem = r.problem()
         scoring = r.scoring() if r.scoring() != problem else ""
         said = f" ({scoring})" if scoring else ""
-        lines.append(f"- **{r.verdict}** {code(where)}{said} — {code(problem, limit=300)}")
+        notes = r.history_notes()
+        history = f" ({code('; '.join(notes), limit=300)})" if notes else ""
+        lines.append(f"- **{r.verdict}** {code(where)}{said} — {code(problem, limit=300)}{history}")
     if len(bad) > MAX_LISTED:
         lines.append(f"- … and {len(bad) - MAX_LISTED} more (see the HTML report)")
     return [*lines, ""]

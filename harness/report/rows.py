@@ -194,7 +194,8 @@ def _error_text(error: ErrorInfo | None) -> str | None:
 # (TTFT, tokens/s, gaps, what was shown before a block), co the shown result's cost in USD,
 # sc the case's weighted score (the mean over repeats), th its threshold.
 # e, t, shown, tc, wi and st are null when there is nothing to say; co when it is unknown;
-# sc when no check verified anything; th when every check must hold instead.
+# sc when no check verified anything; th when every check must hold instead; hi (the
+# history messages drop_oldest dropped, in words) when none was.
 CELL = (
     "v",
     "p",
@@ -215,6 +216,7 @@ CELL = (
     "co",
     "sc",
     "th",
+    "hi",
 )
 _P, _N, _X, _R = (CELL.index(name) for name in ("p", "n", "x", "r"))
 
@@ -330,6 +332,7 @@ def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]
         None if shown.cost_usd is None else round(shown.cost_usd, 8),
         _group_score(group),
         shown.threshold,
+        "; ".join(shown.history_notes()) or None,
     ]
 
 

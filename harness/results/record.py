@@ -166,6 +166,40 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class Truncation:
+    """What ``history: drop_oldest`` dropped from a conversation so that a turn fit its
+    budget: each dropped message (its index in the history, from 0, and its role), the
+    prompt tokens they took, and the budget."""
+
+    dropped: tuple[tuple[int, str], ...]
+    tokens: int
+    budget: int
+
+    def line(self) -> str:
+        """One sentence, as the report, the console and Markdown show it."""
+        which = ", ".join(f"#{i + 1} {role}" for i, role in self.dropped)
+        return (
+            f"history truncated (drop_oldest): {len(self.dropped)} message(s) dropped "
+            f"({which}), {self.tokens:,} tokens, to fit the budget of {self.budget:,}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dropped": [[i, role] for i, role in self.dropped],
+            "tokens": self.tokens,
+            "budget": self.budget,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Truncation:
+        return cls(
+            dropped=tuple((int(i), str(role)) for i, role in data.get("dropped") or ()),
+            tokens=int(data.get("tokens") or 0),
+            budget=int(data.get("budget") or 0),
+        )
+
+
+@dataclass(frozen=True)
 class TurnResult:
     """One request of a case and what came of it."""
 
@@ -188,6 +222,8 @@ class TurnResult:
     stream: StreamStats | None = None
     # The deployment of a pool that answered (or failed) the request; None for any other.
     member: str | None = None
+    # The history messages dropped to fit this turn's budget; None when none was.
+    truncated: Truncation | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _TURN_FIELDS}
@@ -197,6 +233,11 @@ class TurnResult:
         data["stream"] = self.stream.to_json() if self.stream is not None else None
         if self.member is None:
             del data["member"]  # only a pool's turns say which member: other lines as they were
+        # Written only when something was dropped: other turns read as format 2 always did.
+        if self.truncated is None:
+            del data["truncated"]
+        else:
+            data["truncated"] = self.truncated.to_json()
         return data
 
     @classmethod
@@ -208,6 +249,8 @@ class TurnResult:
         values["error"] = _error_from(data.get("error"))
         stream = data.get("stream")
         values["stream"] = StreamStats.from_json(stream) if stream is not None else None
+        truncated = data.get("truncated")
+        values["truncated"] = Truncation.from_json(truncated) if truncated else None
         return cls(**values)
 
 
@@ -302,6 +345,16 @@ class CaseResult:
             return f"score {self.score:.3f}"
         relation = "≥" if self.score >= self.threshold else "<"
         return f"score {self.score:.3f} {relation} threshold {self.threshold:g}"
+
+    def history_notes(self) -> list[str]:
+        """What ``history: drop_oldest`` dropped, a sentence per turn it dropped messages for
+        (numbered as the conversation's turns when it has several)."""
+        many = len(self.turns) > 1
+        return [
+            (f"turn {i + 1}: " if many else "") + t.truncated.line()
+            for i, t in enumerate(self.turns)
+            if t.truncated is not None
+        ]
 
     def problem(self) -> str:
         """Why this result is not a pass, in one line: the error, else the first bad check."""

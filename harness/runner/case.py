@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from harness.checks import CheckContext, Reply, Services, expects_block, run_checks
 from harness.checks.context import NO_SERVICES
-from harness.conversation import HistoryTooLong, fit_case
+from harness.conversation import HistoryTooLong, fit_turn
 from harness.results.record import (
     CaseResult,
     ErrorInfo,
     ErrorKind,
+    Truncation,
     TurnResult,
     case_score,
     verdict_of,
@@ -91,7 +92,7 @@ async def run_case(
     for k, turn in enumerate(case.turns):
         history.extend(m.to_api() for m in turn.messages)
         try:
-            messages = _fitted(history, case, item.spec)
+            messages, truncated = _fitted(history, case, item.spec)
         except HistoryTooLong as exc:
             # Name the turn that could not be sent, as the suite file numbers its turns.
             where = f"{case.place}.turns[{k - 1}]" if k else f"{case.place}.messages"
@@ -114,7 +115,7 @@ async def run_case(
             # A failed request ends the conversation; a blocked prompt the case expects is
             # its last turn and no error.
             result, error = await _failed_turn(turn, body, exc, info, context, price)
-            turns.append(result)
+            turns.append(dataclasses.replace(result, truncated=truncated))
             break
         reply = reply_of(completion, info)
         model = completion.response.model or model
@@ -132,6 +133,7 @@ async def run_case(
                 cost_usd=_spent(price, reply, completion),
                 stream=completion.stream,
                 member=completion.member,
+                truncated=truncated,
             )
         )
         history.append(_assistant_message(reply))
@@ -182,13 +184,17 @@ def _with_saving(price: Price | None, reply: Reply, completion: Completion) -> C
 
 def _fitted(
     history: list[dict[str, Any]], case: Case, spec: ModelSpec | None
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], Truncation | None]:
     """The messages to send: a conversation's history fitted into the case's budget (the
-    model's context by default); raises HistoryTooLong when it cannot be."""
+    model's context by default), and what was dropped for it; raises HistoryTooLong when
+    it cannot be."""
     if spec is None or len(case.turns) == 1:
-        return history
-    kept, _ = fit_case(history, case, spec)
-    return [m.to_api() if isinstance(m, Message) else dict(m) for m in kept]
+        return history, None
+    fitted = fit_turn(history, case, spec)
+    kept = [m.to_api() if isinstance(m, Message) else dict(m) for m in fitted.messages]
+    if not fitted.dropped:
+        return kept, None
+    return kept, Truncation(fitted.dropped, fitted.tokens_dropped, fitted.budget)
 
 
 async def _failed_turn(

@@ -219,6 +219,7 @@
     if (cell[C.n] > 1) meta.push("showing repeat " + cell[C.shown]);
     box.appendChild(el("div", "meta", meta.join(" \u00b7 ")));
     if (cell[C.st] !== null) box.appendChild(el("div", "meta stream", cell[C.st]));
+    if (cell[C.hi] !== null) box.appendChild(el("div", "meta history", cell[C.hi]));
     return box;
   }
 
