@@ -51,13 +51,9 @@ RULES = [
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch, write):
+def project(make_project):
     with FakeAzure(deployments(), rules=RULES, api_keys=(KEY,)) as server:
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("FAKE_AZURE_ENDPOINT", server.endpoint)
-        monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
-        write("azeval.toml", CONFIG)
-        write("labels.jsonl", LABELS + "\n")
+        make_project(server, KEY, CONFIG, {"labels.jsonl": LABELS + "\n"})
         yield server
 
 

@@ -75,14 +75,10 @@ def server():
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch, server, write):
+def project(make_project, server):
     """A project folder with azeval.toml and a suite; the key and endpoint in the env."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("FAKE_AZURE_ENDPOINT", server.endpoint)
-    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
-    write("azeval.toml", CONFIG.format(first="gpt35", second="gpt4o"))
-    write("suites/support.yaml", SUITE)
-    return tmp_path
+    config = CONFIG.format(first="gpt35", second="gpt4o")
+    return make_project(server, KEY, config, {"suites/support.yaml": SUITE})
 
 
 def test_two_targets_run_every_case_and_write_the_record(project, server, capsys):

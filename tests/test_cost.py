@@ -12,7 +12,7 @@ import pytest
 
 from harness.models import Price, load_catalogue
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
-from tests.conftest import azeval, embedded_data
+from tests.conftest import MakeProject, azeval, embedded_data
 
 KEY = "sk-test-0123456789abcdef"
 # The catalogue's list prices per 1,000 tokens, as the test expects them.
@@ -70,18 +70,13 @@ RULES = [
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: Any) -> Any:
+def project(make_project: MakeProject) -> Any:
     deployments = [
         Deployment("gpt35", model="gpt-35-turbo"),
         Deployment("gpt4o", model="gpt-4o-2024-08-06"),
     ]
     with FakeAzure(deployments, rules=RULES, api_keys=(KEY,)) as fake:
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("FAKE_AZURE_ENDPOINT", fake.endpoint)
-        monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
-        write("azeval.toml", CONFIG)
-        write("suites/support.yaml", SUITE)
-        yield tmp_path
+        yield make_project(fake, KEY, CONFIG, {"suites/support.yaml": SUITE})
 
 
 def newest_run(root: Path) -> Path:

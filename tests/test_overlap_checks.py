@@ -153,21 +153,16 @@ cases:
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch, write):
+def project(make_project):
     """A suite with golden answers per row, against the fake Azure server."""
     rules = [Rule(Match(last_user=""), Action(content="The capital of France is Paris."))]
+    rows = (
+        '{"city": "Paris", "answer": "The capital of France is Paris."}\n'
+        '{"city": "Rome", "answer": "The capital of Italy is Rome."}\n'
+    )
     with FakeAzure([Deployment("gpt35")], rules=rules, api_keys=(KEY,)) as fake:
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("FAKE_AZURE_ENDPOINT", fake.endpoint)
-        monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
-        write("azeval.toml", CONFIG)
-        write("suites/golden.yaml", SUITE)
-        write(
-            "suites/golden.jsonl",
-            '{"city": "Paris", "answer": "The capital of France is Paris."}\n'
-            '{"city": "Rome", "answer": "The capital of Italy is Rome."}\n',
-        )
-        yield tmp_path
+        files = {"suites/golden.yaml": SUITE, "suites/golden.jsonl": rows}
+        yield make_project(fake, KEY, CONFIG, files)
 
 
 def test_references_render_from_rows_and_scores_reach_the_record(project):
