@@ -73,6 +73,28 @@ async def test_key_auth_on_the_deployments_path(server, monkeypatch):
     assert request.headers["api-key"] == "REDACTED"
 
 
+async def test_a_request_is_sent_as_written_without_the_sdks_transform(server, monkeypatch):
+    """The body goes out through the SDK's client exactly as written, params unknown to the
+    SDK included, without create()'s TypedDict walk over the messages (its largest cost)."""
+    import openai.resources.chat.completions.completions as completions
+
+    async def refuse(*args, **kwargs):
+        raise AssertionError("the SDK's request transform ran")
+
+    monkeypatch.setattr(completions, "async_maybe_transform", refuse)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
+    target = await open_target(azure_target(server))
+    body = {"messages": MESSAGES, "temperature": 0, "max_tokens": 20, "future_param": [1, 2]}
+    try:
+        completion = await target.complete(body, timeout=10)
+    finally:
+        await target.aclose()
+    assert completion.body["choices"][0]["message"]["content"]
+    (request,) = server.requests
+    assert request.path == "/openai/deployments/gpt35/chat/completions"
+    assert request.body == {**body, "model": "gpt35"}
+
+
 async def test_entra_auth_sends_a_bearer_token_for_the_cognitive_services_scope(server, entra):
     """auth = entra asks azure-identity for the right scope and sends its token."""
     target = await open_target(azure_target(server, auth="entra"))

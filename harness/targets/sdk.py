@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
+import httpx2 as httpx
 import openai
+from openai import RequestOptions
 
 from harness.redact import public_url
 from harness.targets.base import Completion, TargetError, TargetInfo
@@ -130,10 +132,20 @@ class SdkTarget:
         return Completion(response, latency_ms=latency, headers=headers, stream=stats)
 
     async def _exchange(self, body: Mapping[str, Any], timeout: float) -> tuple[Any, str]:
-        raw = await self._client.chat.completions.with_raw_response.create(
-            **self._arguments(body, timeout)
+        """Post the body as written, through the same client and its auth, URL, headers
+        and transport: ``create()`` would first walk every message against the SDK's
+        TypedDicts (the largest client cost per request), which a JSON body built from a
+        suite does not need; the reply is parsed by harness.targets.response either way."""
+        options: RequestOptions = {"timeout": timeout, "security": {"bearer_auth": True}}
+        if self._headers:
+            options["headers"] = self._headers
+        raw = await self._client.post(
+            "/chat/completions",
+            cast_to=httpx.Response,
+            body={**body, "model": str(body.get("model") or self._model)},
+            options=options,
         )
-        return raw, raw.http_response.text
+        return raw, raw.text
 
     async def _stream(self, body: Mapping[str, Any], timeout: float, assembly: Assembly) -> Any:
         """Read a streamed answer through the SDK's async stream, each chunk as raw JSON."""
