@@ -42,6 +42,7 @@ from harness.runner.cached import (
 from harness.runner.check_model import SenderModel
 from harness.runner.embedder import MAX_INPUTS, embedding_model
 from harness.runner.embeddings import Embeddings
+from harness.runner.lanes import lanes_of, start_lanes
 from harness.runner.meta import new_run_id, now_iso, run_meta, suite_meta, target_entry
 from harness.runner.pool import open_for_run, scheduling_of
 from harness.runner.resume import check_unchanged
@@ -324,10 +325,13 @@ async def _run_all(
         if cache is not None and any(t.cached is not None for t in ran.result.turns):
             served.append((item, ran.result))
 
+    def width(target: str) -> int:
+        return senders[target].scheduler.max_concurrency
+
     # A run that stops early for any reason is recorded "interrupted", never "complete":
     # Ctrl-C (the outcome says interrupted) or an error (it propagates, e.g. a progress
     # callback writing to a closed pipe), so bless refuses it and --resume finishes it.
-    tasks = [asyncio.ensure_future(one(item)) for item in items]
+    tasks = start_lanes(lanes_of(items), width, one)
     try:
         await asyncio.gather(*tasks)
         if cache is not None:
@@ -335,7 +339,7 @@ async def _run_all(
             # moved to another model: those of the old model run again, and their new
             # result replaces the first in the record (the latest line of a key counts).
             again = [item for item, result in served if cache.served_stale(result)]
-            tasks = [asyncio.ensure_future(one(item)) for item in again]
+            tasks = start_lanes(lanes_of(again), width, one)
             await asyncio.gather(*tasks)
     except (asyncio.CancelledError, KeyboardInterrupt):
         interrupted = True
