@@ -4,7 +4,9 @@ to a fake Azure server."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Mapping
@@ -15,6 +17,22 @@ import pytest
 
 from harness.cli import main
 from harness.testing import FakeAzure
+
+# Chromium from Debian (scripts/install-chromium), headless, with nothing that phones home.
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+# Model text that would run if a report let it: the browser tests plant it and look.
+SCRIPT_PAYLOAD = "<script>document.title='pwned'</script>"
 
 # The JUnit XML schema the JUnit outputs are validated against (Jenkins' junit-10.xsd).
 JUNIT_SCHEMA = Path(__file__).parent / "data" / "junit-10.xsd"
@@ -108,6 +126,29 @@ def embedded_data(html: str) -> dict[str, Any]:
                 cell["t"] = [[texts[t[0]], text(t[1])] for t in cell["t"]]
         row["c"] = cells
     return data
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    """The headless Chromium the report tests use; a skip without it, a failure under CI."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing under CI: run scripts/install-chromium")
+        pytest.skip(f"{CHROMIUM} not installed (scripts/install-chromium installs it)")
+    return CHROMIUM
+
+
+def run_chromium(chromium: Path, profile: Path, *args: str) -> str:
+    """Chromium's output (say --dump-dom) for ``args``, in its own profile folder."""
+    profile.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [str(chromium), *FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
 
 
 def azeval(*args: str) -> int:

@@ -174,7 +174,7 @@ def write_run(
 ) -> Run:
     """A run directory on disk (journal and run.json), loaded back as readers see it."""
     names = targets or tuple(dict.fromkeys(r.target for r in results)) or ("gpt35",)
-    return write_records(folder, results, run_meta(names, run_id=folder.name, **meta))
+    return write_records(folder, results, run_meta(names, **{"run_id": folder.name, **meta}))
 
 
 def write_records(folder: Path, results: list[CaseResult], meta: dict[str, Any]) -> Run:

@@ -21,7 +21,6 @@ from harness.cli.running import run as run_command
 from harness.errors import AzevalError, InputError
 from harness.gate import evaluate
 from harness.results.baseline import load_reference
-from harness.results.record import CaseResult
 from harness.results.stability import FLAKY, case_stability
 from harness.results.stats import wilson_interval
 from harness.runner.engine import RunOptions
@@ -29,7 +28,7 @@ from harness.runner.retry import RetryPolicy
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
 from tests import factories
 from tests.conftest import JUNIT_SCHEMA
-from tests.factories import failing, result, run_of
+from tests.factories import failing, result
 
 SUITE = """
 suite: geo
@@ -62,19 +61,11 @@ def invoke(*args: str) -> tuple[int, str]:
     return int(outcome.return_value or 0), outcome.output
 
 
-def write_run(folder: Path, results: list[CaseResult], status: str = "complete") -> Path:
-    """A run directory on disk, as the runner leaves it."""
-    run = run_of(results)
-    folder.mkdir(parents=True)
-    (folder / "run.json").write_text(json.dumps({**run.meta.to_json(), "status": status}))
-    lines = "".join(json.dumps(r.to_json()) + "\n" for r in results)
-    (folder / "results.jsonl").write_text(lines)
-    return folder
-
-
 def test_bless_writes_the_baseline(tmp_path: Path) -> None:
     """bless writes the baseline file and says what it blessed."""
-    run_dir = write_run(tmp_path / "r1", [result("a"), result("b")])
+    run_dir = factories.write_run(
+        tmp_path / "r1", [result("a"), result("b")], run_id="20250101-000000-abcd"
+    ).path
     out = tmp_path / "baselines" / "b.json"
     code, output = invoke("bless", str(run_dir), "-o", str(out))
     assert code == 0
@@ -84,7 +75,7 @@ def test_bless_writes_the_baseline(tmp_path: Path) -> None:
 
 def test_bless_refuses_an_interrupted_run(tmp_path: Path) -> None:
     """An unfinished run is not blessed unless asked, and that is exit 2."""
-    run_dir = write_run(tmp_path / "r1", [result("a")], status="interrupted")
+    run_dir = factories.write_run(tmp_path / "r1", [result("a")], status="interrupted").path
     code, output = invoke("bless", str(run_dir), "-o", str(tmp_path / "b.json"))
     assert code == 2
     assert "the run is interrupted" in output
@@ -94,8 +85,10 @@ def test_bless_refuses_an_interrupted_run(tmp_path: Path) -> None:
 
 def test_diff_prints_changes_and_gates(tmp_path: Path) -> None:
     """diff lists each changed case with deltas and a reply diff; exit 1 only when asked."""
-    before = write_run(tmp_path / "r1", [result("a"), result("b")])
-    after = write_run(tmp_path / "r2", [result("a"), failing("b", reply="Lyon", latency=160)])
+    before = factories.write_run(tmp_path / "r1", [result("a"), result("b")]).path
+    after = factories.write_run(
+        tmp_path / "r2", [result("a"), failing("b", reply="Lyon", latency=160)]
+    ).path
     code, output = invoke("diff", str(before), str(after))
     assert code == 0
     assert "regression  geo/b" in output
@@ -108,8 +101,8 @@ def test_diff_prints_changes_and_gates(tmp_path: Path) -> None:
 
 def test_diff_reads_a_baseline_file_and_reports_drift(tmp_path: Path) -> None:
     """A blessed file is a valid side of a diff; a changed reported model is said plainly."""
-    before = write_run(tmp_path / "r1", [result("a")])
-    after = write_run(tmp_path / "r2", [result("a", model="gpt-35-turbo-1106")])
+    before = factories.write_run(tmp_path / "r1", [result("a")]).path
+    after = factories.write_run(tmp_path / "r2", [result("a", model="gpt-35-turbo-1106")]).path
     invoke("bless", str(before), "-o", str(tmp_path / "b.json"))
     code, output = invoke("diff", str(tmp_path / "b.json"), str(after), "--fail-on-regression")
     assert code == 0
@@ -247,8 +240,8 @@ def test_step_summary_is_appended(
 
 def test_diff_gates_with_the_same_rules_as_run(tmp_path: Path) -> None:
     """diff --fail-on-regression blocks a new case that fails, as run --baseline does."""
-    before = write_run(tmp_path / "r1", [result("a")])
-    after = write_run(tmp_path / "r2", [result("a"), result("b", verdict="fail")])
+    before = factories.write_run(tmp_path / "r1", [result("a")]).path
+    after = factories.write_run(tmp_path / "r2", [result("a"), result("b", verdict="fail")]).path
     code, output = invoke("diff", str(before), str(after))
     assert code == 0
     assert "not gated: new case does not pass: geo/b" in output

@@ -20,9 +20,7 @@ from harness.report import write_report
 from harness.report.html import render_html
 from harness.results.record import CaseResult, CheckResult, TurnResult
 from harness.results.store import Journal, load_run, write_meta
-from tests.test_report_browser import SCRIPT_PAYLOAD, chromium, run_chromium
-
-__all__ = ["chromium"]  # the browser fixture, shared with the report's browser tests
+from tests.conftest import SCRIPT_PAYLOAD, run_chromium
 
 REASONING = f"The reply names Paris. {SCRIPT_PAYLOAD}"
 

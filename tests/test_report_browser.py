@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import html as markup
-import os
 import re
-import subprocess
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,34 +23,14 @@ from harness.runner.engine import RunOptions
 from harness.runner.retry import RetryPolicy
 from harness.streamed import StreamStats
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
+from tests.conftest import SCRIPT_PAYLOAD, run_chromium
 from tests.factories import browser_result, conversation, write_records
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-SCRIPT_PAYLOAD = "<script>document.title='pwned'</script>"
 IMG_PAYLOAD = "<img src=x onerror=\"document.title='pwned'\">"
 BREAKOUT_PAYLOAD = "</script><script>document.title='pwned'</script>"
 LINK_PAYLOAD = "<a href=\"javascript:document.title='pwned'\">click</a>"
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing under CI: run scripts/install-chromium")
-        pytest.skip(f"{CHROMIUM} not installed (scripts/install-chromium installs it)")
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -91,18 +69,6 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "status": "complete",
     }
     return write_report(write_records(path, results, meta), path / "report.html")
-
-
-def run_chromium(chromium: Path, profile: Path, *args: str) -> str:
-    profile.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [str(chromium), *FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout
 
 
 @pytest.fixture(scope="module")

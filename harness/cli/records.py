@@ -151,13 +151,14 @@ def bless(run_dir: Path, output: Path, allow_partial: bool) -> int:
         # A baseline of part of the suites would report the rest as new cases later.
         raise InputError(f"{run_dir}: {incomplete}; merge every shard or pass --allow-partial")
     write_baseline(run, output)
-    verdicts = [r.verdict for r in run.results]
-    cases = len({(r.case_key, r.target) for r in run.results})
+    stats = run.summary.targets.values()
+    cases = sum(s.distinct_cases for s in stats)
+    passed, results = sum(s.passed for s in stats), sum(s.cases for s in stats)
     click.echo(
         f"Blessed run {run.id}: {cases} case(s) on {', '.join(run.targets) or 'no target'} "
-        f"({verdicts.count('pass')}/{len(verdicts)} results passed) → {output}"
+        f"({passed}/{results} results passed) → {output}"
     )
-    if any(v != "pass" for v in verdicts):
+    if passed < results:
         click.echo(
             "Note: results that did not pass are blessed as known failures; "
             "a later run is not blocked by them, only by new breakage.",
