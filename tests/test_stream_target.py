@@ -133,9 +133,9 @@ async def test_client_work_before_the_request_leaves_is_not_in_the_ttft(target_f
     assert done.latency_ms >= 550
 
 
-def test_on_send_is_told_when_the_request_leaves_and_when_its_bytes_are_written(server):
+def test_on_send_is_told_when_the_request_leaves_and_when_its_bytes_start(server):
     """The transport calls the ``on_send`` callback as the request is handed to the HTTP
-    client and again once httpcore has written its body; outside the block, nobody is."""
+    client and again as httpcore starts writing it; outside the block, nobody is."""
 
     async def main() -> list[float]:
         told: list[float] = []

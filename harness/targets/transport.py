@@ -40,7 +40,7 @@ _sent: ContextVar[Callable[[float], None] | None] = ContextVar("azeval_sent", de
 @contextmanager
 def on_send(callback: Callable[[float], None]) -> Iterator[None]:
     """Within the block, ``callback(perf_counter())`` as each request is handed to the HTTP
-    client and again once its bytes are written (the last call is the truer time)."""
+    client and again as its bytes start for the wire (the last call is the truer time)."""
     token = _sent.set(callback)
     try:
         yield
@@ -79,9 +79,12 @@ def http_client(max_bytes: int, **options: Any) -> openai.DefaultAsyncHttpxClien
             return
 
         # The hook runs before the connection is taken: on a burst, the bytes leave later,
-        # when this task's turn comes. httpcore's trace says when its body was written.
+        # when this task's turn comes. httpcore's trace says when it starts writing them.
+        # Not when it has written them: by the time that trace runs, the service (or a fake
+        # in another thread) may already be answering, and a TTFT counted from there would
+        # come out shorter than the service's.
         async def trace(event: str, info: Mapping[str, Any]) -> None:
-            if event.endswith("send_request_body.complete"):
+            if event.endswith("send_request_headers.started"):
                 callback(time.perf_counter())
 
         callback(time.perf_counter())
