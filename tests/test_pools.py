@@ -176,6 +176,7 @@ def test_a_pool_runs_as_one_target_and_records_the_member(project, east, sweden)
     assert meta["summary"]["targets"]["gpt4o"]["passed"] == 16
     report = (run_dir / "report.html").read_text()
     assert "gpt4o" in report
+    assert "answered by pool member east" in report and "answered by pool member sweden" in report
 
 
 def test_requests_go_to_the_member_with_the_most_quota_left(project, write, east, sweden):

@@ -729,3 +729,18 @@ def test_scores_show_per_case_and_per_check(scored: str) -> None:
     # The Targets table: each target's mean score and its metric, the name as text.
     metric = markup.escape(IMG_PAYLOAD, quote=False)
     assert f'<td class="score">0.850 over 1 result(s) · {metric} 1.000</td>' in scored
+
+
+def test_a_pool_case_says_which_member_answered(
+    chromium: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A deployment pool's case, opened in Chromium, names the member that answered it."""
+    path = tmp_path_factory.mktemp("pool") / "run-pool"
+    results = []
+    for i, member in enumerate(("east", "sweden")):
+        plain = result(f"pooled-{i}", "gpt35", "pass", "Paris.")
+        turn = dataclasses.replace(plain.turns[0], member=member)
+        results.append(dataclasses.replace(plain, turns=(turn,)))
+    shown = expanded(chromium, path, results)
+    for member in ("east", "sweden"):
+        assert f'<div class="meta pool">answered by pool member {member}</div>' in shown

@@ -192,8 +192,9 @@ def _error_text(error: ErrorInfo | None) -> str | None:
 # shown the repeat shown when there are several, tc the reply's tool calls (see _calls), wi
 # the Wilson 95% interval of the pass rate over repeats, st how each streamed turn arrived
 # (TTFT, tokens/s, gaps, what was shown before a block), co the shown result's cost in USD,
-# sc the case's weighted score (the mean over repeats), th its threshold.
-# e, t, shown, tc, wi and st are null when there is nothing to say; co when it is unknown;
+# sc the case's weighted score (the mean over repeats), th its threshold, pm which member of
+# a deployment pool answered each turn.
+# e, t, shown, tc, wi, st and pm are null when there is nothing to say; co when it is unknown;
 # sc when no check verified anything; th when every check must hold instead; hi (the
 # history messages drop_oldest dropped, in words) when none was.
 CELL = (
@@ -217,6 +218,7 @@ CELL = (
     "sc",
     "th",
     "hi",
+    "pm",
 )
 _P, _N, _X, _R = (CELL.index(name) for name in ("p", "n", "x", "r"))
 
@@ -333,7 +335,20 @@ def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]
         _group_score(group),
         shown.threshold,
         "; ".join(shown.history_notes()) or None,
+        _members(turns),
     ]
+
+
+def _members(turns: Sequence[TurnResult]) -> str | None:
+    """Which member of a deployment pool answered each turn, in words; None for a target
+    that is not a pool."""
+    members = [t.member for t in turns]
+    if not any(members):
+        return None
+    if len(members) == 1:
+        return f"answered by pool member {members[0]}"
+    said = ", ".join(f"turn {i + 1} {m or '—'}" for i, m in enumerate(members))
+    return f"pool members: {said}"
 
 
 def _streamed(turns: Sequence[TurnResult]) -> str | None:

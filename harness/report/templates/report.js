@@ -220,6 +220,7 @@
     box.appendChild(el("div", "meta", meta.join(" \u00b7 ")));
     if (cell[C.st] !== null) box.appendChild(el("div", "meta stream", cell[C.st]));
     if (cell[C.hi] !== null) box.appendChild(el("div", "meta history", cell[C.hi]));
+    if (cell[C.pm] !== null) box.appendChild(el("div", "meta pool", cell[C.pm]));
     return box;
   }
 
