@@ -310,3 +310,18 @@ def test_a_check_needing_a_model_without_one_is_a_collection_error(
         ["*judged.yaml: cases[[]0[]].expect.python: check 'checks.py:judged' needs a model*"]
     )
     assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_a_pool_target_runs_its_items_on_its_members(
+    pytester: pytest.Pytester, project: None, server: FakeAzure
+) -> None:
+    """--azeval-target naming a deployment pool runs each item on the pool (one item per
+    case, as for any target), its requests going to the pool's members."""
+    config = pytester.path / "azeval.toml"
+    config.write_text(config.read_text() + '\n[targets.both]\npool = ["gpt35", "gpt4"]\n')
+    before = len(server.requests)
+    result = pytester.runpytest("suites", "--azeval-target", "both", "-v")
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*geo/capital[[]both[]] PASSED*"])
+    sent = {r.deployment for r in server.requests[before:]}
+    assert sent <= {"gpt35", "gpt4"} and len(server.requests) - before == 3

@@ -304,13 +304,15 @@ def test_shards_of_different_suite_content_are_refused(project, write, capsys):
 
 
 def test_shards_of_different_counts_targets_or_selections_are_refused(project, capsys):
-    """Shards cut into another number, run on other targets or from another -k selection
-    are exit 2, each saying what differs."""
+    """Shards cut into another number, run on other targets, from another -k selection,
+    with other repeats or streamed are exit 2, each saying what differs."""
     (base,) = run_shards(project, 2, only=(1,))
     cases = [
         (("--shard", "2/3"), "cut into the same number"),
         (("--shard", "2/2", "-t", "gpt35"), "run the same targets"),
         (("--shard", "2/2", "-k", "case-00"), "selection"),
+        (("--shard", "2/2", "--repeat", "2"), "the same repeats"),
+        (("--shard", "2/2", "--stream"), "the same --stream"),
     ]
     for n, (options, says) in enumerate(cases):
         azeval("run", "suites", *options, "--reports-dir", f"other-{n}")

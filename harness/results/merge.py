@@ -146,15 +146,16 @@ def _check_alike(first: ShardRun, shard: ShardRun) -> None:
             f"ran {_describe(facts)}, but {first.run.path} ran {_describe(first_facts)}: "
             "shards of one merge run the same targets",
         )
-    repeat = shard.run.meta.options.repeat
-    first_repeat = first.run.meta.options.repeat
-    if repeat != first_repeat:
-        raise ConfigError(
-            where,
-            "options.repeat",
-            f"is {repeat}, but {first.run.path} ran with {first_repeat}: shards of one merge "
-            "run the same repeats",
-        )
+    options, first_options = shard.run.meta.options, first.run.meta.options
+    for key, what in (("repeat", "repeats"), ("stream", "--stream")):
+        mine, theirs = getattr(options, key), getattr(first_options, key)
+        if mine != theirs:
+            raise ConfigError(
+                where,
+                f"options.{key}",
+                f"is {mine}, but {first.run.path} ran with {theirs}: shards of one merge run "
+                f"with the same {what}",
+            )
 
 
 def _content_difference(first: ShardRun, shard: ShardRun) -> str:
