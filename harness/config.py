@@ -561,6 +561,21 @@ def _parse_pool(
     return pool
 
 
+def sent_twice(targets: Iterable[TargetConfig]) -> list[str]:
+    """A sentence per chosen target that also runs as a member of a chosen pool: each keeps
+    its own books of the one deployment's quota, so together they may go past it."""
+    chosen = list(targets)
+    names = {t.name for t in chosen}
+    return [
+        f"target '{member.name}' runs on its own and as a member of pool '{pool.name}': "
+        "each keeps its own books of its quota, so together they may exceed it (429s are "
+        "retried)"
+        for pool in chosen
+        for member in pool.members
+        if member.name in names
+    ]
+
+
 def _summed(values: Iterable[int | None]) -> int | None:
     counted = list(values)
     return None if None in counted else sum(v for v in counted if v is not None)

@@ -201,13 +201,11 @@ def test_requests_go_to_the_member_with_the_most_quota_left(project, write, east
     assert (answered(east), answered(sweden)) == (members.count("east"), members.count("sweden"))
 
 
-def test_a_429_on_one_member_moves_the_request_to_the_other(tmp_path, project, write, sweden):
+def test_a_429_on_one_member_moves_the_request_to_the_other(project, monkeypatch, sweden):
     """east answers its first requests 429 (Retry-After 1 s): each moves to sweden at once
     (no case backs off or counts a 429), and east's own scheduler records the 429s."""
     with fake("east", EAST_KEY, faults=(Fault("429", first=3, retry_after=1.0),)) as east:
-        import os
-
-        os.environ["EAST_ENDPOINT"] = east.endpoint
+        monkeypatch.setenv("EAST_ENDPOINT", east.endpoint)
         assert azeval("run", "suites") == 0
         _, meta, results = the_run(project)
         assert east.count(429) >= 1
@@ -304,3 +302,30 @@ def test_plan_and_validate_take_a_pool_without_keys_or_endpoints(project, monkey
     out = capsys.readouterr().out
     assert "gpt4o" in out and "gpt-4o" in out
     assert azeval("validate", "suites", "-t", "gpt4o") == 0
+
+
+def test_when_every_member_refuses_with_429_the_case_backs_off_and_passes(project, monkeypatch):
+    """Both members answer their first requests 429: once each has refused a request, the
+    case waits the shortest Retry-After left (counted on its record) and then passes."""
+    faults = (Fault("429", first=2, retry_after=0.3),)
+    with (
+        fake("east", EAST_KEY, faults=faults) as east,
+        fake("sweden", SWEDEN_KEY, faults=faults) as sweden,
+    ):
+        monkeypatch.setenv("EAST_ENDPOINT", east.endpoint)
+        monkeypatch.setenv("SWEDEN_ENDPOINT", sweden.endpoint)
+        assert azeval("run", "suites", "-j", "1") == 0
+        _, meta, results = the_run(project)
+        limited = east.count(429) + sweden.count(429)
+    assert limited == 4
+    assert all(r["verdict"] == "pass" for r in results)
+    backed_off = [r for r in results if r["rate_limited"]]
+    assert backed_off and all(0 < r["waited_s"] <= 0.35 for r in backed_off)
+    assert meta["scheduler"]["gpt4o"]["rate_limited"] == sum(r["rate_limited"] for r in results)
+
+
+def test_a_member_named_beside_its_pool_is_warned_about(project, capsys):
+    """-t gpt4o -t east runs east twice over (on its own and in the pool): said up front."""
+    assert azeval("run", "suites", "-t", "gpt4o", "-t", "east") == 0
+    err = capsys.readouterr().err
+    assert "Warning: target 'east' runs on its own and as a member of pool 'gpt4o'" in err

@@ -24,6 +24,7 @@ from harness.cli.options import (
     writable_folder,
 )
 from harness.cli.records import gate_and_write
+from harness.config import sent_twice
 from harness.errors import RunInterrupted
 from harness.redact import Redactor
 from harness.report.money import usd
@@ -203,7 +204,7 @@ def run(
             "No targets configured: using the embedded local model (target 'local').", err=True
         )
     checked = api.preflight(prepared)
-    for warning in checked.warnings:
+    for warning in [*sent_twice(prepared.targets), *checked.warnings]:
         click.echo(f"Warning: {warning}", err=True)
     if checked.fatal_rows:
         click.echo(
