@@ -329,3 +329,15 @@ def test_a_member_named_beside_its_pool_is_warned_about(project, capsys):
     assert azeval("run", "suites", "-t", "gpt4o", "-t", "east") == 0
     err = capsys.readouterr().err
     assert "Warning: target 'east' runs on its own and as a member of pool 'gpt4o'" in err
+
+
+def test_a_429_without_retry_after_still_moves_the_request_on(project, monkeypatch, sweden):
+    """A 429 with no Retry-After pauses nothing: the request still goes to the other member
+    at once instead of back to the one that refused it."""
+    faults = (Fault("429", first=3, retry_after=None),)
+    with fake("east", EAST_KEY, faults=faults) as east:
+        monkeypatch.setenv("EAST_ENDPOINT", east.endpoint)
+        assert azeval("run", "suites") == 0
+        _, _, results = the_run(project)
+        assert east.count(429) == 3 == len(east.requests) - answered(east)
+    assert all(r["verdict"] == "pass" and r["rate_limited"] == 0 for r in results)

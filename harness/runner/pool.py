@@ -83,7 +83,7 @@ class PoolTarget:
         cost = self._cost(body)
         refused: set[str] = set()
         while True:
-            member, permit = await self._admit(cost)
+            member, permit = await self._admit(cost, refused)
             try:
                 completion = await member.target.complete(
                     body, timeout=min(timeout, member.timeout)
@@ -125,12 +125,16 @@ class PoolTarget:
     def _live(self) -> list[Member]:
         return [m for m in self.members if m.gone is None]
 
-    async def _admit(self, cost: int) -> tuple[Member, Permit]:
-        """Wait until a live member can take the request at once; its permit."""
+    async def _admit(self, cost: int, refused: set[str]) -> tuple[Member, Permit]:
+        """Wait until a live member can take the request at once (one that has not refused
+        it with a 429, while there is such a member); its permit."""
         while True:
             live = self._live()
             if not live:
                 raise self._gone(None)
+            # A 429 without Retry-After pauses nothing: without this the same member could
+            # be chosen again at once, and again.
+            live = [m for m in live if m.name not in refused] or live
             # Soonest first; then members that answered lately; then the most left; then
             # the order the pool names them in.
             rooms = [(*m.scheduler.headroom(cost), m.silent > 0, i) for i, m in enumerate(live)]
