@@ -177,6 +177,7 @@ def test_a_shard_run_runs_its_cases_and_records_the_shard(project, server):
     assert meta["shard"]["content"] == content_identity(suites)
     assert meta["shard"]["suites"] == {"shop": {"cases": 24, "narrowed": False}}
     assert meta["suites"][0]["selected"] == sorted(expected)
+    assert "This run is shard 2/4." in (run_dir / "report.html").read_text()
 
 
 def test_an_empty_shard_is_recorded_and_sends_nothing(project, server, write, capsys):
