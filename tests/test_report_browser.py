@@ -738,7 +738,7 @@ def test_a_pool_case_says_which_member_answered(
     path = tmp_path_factory.mktemp("pool") / "run-pool"
     results = []
     for i, member in enumerate(("east", "sweden")):
-        plain = result(f"pooled-{i}", "gpt35", "pass", "Paris.")
+        plain = browser_result(f"pooled-{i}", "gpt35", "pass", "Paris.")
         turn = dataclasses.replace(plain.turns[0], member=member)
         results.append(dataclasses.replace(plain, turns=(turn,)))
     shown = expanded(chromium, path, results)
