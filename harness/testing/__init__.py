@@ -95,6 +95,19 @@ max_tokens up front (each limit over its own window), answering 429 with Retry-A
 retry-after-ms until budget frees up; ``x-ratelimit-remaining-*`` and ``apim-request-id`` on
 every answer.
 
+Global Batch (``harness.testing.batches``): ``/openai/files`` and ``/openai/batches`` (with an
+api-version) or the same under ``/openai/v1/``: upload (multipart, purpose ``batch``,
+``expires_after``), retrieve, list, content, delete; batches create (endpoint
+``/chat/completions``, completion_window ``24h``), retrieve, list (newest first, paged),
+cancel. A batch runs validating → in_progress → finalizing → completed on the server's clock
+at the speed ``FakeAzure(batch_timing=BatchTiming(validating_s, in_progress_s, finalizing_s,
+cancelling_s, window_s, max_lines))`` gives; its lines are answered by the same rules as live
+requests, in a shuffled order, failures (non-200) in the error file. Validation fails it with
+too_many_tasks, empty_file, invalid_json_line, url_mismatch, model_not_found, model_mismatch,
+duplicate_custom_id, or token_limit_exceeded (a deployment's ``enqueued_tokens``); past
+``window_s`` it expires (unfinished lines batch_expired in the error file); a cancel goes
+cancelling → cancelled with the lines done by then.
+
 Config files (YAML/JSON, ``python -m harness.testing.fake_azure --config rules.yaml``)::
 
     api_keys: [test-key]
@@ -112,6 +125,7 @@ Config files (YAML/JSON, ``python -m harness.testing.fake_azure --config rules.y
         reply: {verdict: {verdict: pass, reasoning: "It names the capital."}}
 """
 
+from harness.testing.batches import BatchTiming
 from harness.testing.config import Deployment, load_config
 from harness.testing.faults import Fault
 from harness.testing.quota import Quota
@@ -121,6 +135,7 @@ from harness.testing.service import RecordedRequest
 
 __all__ = [
     "Action",
+    "BatchTiming",
     "Deployment",
     "ErrorReply",
     "FakeAzure",

@@ -35,6 +35,10 @@ class Deployment:
     between tokens, and its completion filter runs in ``filter_mode`` ("default" or
     "asynchronous", each annotation covering ``segment_chars`` characters; see
     harness.testing.streaming).
+
+    ``enqueued_tokens``: a Global Batch deployment's enqueued-token quota; a batch whose
+    prompt tokens, with those of its batches still enqueued, pass it fails
+    token_limit_exceeded.
     """
 
     name: str
@@ -54,6 +58,8 @@ class Deployment:
     token_ms: float = 0.0
     filter_mode: FilterMode = "default"
     segment_chars: int = 200
+    # A Global Batch deployment's enqueued-token quota (None: unlimited).
+    enqueued_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.filter_mode not in FILTER_MODES:
@@ -103,14 +109,24 @@ def options_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
     """FakeAzure keyword arguments from plain data.
 
     Keys: ``deployments`` (a list of names or mappings, or a mapping name → settings),
-    ``rules``, ``default``, ``api_keys``, ``bearer_tokens``, ``window_s``, ``host``, ``port``.
+    ``rules``, ``default``, ``api_keys``, ``bearer_tokens``, ``window_s``, ``host``, ``port``,
+    ``batch_timing`` (the fields of ``BatchTiming``).
     """
     known = {"deployments", "rules", "default", "api_keys", "bearer_tokens", "window_s"}
-    known |= {"host", "port", "record"}
+    known |= {"host", "port", "record", "batch_timing"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"unknown key(s) {unknown} (expected some of {sorted(known)})")
-    options: dict[str, Any] = {k: v for k, v in data.items() if k in known - {"rules", "default"}}
+    options: dict[str, Any] = {
+        k: v for k, v in data.items() if k in known - {"rules", "default", "batch_timing"}
+    }
+    if data.get("batch_timing") is not None:
+        from harness.testing.batches import BatchTiming
+
+        try:
+            options["batch_timing"] = BatchTiming(**data["batch_timing"])
+        except TypeError as e:
+            raise ValueError(f"batch_timing: {e}") from None
     deployments = data.get("deployments")
     if isinstance(deployments, Mapping):
         options["deployments"] = [

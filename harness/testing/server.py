@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from harness import tokens
+from harness.testing.batches import BatchTiming
 from harness.testing.config import Deployment, as_deployment, load_config, options_from_dict
 from harness.testing.rules import Action, Rule, RuleBook
 from harness.testing.service import DEFAULT_ACTION, Answer, AzureService, RecordedRequest
@@ -42,6 +43,7 @@ class FakeAzure:
         window_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         record: bool = True,
+        batch_timing: BatchTiming | None = None,
     ) -> None:
         resolved = None if deployments is None else [as_deployment(d) for d in deployments]
         self.service = AzureService(
@@ -53,6 +55,7 @@ class FakeAzure:
             window_s=window_s,
             clock=clock,
             record=record,
+            batch_timing=batch_timing,
         )
         self.host = host
         self.port = port

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import tokens
-from harness.testing import embeddings, wire
+from harness.testing import batch_routes, embeddings, wire
+from harness.testing.batches import BatchStore, BatchTiming
 from harness.testing.config import Deployment
 from harness.testing.faults import fault_for
 from harness.testing.quota import UNLIMITED_REQUESTS, UNLIMITED_TOKENS, Quota, Standing
@@ -80,6 +81,7 @@ class AzureService:
         window_s: float,
         clock: Callable[[], float],
         record: bool,
+        batch_timing: BatchTiming | None = None,
     ) -> None:
         self.deployments = None if deployments is None else {d.name: d for d in deployments}
         self.rulebook = RuleBook(rules)
@@ -95,6 +97,7 @@ class AzureService:
         self.faults: Counter[str] = Counter()
         self._numbers: Counter[str] = Counter()
         self._quotas: dict[str, Quota] = {}
+        self.batch_store = BatchStore(batch_timing or BatchTiming(), clock)
 
     def reset(self) -> None:
         with self.lock:
@@ -103,6 +106,7 @@ class AzureService:
             self.faults.clear()
             self._numbers.clear()
             self._quotas.clear()
+            self.batch_store.reset()
             self.rulebook.reset()
 
     def deployment(self, name: str) -> Deployment | None:
@@ -125,6 +129,42 @@ class AzureService:
             )
             self._quotas[deployment.name] = quota
         return quota
+
+    # --- batch lines (called under the lock, from the batch routes) ----------------------
+
+    def batch_deployment(self, name: str) -> tuple[bool, int | None]:
+        """Whether ``name`` is a deployment here, and its enqueued-token limit."""
+        deployment = self.deployment(name)
+        return deployment is not None, deployment.enqueued_tokens if deployment else None
+
+    def line_tokens(self, body: Mapping[str, Any]) -> int:
+        """A batch line's enqueued tokens: its prompt, counted as a live request's is."""
+        deployment = self.deployment(str(body.get("model")))
+        messages = body.get("messages")
+        if deployment is None or not isinstance(messages, list):
+            return 0
+        try:
+            return tokens.count_messages(
+                messages,
+                deployment.model,
+                model_version=deployment.model_version,
+                tools=body.get("tools"),
+            )
+        except (TypeError, ValueError, AttributeError):
+            return 0
+
+    def answer_line(self, body: Mapping[str, Any]) -> tuple[int, Any]:
+        """A batch line's answer: what the same request would get live, without the live
+        quota and transport faults (a batch has its own quota and no connection to drop)."""
+        state = _Exchange(self, "2024-10-21")
+        state.body = body
+        deployment = self.deployment(str(body.get("model")))
+        if deployment is None:
+            return 404, wire.standard_error(404)
+        answer = state.complete(deployment, Quota(window_s=self.window_s, clock=self.clock))
+        if answer.fault == "invalid_json":
+            return answer.status, "<html>Bad Gateway</html>"
+        return answer.status, json.loads(answer.body)
 
     # --- the request path ----------------------------------------------------------------
 
@@ -224,17 +264,18 @@ class _Exchange:
         headers: Mapping[str, str],
         raw: bytes,
     ) -> Answer:
+        if batch_routes.is_batch_path(path):
+            return batch_routes.route(
+                self, self.service.batch_store, method, path, query, headers, raw
+            )
         match = _DEPLOYMENT_PATH.match(path)
         operation = match.group(2) if match is not None else _V1_PATHS.get(path.rstrip("/"))
         if method != "POST" or operation is None:
             return self.answer(404, wire.error("404", "Resource not found"))
         self.operation = operation
-        if not self.authorized(headers, v1=match is None):
-            return self.answer(401, wire.standard_error(401))
-        if match is not None and "api-version" not in query:
-            return self.answer(
-                400, wire.error("MissingApiVersionParameter", wire.MISSING_API_VERSION)
-            )
+        refused = self.refused(headers, query, v1=match is None)
+        if refused is not None:
+            return refused
         try:
             self.body = json.loads(raw or b"null")
         except ValueError:
@@ -253,6 +294,18 @@ class _Exchange:
         if deployment is None:
             return self.answer(404, wire.standard_error(404))
         return self.chat(deployment)
+
+    def refused(
+        self, headers: Mapping[str, str], query: Mapping[str, str], *, v1: bool
+    ) -> Answer | None:
+        """401 for bad credentials, 400 for a missing api-version off the v1 paths."""
+        if not self.authorized(headers, v1=v1):
+            return self.answer(401, wire.standard_error(401))
+        if not v1 and "api-version" not in query:
+            return self.answer(
+                400, wire.error("MissingApiVersionParameter", wire.MISSING_API_VERSION)
+            )
+        return None
 
     def authorized(self, headers: Mapping[str, str], *, v1: bool = False) -> bool:
         service = self.service
