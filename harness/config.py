@@ -47,10 +47,13 @@ _COMMON_KEYS = {
     "concurrency",
     "description",
     "max_response_bytes",
+    "mode",
 }
+MODES = ("live", "batch")
 _KEYS_BY_KIND = {
     "azure": _COMMON_KEYS
-    | {"endpoint", "deployment", "api_version", "auth", "api_key_env", "use_v1"},
+    | {"endpoint", "deployment", "api_version", "auth", "api_key_env", "use_v1"}
+    | {"batch_enqueued_tokens"},
     "openai": _COMMON_KEYS | {"base_url", "api_key_env"},
     "local": _COMMON_KEYS | {"model_path", "n_ctx", "parallel", "threads", "seed"},
 }
@@ -173,6 +176,8 @@ _TARGET_RULES: dict[str, _Rule] = {
     "seed": (_is_whole, "must be a whole number"),
     "timeout": _SECONDS,
     "max_response_bytes": _POSITIVE,
+    "mode": (lambda value: value in MODES, "must be one of live, batch"),
+    "batch_enqueued_tokens": _POSITIVE,
 }
 _SETTING_RULES: dict[str, _Rule] = {
     "concurrency": _POSITIVE,
@@ -201,6 +206,8 @@ _SETTING_RULES: dict[str, _Rule] = {
     "judge_min_agreement": (_is_fraction, "must be a share from 0 to 1"),
     # Folders (relative to the config file) whose files suites may name besides the project.
     "suite_files_from": (_is_folders, "must be a list of folder names"),
+    # How often a batch run asks the service how its batches are doing.
+    "batch_poll_interval": _SECONDS,
 }
 
 
@@ -232,6 +239,10 @@ class TargetConfig:
     # A reply body (decompressed) larger than this is an invalid_response, never read whole.
     # Generous: a chat answer is kilobytes, a long one with logprobs a few megabytes.
     max_response_bytes: int = 16 * 1024 * 1024
+    # "batch": sent through the Global Batch API (a Global Batch deployment), not live.
+    mode: str = "live"
+    # The deployment's enqueued-token quota: a batch run keeps what it submits under it.
+    batch_enqueued_tokens: int | None = None
     source: str = "<default>"
     # A deployment pool (``pool = ["east", "sweden"]``): the member targets it sends to,
     # each an azure target of the pool's model and version (see harness/runner/pool.py).
@@ -464,6 +475,12 @@ def _parse_target(name: str, body: Mapping[str, Any], source: str) -> TargetConf
         if not body.get(key):
             why = _WHY_REQUIRED.get(key, "")
             raise ConfigError(source, f"{place}.{key}", f"required for {kind} targets{why}")
+    if body.get("mode") == "batch" and kind != "azure":
+        raise ConfigError(
+            source,
+            f"{place}.mode",
+            f'"batch" needs an azure target (the Azure Global Batch API); this one is {kind}',
+        )
     if kind == "azure" and body.get("auth", "key") not in ("key", "entra"):
         raise ConfigError(source, f"{place}.auth", "must be 'key' or 'entra'")
     if kind == "azure" and body.get("api_key_env") == "":

@@ -74,6 +74,9 @@ _NAME_WITH_VERSION = re.compile(r"^(?P<model>.+?)-(?P<version>\d{4}-\d{2}-\d{2}|
 
 
 PriceSource = Literal["catalogue", "config"]
+# Azure's Global Batch deployments cost this share of Global Standard's price, on every
+# model that offers them ("Cost 50% of Global Standard").
+BATCH_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,21 @@ class Price:
     # Prompt tokens read from Azure's prompt cache; None: the model has no discount for them.
     cached_input_per_1k: float | None = None
     source: PriceSource = "catalogue"
+    # The Global Batch price (BATCH_SHARE of the live one), which a batch run is costed at.
+    batch: bool = False
+
+    def for_batch(self) -> Price:
+        """This price as a Global Batch deployment charges it."""
+        if self.batch:
+            return self
+        cached = self.cached_input_per_1k
+        return Price(
+            input_per_1k=self.input_per_1k * BATCH_SHARE,
+            output_per_1k=self.output_per_1k * BATCH_SHARE,
+            cached_input_per_1k=cached * BATCH_SHARE if cached is not None else None,
+            source=self.source,
+            batch=True,
+        )
 
     def cost(self, usage: Mapping[str, Any]) -> float:
         """USD for one answer's ``usage`` (prompt, cached prompt and completion tokens).
@@ -109,6 +127,8 @@ class Price:
             "output_per_1k": self.output_per_1k,
             "cached_input_per_1k": self.cached_input_per_1k,
             "source": self.source,
+            # Only on a batch price: the records of live runs stay as they were.
+            **({"batch": True} if self.batch else {}),
         }
 
     @classmethod
@@ -118,6 +138,7 @@ class Price:
             output_per_1k=float(data["output_per_1k"]),
             cached_input_per_1k=_maybe_float(data.get("cached_input_per_1k")),
             source="config" if data.get("source") == "config" else "catalogue",
+            batch=data.get("batch") is True,
         )
 
 
@@ -149,6 +170,8 @@ class ModelSpec:
     min_api_version: str = ""
     approximate: bool = False
     known: bool = True
+    # Sent through the Global Batch API: ``price`` is the batch price.
+    batch: bool = False
 
     @property
     def label(self) -> str:
@@ -159,12 +182,13 @@ class ModelSpec:
         """What the model's tokens cost; None when the catalogue (and config) give no price."""
         if self.price_in_per_1k is None or self.price_out_per_1k is None:
             return None
-        return Price(
+        price = Price(
             input_per_1k=self.price_in_per_1k,
             output_per_1k=self.price_out_per_1k,
             cached_input_per_1k=self.price_cached_in_per_1k,
             source="config" if self.priced_by_config else "catalogue",
         )
+        return price.for_batch() if self.batch else price
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         """Estimated USD for these tokens (none cached); None when the model has no price."""

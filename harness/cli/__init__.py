@@ -13,6 +13,7 @@ import click
 
 from harness import __version__
 from harness.cli import (
+    batching,
     cache,
     history,
     judging,
@@ -63,6 +64,7 @@ for command in (
     history.runs,
     rescore.rescore,
     cache.cache,
+    batching.batch,
     judging.pairwise,
     judging.calibrate_command,
 ):

@@ -11,6 +11,9 @@ from typing import Any
 import click
 
 from harness import api
+from harness.batch import BatchSettings, batch_targets
+from harness.batch.refusals import check_batch
+from harness.batch.settings import DEFAULT_POLL_S
 from harness.cli.judging import check_pairwise, run_pairwise_after
 from harness.cli.options import (
     GateOptions,
@@ -110,6 +113,20 @@ _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCH
     "judge of their own; over [settings] judge.",
 )
 @stream_option
+@click.option(
+    "--batch",
+    "batch",
+    is_flag=True,
+    help="Send the chosen azure targets' cases as Azure Global Batch jobs (half the price, "
+    'a 24 h window) instead of live; as mode = "batch" on a target does.',
+)
+@click.option(
+    "--batch-poll",
+    type=click.FloatRange(min=0.01),
+    metavar="SECONDS",
+    help="How often a batch run asks how its batches are doing (default 60, or [settings] "
+    "batch_poll_interval).",
+)
 @gate_options
 def run(
     paths: tuple[Path, ...],
@@ -135,6 +152,8 @@ def run(
     cache_path: Path | None,
     replay: bool,
     stream: bool,
+    batch: bool,
+    batch_poll: float | None,
     baseline: Path | None,
     fail_on_regression: bool,
     min_lower_bound: float | None,
@@ -150,6 +169,7 @@ def run(
         concurrency = concurrency or previous.concurrency
         timeout = timeout or previous.timeout
         stream = stream or previous.stream
+        batch = batch or previous.batch
         if shard is not None and shard != previous.shard:
             was = f"shard {previous.shard}" if previous.shard else "not a shard run"
             raise click.UsageError(f"--shard {shard}: the run {resume} is {was}")
@@ -183,6 +203,7 @@ def run(
     gate = GateOptions.load(baseline, fail_on_regression, min_lower_bound, junit, markdown)
     settings = prepared.config.settings
     base = RunOptions.from_settings(settings)
+    redact = Redactor.for_targets([*prepared.targets, *prepared.judge_targets])
     # -j and --timeout on the command line beat each target's own setting (RunOptions says so).
     options = dataclasses.replace(
         base,
@@ -197,7 +218,13 @@ def run(
         retry_errors=retry_errors,
         cache=cache,
         stream=stream,
+        batch=BatchSettings(
+            all_azure=batch,
+            poll_interval_s=batch_poll or settings.get("batch_poll_interval", DEFAULT_POLL_S),
+            notify=lambda line: click.echo(redact(printable(line)), err=True),
+        ),
     )
+    check_batch(prepared.targets, prepared.suites, options.batch, stream=stream)
     writable_folder(options.reports_dir, "--reports-dir")
     if not prepared.config.targets and not targets:
         click.echo(
@@ -212,7 +239,10 @@ def run(
             "they are recorded as preflight errors and not sent (see `azeval plan`).",
             err=True,
         )
-    names = ", ".join(f"{t.name} ({t.kind})" for t in prepared.targets)
+    batched = batch_targets(prepared.targets, options.batch)
+    names = ", ".join(
+        f"{t.name} ({t.kind}{', batch' if t.name in batched else ''})" for t in prepared.targets
+    )
     of_shard = ""
     if prepared.shard is not None:
         of_shard = f" (shard {prepared.shard.shard})"
@@ -227,7 +257,6 @@ def run(
         f"suite(s) on {names}",
         err=True,
     )
-    redact = Redactor.for_targets([*prepared.targets, *prepared.judge_targets])
     progress, done = progress_printer(api.pending(prepared, options), redact)
     try:
         outcome = api.run(

@@ -58,6 +58,10 @@ ErrorKind = Literal[
     "history_budget",
     "not_in_cache",
     "stale",
+    # A Global Batch job that ended before the case's line ran, or that was refused whole.
+    "batch_expired",
+    "batch_cancelled",
+    "batch_failed",
 ]
 
 

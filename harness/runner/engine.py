@@ -9,9 +9,11 @@ import os
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.batch import BatchSettings, batch_priced, batch_targets
 from harness.checks import Services
 from harness.checks.context import NO_SERVICES
 from harness.config import TargetConfig
@@ -54,6 +56,7 @@ from harness.targets import Target, open_embedder, target_info
 from harness.writable import json_text
 
 if TYPE_CHECKING:
+    from harness.batch.ledger import Ledger
     from harness.judge.sending import JudgeSetup
 
 Progress = Callable[[CaseResult], None]
@@ -87,6 +90,8 @@ class RunOptions:
     # Texts in one embeddings request to the embedder ([settings] embed_batch; 1 sends
     # each text alone).
     embed_batch: int = MAX_INPUTS
+    # Which targets run as Global Batch jobs besides those of mode "batch", and how.
+    batch: BatchSettings = field(default_factory=BatchSettings)
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -128,6 +133,7 @@ class RunOptions:
             "cache": self.cache.to_json(),
             "overrides": self.overrides,
             "stream": self.stream,
+            "batch": self.batch.to_json(),
         }
 
 
@@ -199,6 +205,8 @@ async def execute(
             opened.append(run_embedder[0])
         if items is None:
             items = work_items(suites, list(targets), options.repeat)
+        # A batch target's tokens cost the Global Batch price.
+        items = batch_priced(items, batch_targets(configs, options.batch))
         run = _Run(configs, targets, options, redact, progress, judge, answers, record_extra, store)
         run.judging, run.judge_targets = judging, judge_targets
         run.embedder = run_embedder if embedder is not None else None
@@ -236,6 +244,8 @@ class _Run:
     judging: JudgeSetup | None = None
     judge_targets: Mapping[str, Target] = field(default_factory=dict)
     embedder: tuple[Target, TargetConfig] | None = None
+    # The batch jobs of the run's batch targets, saved in run.json (None: no batch target).
+    ledger: Ledger | None = None
 
     async def all(self, suites: list[Suite], all_items: Sequence[WorkItem]) -> RunOutcome:
         # The price each target's turns are costed at (its model's), recorded on its entry.
@@ -271,7 +281,7 @@ async def _run_all(
         return cache.for_target(target.info) if cache is not None else None
 
     senders = {
-        name: TargetSender(target, by_name[name], options, dead, redact, rng, answers_of(target))
+        name: _sender(target, by_name[name], run, dead, rng, answers_of(target), (run_dir, meta))
         for name, target in targets.items()
     }
     services = NO_SERVICES
@@ -383,6 +393,28 @@ async def _run_all(
     return RunOutcome(run=finished, dead_targets=dead, interrupted=interrupted, cache_notes=notes)
 
 
+def _sender(
+    target: Target,
+    config: TargetConfig,
+    run: _Run,
+    dead: dict[str, str],
+    rng: random.Random,
+    answers: Answers | None,
+    record: tuple[Path, dict[str, Any]],
+) -> TargetSender:
+    """A target's sender: live, or as Global Batch jobs (not when replaying: nothing is sent)."""
+    options, redact = run.options, run.redact
+    if config.name in batch_targets([config], options.batch) and hasattr(target, "batch_client"):
+        from harness.batch.ledger import Ledger
+        from harness.batch.sender import BatchSender
+
+        run_dir, meta = record
+        if run.ledger is None:
+            run.ledger = Ledger(run_dir, meta, partial(_write_scrubbed, run_dir, meta, redact))
+        return BatchSender(target, config, options, dead, redact, run.ledger, answers)
+    return TargetSender(target, config, options, dead, redact, rng, answers)
+
+
 async def _cancel(tasks: Sequence[asyncio.Future[None]]) -> None:
     """Cancel the cases still under way and wait until each has stopped."""
     for task in tasks:
@@ -411,6 +443,7 @@ def _open_run_dir(
             "repeat": options.repeat,
             "overrides": {**(old.get("overrides") or {}), **options.overrides},
             "stream": options.stream,
+            "batch": options.batch.to_json(),
         }
         _add_new_inputs(meta, suites, targets, prices)
         written = sum(1 for _ in read_results(options.resume))

@@ -3,7 +3,7 @@ command-line -j and --timeout it was started with."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ class ResumeInputs:
     stream: bool = False
     # The shard of a --shard run (its suite paths already name that shard's cases).
     shard: Shard | None = None
+    batch: bool = False  # --batch: every azure target ran as Global Batch jobs
 
 
 def resume_inputs(run_dir: Path) -> ResumeInputs:
@@ -56,6 +57,8 @@ def resume_inputs(run_dir: Path) -> ResumeInputs:
         else None,
         stream=options.stream,
         shard=_shard_of(meta.shard),
+        batch=isinstance(batched := options.extra.get("batch"), Mapping)
+        and batched.get("all_azure") is True,
     )
 
 

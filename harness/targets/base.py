@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 # Error kinds (TargetError.kind): content_filter, rate_limited, timeout, server_error, auth,
 # not_found, redirect, bad_request, context_length, connection, invalid_response, and from
-# the runner preflight, deadline, target_unavailable, history_budget.
+# the runner preflight, deadline, target_unavailable, history_budget, and from a batch
+# batch_expired, batch_cancelled, batch_failed.
 RETRYABLE = frozenset({"rate_limited", "timeout", "server_error", "connection", "invalid_response"})
 # A redirect is the endpoint's answer to every request: the target is pointed elsewhere.
 # target_unavailable from a target is a pool whose every member is gone.
@@ -89,6 +90,14 @@ class Completion:
     stream: StreamStats | None = None
     # The deployment of a pool that answered (its target's name); None for any other target.
     member: str | None = None
+    # The Global Batch job that answered it (its latency is the batch's, not the model's).
+    batch: str | None = None
+
+    @property
+    def measured_latency_ms(self) -> float | None:
+        """How long the model took to answer this request; None when this run did not
+        wait for it alone (an answer from the cache, or one line of a batch)."""
+        return None if self.cached is not None or self.batch is not None else self.latency_ms
 
     @property
     def body(self) -> Mapping[str, Any]:

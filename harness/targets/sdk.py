@@ -26,6 +26,7 @@ from harness.targets.transport import ReplyRefused, on_send
 
 if TYPE_CHECKING:
     from harness.targets.embeddings import Embedded
+    from harness.targets.batch_api import BatchClient
 
 # Body keys the SDK's create() takes as arguments; everything else goes in extra_body so a
 # parameter the installed SDK does not know yet is still sent as written.
@@ -178,6 +179,12 @@ class SdkTarget:
             self._client, self._model, inputs, timeout=timeout, headers=self._headers
         )
 
+    def batch_client(self) -> BatchClient:
+        """The same client's files and batches, for this target's deployment."""
+        from harness.targets.batch_api import BatchClient
+
+        return BatchClient(self._client, self._model, v1=self.info.api_version == "v1")
+
     async def aclose(self) -> None:
         await self._client.close()
 
@@ -211,14 +218,7 @@ def classify_status(exc: openai.APIStatusError, latency_ms: float) -> TargetErro
     """Map an HTTP error answer to one of the error kinds of harness.targets.base."""
     status = exc.status_code
     body = _error_body(exc)
-    inner = body.get("error")
-    error: dict[str, Any] = inner if isinstance(inner, dict) else body
-    # A stranger's error body: code and message are read only when they are what they say.
-    code = error.get("code")
-    code = str(code) if isinstance(code, (str, int)) and not isinstance(code, bool) else None
-    message = error.get("message")
-    message = excerpt(message if isinstance(message, str) and message else exc.message)
-    kind = _kind_of(status, code)
+    kind, code, message = read_error(status, body, exc.message)
     request = exc.response.request
     if kind == "not_found":
         # Azure answers a wrong path or an api-version it does not know with a bare
@@ -230,8 +230,6 @@ def classify_status(exc: openai.APIStatusError, latency_ms: float) -> TargetErro
             f"the service answered {status}, redirecting to {where}; azeval does not follow "
             "redirects (the prompt and key would go along): point the target at it instead"
         )
-    if kind == "bad_request" and str(error.get("type")) in _TOO_LONG:
-        kind = "context_length"
     retry_after = retry_after_seconds(exc.response.headers) if status in (429, 503) else None
     return TargetError(
         kind,
@@ -243,6 +241,22 @@ def classify_status(exc: openai.APIStatusError, latency_ms: float) -> TargetErro
         latency_ms=latency_ms,
         headers=rate_headers(exc.response.headers),
     )
+
+
+def read_error(status: int, body: Mapping[str, Any], fallback: str) -> tuple[str, str | None, str]:
+    """The kind, code and message of an error answer's body (``fallback``: the message
+    when the body has none); also how a batch line that failed is classified."""
+    inner = body.get("error")
+    error: Mapping[str, Any] = inner if isinstance(inner, Mapping) else body
+    # A stranger's error body: code and message are read only when they are what they say.
+    code = error.get("code")
+    code = str(code) if isinstance(code, (str, int)) and not isinstance(code, bool) else None
+    message = error.get("message")
+    message = excerpt(message if isinstance(message, str) and message else fallback)
+    kind = _kind_of(status, code)
+    if kind == "bad_request" and str(error.get("type")) in _TOO_LONG:
+        kind = "context_length"
+    return kind, code, message
 
 
 def _redirect_target(url: str, location: str) -> str:

@@ -1,0 +1,35 @@
+"""Batch mode: a target's cases sent as Azure Global Batch jobs (``mode = "batch"``,
+``azeval run --batch``), with the same results, checks and record as a live run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from harness.batch.settings import BatchSettings
+
+if TYPE_CHECKING:
+    from harness.config import TargetConfig
+    from harness.runner.work import WorkItem
+
+__all__ = ["BatchSettings", "batch_priced", "batch_targets", "sends_batch"]
+
+
+def sends_batch(config: TargetConfig, settings: BatchSettings) -> bool:
+    """Whether the target's cases go out as batch jobs: its mode, or --batch on azure."""
+    return config.mode == "batch" or (settings.all_azure and config.kind == "azure")
+
+
+def batch_targets(configs: Iterable[TargetConfig], settings: BatchSettings) -> set[str]:
+    return {c.name for c in configs if sends_batch(c, settings)}
+
+
+def batch_priced(items: Sequence[WorkItem], names: set[str]) -> list[WorkItem]:
+    """The work items, those of batch targets costed at the Global Batch price."""
+    return [
+        replace(item, spec=replace(item.spec, batch=True))
+        if item.target in names and item.spec is not None
+        else item
+        for item in items
+    ]
