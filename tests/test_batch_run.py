@@ -279,6 +279,8 @@ def test_run_json_holds_the_batch_ids_while_the_batch_runs(
         while not task.done():
             await asyncio.sleep(0.05)
             for run_dir in (project / "reports" / "runs").glob("*"):
+                if not (run_dir / "run.json").is_file():  # the folder comes first
+                    continue
                 jobs = (read_meta(run_dir).get("batch") or {}).get("jobs") or []
                 if jobs and jobs[0].get("status") == "in_progress":
                     seen.append(jobs[0])
@@ -407,3 +409,20 @@ def test_mode_batch_in_the_config_runs_that_target_as_a_batch(
     outcome = run(options(batch=False))
     assert outcome.run.meta["batch"]["jobs"]
     assert not any("chat" in r.path for r in server.requests)
+
+
+def test_the_report_and_console_say_it_was_a_batch_run_and_how_long_it_took(
+    project: Path, server: FakeAzure, capsys: Any
+) -> None:
+    """azeval run --batch: progress lines per job, then the summary and report.html name
+    the batch jobs, the batch price and the time from submission to the last result."""
+    assert azeval("run", "--batch", "--batch-poll", "0.02") == 1  # some cases fail, as live
+    captured = capsys.readouterr()
+    assert "gb (azure, batch)" in captured.err
+    assert "submitted 13 line(s) as batch_" in captured.err
+    assert "completed 13/13 done" in captured.err
+    assert "Batch run: 3 Global Batch job(s) of 15 request(s) in 3 round(s)" in captured.out
+    assert "From the first submission to the last result:" in captured.out
+    (run_dir,) = (project / "reports" / "runs").glob("*")
+    html = (run_dir / "report.html").read_text()
+    assert "Global Batch." in html and "costed at the batch price (50% of live)" in html

@@ -144,15 +144,19 @@ class JobRun:
             await asyncio.sleep(self.polling.interval_s)
 
     def _record(self, state: BatchState) -> None:
+        """The state into the job, and run.json when it changed (a poll that found the
+        batch as it was writes nothing)."""
         job = self.job
+        before = job.to_json()
         job.status = state.status
         job.output_file_id = state.output_file_id
         job.error_file_id = state.error_file_id
         job.counts = {"total": state.total, "completed": state.completed, "failed": state.failed}
         job.errors = [{"code": e.code, "message": e.message, "line": e.line} for e in state.errors]
         if state.ended:
-            job.ended_at = now_iso()
-        self.ledger.save()
+            job.ended_at = job.ended_at or now_iso()
+        if job.to_json() != before:
+            self.ledger.save()
 
     async def _download(self, state: BatchState) -> Finished:
         """The output and error files (kept in the run's folder), read by custom_id."""

@@ -14,6 +14,7 @@ from harness import api
 from harness.batch import BatchSettings, batch_targets
 from harness.batch.refusals import check_batch
 from harness.batch.settings import DEFAULT_POLL_S
+from harness.batch.summary import batch_notes
 from harness.cli.judging import check_pairwise, run_pairwise_after
 from harness.cli.options import (
     GateOptions,
@@ -385,6 +386,8 @@ def print_run_summary(run: Run) -> None:
         else:
             stored = "; the answers received are stored" if options.cache_mode != "read" else ""
             click.echo(f"Cache: no result answered from {where}{stored}")
+    for note in batch_notes(outcome.run.meta):
+        click.echo(note)
     costs = [f"{name} {usd(s.cost_usd)}" for name, s in summary.targets.items()]
     if costs:
         click.echo("Cost: " + ", ".join(costs))

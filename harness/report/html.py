@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from harness.batch.summary import batch_notes
 from harness.judge.compare import pairwise_view
 from harness.judge.summary import judge_summary
 from harness.report.charts import Chart, bar_chart
@@ -351,6 +352,7 @@ def _render(run: Run, baseline: Run | None) -> str:
         "dead": _dead(run),
         "shards": _shards(run),
         "cache_notes": _cache_notes(run),
+        "batch_notes": batch_notes(meta),
         "scheduling": sched,
         "judging": judge_summary(run.results),
         "pairwise": pairwise_view(run),
