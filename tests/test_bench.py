@@ -144,3 +144,12 @@ def test_scale_bench_prints_a_table_with_ratios() -> None:
     assert "(ratios to the 20-case line; concurrency 4)" in out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert lines["20"].count("( 1.00x)") == 7 and "40" in lines
+
+
+def test_batch_bench_runs_cases_through_the_batch_endpoints() -> None:
+    """The batch bench: live and batch verdicts agree, azeval's own time and memory are
+    shown as ratios to the live run, and the batch made one upload and one batch."""
+    out = bench("bench_batch", "--cases", "10", "--poll", "0.05")
+    assert "verdicts identical: True" in out
+    assert "ratio batch own time / live" in out and "ratio batch peak / live peak" in out
+    assert "creates 1" in out and "uploads 1" in out and "downloads 2" in out
