@@ -426,3 +426,39 @@ def test_the_report_and_console_say_it_was_a_batch_run_and_how_long_it_took(
     (run_dir,) = (project / "reports" / "runs").glob("*")
     html = (run_dir / "report.html").read_text()
     assert "Global Batch." in html and "costed at the batch price (50% of live)" in html
+
+
+def test_a_refused_key_on_upload_kills_the_target_with_exit_3(
+    project: Path, server: FakeAzure, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """A 401 on the upload: one request, every case an auth error, the target dead, exit 3."""
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "sk-wrong-0123456789abcdef")
+    assert azeval("run", "--batch", "--batch-poll", "0.02") == 3
+    assert len(server.requests) == 1 and server.requests[0].status == 401
+    (run_dir,) = (project / "reports" / "runs").glob("*")
+    run_ = load_run(run_dir)
+    assert {r.error.kind for r in run_.results if r.error} == {"auth"}
+    assert "gb" in run_.meta["dead_targets"]
+
+
+def test_faults_on_the_batch_endpoints_lose_no_case_and_bill_no_batch_twice(
+    project: Path, server: FakeAzure
+) -> None:
+    """The answer to the create is lost (reset after the batch was made) and every third
+    files/batches request answers 503: the run finds its batch instead of making a second,
+    retries the rest, and every case gets its live verdict."""
+    from harness.testing import Fault
+
+    server.service.batch_faults = (
+        Fault("reset", first=1, after=1),
+        Fault("503", every=3, retry_after=0.01),
+    )
+    (project / "suites" / "batched.yaml").write_text(suite_text(8))
+    outcome = run(options())
+    creates = [r for r in server.requests if r.method == "POST" and r.path == "/openai/batches"]
+    made = [r for r in creates if r.status == 200 and r.fault is None]
+    assert len(server.service.batch_store.batches) == 1
+    assert creates and not made  # the one create that took effect lost its answer
+    assert server.count(503) >= 2
+    assert {r.verdict for r in outcome.run.results} == {"pass", "fail"}
+    assert len(outcome.run.results) == 8

@@ -115,8 +115,22 @@ class JobRun:
         job, timeout = self.job, self.polling.timeout_s
         assert job.input_file_id is not None
         metadata = {"azeval_run": self.ledger.run_dir.name[:512], "file": job.file}
-        file_id = job.input_file_id
-        state = await self._call(lambda: self.client.create(file_id, metadata, timeout))
+        file_id, before = job.input_file_id, job.batch_id
+
+        async def create() -> BatchState:
+            try:
+                return await self.client.create(file_id, metadata, timeout)
+            except TargetError as error:
+                if error.status is not None and error.kind != "invalid_response":
+                    raise  # refused: nothing was created, asking again is safe
+                # No usable answer: the batch may exist all the same, and a second one
+                # would be billed too. Look before asking again.
+                found = await self._call(lambda: self.client.find(file_id, before, timeout))
+                if found is None:
+                    raise
+                return found
+
+        state = await self._call(create)
         job.batch_id = state.id
         job.submissions += 1
         job.submitted_at = job.submitted_at or now_iso()

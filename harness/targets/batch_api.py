@@ -99,6 +99,23 @@ class BatchClient:
         )
         return batch_state(raw.http_response.text)
 
+    async def find(
+        self, input_file_id: str, exclude: str | None, timeout: float
+    ) -> BatchState | None:
+        """The newest batch made of this input file (other than ``exclude``), among the
+        resource's latest hundred: whether a create whose answer was lost took effect."""
+        raw = await _call(
+            lambda: self._client.batches.with_raw_response.list(limit=100, timeout=timeout)
+        )
+        text = raw.http_response.text
+        data = _body(text, "batch list").get("data")
+        for item in data if isinstance(data, list) else ():
+            if not isinstance(item, dict) or item.get("input_file_id") != input_file_id:
+                continue
+            if item.get("id") != exclude:
+                return _state(item, text)
+        return None
+
     async def content(self, file_id: str, timeout: float) -> bytes:
         """A file's bytes (an output or error file)."""
         answer = await _call(lambda: self._client.files.content(file_id, timeout=timeout))
@@ -138,7 +155,10 @@ def _body(text: str, what: str) -> Mapping[str, Any]:
 
 def batch_state(text: str) -> BatchState:
     """A batch object's body, typed; an invalid_response TargetError when it is not one."""
-    body = _body(text, "batch")
+    return _state(_body(text, "batch"), text)
+
+
+def _state(body: Mapping[str, Any], text: str) -> BatchState:
     batch_id, status = body.get("id"), body.get("status")
     if not isinstance(batch_id, str) or not isinstance(status, str):
         raise _invalid("a batch without an id or status", text)

@@ -25,8 +25,8 @@ from harness.targets.stream import Assembly
 from harness.targets.transport import ReplyRefused, on_send
 
 if TYPE_CHECKING:
-    from harness.targets.embeddings import Embedded
     from harness.targets.batch_api import BatchClient
+    from harness.targets.embeddings import Embedded
 
 # Body keys the SDK's create() takes as arguments; everything else goes in extra_body so a
 # parameter the installed SDK does not know yet is still sent as written.

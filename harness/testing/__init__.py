@@ -106,7 +106,9 @@ requests, in a shuffled order, failures (non-200) in the error file. Validation 
 too_many_tasks, empty_file, invalid_json_line, url_mismatch, model_not_found, model_mismatch,
 duplicate_custom_id, or token_limit_exceeded (a deployment's ``enqueued_tokens``); past
 ``window_s`` it expires (unfinished lines batch_expired in the error file); a cancel goes
-cancelling → cancelled with the lines done by then.
+cancelling → cancelled with the lines done by then. ``FakeAzure(batch_faults=(Fault(...),))``
+breaks the files and batches requests by their number among them (a status, or an answer
+reset after the request took effect, as a lost answer to a create is).
 
 Config files (YAML/JSON, ``python -m harness.testing.fake_azure --config rules.yaml``)::
 

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from harness import tokens
 from harness.testing.batches import BatchTiming
 from harness.testing.config import Deployment, as_deployment, load_config, options_from_dict
+from harness.testing.faults import Fault
 from harness.testing.rules import Action, Rule, RuleBook
 from harness.testing.service import DEFAULT_ACTION, Answer, AzureService, RecordedRequest
 from harness.testing.streaming import Event
@@ -44,6 +45,7 @@ class FakeAzure:
         clock: Callable[[], float] = time.monotonic,
         record: bool = True,
         batch_timing: BatchTiming | None = None,
+        batch_faults: Sequence[Fault] = (),
     ) -> None:
         resolved = None if deployments is None else [as_deployment(d) for d in deployments]
         self.service = AzureService(
@@ -56,6 +58,7 @@ class FakeAzure:
             clock=clock,
             record=record,
             batch_timing=batch_timing,
+            batch_faults=batch_faults,
         )
         self.host = host
         self.port = port

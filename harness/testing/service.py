@@ -17,7 +17,7 @@ from harness import tokens
 from harness.testing import batch_routes, embeddings, wire
 from harness.testing.batches import BatchStore, BatchTiming
 from harness.testing.config import Deployment
-from harness.testing.faults import fault_for
+from harness.testing.faults import Fault, fault_for
 from harness.testing.quota import UNLIMITED_REQUESTS, UNLIMITED_TOKENS, Quota, Standing
 from harness.testing.rules import Action, ChatRequest, ErrorReply, Rule, RuleBook, render
 from harness.testing.streaming import Event, stream_events
@@ -27,6 +27,7 @@ _V1_PATHS = {
     "/openai/v1/chat/completions": "chat/completions",
     "/openai/v1/embeddings": "embeddings",
 }
+_BATCH_API = " batch api"  # the request counter of the files and batches endpoints
 _REDACTED_HEADERS = frozenset({"api-key", "authorization", "ocp-apim-subscription-key"})
 DEFAULT_ACTION = Action()
 
@@ -82,6 +83,7 @@ class AzureService:
         clock: Callable[[], float],
         record: bool,
         batch_timing: BatchTiming | None = None,
+        batch_faults: Sequence[Fault] = (),
     ) -> None:
         self.deployments = None if deployments is None else {d.name: d for d in deployments}
         self.rulebook = RuleBook(rules)
@@ -98,6 +100,7 @@ class AzureService:
         self._numbers: Counter[str] = Counter()
         self._quotas: dict[str, Quota] = {}
         self.batch_store = BatchStore(batch_timing or BatchTiming(), clock)
+        self.batch_faults = tuple(batch_faults)
 
     def reset(self) -> None:
         with self.lock:
@@ -265,9 +268,7 @@ class _Exchange:
         raw: bytes,
     ) -> Answer:
         if batch_routes.is_batch_path(path):
-            return batch_routes.route(
-                self, self.service.batch_store, method, path, query, headers, raw
-            )
+            return self.batch_call(method, path, query, headers, raw)
         match = _DEPLOYMENT_PATH.match(path)
         operation = match.group(2) if match is not None else _V1_PATHS.get(path.rstrip("/"))
         if method != "POST" or operation is None:
@@ -320,6 +321,33 @@ class _Exchange:
         # plain OpenAI client with api_key=<the resource key> and base_url=…/openai/v1/.
         return token in service.bearer_tokens or (v1 and token in service.api_keys)
 
+    def status_fault(self, fault: Fault, status: int) -> Answer:
+        """The answer of a fault that is an HTTP status (429, 5xx, 408)."""
+        retry_after = fault.retry_after if status in (429, 503) else None
+        answer = self.error(ErrorReply(status, retry_after=retry_after))
+        answer.fault = fault.kind
+        return answer
+
+    def batch_call(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        raw: bytes,
+    ) -> Answer:
+        """A files/batches request, with the server's batch faults (counted over them all);
+        a broken answer (reset, truncated) is broken after the request took effect."""
+        service = self.service
+        service._numbers[_BATCH_API] += 1
+        fault = fault_for(service.batch_faults, service._numbers[_BATCH_API])
+        if fault is not None and fault.status is not None:
+            return self.status_fault(fault, fault.status)
+        answer = batch_routes.route(self, service.batch_store, method, path, query, headers, raw)
+        if fault is not None and fault.kind in ("reset", "truncated", "invalid_json"):
+            answer.fault = fault.kind
+        return answer
+
     def chat(self, deployment: Deployment) -> Answer:
         service = self.service
         service._numbers[deployment.name] += 1
@@ -329,14 +357,7 @@ class _Exchange:
         fault = fault_for(deployment.faults, service._numbers[deployment.name])
         delay_s = 0.0
         if fault is not None and fault.status is not None:
-            answer = self.error(
-                ErrorReply(
-                    fault.status,
-                    retry_after=fault.retry_after if fault.status in (429, 503) else None,
-                )
-            )
-            answer.fault = fault.kind
-            return answer
+            return self.status_fault(fault, fault.status)
         if fault is not None and fault.kind == "slow":
             delay_s = fault.delay_ms / 1000
         if self.operation == "embeddings":
