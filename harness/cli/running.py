@@ -386,7 +386,7 @@ def print_run_summary(run: Run) -> None:
         else:
             stored = "; the answers received are stored" if options.cache_mode != "read" else ""
             click.echo(f"Cache: no result answered from {where}{stored}")
-    for note in batch_notes(outcome.run.meta):
+    for note in batch_notes(run.meta):
         click.echo(note)
     costs = [f"{name} {usd(s.cost_usd)}" for name, s in summary.targets.items()]
     if costs:
