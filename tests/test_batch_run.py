@@ -462,3 +462,31 @@ def test_faults_on_the_batch_endpoints_lose_no_case_and_bill_no_batch_twice(
     assert server.count(503) >= 2
     assert {r.verdict for r in outcome.run.results} == {"pass", "fail"}
     assert len(outcome.run.results) == 8
+
+
+def test_a_batch_deployment_in_a_pool_is_exit_2(
+    project: Path, server: FakeAzure, capsys: Any
+) -> None:
+    """A pool sends live: a member whose mode is "batch" is refused, naming its mode."""
+    east, west = (CONFIG.replace("[targets.gb]", f"[targets.{name}]") for name in ("east", "west"))
+    (project / "azeval.toml").write_text(
+        east + 'mode = "batch"\n' + west + '\n[targets.both]\npool = ["east", "west"]\n'
+    )
+    assert azeval("run", "-t", "both") == 2
+    assert "targets.east.mode" in capsys.readouterr().err
+    assert not server.requests
+
+
+def test_two_batch_targets_each_run_their_own_jobs(project: Path, server: FakeAzure) -> None:
+    """Two azure targets under --batch: each its own jobs, naming its own deployment."""
+    server.service.deployments = None  # any deployment name is served
+    second = CONFIG.replace("[targets.gb]", "[targets.gb2]").replace(
+        'deployment = "gb"', 'deployment = "gb2"'
+    )
+    (project / "azeval.toml").write_text(CONFIG + second)
+    (project / "suites" / "batched.yaml").write_text(suite_text(6))
+    outcome = run(options())
+    jobs = outcome.run.meta["batch"]["jobs"]
+    assert sorted(j["target"] for j in jobs) == ["gb", "gb2"]
+    assert len(outcome.run.results) == 12
+    assert {r.verdict for r in outcome.run.results} == {"pass", "fail"}

@@ -17,7 +17,10 @@ __all__ = ["BatchSettings", "batch_priced", "batch_targets", "sends_batch"]
 
 
 def sends_batch(config: TargetConfig, settings: BatchSettings) -> bool:
-    """Whether the target's cases go out as batch jobs: its mode, or --batch on azure."""
+    """Whether the target's cases go out as batch jobs: its mode, or --batch on azure (a
+    deployment pool is sent live: its point is spreading live requests over members)."""
+    if config.members:
+        return False
     return config.mode == "batch" or (settings.all_azure and config.kind == "azure")
 
 

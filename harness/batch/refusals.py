@@ -22,11 +22,22 @@ def check_batch(
     stream: bool,
 ) -> None:
     """--batch needs an azure target; a batch cannot stream (--stream, or a case's params)."""
-    if settings.all_azure and not any(t.kind == "azure" for t in targets):
-        chosen = ", ".join(f"{t.name} ({t.kind})" for t in targets)
+    if settings.all_azure and not batch_targets(targets, settings):
+        chosen = ", ".join(f"{t.name} ({'pool' if t.members else t.kind})" for t in targets)
         raise ConfigError(
-            "--batch", "", f"sends azure targets as Global Batch jobs; none is chosen ({chosen})"
+            "--batch",
+            "",
+            f"sends azure targets (not pools) as Global Batch jobs; none is chosen ({chosen})",
         )
+    for pool in targets:
+        for member in pool.members:
+            if member.mode == "batch":
+                raise ConfigError(
+                    member.source,
+                    f"{member.place}.mode",
+                    f"is a member of the pool {pool.place}, whose requests go out live; "
+                    "a Global Batch deployment runs as a target of its own",
+                )
     names = sorted(batch_targets(targets, settings))
     if not names:
         return
