@@ -490,3 +490,22 @@ def test_two_batch_targets_each_run_their_own_jobs(project: Path, server: FakeAz
     assert sorted(j["target"] for j in jobs) == ["gb", "gb2"]
     assert len(outcome.run.results) == 12
     assert {r.verdict for r in outcome.run.results} == {"pass", "fail"}
+
+
+def test_an_output_file_gone_at_the_service_ends_its_cases_without_killing_the_target(
+    project: Path, server: FakeAzure
+) -> None:
+    """A batch whose output file was deleted before the download: its cases end as
+    invalid_response errors (to retry), not a dead target."""
+    store = server.service.batch_store
+    original = store._answer
+
+    def answer_then_delete(batch: Any, answer: Any, status: str) -> None:
+        original(batch, answer, status)
+        del store.files[batch.output_file_id]
+
+    store._answer = answer_then_delete  # type: ignore[method-assign]
+    (project / "suites" / "batched.yaml").write_text(suite_text(3))
+    outcome = run(options())
+    assert {r.error.kind for r in outcome.run.results if r.error} == {"invalid_response"}
+    assert "dead_targets" not in outcome.run.meta

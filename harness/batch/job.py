@@ -180,7 +180,15 @@ class JobRun:
         for which, file_id in (("error", state.error_file_id), ("output", state.output_file_id)):
             if file_id is None:
                 continue
-            data = await self._call(partial(self.client.content, file_id, timeout))
+            try:
+                data = await self._call(partial(self.client.content, file_id, timeout))
+            except TargetError as error:
+                if error.kind != "not_found":
+                    raise
+                # Gone (the service deletes outputs after their expiry): its lines' cases
+                # end without an answer, for --retry-errors, and the target lives on.
+                self.notify(f"{self.label}: the {which} file {file_id} is gone: {error.message}")
+                continue
             self.ledger.keep_file(job, which, data)
             found, bad = read_lines(data)
             entries.update(found)
