@@ -162,3 +162,64 @@ def test_batch_notes_and_durations_in_words() -> None:
     assert "1 min 30 s" in notes[0]
     assert "--retry-errors" in notes[1] and "reattaches" in notes[2]
     assert batch_notes({}) == [] and batch_notes({"batch": "x"}) == []
+
+
+def test_a_job_uploaded_by_a_stopped_run_finds_its_batch_instead_of_making_another(
+    tmp_path: Any,
+) -> None:
+    """A run stopped after its create but before writing the batch id down: the resumed
+    job looks the batch up by its input file and takes it; no second batch is made."""
+    import asyncio
+
+    import openai
+
+    from harness.batch.job import JobRun, Polling
+    from harness.batch.ledger import Ledger
+    from harness.batch.lines import request_line
+    from harness.targets.batch_api import BatchClient
+    from harness.testing import BatchTiming, FakeAzure
+
+    timing = BatchTiming(validating_s=0.02, in_progress_s=0.05, finalizing_s=0.02)
+    with FakeAzure(["gb"], batch_timing=timing) as server:
+        line = request_line(
+            "s/c@gb#0/0",
+            {"messages": [{"role": "user", "content": "hi"}]},
+            "gb",
+            "/chat/completions",
+            3,
+        )
+        ledger = Ledger(tmp_path, {}, lambda: None)
+        job = ledger.new_job("gb", line.text, 1, 3, 0)
+        sync = openai.AzureOpenAI(
+            azure_endpoint=server.endpoint, api_key="test-key", api_version="2024-10-21"
+        )
+        job.input_file_id = sync.files.create(file=("in.jsonl", line.text), purpose="batch").id
+        made = sync.batches.create(
+            input_file_id=job.input_file_id,
+            endpoint="/chat/completions",  # type: ignore[arg-type]  # Azure's name
+            completion_window="24h",
+        )
+        told: list[str] = []
+
+        async def resume() -> Any:
+            client = openai.AsyncAzureOpenAI(
+                azure_endpoint=server.endpoint, api_key="test-key", api_version="2024-10-21"
+            )
+            run = JobRun(
+                job,
+                BatchClient(client, "gb", v1=False),
+                ledger,
+                Polling(0.02, 10),
+                told.append,
+                "gb",
+            )
+            try:
+                return await run.run()
+            finally:
+                await client.close()
+
+        finished = asyncio.run(resume())
+        assert finished.state.id == made.id and finished.state.status == "completed"
+        assert list(finished.entries) == ["s/c@gb#0/0"]
+        assert len(server.service.batch_store.batches) == 1
+        assert any("found " + made.id in line for line in told)

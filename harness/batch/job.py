@@ -109,6 +109,18 @@ class JobRun:
             name = job.file.rsplit("/", 1)[-1]
             job.input_file_id = await self._call(lambda: self.client.upload(name, data, timeout))
             ledger.save()
+        else:
+            # Uploaded by a run that stopped before it wrote the batch id down: the batch may
+            # exist all the same (stopped between the create and its answer).
+            file_id = job.input_file_id
+            found = await self._call(lambda: self.client.find(file_id, None, timeout))
+            if found is not None:
+                job.batch_id = found.id
+                job.submissions += 1
+                job.submitted_at = job.submitted_at or now_iso()
+                self._record(found)
+                self.notify(f"{self.label}: found {found.id}, made before the run stopped")
+                return
         await self._create()
 
     async def _create(self) -> None:

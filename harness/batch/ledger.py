@@ -187,10 +187,12 @@ class Ledger:
         return entries
 
     def in_flight(self, target: str) -> dict[str, Job]:
-        """The jobs submitted and not downloaded (still at the service), by custom_id."""
+        """The jobs uploaded or submitted and not downloaded (still at the service), by
+        custom_id."""
         found: dict[str, Job] = {}
         for job in self.jobs:
-            if job.target == target and job.batch_id is not None and not job.downloaded:
+            sent = job.batch_id is not None or job.input_file_id is not None
+            if job.target == target and sent and not job.downloaded:
                 found.update(dict.fromkeys(self.line_ids(job), job))
         return found
 
