@@ -24,6 +24,7 @@ from pathlib import Path
 
 from harness import api
 from harness.batch import BatchSettings
+from harness.batch.ledger import BatchRecord
 from harness.runner.engine import RunOptions, RunOutcome
 from harness.testing import Action, BatchTiming, FakeAzure
 
@@ -107,7 +108,7 @@ def main() -> None:
     same = {r.key: r.verdict for r in live.run.results} == {
         r.key: r.verdict for r in batched.run.results
     }
-    simulated = float(batched.run.meta["batch"]["elapsed_s"] or 0.0)
+    simulated = BatchRecord.of(batched.run.meta).elapsed_s or 0.0
     own = batch_s - simulated
     print(f"cases: {args.cases}, verdicts identical: {same}")
     print(f"live api.run (reference): {live_s:.2f} s, peak {live_peak / 2**20:.1f} MiB")

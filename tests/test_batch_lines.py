@@ -10,6 +10,7 @@ from harness.batch.ledger import Job
 from harness.batch.lines import Limits, custom_id, request_line, split
 from harness.batch.summary import batch_notes, duration
 from harness.models import Price
+from harness.results.runmeta import RunMeta
 from harness.targets.base import TargetError
 from harness.targets.batch_api import batch_state, line_answer, read_lines
 
@@ -157,11 +158,12 @@ def test_batch_notes_and_durations_in_words() -> None:
             ],
         }
     }
-    notes = batch_notes(meta)
+    notes = batch_notes(RunMeta.from_json(meta, "r"))
     assert notes[0].startswith("Batch run: 2 Global Batch job(s) of 5 request(s) in 2 round(s)")
     assert "1 min 30 s" in notes[0]
     assert "--retry-errors" in notes[1] and "reattaches" in notes[2]
-    assert batch_notes({}) == [] and batch_notes({"batch": "x"}) == []
+    assert batch_notes(RunMeta.from_json({}, "r")) == []
+    assert batch_notes(RunMeta.from_json({"batch": "x"}, "r")) == []
 
 
 def test_a_job_uploaded_by_a_stopped_run_finds_its_batch_instead_of_making_another(

@@ -13,6 +13,7 @@ import pytest
 
 from harness import api
 from harness.batch import BatchSettings
+from harness.batch.ledger import BatchRecord
 from harness.results.store import load_run, read_meta
 from harness.runner.engine import RunOptions, RunOutcome
 from harness.testing import (
@@ -98,6 +99,11 @@ def verdicts(outcome: RunOutcome) -> dict[str, str]:
     return {r.key: r.verdict for r in outcome.run.results}
 
 
+def jobs_of(outcome: RunOutcome) -> list[dict[str, Any]]:
+    """The run's batch jobs as run.json records them."""
+    return [job.to_json() for job in BatchRecord.of(outcome.run.meta).jobs]
+
+
 def paths(server: FakeAzure) -> list[str]:
     return [f"{r.method} {r.path.split('/')[2]}" for r in server.requests]
 
@@ -118,8 +124,8 @@ def test_a_batch_run_gives_the_live_verdicts_at_half_the_cost(
     assert live_cost and batch_cost == pytest.approx(live_cost / 2)
     replies = {r.key: [t.reply for t in r.turns] for r in live.run.results}
     assert {r.key: [t.reply for t in r.turns] for r in batched.run.results} == replies
-    price = batched.run.meta["targets"][0]["price"]
-    assert price["batch"] is True
+    price = batched.run.meta.targets[0].price
+    assert price is not None and price["batch"] is True
     # A batch line's latency is the batch's, not the model's: none is recorded.
     assert all(t.latency_ms is None for r in batched.run.results for t in r.turns)
 
@@ -128,7 +134,7 @@ def test_a_conversation_runs_one_round_per_turn(project: Path, server: FakeAzure
     """Round k + 1 is made of the replies of round k: three jobs for a three-turn case,
     the first holding every case's first turn; each line names the deployment."""
     outcome = run(options())
-    jobs = outcome.run.meta["batch"]["jobs"]
+    jobs = jobs_of(outcome)
     assert [(j["round"], j["lines"]) for j in jobs] == [(0, 13), (1, 1), (2, 1)]
     talk = next(r for r in outcome.run.results if r.case == "talk")
     assert talk.verdict == "pass" and len(talk.turns) == 3
@@ -139,7 +145,7 @@ def test_a_conversation_runs_one_round_per_turn(project: Path, server: FakeAzure
     assert {line["url"] for line in lines} == {"/chat/completions"}
     ids = [line["custom_id"] for line in lines]
     assert len(set(ids)) == len(ids) and "batched/c000@gb#0/0" in ids
-    assert outcome.run.meta["batch"]["elapsed_s"] > 0
+    assert (BatchRecord.of(outcome.run.meta).elapsed_s or 0) > 0
 
 
 def test_failed_and_malformed_lines_are_their_cases_errors(
@@ -171,7 +177,7 @@ def test_failed_and_malformed_lines_are_their_cases_errors(
 def test_lines_split_across_files_at_the_line_limit(project: Path, server: FakeAzure) -> None:
     """More lines than a file may hold go out as several jobs, all answered."""
     outcome = run(options(max_lines=5))
-    first_round = [j for j in outcome.run.meta["batch"]["jobs"] if j["round"] == 0]
+    first_round = [j for j in jobs_of(outcome) if j["round"] == 0]
     assert [j["lines"] for j in first_round] == [5, 5, 3]
     assert len(outcome.run.results) == 13
     assert all(r.verdict in ("pass", "fail") for r in outcome.run.results)
@@ -196,7 +202,7 @@ def test_enqueued_tokens_split_and_token_limit_exceeded_resubmits(
         (tmp_path / "suites" / "batched.yaml").write_text(suite_text(10))
         _someone_elses_batch(fake, tokens=100)
         outcome = run(options())
-    jobs = outcome.run.meta["batch"]["jobs"]
+    jobs = jobs_of(outcome)
     assert len(jobs) == 2 and all(j["tokens"] <= 50 for j in jobs)
     assert jobs[0]["submissions"] > 1
     assert {r.verdict for r in outcome.run.results} == {"pass"}
@@ -246,7 +252,7 @@ def test_an_expired_batch_records_the_unfinished_cases_and_retry_errors_reruns_t
         resumed = run(again)
     assert len(resumed.run.results) == 10
     assert {r.verdict for r in resumed.run.results} == {"pass"}
-    jobs = resumed.run.meta["batch"]["jobs"]
+    jobs = jobs_of(resumed)
     assert [j["lines"] for j in jobs] == [10, len(expired)]
 
 
@@ -316,13 +322,13 @@ def test_a_killed_batch_run_resumes_by_reattaching_without_a_second_submission(
 
     asyncio.run(interrupted())
     (run_dir,) = (project / "reports" / "runs").glob("*")
-    assert load_run(run_dir).meta["status"] == "interrupted"
+    assert load_run(run_dir).meta.status == "interrupted"
     assert not load_run(run_dir).results
     resumed = run(dataclasses.replace(opts, resume=run_dir))
     creates = [r for r in server.requests if r.method == "POST" and r.path == "/openai/batches"]
     uploads = [r for r in server.requests if r.method == "POST" and r.path == "/openai/files"]
     assert len(creates) == 1 and len(uploads) == 1
-    assert resumed.run.meta["status"] == "complete"
+    assert resumed.run.meta.status == "complete"
     assert len(resumed.run.results) == 12
     server.reset()
     live = run(options(batch=False))
@@ -407,7 +413,7 @@ def test_mode_batch_in_the_config_runs_that_target_as_a_batch(
     """mode = "batch" on a target, with no --batch: its cases go out as a batch."""
     (project / "azeval.toml").write_text(CONFIG + 'mode = "batch"\n')
     outcome = run(options(batch=False))
-    assert outcome.run.meta["batch"]["jobs"]
+    assert jobs_of(outcome)
     assert not any("chat" in r.path for r in server.requests)
 
 
@@ -438,7 +444,7 @@ def test_a_refused_key_on_upload_kills_the_target_with_exit_3(
     (run_dir,) = (project / "reports" / "runs").glob("*")
     run_ = load_run(run_dir)
     assert {r.error.kind for r in run_.results if r.error} == {"auth"}
-    assert "gb" in run_.meta["dead_targets"]
+    assert "gb" in run_.meta.dead_targets
 
 
 def test_faults_on_the_batch_endpoints_lose_no_case_and_bill_no_batch_twice(
@@ -486,7 +492,7 @@ def test_two_batch_targets_each_run_their_own_jobs(project: Path, server: FakeAz
     (project / "azeval.toml").write_text(CONFIG + second)
     (project / "suites" / "batched.yaml").write_text(suite_text(6))
     outcome = run(options())
-    jobs = outcome.run.meta["batch"]["jobs"]
+    jobs = jobs_of(outcome)
     assert sorted(j["target"] for j in jobs) == ["gb", "gb2"]
     assert len(outcome.run.results) == 12
     assert {r.verdict for r in outcome.run.results} == {"pass", "fail"}
@@ -508,4 +514,4 @@ def test_an_output_file_gone_at_the_service_ends_its_cases_without_killing_the_t
     (project / "suites" / "batched.yaml").write_text(suite_text(3))
     outcome = run(options())
     assert {r.error.kind for r in outcome.run.results if r.error} == {"invalid_response"}
-    assert "dead_targets" not in outcome.run.meta
+    assert not outcome.run.meta.dead_targets

@@ -87,7 +87,7 @@ def test_killed_mid_batch_then_resumed_gives_the_live_verdicts_at_half_the_cost(
     uploads = [r for r in server.requests if r.method == "POST" and r.path == "/openai/files"]
     assert len(creates) == 1 and len(uploads) == 1
     batched = load_run(run_dir)
-    assert batched.meta["status"] == "complete" and len(batched.results) == CASES
+    assert batched.meta.status == "complete" and len(batched.results) == CASES
     live_proc = azeval_cli(project, server, "-j", "16")
     live_proc.communicate(timeout=300)
     runs = sorted((project / "reports" / "runs").glob("*"))

@@ -11,9 +11,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.targets.batch_api import read_lines
+
+if TYPE_CHECKING:
+    from harness.results.runmeta import RunMeta
 
 FOLDER = "batch"
 
@@ -198,3 +201,37 @@ class Ledger:
 
     def unfinished(self) -> list[Job]:
         return [j for j in self.jobs if j.batch_id is not None and not j.downloaded]
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """run.json's ``batch``, typed: the jobs, the time from first submission to last result,
+    and the requests made about them per target."""
+
+    jobs: tuple[Job, ...] = ()
+    elapsed_s: float | None = None
+    requests: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Any) -> BatchRecord:
+        if not isinstance(data, Mapping):
+            return cls()
+        jobs = data.get("jobs")
+        elapsed = data.get("elapsed_s")
+        requests = data.get("requests")
+        return cls(
+            jobs=tuple(Job.from_json(j) for j in jobs if isinstance(j, Mapping))
+            if isinstance(jobs, list)
+            else (),
+            elapsed_s=float(elapsed)
+            if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool)
+            else None,
+            requests={k: v for k, v in requests.items() if isinstance(v, int)}
+            if isinstance(requests, Mapping)
+            else {},
+        )
+
+    @classmethod
+    def of(cls, meta: RunMeta) -> BatchRecord:
+        """The batch part of a run's record (empty for a live run)."""
+        return cls.from_json(meta.extra.get("batch"))

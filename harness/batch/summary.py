@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
+from harness.batch.ledger import BatchRecord
 from harness.models import BATCH_SHARE
+
+if TYPE_CHECKING:
+    from harness.results.runmeta import RunMeta
 
 
 def duration(seconds: float) -> str:
@@ -19,35 +22,32 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes} min"
 
 
-def batch_notes(meta: Mapping[str, Any]) -> list[str]:
+def batch_notes(meta: RunMeta) -> list[str]:
     """A batch run's lines: its jobs and targets, how long they took, what they cost."""
-    batch = meta.get("batch")
-    if not isinstance(batch, Mapping):
-        return []
-    jobs = [j for j in batch.get("jobs") or () if isinstance(j, Mapping)]
+    record = BatchRecord.of(meta)
+    jobs = record.jobs
     if not jobs:
         return []
-    targets = sorted({str(j.get("target")) for j in jobs})
-    submitted = [j for j in jobs if j.get("batch_id")]
-    lines = sum(int(j.get("lines") or 0) for j in submitted)
-    rounds = len({j.get("round") for j in jobs})
+    targets = sorted({j.target for j in jobs})
+    submitted = [j for j in jobs if j.batch_id]
+    lines = sum(j.lines for j in submitted)
+    rounds = len({j.round for j in jobs})
     text = (
         f"Batch run: {len(submitted)} Global Batch job(s) of {lines} request(s) in "
         f"{rounds} round(s) on {', '.join(targets)}, costed at the batch price "
         f"({BATCH_SHARE:.0%} of live)."
     )
-    elapsed = batch.get("elapsed_s")
-    if isinstance(elapsed, (int, float)):
-        text += f" From the first submission to the last result: {duration(elapsed)}."
+    if record.elapsed_s is not None:
+        text += f" From the first submission to the last result: {duration(record.elapsed_s)}."
     notes = [text]
-    stopped = [j for j in jobs if j.get("status") in ("expired", "cancelled", "failed")]
-    for job in stopped:
-        notes.append(
-            f"Batch {job.get('batch_id')} ({job.get('target')}) ended {job.get('status')}: "
-            "its unfinished cases are recorded as errors; `azeval run --resume RUN_DIR "
-            "--retry-errors` sends them again."
-        )
-    running = [j for j in jobs if j.get("batch_id") and not j.get("downloaded")]
+    for job in jobs:
+        if job.status in ("expired", "cancelled", "failed"):
+            notes.append(
+                f"Batch {job.batch_id} ({job.target}) ended {job.status}: its unfinished "
+                "cases are recorded as errors; `azeval run --resume RUN_DIR --retry-errors` "
+                "sends them again."
+            )
+    running = [j for j in submitted if not j.downloaded]
     if running:
         notes.append(
             f"{len(running)} batch job(s) were still at the service when the run stopped: "
