@@ -515,3 +515,15 @@ def test_an_output_file_gone_at_the_service_ends_its_cases_without_killing_the_t
     outcome = run(options())
     assert {r.error.kind for r in outcome.run.results if r.error} == {"invalid_response"}
     assert not outcome.run.meta.dead_targets
+
+
+def test_one_round_holds_every_case_however_narrow_the_live_lane(
+    project: Path, server: FakeAzure
+) -> None:
+    """A batch target's cases all wait for the same round: -j 2 live would run two at a
+    time, but the batch is one job of every case, not many of a few."""
+    (project / "suites" / "batched.yaml").write_text(suite_text(40))
+    narrow = dataclasses.replace(options(), concurrency=2)
+    outcome = run(narrow)
+    assert [(j["round"], j["lines"]) for j in jobs_of(outcome)] == [(0, 40)]
+    assert len(outcome.run.results) == 40

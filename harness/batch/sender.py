@@ -101,6 +101,11 @@ class BatchSender(TargetSender):
         self._budget: _Budget | None = None
         self._rounds = 0
 
+    def lane_width(self, items: int) -> int:
+        """Every item at once: a round holds the request of each case waiting for it, so
+        a lane as narrow as the live quota would cut the batch into batches of a few."""
+        return items
+
     async def run(self, item: WorkItem, *, services: Services = NO_SERVICES) -> CaseResult:
         if self.config.name in self.dead:
             raise NotSent

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -335,8 +336,10 @@ async def _run_all(
         if cache is not None and any(t.cached is not None for t in ran.result.turns):
             served.append((item, ran.result))
 
+    counts = Counter(item.target for item in items)
+
     def width(target: str) -> int:
-        return senders[target].scheduler.max_concurrency
+        return senders[target].lane_width(counts[target])
 
     # A run that stops early for any reason is recorded "interrupted", never "complete":
     # Ctrl-C (the outcome says interrupted) or an error (it propagates, e.g. a progress

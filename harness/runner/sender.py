@@ -80,6 +80,11 @@ class TargetSender:
             self.dead.setdefault(self.config.name, self.redact(f"unreachable: {ended.message}"))
         return result
 
+    def lane_width(self, items: int) -> int:
+        """How many of the target's ``items`` are worth running at once: what its
+        scheduler lets through (the lanes add a few spare workers)."""
+        return self.scheduler.max_concurrency
+
     async def ask(self, body: Mapping[str, Any]) -> Completion:
         """One request outside any case (a check's model): the same quota and retries;
         raises TargetError when it fails, NotSent when the target is dead."""
