@@ -19,7 +19,7 @@ from harness.results.store import Run, load_run
 from harness.runner.cached import ReplayTarget
 from harness.runner.check_model import check_model_for
 from harness.runner.embedder import embedder_for
-from harness.runner.engine import RunOptions, RunOutcome, execute, kept_results
+from harness.runner.engine import RunOptions, RunOutcome, execute, kept_keys
 from harness.runner.rescore import Rescoring, rescoring, suite_paths
 from harness.runner.work import WorkItem, work_items
 from harness.suite import Case, Suite
@@ -138,7 +138,7 @@ def pending(prepared: Prepared, options: RunOptions) -> int:
     items = work_items(prepared.suites, [t.name for t in prepared.targets], options.repeat)
     if options.resume is None:
         return len(items)
-    done = {r.key for r in kept_results(options.resume, options.retry_errors)}
+    done = kept_keys(options.resume, options.retry_errors)
     return sum(item.key not in done for item in items)
 
 

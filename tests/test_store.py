@@ -8,7 +8,15 @@ import re
 import pytest
 
 from harness.errors import ConfigError
-from harness.results.store import RESULTS_FILE, RUN_FILE, Journal, load_run, read_results
+from harness.results.record import CaseResult
+from harness.results.store import (
+    RESULTS_FILE,
+    RUN_FILE,
+    Journal,
+    index_journal,
+    load_run,
+    read_results,
+)
 from tests.factories import result
 
 
@@ -47,6 +55,37 @@ def test_a_damaged_line_mid_journal_is_named(tmp_path):
     (tmp_path / RESULTS_FILE).write_text(f"{good}\nnot json\n{good}\n")
     with pytest.raises(ConfigError, match=rf"{RESULTS_FILE}:2: not a result record"):
         list(read_results(tmp_path))
+
+
+def test_the_journal_index_finds_each_keys_latest_line_without_building_results(
+    tmp_path, monkeypatch
+):
+    """A resume's one pass: each key's latest line and verdict, in the order of last
+    writes, a torn tail skipped, and no CaseResult built (100,000 of them took seconds)."""
+    first, second, again = result("a"), result("b", "fail"), result("a", "error")
+    lines = [json.dumps(r.to_json()) for r in (first, second, again)]
+    (tmp_path / RESULTS_FILE).write_text("\n".join(lines) + "\n" + lines[0][:30])
+    monkeypatch.setattr(CaseResult, "from_json", None)  # calling it would raise TypeError
+    index = index_journal(tmp_path)
+    assert index.lines == 3
+    assert list(index.latest.items()) == [(second.key, (2, "fail")), (first.key, (3, "error"))]
+    assert index.kept() == {second.key: 2, first.key: 3}
+    assert index.kept(retry_errors=True) == {second.key: 2}
+    index.keep_only(index.kept().values())
+    assert (tmp_path / RESULTS_FILE).read_text().splitlines() == [lines[1], lines[2]]
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["not json", "[1, 2]", '{"suite": "s", "case": "c", "target": "t", "verdict": "pass"}',
+     '{"suite": "s", "case": "c", "target": "t", "repeat": 0, "verdict": "no", "turns": []}'],
+)  # fmt: skip
+def test_the_journal_index_names_a_damaged_line(tmp_path, line):
+    """A line that is not a result record stops the resume at its number, before sending."""
+    good = json.dumps(result("a").to_json())
+    (tmp_path / RESULTS_FILE).write_text(f"{good}\n{line}\n{good}\n")
+    with pytest.raises(ConfigError, match=rf"{RESULTS_FILE}:2: not a result record"):
+        index_journal(tmp_path)
 
 
 def test_a_torn_tail_is_skipped_and_cut_before_appending(tmp_path):

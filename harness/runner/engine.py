@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -24,9 +23,9 @@ from harness.redact import Redactor
 from harness.results.record import CaseResult
 from harness.results.runmeta import RunMeta
 from harness.results.store import (
-    RESULTS_FILE,
     Journal,
     Run,
+    index_journal,
     latest_results,
     read_meta,
     read_results,
@@ -449,12 +448,12 @@ def _open_run_dir(
             "batch": options.batch.to_json(),
         }
         _add_new_inputs(meta, suites, targets, prices)
-        written = sum(1 for _ in read_results(options.resume))
-        results = kept_results(options.resume, options.retry_errors)
-        if len(results) != written:
-            _rewrite_journal(options.resume, results)
+        index = index_journal(options.resume)
+        kept = index.kept(options.retry_errors)
+        if len(kept) != index.lines:  # a key written twice, or errors to run again
+            index.keep_only(kept.values())
         _write_scrubbed(options.resume, meta, redact)
-        return options.resume, meta, {r.key for r in results}
+        return options.resume, meta, set(kept)
     run_id = new_run_id()
     run_dir = options.reports_dir / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -464,10 +463,9 @@ def _open_run_dir(
     return run_dir, meta, set()
 
 
-def kept_results(run_dir: Path, retry_errors: bool = False) -> list[CaseResult]:
-    """What a resume keeps: one result per key, less the errors when they are to be retried."""
-    results = latest_results(read_results(run_dir))
-    return [r for r in results if not (retry_errors and r.verdict == "error")]
+def kept_keys(run_dir: Path, retry_errors: bool = False) -> set[str]:
+    """What a resume keeps: each key's latest result, less the errors when to be retried."""
+    return set(index_journal(run_dir).kept(retry_errors))
 
 
 def _add_new_inputs(
@@ -491,17 +489,6 @@ def _add_new_inputs(
         *meta.get("suites", []),
         *(suite_meta(s) for s in suites if s.id not in known_suites),
     ]
-
-
-def _rewrite_journal(run_dir: Path, results: list[CaseResult]) -> None:
-    """Replace the journal atomically with ``results`` (dropping duplicates, retried errors)."""
-    tmp = run_dir / (RESULTS_FILE + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for result in results:
-            handle.write(json_text(result.to_json()) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(run_dir / RESULTS_FILE)
 
 
 def _finish(run_dir: Path, meta: dict[str, Any], interrupted: bool, redact: Redactor) -> Run:
