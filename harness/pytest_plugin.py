@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from harness.redact import Redactor
     from harness.results.record import CaseResult
     from harness.runner.cached import RunCache
+    from harness.runner.embeddings import Embeddings
     from harness.runner.sender import TargetSender
     from harness.suite.model import Case
 
@@ -137,6 +138,7 @@ class SuiteFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         from harness.errors import AzevalError
         from harness.runner.check_model import check_model_for
+        from harness.runner.embedder import embedder_for
         from harness.suite.loader import load_suite
 
         state = self.config.stash[_STATE]
@@ -146,6 +148,7 @@ class SuiteFile(pytest.File):
             # A check that needs a model while none is configured fails collection, as
             # `azeval run` refuses it before sending.
             check_model_for(state.azeval_config(), [suite], sending=False)
+            embedder_for(state.azeval_config(), [suite], sending=False)
         except AzevalError as exc:
             raise self.CollectError(exc.format_message()) from None
         for case in suite.cases:
@@ -351,17 +354,20 @@ class _Session:
         """Send the case's turns to the target (opened on first use) and check the replies."""
         return self._call(self._run(case, target, repeat))
 
-    async def _sender(self, name: str, dead: dict[str, str] | None = None) -> TargetSender:
-        """The target's sender, opened on first use; ``dead``: a check model's own."""
+    async def _sender(
+        self, name: str, dead: dict[str, str] | None = None, *, embedder: bool = False
+    ) -> TargetSender:
+        """The target's sender, opened on first use; ``dead``: a check model's own;
+        ``embedder``: the target opened to embed (never answered from the cache)."""
         from harness.errors import AzevalError
         from harness.preflight import spec_for
         from harness.runner.cached import ReplayTarget
         from harness.runner.engine import RunOptions
         from harness.runner.pool import open_for_run
         from harness.runner.sender import TargetSender
-        from harness.targets import Target, target_info
+        from harness.targets import Target, open_embedder, target_info
 
-        key = name if dead is None else f"check model {name}"
+        key = name if dead is None else f"{'embedder' if embedder else 'check model'} {name}"
         if key not in self._senders:
             config = self.azeval_config()
             cache = self.cache()
@@ -369,14 +375,17 @@ class _Session:
             try:
                 chosen = config.select([name])[0]
                 target: Target
-                if cache is not None and cache.policy.replay:
+                if embedder:
+                    target = await open_embedder(chosen)
+                elif cache is not None and cache.policy.replay:
                     target = ReplayTarget(target_info(chosen))
                 else:
                     target = await open_for_run(chosen, options)
             except AzevalError as exc:
                 raise _TargetProblem(f"target '{name}': {exc.format_message()}") from None
             registry = self._dead if dead is None else dead
-            answers = cache.for_target(target.info) if cache is not None else None
+            cached = cache is not None and not embedder
+            answers = cache.for_target(target.info) if cached and cache is not None else None
             self._senders[key] = TargetSender(
                 target, chosen, options, registry, self.redactor(), answers=answers
             )
@@ -389,10 +398,26 @@ class _Session:
         from harness.runner.check_model import SenderModel
 
         if self._lent is None:
-            name = self.azeval_config().settings.get("check_model")
+            settings = self.azeval_config().settings
+            name = settings.get("check_model")
             model = None if name is None else SenderModel(await self._sender(str(name), {}))
-            self._lent = Services(check_model=model)
+            self._lent = Services(check_model=model, embeddings=await self._embeddings())
         return self._lent
+
+    async def _embeddings(self) -> Embeddings | None:
+        """The [settings] embedder, as a run lends it to similar; None when none is named."""
+        from harness.runner.embedder import MAX_INPUTS, embedding_model
+        from harness.runner.embeddings import Embeddings
+
+        settings = self.azeval_config().settings
+        name = settings.get("embedder")
+        if name is None:
+            return None
+        sender = await self._sender(str(name), {}, embedder=True)
+        model = embedding_model(sender.config)
+        if model is None:  # refused at collection, as run refuses it
+            return None
+        return Embeddings(sender, model, max_inputs=settings.get("embed_batch", MAX_INPUTS))
 
     async def _run(self, case: Case, name: str, repeat: int) -> CaseResult:
         """As a run does (``run_item``): preflight (a case the service would refuse is not

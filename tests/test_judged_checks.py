@@ -140,6 +140,9 @@ def test_rubric_score_and_factuality_on_two_deployments(project, server):
 
     score = check_of(results["grounded", "gpt35"])
     assert score["actual"] == 5 and score["expected"] == "groundedness ≥ 4"
+    # The 1–5 rating as a score in [0, 1], (5 − 1) / 4, for weights and thresholds; the
+    # rubric's pass/fail has no score of its own.
+    assert score["score"] == 1.0 and "score" not in check
     assert [j["name"] for j in meta["judges"]] == ["judge"]
     # The judge's account, apart from the targets' cost: six checks, six requests.
     account = meta["judging"]["judge"]

@@ -325,3 +325,31 @@ def test_a_pool_target_runs_its_items_on_its_members(
     result.stdout.fnmatch_lines(["*geo/capital[[]both[]] PASSED*"])
     sent = {r.deployment for r in server.requests[before:]}
     assert sent <= {"gpt35", "gpt4"} and len(server.requests) - before == 3
+
+
+def test_similar_is_lent_the_embedder(
+    pytester: pytest.Pytester, project: None, server: FakeAzure
+) -> None:
+    """Under pytest as under azeval run, [settings] embedder lends similar its embeddings:
+    the fake echoes the prompt ("Echo: …"), so the reply's five words hold the reference's
+    four (cosine 4 / √20 ≈ 0.89 with the fake's vectors); with no embedder named,
+    collecting the suite fails naming the check."""
+    server.service.deployments["embed"] = Deployment("embed", model="text-embedding-3-small")
+    targets = (pytester.path / "azeval.toml").read_text().split("\n[settings]")[0]
+    targets += (
+        f'\n[targets.embed]\nkind = "azure"\nendpoint = "{server.endpoint}"\n'
+        'deployment = "embed"\nmodel = "text-embedding-3-small"\n'
+    )
+    suite = (
+        "suite: near\ncases:\n  - id: echo\n    prompt: Paris is in France\n"
+        "    expect:\n      similar: {reference: Paris is in France, min: 0.79}\n"
+    )
+    (pytester.path / "suites" / "geo.yaml").write_text(suite, encoding="utf-8")
+    (pytester.path / "azeval.toml").write_text(targets + "\n[settings]\nmax_retries = 0\n")
+    failed = pytester.runpytest("suites", "-q", "--azeval-target", "gpt35")
+    failed.stdout.fnmatch_lines(["*check 'similar' needs embeddings*"])
+    settings = '\n[settings]\nmax_retries = 0\nembedder = "embed"\n'
+    (pytester.path / "azeval.toml").write_text(targets + settings)
+    result = pytester.runpytest("suites", "-q", "--azeval-target", "gpt35")
+    result.assert_outcomes(passed=1)
+    assert any(r.path == "/openai/deployments/embed/embeddings" for r in server.requests)

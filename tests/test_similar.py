@@ -109,6 +109,11 @@ def test_similar_scores_batches_and_embeds_the_reference_once(fake, tmp_path):
     assert {r.path for r in sent} == {"/openai/deployments/embed3/embeddings"}
     meta = json.loads((newest_run(tmp_path) / "run.json").read_text())
     assert meta["embedder"]["requests"] == len(sent) and meta["embedder"]["inputs"] == 21
+    report = (newest_run(tmp_path) / "report.html").read_text()
+    assert (
+        f"Embeddings for similar: embed (text-embedding-3-small), {len(sent)} request(s) for "
+        "21 text(s)" in report
+    )
 
 
 def test_embed_batch_1_sends_each_text_alone(fake, tmp_path, write):
@@ -249,3 +254,16 @@ def test_validate_names_a_similar_check_with_no_embedder(fake, write, capsys):
     said = capsys.readouterr()
     assert "check 'similar' needs embeddings" in said.out + said.err
     assert fake.requests == []
+
+
+def test_a_replay_sends_no_embeddings_and_its_similar_checks_say_so(fake, tmp_path, write):
+    """--replay answers from the cache and sends nothing, embeddings included: each
+    similar is an error saying no embedder was lent, never a pass."""
+    write("azeval.toml", CONFIG.replace("[settings]\n", "[settings]\ncache = true\n"))
+    azeval("run", "suites", "-t", "gpt35")
+    fake.reset()
+    assert azeval("run", "suites", "-t", "gpt35", "--replay") == 1
+    assert fake.requests == []
+    for result in _results(tmp_path).values():
+        (check,) = result["turns"][0]["checks"]
+        assert check["status"] == "error" and "no embedder was lent" in check["message"]

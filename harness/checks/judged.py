@@ -96,7 +96,16 @@ def outcome_of(arg: JudgedArg, judgement: Judgement) -> Outcome:
         arg.expected,
         result.value,
         judge=record,
+        score=_scaled(arg, result.value),
     )
+
+
+def _scaled(arg: JudgedArg, value: Any) -> float | None:
+    """A score check's 1–5 rating as a score in [0, 1] ((rating − 1) / 4), so it weighs
+    into its case's score as measuring checks do; None for the other judged checks."""
+    if arg.kind != "score" or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return (float(value) - 1) / 4
 
 
 def _said(arg: JudgedArg, value: Any) -> str:

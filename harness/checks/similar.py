@@ -27,7 +27,11 @@ async def similar(ctx: CheckContext, ref: Reference) -> Outcome:
     embedder), passing at min (0.8)."""
     embeddings = ctx.services.embeddings
     if embeddings is None:
-        return Outcome(CHECK_ERROR, "no embedder to ask: name one as [settings] embedder")
+        return Outcome(
+            CHECK_ERROR,
+            "no embedder was lent to this check: name one as [settings] embedder (a --replay "
+            "run sends no embeddings request)",
+        )
     text = ctx.reply.text or ""
     if not text.strip():
         return Outcome(

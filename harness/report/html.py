@@ -41,6 +41,7 @@ from harness.results.compare import (
 )
 from harness.results.drift import drift_lines
 from harness.results.merge import incomplete_merge
+from harness.results.runmeta import RunMeta
 from harness.results.scheduling import Scheduling
 from harness.results.store import Run
 from harness.results.summary import TargetSummary
@@ -314,6 +315,19 @@ def render_html(run: Run, *, baseline: Run | None = None) -> str:
         return _render(run, baseline)
 
 
+def embedder_line(meta: RunMeta) -> str | None:
+    """What the run sent its embedder (similar's embeddings), in words; None without one."""
+    used = meta.embedder
+    if used is None:
+        return None
+    model = used.get("model") or "?"
+    return (
+        f"Embeddings for similar: {used.get('name')} ({model}), {used.get('requests', 0)} "
+        f"request(s) for {used.get('inputs', 0)} text(s), {used.get('tokens', 0):,} tokens, "
+        f"at most {used.get('max_inputs')} texts a request; their cost is in the targets' cost."
+    )
+
+
 def _render(run: Run, baseline: Run | None) -> str:
     not_compared: tuple[str, ...] = ()
     if baseline is not None:
@@ -348,6 +362,7 @@ def _render(run: Run, baseline: Run | None) -> str:
         "charts": _charts([label for label, _ in shown], [s for _, s in shown]),
         "streamed": any(s.streamed for _, s in shown),
         "scored": any(s.scoring() for _, s in shown),
+        "embedder": embedder_line(meta),
         "drift": drift_lines(run, baseline),
         "dead": _dead(run),
         "shards": _shards(run),

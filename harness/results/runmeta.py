@@ -177,6 +177,7 @@ _MODELLED = {
     "check_model",
     "pairwise",
     "shard",
+    "embedder",
 }
 
 
@@ -213,6 +214,8 @@ class RunMeta:
     pairwise: Mapping[str, Any] | None = None
     # A CI shard's index, count and content, or a merge's shards (harness/results/merge.py).
     shard: Mapping[str, Any] | None = None
+    # What the run sent its embedder (harness.runner.embeddings.Embeddings.to_json).
+    embedder: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -262,7 +265,7 @@ class RunMeta:
                 "run_id": self.rescored_from.run_id,
                 "path": self.rescored_from.path,
             }
-        for key in ("status", "baseline", "check_model", "pairwise", "shard"):
+        for key in ("status", "baseline", "check_model", "pairwise", "shard", "embedder"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return {**out, **self.extra}
@@ -273,7 +276,9 @@ class RunMeta:
         source = _object(data.get("rescored_from"))
         rescored = RescoredFrom(str(source.get("run_id") or ""), str(source.get("path") or ""))
         summary = data.get("summary")
-        check_model, pairwise, shard = (data.get(k) for k in ("check_model", "pairwise", "shard"))
+        check_model, pairwise, shard, embedder = (
+            data.get(k) for k in ("check_model", "pairwise", "shard", "embedder")
+        )
         fmt = _int(data.get("format"))
         return cls(
             run_id=str(data.get("run_id") or default_id),
@@ -306,5 +311,6 @@ class RunMeta:
             check_model=check_model if isinstance(check_model, Mapping) else None,
             pairwise=pairwise if isinstance(pairwise, Mapping) else None,
             shard=shard if isinstance(shard, Mapping) else None,
+            embedder=embedder if isinstance(embedder, Mapping) else None,
             extra=_rest(data, _MODELLED),
         )

@@ -200,7 +200,8 @@ async def execute(
         if check_model is not None:
             judge = (await _open(check_model, options), check_model)
             opened.append(judge[0])
-        if embedder is not None:
+        # A replay sends nothing, embeddings included: its similar checks say so.
+        if embedder is not None and not options.cache.replay:
             run_embedder = (await open_embedder(embedder), embedder)
             opened.append(run_embedder[0])
         if items is None:
@@ -209,7 +210,7 @@ async def execute(
         items = batch_priced(items, batch_targets(configs, options.batch))
         run = _Run(configs, targets, options, redact, progress, judge, answers, record_extra, store)
         run.judging, run.judge_targets = judging, judge_targets
-        run.embedder = run_embedder if embedder is not None else None
+        run.embedder = run_embedder if embedder is not None and not options.cache.replay else None
         return await run.all(suites, items)
     finally:
         if store is not None:
