@@ -65,6 +65,13 @@ def project(tmp_path, monkeypatch, server):
     return tmp_path
 
 
+def _as_at_a_terminal() -> None:
+    # A job started in the background of a shell (`.ci/run &`) inherits SIGINT ignored, and
+    # Python then never turns it into KeyboardInterrupt: the Ctrl-C these tests send would
+    # be lost. At a terminal, where users press it, SIGINT is not ignored.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(project: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(AZEVAL), "run", *args],
@@ -73,6 +80,7 @@ def start(project: Path, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_as_at_a_terminal,
     )
 
 
