@@ -36,7 +36,8 @@ from harness.results.compare import (
 )
 from harness.results.drift import drift_lines
 from harness.results.merge import incomplete_merge
-from harness.results.stability import UNCHECKED, CaseStability, case_stability
+from harness.results.record import CaseResult
+from harness.results.stability import UNCHECKED, CaseStability, Repeats, stability
 from harness.results.store import Run
 
 # A paired test's p-value under this says a change is unlikely to be chance.
@@ -52,7 +53,8 @@ class GateResult:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     comparison: Comparison | None = None
-    stability: list[CaseStability] = field(default_factory=list)
+    # The cases whose repeats neither all passed nor all failed.
+    flaky: list[CaseStability] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -130,23 +132,89 @@ def pass_rates(run: Run) -> dict[str, float]:
 SHOWN_REASONS = 3
 
 
-def nothing_verified(run: Run) -> str | None:
-    """Why no check of the run could be verified, in one sentence; None when one was.
+class _Unverified:
+    """Why no check of the run could be verified, gathered one result at a time.
 
     A check is verified when it passed or failed; a run whose every check was n/a or an
     error (or that had no check) verified nothing, however many results it has.
     """
-    if not run.results or any(r.verdict in ("pass", "fail") for r in run.results):
-        return None
-    why = Counter(
-        f"{c.check}: {c.message}" for r in run.results for c in r.checks if c.status == "n/a"
-    )
-    why.update(f"error {r.error.kind}" for r in run.results if r.error)
-    if not any(r.checks for r in run.results) and not why:
-        why["no case has a check"] = len(run.results)
-    shown = "; ".join(f"{text} ({n}×)" for text, n in why.most_common(SHOWN_REASONS))
-    more = f"; and {len(why) - SHOWN_REASONS} other reason(s)" if len(why) > SHOWN_REASONS else ""
-    return f"no check could be verified in {len(run.results)} result(s): {shown}{more}"
+
+    def __init__(self) -> None:
+        self.results = 0
+        self.verified = False
+        self.checked = False
+        self.why: Counter[str] = Counter()
+
+    def add(self, result: CaseResult) -> None:
+        self.results += 1
+        if self.verified:
+            return
+        if result.verdict in ("pass", "fail"):
+            self.verified = True
+            self.why.clear()  # the reasons are not needed any more: do not gather them
+            return
+        self.why.update(f"{c.check}: {c.message}" for c in result.checks if c.status == "n/a")
+        if result.error:
+            self.why[f"error {result.error.kind}"] += 1
+        self.checked |= bool(result.checks)
+
+    def sentence(self) -> str | None:
+        """Why nothing was verified, in one sentence; None when something was."""
+        if not self.results or self.verified:
+            return None
+        why = self.why
+        if not self.checked and not why:
+            why = Counter({"no case has a check": self.results})
+        shown = "; ".join(f"{text} ({n}×)" for text, n in why.most_common(SHOWN_REASONS))
+        more = (
+            f"; and {len(why) - SHOWN_REASONS} other reason(s)" if len(why) > SHOWN_REASONS else ""
+        )
+        return f"no check could be verified in {self.results} result(s): {shown}{more}"
+
+
+def nothing_verified(run: Run) -> str | None:
+    """Why no check of the run could be verified, in one sentence; None when one was."""
+    return _read(run, None).unverified.sentence()
+
+
+@dataclass
+class _Read:
+    """What the gate takes from every result of a run, gathered in one pass over them."""
+
+    unverified: _Unverified = field(default_factory=_Unverified)
+    bad: int = 0  # results that failed or errored
+    first_bad: CaseResult | None = None
+    below: list[CaseStability] = field(default_factory=list)  # under the lower bound
+    flaky: list[CaseStability] = field(default_factory=list)
+
+
+def _read(run: Run, min_lower_bound: float | None) -> _Read:
+    """One pass over the run's results. A run of one repeat has one result per case, so
+    each is judged as it passes; only with repeats are the verdicts grouped by case."""
+    read = _Read()
+    repeats = Repeats() if run.summary.repeats > 1 else None
+    for result in run.results:
+        read.unverified.add(result)
+        if result.verdict in ("fail", "error"):
+            read.bad += 1
+            read.first_bad = read.first_bad or result
+        if repeats is not None:
+            repeats.add(result)
+        elif min_lower_bound is not None:
+            one = (result.suite, result.case, result.target, (result.verdict,))
+            _judge(stability(*one), min_lower_bound, read)
+    if repeats is not None:
+        for case in repeats.stabilities():
+            _judge(case, min_lower_bound, read)
+    return read
+
+
+def _judge(case: CaseStability, min_lower_bound: float | None, read: _Read) -> None:
+    if case.stability == FLAKY:
+        read.flaky.append(case)
+    checked = case.stability != UNCHECKED
+    if min_lower_bound is not None and checked and case.low * 100 < min_lower_bound:
+        read.below.append(case)
 
 
 def evaluate(
@@ -169,7 +237,7 @@ def evaluate(
     notes: list[str] = []
     failed = False
     comparison = compare_to_baseline(run, baseline) if baseline is not None else None
-    stability = case_stability(run.results)
+    read = _read(run, min_lower_bound)
 
     if comparison is not None and baseline is not None:
         counts = comparison.counts()
@@ -197,12 +265,12 @@ def evaluate(
                 failed = True
                 reasons.append(f"new case does not pass: {diff.case_key} @{diff.target}")
     else:
-        bad = [r for r in run.results if r.verdict in ("fail", "error")]
-        if bad and fail_under is None:
+        first = read.first_bad
+        if first is not None and fail_under is None:
             failed = True
             reasons.append(
-                f"{len(bad)} result(s) did not pass (first: {bad[0].case_key} "
-                f"@{bad[0].target}: {bad[0].verdict})"
+                f"{read.bad} result(s) did not pass (first: {first.case_key} "
+                f"@{first.target}: {first.verdict})"
             )
         if fail_on_regression and comparison is None:
             notes.append("--fail-on-regression without a baseline: every case must pass")
@@ -215,24 +283,20 @@ def evaluate(
                     f"target '{name}' pass rate {rate * 100:.1f}% is under {fail_under:g}%"
                 )
 
-    if min_lower_bound is not None:
-        for s in stability:
-            if s.stability == UNCHECKED:
-                continue
-            if s.low * 100 < min_lower_bound:
-                failed = True
-                reasons.append(
-                    f"{s.case_key} @{s.target}: passed {s.passed}/{s.n}, Wilson 95% lower "
-                    f"bound {_pct(s.low)} is under {min_lower_bound:g}%"
-                )
+    for s in read.below:
+        failed = True
+        reasons.append(
+            f"{s.case_key} @{s.target}: passed {s.passed}/{s.n}, Wilson 95% lower "
+            f"bound {_pct(s.low)} is under {min_lower_bound:g}%"
+        )
 
-    for s in (s for s in stability if s.stability == FLAKY):
+    for s in read.flaky:
         notes.append(
             f"flaky: {s.case_key} @{s.target} passed {s.passed}/{s.n} "
             f"(95% interval {_pct(s.low)}–{_pct(s.high)})"
         )
 
-    unverified = nothing_verified(run)
+    unverified = read.unverified.sentence()
     if unverified:
         if allow_unverified:
             notes.append(f"{unverified} (allowed: allow_unverified)")
@@ -260,4 +324,4 @@ def evaluate(
         reasons.extend(f"target '{n}' is unavailable: {why}" for n, why in dead_targets.items())
     if comparison is not None and comparison.regressions and not fail_on_regression:
         notes.append(f"{len(comparison.regressions)} regression(s) (not gated)")
-    return GateResult(exit_code, reasons, warnings, notes, comparison, stability)
+    return GateResult(exit_code, reasons, warnings, notes, comparison, read.flaky)

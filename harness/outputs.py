@@ -7,6 +7,7 @@ made from records), so rendering a stored run again gives the same files.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,12 +52,15 @@ def write_outputs(
             shutil.copyfile(html, formats.latest)
     if formats.junit is not None:
         written.append(("JUnit", write_junit(run, formats.junit)))
-    if formats.markdown is not None or formats.step_summary:
+    # The step summary goes only where $GITHUB_STEP_SUMMARY points: elsewhere it is not
+    # rendered at all (it reads the run's results).
+    step_summary = formats.step_summary and bool(os.environ.get("GITHUB_STEP_SUMMARY"))
+    if formats.markdown is not None or step_summary:
         text = render_markdown(run, gate)
         if formats.markdown is not None:
             formats.markdown.parent.mkdir(parents=True, exist_ok=True)
             formats.markdown.write_text(text, encoding="utf-8")
             written.append(("Markdown", formats.markdown))
-        if formats.step_summary:
+        if step_summary:
             append_step_summary(text)
     return written

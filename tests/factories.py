@@ -288,3 +288,14 @@ def replace_turn(result: CaseResult, **changes: Any) -> CaseResult:
     """``result`` with its first turn changed (a reply, checks, a cost …)."""
     first = dataclasses.replace(result.turns[0], **changes)
     return dataclasses.replace(result, turns=(first, *result.turns[1:]))
+
+
+# azeval.toml of one azure target "gpt35" at the fake server FAKE_AZURE_ENDPOINT names.
+GPT35_CONFIG = """
+[targets.gpt35]
+kind = "azure"
+endpoint = "${FAKE_AZURE_ENDPOINT}"
+deployment = "gpt35"
+model = "gpt-35-turbo"
+model_version = "0125"
+"""

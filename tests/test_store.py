@@ -8,16 +8,18 @@ import re
 import pytest
 
 from harness.errors import ConfigError
+from harness.results import store
 from harness.results.record import CaseResult
 from harness.results.store import (
     RESULTS_FILE,
     RUN_FILE,
     Journal,
+    JournalResults,
     index_journal,
     load_run,
     read_results,
 )
-from tests.factories import result
+from tests.factories import result, write_run
 
 
 def test_missing_or_damaged_run_json_is_a_config_error(tmp_path):
@@ -98,3 +100,32 @@ def test_a_torn_tail_is_skipped_and_cut_before_appending(tmp_path):
     journal.close()
     verdicts = [r.verdict for r in read_results(tmp_path)]
     assert verdicts == ["pass", "fail"]
+
+
+def test_a_large_runs_results_are_read_from_its_journal_on_each_pass(tmp_path, monkeypatch):
+    """Past HELD_RESULTS a loaded run holds no results: each pass reads the journal again,
+    giving each key's latest line in the order of those lines, as the list of a small run
+    does; it can be iterated again and has a length."""
+    rows = [result("a"), result("b", "fail"), result("c"), result("a", "error"), result("d")]
+    write_run(tmp_path / "small", rows)
+    small = load_run(tmp_path / "small")
+    assert isinstance(small.results, list)
+    monkeypatch.setattr(store, "HELD_RESULTS", 3)
+    large = load_run(tmp_path / "small")
+    assert isinstance(large.results, JournalResults)
+    assert len(large.results) == 4 and bool(large.results)
+    assert list(large.results) == list(large.results) == small.results
+    assert [r.key for r in small.results] == [rows[i].key for i in (1, 2, 3, 4)]
+    assert [n for n, _ in large.results.numbered()] == [2, 3, 4, 5]
+    assert rows[3] in large.results and rows[0] not in large.results
+    assert large.summary == small.summary
+
+
+def test_a_journal_backed_run_shares_the_strings_every_result_repeats(tmp_path, monkeypatch):
+    """Suite, target and verdict of each result read back are one string each, not one per
+    line: what a reader keeps per case stays small."""
+    monkeypatch.setattr(store, "HELD_RESULTS", 0)
+    write_run(tmp_path, [result("a"), result("b")])
+    first, second = load_run(tmp_path).results
+    assert first.suite is second.suite and first.target is second.target
+    assert first.verdict is second.verdict

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,7 +123,7 @@ def _outcome(forward: Judgement, backward: Judgement) -> PairOutcome:
     return combine(first, second)
 
 
-def final_replies(results: Sequence[CaseResult]) -> dict[tuple[str, str, str], CaseResult]:
+def final_replies(results: Iterable[CaseResult]) -> dict[tuple[str, str, str], CaseResult]:
     """Each (suite, case, target)'s result to compare: its first repeat that has a reply."""
     chosen: dict[tuple[str, str, str], CaseResult] = {}
     for result in sorted(results, key=lambda r: r.repeat):
@@ -134,7 +134,7 @@ def final_replies(results: Sequence[CaseResult]) -> dict[tuple[str, str, str], C
 
 
 async def compare(
-    results: Sequence[CaseResult],
+    results: Collection[CaseResult],
     targets: Sequence[str],
     judges: Judges,
     judge_name: str,

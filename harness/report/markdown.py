@@ -8,6 +8,7 @@ table pipes escaped. A code span renders its text literally.
 
 from __future__ import annotations
 
+import heapq
 import os
 import re
 from html import escape
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from harness.report.money import usd
 from harness.results.compare import CaseDiff
-from harness.results.stability import FLAKY, case_stability
+from harness.results.stability import FLAKY, CaseStability, case_stability
 from harness.results.store import Run
 from harness.writable import printable
 
@@ -91,15 +92,19 @@ def _target_table(run: Run) -> list[str]:
 
 
 def _failures(run: Run) -> list[str]:
-    # The journal is in completion order; a list a reviewer reads goes case by case.
-    bad = sorted(
+    summary = run.summary
+    count = summary.cases - summary.verdict_count("pass")
+    if not count:
+        return []
+    # The journal is in completion order; a list a reviewer reads goes case by case. Only
+    # the first few are listed, so only they are kept (in one pass, as sorted() would).
+    bad = heapq.nsmallest(
+        MAX_LISTED,
         (r for r in run.results if r.verdict != "pass"),
         key=lambda r: (r.case_key, r.target, r.repeat),
     )
-    if not bad:
-        return []
-    lines = [f"### Not passed ({len(bad)})", ""]
-    for r in bad[:MAX_LISTED]:
+    lines = [f"### Not passed ({count})", ""]
+    for r in bad:
         where = f"{r.case_key}@{r.target}" + (f"#{r.repeat}" if r.repeat else "")
         problem = r.problem()
         scoring = r.scoring() if r.scoring() != problem else ""
@@ -107,8 +112,8 @@ def _failures(run: Run) -> list[str]:
         notes = r.history_notes()
         history = f" ({code('; '.join(notes), limit=300)})" if notes else ""
         lines.append(f"- **{r.verdict}** {code(where)}{said} — {code(problem, limit=300)}{history}")
-    if len(bad) > MAX_LISTED:
-        lines.append(f"- … and {len(bad) - MAX_LISTED} more (see the HTML report)")
+    if count > MAX_LISTED:
+        lines.append(f"- … and {count - MAX_LISTED} more (see the HTML report)")
     return [*lines, ""]
 
 
@@ -191,8 +196,8 @@ def _fenced(language: str, text: str) -> str:
     return f"{fence}{language}\n{text}\n{fence}"
 
 
-def _stability(run: Run) -> list[str]:
-    flaky = [s for s in case_stability(run.results) if s.stability == FLAKY]
+def _stability(run: Run, gate: GateResult | None) -> list[str]:
+    flaky = gate.flaky if gate is not None else _flaky(run)
     if not flaky:
         return []
     lines = [
@@ -207,6 +212,12 @@ def _stability(run: Run) -> list[str]:
             f"| {s.passed}/{s.n} | {_pct(s.low)}–{_pct(s.high)} |"
         )
     return [*lines, ""]
+
+
+def _flaky(run: Run) -> list[CaseStability]:
+    if run.summary.repeats <= 1:
+        return []  # one result per case: none can be flaky, and nothing need be read
+    return [s for s in case_stability(run.results) if s.stability == FLAKY]
 
 
 def _cache_lines(run: Run) -> list[str]:
@@ -227,7 +238,7 @@ def _cache_lines(run: Run) -> list[str]:
 def render_markdown(run: Run, gate: GateResult | None = None) -> str:
     """The run's summary as GitHub-flavoured Markdown, ending with a newline."""
     if gate is None:
-        ok = all(r.verdict == "pass" for r in run.results)
+        ok = run.summary.verdict_count("pass") == run.summary.cases
         status = "every case passed" if ok else "not every case passed"
     else:
         ok = gate.passed
@@ -250,7 +261,7 @@ def render_markdown(run: Run, gate: GateResult | None = None) -> str:
         lines.append("")
         lines += _comparison(gate)
     lines += _head_to_head(run)
-    lines += _stability(run)
+    lines += _stability(run, gate)
     lines += _failures(run)
     return "\n".join(lines).rstrip("\n") + "\n"
 

@@ -353,8 +353,8 @@ def _group(
 
 
 def compare(
-    before: list[CaseResult],
-    after: list[CaseResult],
+    before: Iterable[CaseResult],
+    after: Iterable[CaseResult],
     *,
     before_target: str | None = None,
     after_target: str | None = None,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,16 +63,37 @@ class CaseStability:
         }
 
 
+class Repeats:
+    """Each case's verdicts across its repeats, gathered one result at a time (``add``):
+    a repeat number and a verdict per result, never the result itself."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
+
+    def add(self, result: CaseResult) -> None:
+        key = (result.suite, result.case, result.target)
+        self._groups.setdefault(key, []).append((result.repeat, result.verdict))
+
+    def stabilities(self) -> Iterator[CaseStability]:
+        """Each case on each target, in the order its first result came."""
+        for (suite, case, target), repeats in self._groups.items():
+            yield stability(suite, case, target, tuple(v for _, v in sorted(repeats, key=_repeat)))
+
+
+def stability(suite: str, case: str, target: str, verdicts: tuple[str, ...]) -> CaseStability:
+    """One case on one target, from its verdicts in repeat order."""
+    passed = verdicts.count("pass")
+    low, high = wilson_interval(passed, len(verdicts))
+    return CaseStability(suite, case, target, passed, len(verdicts), verdicts, low, high)
+
+
 def case_stability(results: Iterable[CaseResult]) -> list[CaseStability]:
     """Group results by (suite, case, target) across repeats, in first-seen order."""
-    groups: dict[tuple[str, str, str], list[CaseResult]] = defaultdict(list)
+    repeats = Repeats()
     for result in results:
-        groups[(result.suite, result.case, result.target)].append(result)
-    out = []
-    for (suite, case, target), group in groups.items():
-        group.sort(key=lambda r: r.repeat)
-        verdicts = tuple(r.verdict for r in group)
-        passed = verdicts.count("pass")
-        low, high = wilson_interval(passed, len(verdicts))
-        out.append(CaseStability(suite, case, target, passed, len(verdicts), verdicts, low, high))
-    return out
+        repeats.add(result)
+    return list(repeats.stabilities())
+
+
+def _repeat(entry: tuple[int, str]) -> int:
+    return entry[0]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
@@ -21,6 +22,9 @@ from harness.writable import json_text
 
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.jsonl"
+# A run of more results than this is read from its journal on each pass instead of being
+# held: a CaseResult takes about 14 KB in memory, so 100,000 of them would be 1.4 GB.
+HELD_RESULTS = 2000
 _TEXT_OR_NULL = {"type": ["string", "null"]}
 # The parts of run.json that resume, report, diff and bless read: a hand-edited or foreign
 # file that breaks them is named here (exit 2) instead of failing deep inside a reader.
@@ -64,11 +68,15 @@ _META_SCHEMA: dict[str, Any] = {
 
 @dataclass
 class Run:
-    """A stored run: its metadata and every case result, in the order they finished."""
+    """A stored run: its metadata and every case result, in the order they finished.
+
+    ``results`` is a list for a small run; a large one's are a :class:`JournalResults`,
+    read from its journal on each pass. Either may be iterated any number of times.
+    """
 
     path: Path
     meta: RunMeta
-    results: list[CaseResult]
+    results: Collection[CaseResult]
 
     @property
     def id(self) -> str:
@@ -84,6 +92,44 @@ class Run:
         return summarize(self.results, self.targets)
 
 
+class JournalResults(Collection[CaseResult]):
+    """A run's results as its journal holds them, read and parsed again on each pass:
+    each key's latest line, in the order of those lines. Nothing is held between passes
+    but which lines those are."""
+
+    def __init__(self, index: JournalIndex) -> None:
+        self.path = index.path
+        self._lines = index.lines
+        self._count = len(index.latest)
+        # A journal that holds each key once (as nearly every one does) needs no list.
+        self._kept: bytearray | None = None
+        if self._count != self._lines:
+            self._kept = bytearray(self._lines + 1)
+            for number, _ in index.latest.values():
+                self._kept[number] = 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[CaseResult]:
+        for _, result in self.numbered():
+            yield result
+
+    def __contains__(self, item: object) -> bool:
+        return any(result == item for result in self)
+
+    def numbered(self) -> Iterator[tuple[int, CaseResult]]:
+        """Each result with its line number in the journal (counted from 1)."""
+        file = self.path / RESULTS_FILE
+        kept = self._kept
+        with file.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if number > self._lines:
+                    break
+                if kept is None or kept[number]:
+                    yield number, _result_of(line, f"{file}:{number}")
+
+
 def read_results(path: Path) -> Iterator[CaseResult]:
     """Every result in a journal. A torn last line (a killed run) is skipped; a damaged line
     before it is a ConfigError naming the line, since skipping it would lose a case."""
@@ -94,20 +140,31 @@ def read_results(path: Path) -> Iterator[CaseResult]:
         for number, line in enumerate(handle, start=1):
             if not line.endswith("\n"):
                 break
-            try:
-                data = json.loads(line)
-                newer = _newer_format(data)
-                result = None if newer else CaseResult.from_json(data)
-            except (json.JSONDecodeError, TypeError, KeyError, AttributeError):
-                raise ConfigError(f"{file}:{number}", "", "not a result record") from None
-            if result is None:
-                raise ConfigError(f"{file}:{number}", "", newer)
-            if result.verdict not in VERDICTS:
-                # Counted nowhere, it let a run with a damaged journal exit 0.
-                raise ConfigError(
-                    f"{file}:{number}", "", f"not a result record (verdict {result.verdict!r:.40})"
-                )
-            yield result
+            yield _result_of(line, f"{file}:{number}")
+
+
+# Fields every result of a run repeats: one string each, not one per parsed line.
+_SHARED_TEXT = ("suite", "target", "verdict", "model", "system_fingerprint", "path")
+
+
+def _result_of(line: str, where: str) -> CaseResult:
+    """One journal line as a result; a ConfigError naming ``where`` when it is not one."""
+    try:
+        data = json.loads(line)
+        newer = _newer_format(data)
+        if not newer:
+            for name in _SHARED_TEXT:
+                if isinstance(text := data.get(name), str):
+                    data[name] = sys.intern(text)
+        result = None if newer else CaseResult.from_json(data)
+    except (json.JSONDecodeError, TypeError, KeyError, AttributeError):
+        raise ConfigError(where, "", "not a result record") from None
+    if result is None:
+        raise ConfigError(where, "", newer)
+    if result.verdict not in VERDICTS:
+        # Counted nowhere, it let a run with a damaged journal exit 0.
+        raise ConfigError(where, "", f"not a result record (verdict {result.verdict!r:.40})")
+    return result
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -149,7 +206,15 @@ def _meta_validator() -> jsonschema.Draft202012Validator:
 def load_run(path: Path) -> Run:
     """A run directory's metadata and results (see read_meta and read_results for errors)."""
     meta = RunMeta.from_json(read_meta(path), default_id=path.name)
-    return Run(path=path, meta=meta, results=latest_results(read_results(path)))
+    return Run(path=path, meta=meta, results=stored_results(index_journal(path)))
+
+
+def stored_results(index: JournalIndex) -> Collection[CaseResult]:
+    """The results of an indexed journal: a list when there are HELD_RESULTS or fewer,
+    else read from the journal on each pass (JournalResults)."""
+    if len(index.latest) > HELD_RESULTS:
+        return JournalResults(index)
+    return latest_results(read_results(index.path))
 
 
 def latest_results(results: Iterable[CaseResult]) -> list[CaseResult]:

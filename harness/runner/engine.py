@@ -7,7 +7,7 @@ import contextlib
 import json
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -26,12 +26,11 @@ from harness.results.store import (
     Journal,
     Run,
     index_journal,
-    latest_results,
     read_meta,
-    read_results,
+    stored_results,
     write_meta,
 )
-from harness.results.summary import summarize
+from harness.results.summary import RunTally
 from harness.runner.cache import ResponseCache
 from harness.runner.cached import (
     Answers,
@@ -493,16 +492,31 @@ def _add_new_inputs(
 
 
 def _finish(run_dir: Path, meta: dict[str, Any], interrupted: bool, redact: Redactor) -> Run:
-    """Write the final run.json; the Run returned is what was written, secrets scrubbed."""
-    results = latest_results(read_results(run_dir))
+    """Write the final run.json; the Run returned is what was written, secrets scrubbed.
+
+    The journal is read twice whatever its size: once for which line of each key counts,
+    once to summarise those results; no result is kept.
+    """
+    results = stored_results(index_journal(run_dir))
+    tally = RunTally(t["name"] for t in meta["targets"])
+    judging = judge_summary(_tallied(results, tally))
+    summary = tally.summary()
     meta["finished_at"] = now_iso()
     meta["status"] = "interrupted" if interrupted else "complete"
-    meta["summary"] = summarize(results, [t["name"] for t in meta["targets"]]).to_json()
-    judging = judge_summary(results)
+    meta["summary"] = summary.to_json()
     if judging:  # the judges' tokens and cost, apart from the targets'
         meta["judging"] = judging
     written = _write_scrubbed(run_dir, meta, redact)
-    return Run(path=run_dir, meta=RunMeta.from_json(written, run_dir.name), results=results)
+    run = Run(path=run_dir, meta=RunMeta.from_json(written, run_dir.name), results=results)
+    run.summary = summary
+    return run
+
+
+def _tallied(results: Iterable[CaseResult], tally: RunTally) -> Iterator[CaseResult]:
+    """``results``, each counted into ``tally`` as it passes: one pass feeds two readers."""
+    for result in results:
+        tally.add(result)
+        yield result
 
 
 def _write_scrubbed(run_dir: Path, meta: dict[str, Any], redact: Redactor) -> dict[str, Any]:
