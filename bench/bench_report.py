@@ -1,11 +1,19 @@
 """Time the HTML report on a synthetic 10,000 cases x 2 targets run.
 
 Usage: python bench/bench_report.py [--cases 10000] [--repeat 3]
+       python bench/bench_report.py --large 100000 [--browser]
 
 Renders the run alone and against a baseline (the same suite, replies drifted by a few
 words), and prints for each the best render_html time of ``--repeat``, its ratio to
 ``json.dumps`` of the same records (a same-machine reference), the page size, and whether
 it stayed under the 3 s budget. Exits 1 when either render is over budget.
+
+``--large N`` writes a run of N cases (harness.testing.runs: one failure in 1,000) and
+writes its report as azeval does, past the limit, and with every case in full (as a
+report was before the limit, the reference): each one's size, write time and (with
+``--browser``) time to interactive in headless Chromium, measured as bench_scale.py does.
+Exits 1 when the report azeval writes is 25 MB or more, or (with --browser) takes 2 s or
+more to open.
 """
 
 from __future__ import annotations
@@ -18,11 +26,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.report import render_html
+from bench_scale import interactive_s
+
+from harness.report import render_html, write_report
 from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
-from harness.results.store import Journal, load_run, write_meta
+from harness.results.store import RESULTS_FILE, Journal, load_run, write_meta
+from harness.testing.runs import write_large_run
 
 BUDGET_S = 3.0
+LARGE_MB, OPEN_S = 25.0, 2.0  # issue 14: a 100,000-case report under 25 MB, open in 2 s
 WORDS = [
     "the",
     "caller",
@@ -166,11 +178,49 @@ def _best(repeat: int, render: Callable[[], str]) -> tuple[float, str]:
     return best, out
 
 
+def large(cases: int, browser: bool) -> int:
+    """The report of a ``cases``-case run as azeval writes it, against every case in full."""
+    with tempfile.TemporaryDirectory() as tmp:
+        written = write_large_run(Path(tmp) / "run-large", cases)
+        run = load_run(written.path)
+        journal_mb = (written.path / RESULTS_FILE).stat().st_size / 1e6
+        not_passed = len(written.failed) + len(written.errored) + len(written.flaky)
+        print(f"run: {cases:,} cases, {not_passed} not passing, journal {journal_mb:.1f} MB")
+        print(f"{'report':28} {'MB':>8} {'write s':>8} {'open s':>8}")
+        figures = {}
+        for name, limit in (("every case in full (ref)", cases + 1), ("as written", None)):
+            out = Path(tmp) / f"{limit or 'default'}.html"
+            started = time.perf_counter()
+            if limit is None:
+                write_report(run, out)
+            else:
+                write_report(run, out, full_cases=limit)
+            took = time.perf_counter() - started
+            size = out.stat().st_size / 1e6
+            opened = interactive_s(out, Path(tmp) / "profile") if browser else float("nan")
+            figures[name] = (size, took, opened)
+            print(f"{name:28} {size:8.2f} {took:8.2f} {opened:8.2f}")
+            out.unlink()
+    (ref_mb, ref_s, ref_open), (mb, took, opened) = figures.values()
+    print(
+        f"as written / in full: size {mb / ref_mb:.2f}x, write {took / ref_s:.2f}x"
+        + (f", open {opened / ref_open:.2f}x" if browser else "")
+    )
+    within = mb < LARGE_MB and (not browser or opened < OPEN_S)
+    print(f"under {LARGE_MB:.0f} MB" + (f" and {OPEN_S:.0f} s" if browser else "") + ": "
+          + ("yes" if within else "NO"))  # fmt: skip
+    return 0 if within else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3, help="renders per case; best is kept")
+    parser.add_argument("--large", type=int, metavar="N", help="time a run of N cases' report")
+    parser.add_argument("--browser", action="store_true", help="with --large: open it too")
     args = parser.parse_args()
+    if args.large:
+        return large(args.large, args.browser)
     with tempfile.TemporaryDirectory() as tmp:
         synthesise(Path(tmp) / "bench-run", args.cases, ["gpt35", "gpt4o"])
         synthesise(Path(tmp) / "bench-base", args.cases, ["gpt35", "gpt4o"], drift=4)

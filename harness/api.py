@@ -14,6 +14,7 @@ from harness.judge.sending import JudgeSetup
 from harness.models import Catalogue, load_catalogue
 from harness.outputs import Outputs, write_outputs
 from harness.preflight import Plan, plan
+from harness.report.summarised import DEFAULT_FULL_CASES
 from harness.results.record import CaseResult
 from harness.results.store import Run, load_run
 from harness.runner.cached import ReplayTarget
@@ -180,7 +181,9 @@ def run(
             embedder=prepared.embedder,
         )
     )
-    write_html(outcome.run, options.reports_dir, baseline=baseline)
+    write_html(
+        outcome.run, options.reports_dir, baseline=baseline, full_cases=options.report_full_cases
+    )
     return outcome
 
 
@@ -252,24 +255,41 @@ def rescore(
             open_with=None if plan_.send_stale else stored,
         )
     )
-    write_html(outcome.run, options.reports_dir, baseline=baseline)
+    write_html(
+        outcome.run, options.reports_dir, baseline=baseline, full_cases=options.report_full_cases
+    )
     return outcome
 
 
 def write_html(
-    run: Run, reports_dir: Path, baseline: Run | None = None, *, latest: bool = True
+    run: Run,
+    reports_dir: Path,
+    baseline: Run | None = None,
+    *,
+    latest: bool = True,
+    full_cases: int = DEFAULT_FULL_CASES,
 ) -> Path:
-    """reports/runs/<id>/report.html, copied to reports/latest.html (unless not ``latest``)."""
+    """reports/runs/<id>/report.html, copied to reports/latest.html (unless not ``latest``);
+    past ``full_cases`` cases it lists the passing ones by id."""
     html = run.path / "report.html"
     copy = reports_dir / "latest.html" if latest else None
-    write_outputs(run, None, Outputs(html=html, latest=copy), baseline=baseline)
+    formats = Outputs(html=html, latest=copy, full_cases=full_cases)
+    write_outputs(run, None, formats, baseline=baseline)
     return html
 
 
-def rerender(run_dir: Path, reports_dir: Path | None = None, baseline: Run | None = None) -> Path:
+def rerender(
+    run_dir: Path,
+    reports_dir: Path | None = None,
+    baseline: Run | None = None,
+    *,
+    full_cases: int = DEFAULT_FULL_CASES,
+) -> Path:
     """Render a stored run's report again; reads only run records (and the baseline)."""
     run = load_run(run_dir)
-    return write_html(run, reports_dir or run_dir.parent.parent, baseline=baseline)
+    return write_html(
+        run, reports_dir or run_dir.parent.parent, baseline=baseline, full_cases=full_cases
+    )
 
 
 def exit_code(outcome: RunOutcome, fail_under: float | None = None) -> int:

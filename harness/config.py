@@ -208,6 +208,8 @@ _SETTING_RULES: dict[str, _Rule] = {
     "suite_files_from": (_is_folders, "must be a list of folder names"),
     # How often a batch run asks the service how its batches are doing.
     "batch_poll_interval": _SECONDS,
+    # Past this many cases, the HTML report lists passing cases by id (harness.report).
+    "report_full_cases": (_is_positive_whole, "must be a positive whole number of cases"),
 }
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from harness.report.junit import write_junit
 from harness.report.markdown import append_step_summary, render_markdown
+from harness.report.summarised import DEFAULT_FULL_CASES
 
 if TYPE_CHECKING:
     from harness.gate import GateResult
@@ -27,9 +28,11 @@ class Outputs:
 
     ``latest``: a copy of the HTML report (``reports/latest.html``). ``step_summary``:
     append the Markdown to ``$GITHUB_STEP_SUMMARY`` when that variable is set.
+    ``full_cases``: past this many cases the HTML report lists passing cases by id.
     """
 
     html: Path | None = None
+    full_cases: int = DEFAULT_FULL_CASES
     latest: Path | None = None
     junit: Path | None = None
     markdown: Path | None = None
@@ -45,7 +48,13 @@ def write_outputs(
 
     written: list[tuple[str, Path]] = []
     if formats.html is not None:
-        html = write_report(run, formats.html, baseline=baseline)
+        html = write_report(
+            run,
+            formats.html,
+            baseline=baseline,
+            full_cases=formats.full_cases,
+            latest=formats.latest,
+        )
         written.append(("Report", html))
         if formats.latest is not None:
             formats.latest.parent.mkdir(parents=True, exist_ok=True)

@@ -86,6 +86,14 @@ def test_report_bench_renders_with_and_without_a_baseline() -> None:
     assert "render_html with baseline" in out
 
 
+def test_report_bench_writes_a_large_runs_report_against_every_case_in_full() -> None:
+    """--large writes the report as azeval does and in full, and says if it is within 25 MB."""
+    out = bench("bench_report", "--large", "2000")
+    assert "every case in full (ref)" in out
+    assert "as written / in full: size 1.00x" in out  # 2,000 cases: within the limit
+    assert "under 25 MB: yes" in out
+
+
 @pytest.mark.local_model
 @pytest.mark.timeout(300)
 def test_local_bench_compares_with_direct_xllamacpp() -> None:

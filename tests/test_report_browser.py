@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import html as markup
+import itertools
+import json
 import re
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,7 @@ from harness.runner.engine import RunOptions
 from harness.runner.retry import RetryPolicy
 from harness.streamed import StreamStats
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
+from harness.testing.runs import LargeRun, write_large_run
 from tests.conftest import SCRIPT_PAYLOAD, run_chromium
 from tests.factories import browser_result, conversation, write_records
 
@@ -744,3 +747,64 @@ def test_a_pool_case_says_which_member_answered(
     shown = expanded(chromium, path, results)
     for member in ("east", "sweden"):
         assert f'<div class="meta pool">answered by pool member {member}</div>' in shown
+
+
+# --- 100,000 cases: a report that still opens ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def large_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[LargeRun, Path]:
+    """A 100,000-case run (its journal written line by line, not run) and its report."""
+    big = write_large_run(tmp_path_factory.mktemp("large") / "run-100k", 100_000)
+    return big, write_report(load_run(big.path), big.path / "report.html")
+
+
+@pytest.fixture(scope="module")
+def large_dom(chromium: Path, large_run: tuple[LargeRun, Path]) -> dict[str, str]:
+    """The 100,000-case report's DOM: its failures opened, and a search for a passing id."""
+    _, report = large_run
+    views = {"failures": "#filter=failures&expand=1", "search": "#q=ticket-77777&expand=1"}
+
+    def dump(name: str) -> tuple[str, str]:
+        url = report.as_uri() + views[name]
+        return name, run_chromium(chromium, report.parent / f"profile-{name}", "--dump-dom", url)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(dump, views))
+
+
+def test_a_100000_case_report_shows_failures_in_full(
+    large_run: tuple[LargeRun, Path], large_dom: dict[str, str]
+) -> None:
+    """The page is under 25 MB and its script ran: the failures view holds every failing,
+    erroring and flaky case, each opened to its checks and reply."""
+    big, report = large_run
+    assert report.stat().st_size < 25_000_000
+    dom = large_dom["failures"]
+    assert 'data-ready="1"' in dom
+    not_passed = len(big.failed) + len(big.errored) + len(big.flaky)
+    assert f"of {not_passed}" in dom  # "showing 1–50 of 130"
+    failed = card_texts(dom, "scale/ticket-3")[0]
+    assert "✗ fail" in failed
+    assert "Case 3 it is: your order arrived damaged" in failed
+    assert "timeout: no answer in 30 s" in card_texts(dom, "scale/ticket-7")[0]
+    assert "1/2 repeats passed" in card_texts(dom, "scale/ticket-5")[0]
+
+
+def test_a_100000_case_report_finds_a_passing_id_and_links_its_line(
+    large_run: tuple[LargeRun, Path], large_dom: dict[str, str]
+) -> None:
+    """Searching a passing case's id finds its listed row, whose link opens results.jsonl
+    beside the report at the line that holds that case's result."""
+    big, report = large_run
+    dom = large_dom["search"]
+    assert shown_cases(dom) == ["scale/ticket-77777"]
+    links = re.findall(r'<a class="line" href="([^"]+)"[^>]*>results\.jsonl line (\d+)</a>', dom)
+    assert links
+    href, line = links[0]
+    assert (report.parent / href).resolve() == (big.path / "results.jsonl").resolve()
+    assert int(line) == big.line_of("ticket-77777")
+    with (big.path / "results.jsonl").open(encoding="utf-8") as journal:
+        record = json.loads(next(itertools.islice(journal, int(line) - 1, None)))
+    assert (record["case"], record["verdict"]) == ("ticket-77777", "pass")
+    assert f"sed -n '{line}p' results.jsonl" in dom

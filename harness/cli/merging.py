@@ -13,6 +13,7 @@ from harness.cli.records import allow_unverified_option, fail_under_option, gate
 from harness.cli.running import print_run_summary
 from harness.config import load_config
 from harness.results.merge import load_shards, merge, write_merged
+from harness.runner.engine import RunOptions
 from harness.runner.meta import new_run_id
 
 
@@ -49,7 +50,8 @@ def merge_command(
     options = GateOptions.load(**gate, allow_missing_shards=allow_missing_shards)
     merged = merge(shards, new_run_id())
     run = write_merged(merged, output)
-    api.write_html(run, output.parent, latest=False)
+    full_cases = RunOptions.from_settings(load_config().settings).report_full_cases
+    api.write_html(run, output.parent, latest=False, full_cases=full_cases)
     count = shards[0].count
     click.echo(
         f"Merged {len(shards)} of {count} shard(s) "

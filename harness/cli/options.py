@@ -41,6 +41,14 @@ reports_dir_option = click.option(
     type=click.Path(path_type=Path, file_okay=False),
     help="Where runs and reports go (default: reports).",
 )
+report_full_cases_option = click.option(
+    "--report-full-cases",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Past N cases, the HTML report shows in full only those that did not pass or "
+    "changed (the worst N) and lists the rest by id, each linked to its line of "
+    "results.jsonl (default 10000, or [settings] report_full_cases).",
+)
 
 stream_option = click.option(
     "--stream",

@@ -11,7 +11,12 @@ from typing import Any
 import click
 
 from harness import api
-from harness.cli.options import GateOptions, allow_missing_shards_option, gate_options
+from harness.cli.options import (
+    GateOptions,
+    allow_missing_shards_option,
+    gate_options,
+    report_full_cases_option,
+)
 from harness.config import load_config
 from harness.errors import InputError
 from harness.gate import GateResult, evaluate
@@ -37,41 +42,58 @@ allow_unverified_option = click.option(
     help="As run --allow-unverified: a run that verified nothing may pass.",
 )
 
-StoredRunCommand = Callable[[Path, GateOptions, float | None, bool], int]
+StoredRunCommand = Callable[..., int]
 
 
-def _stored_run_gate(command: StoredRunCommand) -> click.Command:
+def _stored_run_gate(*, full_cases: bool = False) -> Callable[[StoredRunCommand], click.Command]:
     """A command over a stored run with run's gate options: it gets the run directory, the
     GateOptions (baseline read, output folders checked), --fail-under and
-    --allow-unverified ([settings]' by default), as ``azeval run`` gates."""
+    --allow-unverified ([settings]' by default), as ``azeval run`` gates; with
+    ``full_cases``, --report-full-cases too (None when not given)."""
 
-    @functools.wraps(command)
-    def wrapper(
-        run_dir: Path, fail_under: float | None, allow_unverified: bool, **gate: Any
-    ) -> int:
-        options = GateOptions.load(**gate)
-        settings = load_config().settings
-        if fail_under is None:
-            fail_under = settings.get("fail_under")
-        allowed = allow_unverified or bool(settings.get("allow_unverified"))
-        return command(run_dir, options, fail_under, allowed)
+    def command_of(command: StoredRunCommand) -> click.Command:
+        @functools.wraps(command)
+        def wrapper(
+            run_dir: Path, fail_under: float | None, allow_unverified: bool, **gate: Any
+        ) -> int:
+            own = {"report_full_cases": gate.pop("report_full_cases")} if full_cases else {}
+            options = GateOptions.load(**gate)
+            settings = load_config().settings
+            if fail_under is None:
+                fail_under = settings.get("fail_under")
+            allowed = allow_unverified or bool(settings.get("allow_unverified"))
+            return command(run_dir, options, fail_under, allowed, **own)
 
-    decorated = allow_unverified_option(
-        fail_under_option(allow_missing_shards_option(gate_options(wrapper)))
-    )
-    decorated = click.argument(
-        "run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True)
-    )(decorated)
-    return click.command()(decorated)
+        decorated = allow_unverified_option(
+            fail_under_option(allow_missing_shards_option(gate_options(wrapper)))
+        )
+        if full_cases:
+            decorated = report_full_cases_option(decorated)
+        decorated = click.argument(
+            "run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True)
+        )(decorated)
+        return click.command()(decorated)
+
+    return command_of
 
 
-@_stored_run_gate
+@_stored_run_gate(full_cases=True)
 def report(
-    run_dir: Path, options: GateOptions, fail_under: float | None, allow_unverified: bool
+    run_dir: Path,
+    options: GateOptions,
+    fail_under: float | None,
+    allow_unverified: bool,
+    report_full_cases: int | None,
 ) -> int:
     """Render a stored run's HTML report again, and its JUnit and Markdown if asked."""
-    reports_dir = RunOptions.from_settings(load_config().settings).reports_dir
-    click.echo(str(api.rerender(run_dir, reports_dir, baseline=options.baseline)))
+    settings = RunOptions.from_settings(load_config().settings)
+    html = api.rerender(
+        run_dir,
+        settings.reports_dir,
+        baseline=options.baseline,
+        full_cases=report_full_cases or settings.report_full_cases,
+    )
+    click.echo(str(html))
     if options.junit is not None or options.markdown is not None:
         run = load_run(run_dir)
         gate = _gate(run, options, fail_under, allow_unverified)
@@ -81,7 +103,7 @@ def report(
     return 0
 
 
-@_stored_run_gate
+@_stored_run_gate()
 def gate(
     run_dir: Path, options: GateOptions, fail_under: float | None, allow_unverified: bool
 ) -> int:

@@ -21,6 +21,7 @@ from harness.cli.options import (
     cache_options,
     config_option,
     gate_options,
+    report_full_cases_option,
     reports_dir_option,
     selection_options,
     stream_option,
@@ -101,6 +102,7 @@ _SYMBOLS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "unchecked": "UNCH
     "of each case's id; join the shard runs with `azeval merge`.",
 )
 @reports_dir_option
+@report_full_cases_option
 @cache_options
 @click.option(
     "--pairwise",
@@ -147,6 +149,7 @@ def run(
     retry_errors: bool,
     shard: Shard | None,
     reports_dir: Path | None,
+    report_full_cases: int | None,
     use_cache: bool,
     cache_mode: str | None,
     cache_ttl: str | None,
@@ -215,6 +218,7 @@ def run(
         else dataclasses.replace(base.retry, max_retries=max_retries),
         repeat=repeat,
         reports_dir=reports_dir or base.reports_dir,
+        report_full_cases=report_full_cases or base.report_full_cases,
         resume=resume,
         retry_errors=retry_errors,
         cache=cache,

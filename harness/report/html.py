@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import gc
 import hashlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from markupsafe import Markup
@@ -26,6 +28,7 @@ from harness.judge.summary import judge_summary
 from harness.report.charts import Chart, bar_chart
 from harness.report.money import usd
 from harness.report.rows import Column, build_rows, columns_for, comparisons
+from harness.report.summarised import DEFAULT_FULL_CASES, Summarised, summarise
 from harness.report.trend import SPARK_H, SPARK_W, trend
 from harness.results.compare import (
     FIXED,
@@ -43,7 +46,7 @@ from harness.results.drift import drift_lines
 from harness.results.merge import incomplete_merge
 from harness.results.runmeta import RunMeta
 from harness.results.scheduling import Scheduling
-from harness.results.store import Run
+from harness.results.store import RESULTS_FILE, Run
 from harness.results.summary import TargetSummary
 from harness.writable import json_text, printable
 
@@ -229,12 +232,13 @@ def _shards(run: Run) -> dict[str, Any] | None:
 
 def _cache_notes(run: Run) -> list[str]:
     """How much the response cache answered, and the deployments it found had moved."""
-    cached = sum(r.cached for r in run.results)
+    # From the summary: counting them again would read every result once more.
+    cached, results = run.summary.cached, run.summary.cases
     notes = []
     source = run.meta.rescored_from
     if source:
         notes.append(
-            f"Re-scored from run {source.run_id}: {cached} of {len(run.results)} "
+            f"Re-scored from run {source.run_id}: {cached} of {results} "
             "result(s) were checked on the replies it stored, and nothing was sent for them."
         )
     elif cached:
@@ -242,7 +246,7 @@ def _cache_notes(run: Run) -> list[str]:
         saved = run.summary.saved_usd
         worth = f", saving {usd(saved)}" if saved is not None else ""
         notes.append(
-            f"{cached} of {len(run.results)} result(s) were answered from the cache "
+            f"{cached} of {results} result(s) were answered from the cache "
             f"(stored by run {', '.join(sources)}): no request was sent for them{worth}, and "
             "their latency checks are n/a, since nothing was measured in this run."
         )
@@ -309,10 +313,17 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def render_html(run: Run, *, baseline: Run | None = None) -> str:
-    """The whole report for ``run`` (judged against ``baseline`` when given) as one HTML page."""
+def render_html(
+    run: Run, *, baseline: Run | None = None, full_cases: int = DEFAULT_FULL_CASES
+) -> str:
+    """The whole report for ``run`` (judged against ``baseline`` when given) as one HTML page.
+
+    Past ``full_cases`` cases, only those that did not pass or changed are shown in full;
+    the others are listed by id, verdict and their lines of ``results.jsonl``, linked as
+    seen from the run's folder (see harness/report/summarised.py).
+    """
     with _no_cycle_collection():
-        return _render(run, baseline)
+        return "".join(_render(run, baseline, full_cases, [run.path / "report.html"]))
 
 
 def embedder_line(meta: RunMeta) -> str | None:
@@ -328,7 +339,24 @@ def embedder_line(meta: RunMeta) -> str | None:
     )
 
 
-def _render(run: Run, baseline: Run | None) -> str:
+def _journal_links(
+    run: Run, baseline: Run | None, cols: list[Column], pages: list[Path]
+) -> dict[str, list[str | None]]:
+    """Each column's results.jsonl as a relative link from each page the report is written
+    as (say report.html in the run's folder and reports/latest.html), by the page's name."""
+    journals = [((baseline or run) if c.baseline else run).path / RESULTS_FILE for c in cols]
+    return {
+        page.name: [
+            quote(Path(os.path.relpath(j.resolve(), page.parent.resolve())).as_posix())
+            if j.is_file()
+            else None  # a baseline file has no journal
+            for j in journals
+        ]
+        for page in pages
+    }
+
+
+def _render(run: Run, baseline: Run | None, full_cases: int, pages: list[Path]) -> Iterator[str]:
     not_compared: tuple[str, ...] = ()
     if baseline is not None:
         baseline, not_compared = scope_baseline(run, baseline)
@@ -340,11 +368,17 @@ def _render(run: Run, baseline: Run | None) -> str:
     meta = run.meta
     compared = comparisons(run, baseline, cols)
     sched = _scheduling(run, cols)
+    summarised = summarise(run, baseline, cols, compared, full_cases)
     data = {
         "columns": [{"label": c.label, "baseline": c.baseline, "ref": c.reference} for c in cols],
         "pageSize": PAGE_SIZE,
-        **build_rows(run, baseline, cols, compared),
+        **build_rows(run, baseline, cols, compared, only=summarised.full if summarised else None),
     }
+    if summarised is not None:
+        data["brief"] = {
+            "rows": summarised.lines,
+            "journals": _journal_links(run, baseline, cols, pages),
+        }
     script = _asset("report.js")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     trend_runs, trend_lines = trend(run)
@@ -400,13 +434,42 @@ def _render(run: Run, baseline: Run | None) -> str:
         "script": Markup(script),
         "script_hash": f"sha256-{digest}",
         "data_json": Markup(_script_json(data)),
+        "summarised": _summarised_note(summarised, run),
     }
-    return _environment().get_template("report.html.j2").render(context)
+    return _environment().get_template("report.html.j2").generate(context)
 
 
-def write_report(run: Run, out: Path, *, baseline: Run | None = None) -> Path:
-    """Write the report to ``out`` (a file, or a directory to hold ``report.html``)."""
+def _summarised_note(summarised: Summarised | None, run: Run) -> dict[str, Any] | None:
+    """The figures the page's note on a large run's summarised cases says."""
+    if summarised is None:
+        return None
+    return {
+        "cases": summarised.cases,
+        "full": len(summarised.full),
+        "brief": len(summarised.lines),
+        "notable": summarised.notable,
+        "limit": summarised.limit,
+        "folder": run.path.name,
+    }
+
+
+def write_report(
+    run: Run,
+    out: Path,
+    *,
+    baseline: Run | None = None,
+    full_cases: int = DEFAULT_FULL_CASES,
+    latest: Path | None = None,
+) -> Path:
+    """Write the report to ``out`` (a file, or a directory to hold ``report.html``).
+
+    ``latest``: where a copy of it will be, so that its links to results.jsonl work there
+    too. The page is written as it is made, never held whole (a large one is 25 MB).
+    """
     target = out / "report.html" if out.is_dir() else out
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(printable(render_html(run, baseline=baseline)), encoding="utf-8")
+    pages = [target] + ([latest] if latest is not None else [])
+    with _no_cycle_collection(), target.open("w", encoding="utf-8") as page:
+        for chunk in _render(run, baseline, full_cases, pages):
+            page.write(printable(chunk))
     return target

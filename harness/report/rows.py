@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,11 +70,8 @@ def columns_for(run: Run, baseline: Run | None) -> list[Column]:
 
 
 def _targets(run: Run) -> list[str]:
-    names = list(run.targets)
-    for r in run.results:
-        if r.target not in names:
-            names.append(r.target)
-    return names
+    """The run's targets, then any its results name besides (as the summary lists them)."""
+    return list(run.summary.targets)
 
 
 class Strings(dict[Any, int]):
@@ -283,10 +280,7 @@ def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]
         verdicts = [r.verdict for r in group]
         shown = next((r for r in group if r.verdict != "pass"), shown)
         passed, errored = verdicts.count("pass"), verdicts.count("error")
-        folded = outcome(verdicts)
-        verdict = (
-            "flaky" if folded == "flaky" else verdicts[0] if len(set(verdicts)) == 1 else "fail"
-        )
+        verdict = repeats_verdict(verdicts)
     turns = shown.turns
     many_turns = len(turns) > 1
     ck = []
@@ -339,6 +333,14 @@ def _cell(group: list[CaseResult], texts: Strings, checks: Strings) -> list[Any]
     ]
 
 
+def repeats_verdict(verdicts: Sequence[str]) -> str:
+    """The verdict a cell shows for a case's repeats: theirs when they agree, "flaky" when
+    some passed and some did not, else "fail"."""
+    if outcome(verdicts) == "flaky":
+        return "flaky"
+    return verdicts[0] if len(set(verdicts)) == 1 else "fail"
+
+
 def _members(turns: Sequence[TurnResult]) -> str | None:
     """Which member of a deployment pool answered each turn, in words; None for a target
     that is not a pool."""
@@ -380,11 +382,18 @@ def _ms(value: float | None) -> str:
 
 
 def build_rows(
-    run: Run, baseline: Run | None, cols: list[Column], compared: dict[int, Comparison]
+    run: Run,
+    baseline: Run | None,
+    cols: list[Column],
+    compared: dict[int, Comparison],
+    *,
+    only: Container[str] | None = None,
 ) -> dict[str, Any]:
     """One row per suite/case: a cell per column, flags, and the column pairs to word-diff.
 
     Returns ``rows`` with the ``texts`` and ``checks`` tables their indices point into.
+    ``only``: the case keys to make rows of (a large report's cases shown in full); the
+    results of the others are passed over, not kept.
     """
     groups: dict[tuple[str, bool], dict[str, list[CaseResult]]] = defaultdict(
         lambda: defaultdict(list)
@@ -392,30 +401,19 @@ def build_rows(
     order: dict[str, tuple[int, tuple[tuple[Any, ...], str]]] = {}
     suites: dict[str, int] = {}
     sources = [(run, False)] + ([(baseline, True)] if baseline else [])
+    # One pass over each side: cases only the baseline has still get a row (marked removed),
+    # after the run's suites.
     for source, is_base in sources:
         for r in source.results:
             key = r.case_key
+            if only is not None and key not in only:
+                continue
             groups[(r.target, is_base)][key].append(r)
-            if not is_base and key not in order:
-                order[key] = (suites.setdefault(r.suite, len(suites)), natural_key(r.case))
-    if baseline:  # cases only the baseline has still get a row, marked removed
-        for r in baseline.results:
-            if r.case_key not in order:
-                order[r.case_key] = (suites.setdefault(r.suite, len(suites)), natural_key(r.case))
+            if key not in order:
+                order[key] = case_order(r.suite, r.case, suites)
 
     texts, checks = Strings(), Strings()
-    # Only a baseline is "before": two targets of one run differ, neither regressed.
-    regressions: set[str] = set()
-    differs: set[str] = set()
-    for i, c in compared.items():
-        if cols[cols[i].reference or 0].baseline:
-            regressions.update(d.case_key for d in c.regressions)
-        else:
-            differs.update(
-                d.case_key
-                for d in c.cases
-                if d.before and d.after and outcome(d.before.verdicts) != outcome(d.after.verdicts)
-            )
+    regressions, differs = changed_cases(cols, compared)
     col_groups = [groups.get((col.target, col.baseline), {}) for col in cols]
     ranked: list[tuple[int, dict[str, Any]]] = []
     for key in sorted(order, key=order.__getitem__):
@@ -442,8 +440,9 @@ def build_rows(
             if a is None or b is None or (a[_R] is None and b[_R] is None):
                 continue
             diffs.append([ref, i])
-        rank = min((_SEVERITY[f] for f in flags), default=len(_SEVERITY))
-        ranked.append((rank, {"k": key, "f": flags, "m": messages, "c": cells, "d": diffs}))
+        ranked.append(
+            (rank_of(flags), {"k": key, "f": flags, "m": messages, "c": cells, "d": diffs})
+        )
     ranked.sort(key=lambda pair: pair[0])  # stable: case order within a severity
     return {
         "cell": CELL,
@@ -456,21 +455,58 @@ def build_rows(
 def _flags(
     cells: list[list[Any] | None], cols: list[Column], regressed: bool, differs: bool
 ) -> list[str]:
-    run_cells = [
-        c for c, col in zip(cells, cols, strict=True) if c is not None and not col.baseline
+    counts = [
+        (c[_P], c[_N], c[_X])
+        for c, col in zip(cells, cols, strict=True)
+        if c is not None and not col.baseline
     ]
+    return flags_of(counts, regressed, differs)
+
+
+def flags_of(counts: Sequence[tuple[int, int, int]], regressed: bool, differs: bool) -> list[str]:
+    """A row's flags from its run cells' (repeats passed, repeats, repeats errored)."""
     flags = []
     if regressed:
         flags.append(REGRESSED)
     if differs:
         flags.append(DIFFERS)
-    if any(c[_X] for c in run_cells):
+    if any(x for _, _, x in counts):
         flags.append(ERRORED)
-    if any(c[_P] < c[_N] for c in run_cells):
+    if any(p < n for p, n, _ in counts):
         flags.append(FAILED)
-    if any(0 < c[_P] < c[_N] for c in run_cells):
+    if any(0 < p < n for p, n, _ in counts):
         flags.append(FLAKY)
     return flags
+
+
+def rank_of(flags: Sequence[str]) -> int:
+    """Where a row sorts: by its worst flag, rows without one last."""
+    return min((_SEVERITY[f] for f in flags), default=len(_SEVERITY))
+
+
+def case_order(
+    suite: str, case: str, suites: dict[str, int]
+) -> tuple[int, tuple[tuple[Any, ...], str]]:
+    """A case's place in the report: its suite's (first seen first), then its id read
+    naturally; ``suites`` numbers the suites as they are seen."""
+    return (suites.setdefault(suite, len(suites)), natural_key(case))
+
+
+def changed_cases(cols: list[Column], compared: dict[int, Comparison]) -> tuple[set[str], set[str]]:
+    """The cases that regressed against a baseline, and those two targets of one run did
+    not fare the same on (peers: neither one is "before")."""
+    regressions: set[str] = set()
+    differs: set[str] = set()
+    for i, c in compared.items():
+        if cols[cols[i].reference or 0].baseline:
+            regressions.update(d.case_key for d in c.regressions)
+        else:
+            differs.update(
+                d.case_key
+                for d in c.cases
+                if d.before and d.after and outcome(d.before.verdicts) != outcome(d.after.verdicts)
+            )
+    return regressions, differs
 
 
 def comparisons(run: Run, baseline: Run | None, cols: list[Column]) -> dict[int, Comparison]:

@@ -20,6 +20,7 @@ from harness.config import TargetConfig
 from harness.judge.summary import judge_summary
 from harness.models import Price
 from harness.redact import Redactor
+from harness.report.summarised import DEFAULT_FULL_CASES
 from harness.results.record import CaseResult
 from harness.results.runmeta import RunMeta
 from harness.results.store import (
@@ -91,6 +92,8 @@ class RunOptions:
     embed_batch: int = MAX_INPUTS
     # Which targets run as Global Batch jobs besides those of mode "batch", and how.
     batch: BatchSettings = field(default_factory=BatchSettings)
+    # Cases the HTML report shows in full ([settings] report_full_cases).
+    report_full_cases: int = DEFAULT_FULL_CASES
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -120,6 +123,7 @@ class RunOptions:
             case_deadline=settings.get("case_deadline", 600.0),
             reports_dir=Path(settings.get("reports_dir", "reports")),
             embed_batch=settings.get("embed_batch", MAX_INPUTS),
+            report_full_cases=settings.get("report_full_cases", DEFAULT_FULL_CASES),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -18,6 +18,17 @@
     return "$" + (Math.abs(v) >= 0.01 ? v.toFixed(4) : v.toFixed(6));
   }
   data.cell.forEach(function (name, i) { C[name] = i; });
+  // A large run's other cases (harness/report/summarised.py), after those in full: a key,
+  // a cell per column ([verdict, repeats passed, repeats, the journal line of each
+  // repeat]) and flags. Their full records are lines of results.jsonl, which a page opened
+  // from a file may not read: it links to the file instead, as seen from this page (found
+  // by its name). A baseline file has no journal: its cells have no lines, and no link.
+  var brief = data.brief || null, journals = null;
+  if (brief) {
+    var page = decodeURIComponent(location.pathname.split("/").pop());
+    journals = brief.journals[page] || brief.journals[Object.keys(brief.journals)[0]];
+    brief.rows.forEach(function (b) { rows.push({ k: b[0], s: b[1], f: b[2] || [] }); });
+  }
   var FILTERS = { all: null, failures: "failed", regressions: "regressed", differs: "differs", flaky: "flaky", errors: "errored" };
   var FLAG_LABEL = { regressed: "regression", differs: "targets differ", errored: "error", failed: "not passed", flaky: "flaky" };
   var CHECK_MARK = { pass: "\u2713 pass", fail: "\u2717 fail", "n/a": "n/a", error: "! error" };
@@ -81,6 +92,7 @@
     if (!haystacks) haystacks = new Array(rows.length);
     if (haystacks[i] === undefined) {
       var row = rows[i], parts = [row.k];
+      if (row.s) { haystacks[i] = row.k.toLowerCase(); return haystacks[i]; }
       row.m.forEach(function (m) { parts.push(texts[m[1]]); });
       row.c.forEach(function (c) {
         if (!c) return;
@@ -358,12 +370,68 @@
     return "";
   }
 
+  // A listed case's cell: its verdict (with repeats passed, when repeated).
+  function briefBadge(cell) {
+    if (!cell) return badge("none", "\u2014");
+    var n = cell[2];
+    return badge(cell[0], cell[0] + (n > 1 ? " " + cell[1] + "/" + n : ""));
+  }
+
+  // "results.jsonl line 12346": the journal of column ``col``, where that line is.
+  function lineLink(col, line) {
+    var a = el("a", "line", (cols[col].baseline ? "baseline " : "") + "results.jsonl line " + line);
+    a.href = journals[col];
+    a.title = "opens " + journals[col] + " as text: line " + line + " holds this result";
+    a.addEventListener("click", function (event) { event.stopPropagation(); });
+    return a;
+  }
+
+  function briefLinks(row) {
+    var box = el("span", "lines");
+    row.s.forEach(function (cell, i) {
+      if (!cell || !journals[i]) return;
+      cell.slice(3).forEach(function (line) {
+        if (box.childNodes.length) box.appendChild(document.createTextNode(" "));
+        box.appendChild(lineLink(i, line));
+      });
+    });
+    return box;
+  }
+
+  function briefDetail(row) {
+    var tr = el("tr", "detail"), td = el("td");
+    td.colSpan = cols.length + 3;
+    td.appendChild(el("div", "section-title", "Listed by id: the full record of each result is a line of results.jsonl"));
+    row.s.forEach(function (cell, i) {
+      if (!cell) return;
+      var line = el("div", "brief-line");
+      line.appendChild(el("strong", null, cols[i].label + " "));
+      line.appendChild(briefBadge(cell));
+      if (!journals[i]) line.appendChild(el("span", "muted", " (a baseline file: no journal to link to)"));
+      else cell.slice(3).forEach(function (n, repeat) {
+        line.appendChild(document.createTextNode(cell[2] > 1 ? " repeat " + repeat + ": " : " "));
+        line.appendChild(lineLink(i, n));
+        line.appendChild(el("code", "muted", " sed -n '" + n + "p' " + decodeURIComponent(journals[i])));
+      });
+      td.appendChild(line);
+    });
+    tr.appendChild(td);
+    return tr;
+  }
+
   function caseRow(row) {
     var tr = el("tr", "case"), key = el("td", "key-cell");
     tr.appendChild(el("td", "tw", "\u25b8"));
     key.appendChild(el("span", null, row.k + " "));
     row.f.forEach(function (f) { if (f === "regressed" || f === "differs" || f === "flaky") key.appendChild(badge(f, FLAG_LABEL[f])); });
     tr.appendChild(key);
+    if (row.s) {
+      row.s.forEach(function (cell) { var td = el("td"); td.appendChild(briefBadge(cell)); tr.appendChild(td); });
+      var snip = el("td", "snip");
+      snip.appendChild(briefLinks(row));
+      tr.appendChild(snip);
+      return tr;
+    }
     row.c.forEach(function (cell) {
       var td = el("td");
       td.appendChild(verdictBadge(cell));
@@ -380,7 +448,7 @@
     if (next && next.className === "detail") {
       next.remove(); tr.classList.remove("open"); delete opened[row.k];
     } else {
-      tr.after(detail(row)); tr.classList.add("open"); opened[row.k] = true;
+      tr.after(row.s ? briefDetail(row) : detail(row)); tr.classList.add("open"); opened[row.k] = true;
     }
   }
 
@@ -407,7 +475,7 @@
       var tr = caseRow(row);
       tr.addEventListener("click", function () { toggle(row, tr); });
       body.appendChild(tr);
-      if (state.expand || opened[row.k]) { tr.classList.add("open"); body.appendChild(detail(row)); }
+      if (state.expand || opened[row.k]) { tr.classList.add("open"); body.appendChild(row.s ? briefDetail(row) : detail(row)); }
     });
     document.getElementById("count").textContent = list.length
       ? "showing " + (start + 1) + "\u2013" + (start + shown.length) + " of " + list.length

@@ -1,0 +1,176 @@
+"""A large run's report: the cases it shows in full, and one line for each of the others.
+
+In full, 100,000 cases make a page of about 60 MB that takes seconds to open. Past a limit
+(``[settings] report_full_cases``, or ``--report-full-cases``) a report shows in full each
+case that did not pass every repeat on every target or changed against its baseline, the
+worst first, up to the limit; every other case is a line of its id, its verdicts and the
+lines of ``results.jsonl`` that hold its full records. Which cases those are is read from
+the journal's index (key, line and verdict of each result: no result is built), so the
+results themselves are then read once, keeping only those shown in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.report.rows import (
+    Column,
+    case_order,
+    changed_cases,
+    flags_of,
+    rank_of,
+    repeats_verdict,
+)
+from harness.results.compare import UNCHANGED_PASS, Comparison
+from harness.results.store import RESULTS_FILE, Run, index_journal
+
+# Cases a report shows in full: up to this many, every case is, as it always was.
+DEFAULT_FULL_CASES = 10_000
+
+# A column's repeats of one case: (repeat, verdict, journal line) each; no line for a
+# baseline file's (it has no journal).
+_Repeats = list[tuple[int, str, int | None]]
+
+
+@dataclass(frozen=True)
+class Summarised:
+    """What a large report shows: the keys of the cases in full, and the others' lines.
+
+    A line is ``[case key, cells, flags]`` (flags only when there are some), in the order
+    the page lists them; a cell is null (not run on that column) or ``[verdict, repeats
+    passed, repeats, the journal line of each repeat]`` (no lines for a baseline file).
+    """
+
+    full: frozenset[str]
+    lines: list[list[Any]]
+    cases: int
+    notable: int  # cases that did not pass, or changed: in full up to the limit
+    limit: int
+
+
+def summarise(
+    run: Run,
+    baseline: Run | None,
+    cols: list[Column],
+    compared: dict[int, Comparison],
+    limit: int,
+) -> Summarised | None:
+    """The cases to show in full and the others' lines; None when every case is shown in
+    full: the run is within the limit, or it has no journal to point the lines at."""
+    if run.summary.cases + (baseline.summary.cases if baseline else 0) <= limit:
+        return None
+    read = _read_journals(run, baseline, cols, compared)
+    if read is None or len(read[0]) <= limit:
+        return None
+    repeats, order = read
+    regressions, differs = changed_cases(cols, compared)
+    changed = {d.case_key for c in compared.values() for d in c.cases if d.status != UNCHANGED_PASS}
+    notable: list[tuple[Any, list[Any]]] = []
+    plain: list[tuple[Any, list[Any]]] = []
+    for key, cells in repeats.items():
+        shown = [None if c is None else _cell(c) for c in cells]
+        counts = [_counts(c) for c, col in zip(cells, cols, strict=True) if c and not col.baseline]
+        flags = flags_of(counts, key in regressions, key in differs)
+        passed = all(c is None or c[1] == c[2] for c in shown)
+        ranked = ((rank_of(flags), order[key]), [key, shown, flags] if flags else [key, shown])
+        (notable if flags or not passed or key in changed else plain).append(ranked)
+    notable.sort(key=lambda pair: pair[0])
+    plain.sort(key=lambda pair: pair[0])
+    full = frozenset(line[0] for _, line in notable[:limit])
+    lines = [line for _, line in notable[limit:] + plain]
+    return Summarised(full, lines, len(repeats), len(notable), limit)
+
+
+def _read_journals(
+    run: Run, baseline: Run | None, cols: list[Column], compared: dict[int, Comparison]
+) -> tuple[dict[str, list[_Repeats | None]], dict[str, Any]] | None:
+    """Each case's repeats per column, and its place in the report, from the run's journal
+    (and the baseline's); None when the run's results are not (all) its journal's."""
+    repeats: dict[str, list[_Repeats | None]] = {}
+    order: dict[str, Any] = {}
+    suites: dict[str, int] = {}
+
+    def add(
+        suite: str, case: str, column: int, repeat: int, verdict: str, line: int | None
+    ) -> None:
+        case_key = f"{suite}/{case}"
+        cells = repeats.get(case_key)
+        if cells is None:
+            cells = repeats[case_key] = [None] * len(cols)
+            order[case_key] = case_order(suite, case, suites)
+        cell = cells[column]
+        if cell is None:
+            cell = cells[column] = []
+        cell.append((repeat, verdict, line))
+
+    index = index_journal(run.path)
+    if len(index.latest) != run.summary.cases:
+        return None
+    place = {c.target: i for i, c in enumerate(cols) if not c.baseline}
+    for key, (line, verdict) in _entries(index.latest, place):
+        add(*key, verdict, line)
+    if baseline is None:
+        return repeats, order
+    place = {c.target: i for i, c in enumerate(cols) if c.baseline}
+    if (baseline.path / RESULTS_FILE).is_file():
+        # The journal holds what scope_baseline left out: take only the compared cases.
+        scope = {d.case_key for c in compared.values() for d in c.cases}
+        for (suite, case, column, repeat), (line, verdict) in _entries(
+            index_journal(baseline.path).latest, place
+        ):
+            if f"{suite}/{case}" in scope:
+                add(suite, case, column, repeat, verdict, line)
+        return repeats, order
+    # A baseline file: its verdicts are the comparisons' "before" sides, with no line.
+    for i, diff in compared.items():
+        ref = cols[i].reference
+        if ref is None or not cols[ref].baseline:
+            continue
+        for d in diff.cases:
+            if d.before is not None and repeats.get(d.case_key, [None] * len(cols))[ref] is None:
+                suite, _, case = d.case_key.partition("/")
+                for repeat, verdict in enumerate(d.before.verdicts):
+                    add(suite, case, ref, repeat, verdict, None)
+    return repeats, order
+
+
+def _entries(
+    latest: dict[str, tuple[int, str]], place: dict[str, int]
+) -> Iterator[tuple[tuple[str, str, int, int], tuple[int, str]]]:
+    """A journal index's entries as ((suite, case, column, repeat), (line, verdict)), for
+    the targets ``place`` gives a column."""
+    names = sorted(place, key=len, reverse=True)  # "a@b" before "b"
+    for key, entry in latest.items():
+        suite, case, target, repeat = _parts(key, names)
+        if target in place:
+            yield (suite, case, place[target], repeat), entry
+
+
+def _cell(repeats: _Repeats) -> list[Any]:
+    repeats.sort(key=lambda r: r[0])
+    verdicts = [v for _, v, _ in repeats]
+    lines = [line for _, _, line in repeats if line is not None]
+    return [repeats_verdict(verdicts), verdicts.count("pass"), len(verdicts), *lines]
+
+
+def _counts(repeats: _Repeats) -> tuple[int, int, int]:
+    """Repeats passed, repeats, and repeats errored, as a full row's cell counts them."""
+    verdicts = [v for _, v, _ in repeats]
+    return verdicts.count("pass"), len(verdicts), verdicts.count("error")
+
+
+def _parts(key: str, targets: Sequence[str]) -> tuple[str, str, str, int]:
+    """A result's key (suite/case@target#repeat) as suite, case, target and repeat.
+
+    Suite ids hold no "/" (the suite schema) and the repeat is the last "#" part; a case id
+    may hold "@", so the target is the longest of ``targets`` the rest ends with.
+    """
+    head, _, repeat = key.rpartition("#")
+    suite, _, rest = head.partition("/")
+    for target in targets:
+        if rest.endswith("@" + target):
+            return suite, rest[: -len(target) - 1], target, int(repeat)
+    case, _, target = rest.rpartition("@")
+    return suite, case, target, int(repeat)
