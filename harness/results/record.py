@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from functools import cached_property
 from typing import Any, Literal, cast
 
+from harness.results.lazy import cached_property
 from harness.results.stats import mean_of
 from harness.streamed import StreamStats
 from harness.targets.base import CachedFrom

@@ -25,7 +25,8 @@ from contextvars import ContextVar
 from typing import Any, NoReturn
 
 import httpx2 as httpx
-import openai
+
+from harness.targets.connections import AioHttpClient
 
 ACCEPT_ENCODING = "gzip, deflate"
 _ZLIB_MODES = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
@@ -56,8 +57,9 @@ class ReplyRefused(httpx.DecodingError):
         self.status = status
 
 
-def http_client(max_bytes: int, **options: Any) -> openai.DefaultAsyncHttpxClient:
-    """The SDK's default client, but with bounded bodies and redirects returned, not followed.
+def http_client(max_bytes: int, **options: Any) -> httpx.AsyncClient:
+    """The SDK's default client over aiohttp's connections (harness.targets.connections),
+    with bounded bodies and redirects returned, not followed.
 
     The bound is a response hook, so it holds on every transport the client picks (a proxy
     from HTTPS_PROXY included).
@@ -79,7 +81,8 @@ def http_client(max_bytes: int, **options: Any) -> openai.DefaultAsyncHttpxClien
             return
 
         # The hook runs before the connection is taken: on a burst, the bytes leave later,
-        # when this task's turn comes. httpcore's trace says when it starts writing them.
+        # when this task's turn comes. The transport's trace says when it starts writing them
+        # (httpcore's, or connections.py's as aiohttp takes the connection).
         # Not when it has written them: by the time that trace runs, the service (or a fake
         # in another thread) may already be answering, and a TTFT counted from there would
         # come out shorter than the service's.
@@ -90,7 +93,7 @@ def http_client(max_bytes: int, **options: Any) -> openai.DefaultAsyncHttpxClien
         callback(time.perf_counter())
         request.extensions = {**request.extensions, "trace": trace}
 
-    return openai.DefaultAsyncHttpxClient(
+    return AioHttpClient(
         follow_redirects=False,
         headers={"Accept-Encoding": ACCEPT_ENCODING},
         event_hooks={"request": [sent], "response": [bound]},
