@@ -179,7 +179,9 @@ class Window:
         total = self.used
         oldest = at - self.window_s
         for charge in reversed(self.gone):
-            if charge.counted_by(now) > oldest:
+            # counted_by(now) > oldest, as now > oldest always (a hot loop: once per answer
+            # over every charge of the last two windows).
+            if charge.ended_at > oldest:
                 total += self.amount(charge)
             elif charge.admitted_at <= oldest - self.window_s:
                 break  # answered long before: none older is still counted either
