@@ -22,6 +22,13 @@ def json_text(value: Any, **options: Any) -> str:
     return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+def script_json(value: Any) -> str:
+    """Compact JSON safe inside an HTML <script> element: no "<", ">" or "&" survives, so
+    nothing in it can close the element."""
+    text = json_text(value, separators=(",", ":"))
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
 def printable(text: str) -> str:
     """The text with each lone surrogate replaced by U+FFFD, for HTML, Markdown, a terminal."""
     return _LONE_SURROGATE.sub("\ufffd", text)

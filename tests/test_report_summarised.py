@@ -4,6 +4,7 @@ are listed by id, each pointing at its line of results.jsonl."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,11 @@ def journal_line(run_dir: Path, number: int) -> dict[str, Any]:
 
 
 def brief(html: str) -> dict[str, Any]:
-    return raw_data(html)["brief"]
+    """The page's listed cases: the journal links (in its data) and the rows (in a block of
+    their own)."""
+    match = re.search(r'<script type="application/json" id="azeval-brief">(.*?)</script>', html)
+    assert match
+    return {**raw_data(html)["brief"], "rows": json.loads(match.group(1))}
 
 
 def test_within_the_limit_the_page_is_as_it_always_was(large: LargeRun) -> None:

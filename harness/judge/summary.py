@@ -16,15 +16,28 @@ def judge_summary(results: Iterable[CaseResult]) -> dict[str, dict[str, Any]]:
     Self-agreement is the mean agreement of the checks that took more than one sample
     (None when none did): how often the judge repeats its own decision.
     """
-    by_judge: dict[str, dict[str, Any]] = {}
-    agreements: dict[str, list[float]] = {}
+    tally = JudgeTally()
     for result in results:
+        tally.add(result)
+    return tally.summary()
+
+
+class JudgeTally:
+    """judge_summary built one result at a time, for a reader that passes over the results
+    for more than this (the HTML report's rows): ``add(result)``, then ``summary()``."""
+
+    def __init__(self) -> None:
+        self._by_judge: dict[str, dict[str, Any]] = {}
+        self._agreements: dict[str, list[float]] = {}
+
+    def add(self, result: CaseResult) -> None:
+        """Count one result's judged checks in."""
         for check in result.checks:
             judge = check.judge
             if not judge:
                 continue
             name = str(judge.get("judge"))
-            row = by_judge.setdefault(
+            row = self._by_judge.setdefault(
                 name,
                 {
                     "model": judge.get("model"),
@@ -51,7 +64,11 @@ def judge_summary(results: Iterable[CaseResult]) -> dict[str, dict[str, Any]]:
             row["errors"] += check.status == CHECK_ERROR
             row["templates"][str(judge.get("template"))] = judge.get("template_sha256")
             if len(samples) > 1:
-                agreements.setdefault(name, []).append(float(judge.get("agreement") or 0.0))
-    for name, values in agreements.items():
-        by_judge[name]["self_agreement"] = sum(values) / len(values)
-    return dict(sorted(by_judge.items()))
+                self._agreements.setdefault(name, []).append(float(judge.get("agreement") or 0.0))
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per judge, over every result added so far (see judge_summary)."""
+        by_judge = {name: dict(row) for name, row in self._by_judge.items()}
+        for name, values in self._agreements.items():
+            by_judge[name]["self_agreement"] = sum(values) / len(values)
+        return dict(sorted(by_judge.items()))

@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from harness.batch.summary import batch_notes
 from harness.judge.compare import pairwise_view
-from harness.judge.summary import judge_summary
+from harness.judge.summary import JudgeTally
 from harness.report.charts import Chart, bar_chart
 from harness.report.money import usd
 from harness.report.rows import Column, build_rows, columns_for, comparisons
@@ -48,7 +48,7 @@ from harness.results.runmeta import RunMeta
 from harness.results.scheduling import Scheduling
 from harness.results.store import RESULTS_FILE, Run
 from harness.results.summary import TargetSummary
-from harness.writable import json_text, printable
+from harness.writable import printable, script_json
 
 # Only these target fields reach the page: meta may hold more, and a report must never leak
 # something like a key that a careless config put there.
@@ -70,12 +70,6 @@ def _environment() -> jinja2.Environment:
 @cache
 def _asset(name: str) -> str:
     return (resources.files("harness.report") / "templates" / name).read_text(encoding="utf-8")
-
-
-def _script_json(data: Any) -> str:
-    """JSON safe inside <script>: no "<", ">" or "&" survives, so nothing can close the tag."""
-    text = json_text(data, separators=(",", ":"))
-    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _pct(value: float | None) -> str:
@@ -369,16 +363,21 @@ def _render(run: Run, baseline: Run | None, full_cases: int, pages: list[Path]) 
     compared = comparisons(run, baseline, cols)
     sched = _scheduling(run, cols)
     summarised = summarise(run, baseline, cols, compared, full_cases)
+    judges = JudgeTally()
     data = {
         "columns": [{"label": c.label, "baseline": c.baseline, "ref": c.reference} for c in cols],
         "pageSize": PAGE_SIZE,
-        **build_rows(run, baseline, cols, compared, only=summarised.full if summarised else None),
+        **build_rows(
+            run,
+            baseline,
+            cols,
+            compared,
+            only=summarised.full if summarised else None,
+            seen=judges.add,
+        ),
     }
     if summarised is not None:
-        data["brief"] = {
-            "rows": summarised.lines,
-            "journals": _journal_links(run, baseline, cols, pages),
-        }
+        data["brief"] = {"journals": _journal_links(run, baseline, cols, pages)}
     script = _asset("report.js")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     trend_runs, trend_lines = trend(run)
@@ -403,7 +402,7 @@ def _render(run: Run, baseline: Run | None, full_cases: int, pages: list[Path]) 
         "cache_notes": _cache_notes(run),
         "batch_notes": batch_notes(meta),
         "scheduling": sched,
-        "judging": judge_summary(run.results),
+        "judging": judges.summary(),
         "pairwise": pairwise_view(run),
         # Open when the scheduler held a target back, so the reason for a slow run shows.
         "scheduling_open": any(row["s"].eventful for row in sched),
@@ -433,7 +432,9 @@ def _render(run: Run, baseline: Run | None, full_cases: int, pages: list[Path]) 
         "css": Markup(_asset("report.css")),
         "script": Markup(script),
         "script_hash": f"sha256-{digest}",
-        "data_json": Markup(_script_json(data)),
+        "data_json": Markup(script_json(data)),
+        # The listed cases' lines, each already script-safe JSON (see Summarised).
+        "brief_json": Markup("[" + ",".join(summarised.lines) + "]") if summarised else None,
         "summarised": _summarised_note(summarised, run),
     }
     return _environment().get_template("report.html.j2").generate(context)

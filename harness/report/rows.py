@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import defaultdict
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -388,12 +388,14 @@ def build_rows(
     compared: dict[int, Comparison],
     *,
     only: Container[str] | None = None,
+    seen: Callable[[CaseResult], None] | None = None,
 ) -> dict[str, Any]:
     """One row per suite/case: a cell per column, flags, and the column pairs to word-diff.
 
     Returns ``rows`` with the ``texts`` and ``checks`` tables their indices point into.
     ``only``: the case keys to make rows of (a large report's cases shown in full); the
-    results of the others are passed over, not kept.
+    results of the others are passed over, not kept. ``seen`` is given each of the run's
+    results as it passes (one pass over a large run's journal feeds two readers).
     """
     groups: dict[tuple[str, bool], dict[str, list[CaseResult]]] = defaultdict(
         lambda: defaultdict(list)
@@ -405,6 +407,8 @@ def build_rows(
     # after the run's suites.
     for source, is_base in sources:
         for r in source.results:
+            if seen is not None and not is_base:
+                seen(r)
             key = r.case_key
             if only is not None and key not in only:
                 continue

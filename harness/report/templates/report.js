@@ -18,16 +18,19 @@
     return "$" + (Math.abs(v) >= 0.01 ? v.toFixed(4) : v.toFixed(6));
   }
   data.cell.forEach(function (name, i) { C[name] = i; });
-  // A large run's other cases (harness/report/summarised.py), after those in full: a key,
-  // a cell per column ([verdict, repeats passed, repeats, the journal line of each
-  // repeat]) and flags. Their full records are lines of results.jsonl, which a page opened
-  // from a file may not read: it links to the file instead, as seen from this page (found
-  // by its name). A baseline file has no journal: its cells have no lines, and no link.
+  // A large run's other cases (harness/report/summarised.py, in a data block of their
+  // own), after those in full: a key, a cell per column ([verdict, repeats passed,
+  // repeats, the journal line of each repeat]) and flags. Their full records are lines of
+  // results.jsonl, which a page opened from a file may not read: it links to the file
+  // instead, as seen from this page (found by its name). A baseline file has no journal:
+  // its cells have no lines, and no link.
   var brief = data.brief || null, journals = null;
   if (brief) {
     var page = decodeURIComponent(location.pathname.split("/").pop());
     journals = brief.journals[page] || brief.journals[Object.keys(brief.journals)[0]];
-    brief.rows.forEach(function (b) { rows.push({ k: b[0], s: b[1], f: b[2] || [] }); });
+    JSON.parse(document.getElementById("azeval-brief").textContent).forEach(function (b) {
+      rows.push({ k: b[0], s: b[1], f: b[2] || [] });
+    });
   }
   var FILTERS = { all: null, failures: "failed", regressions: "regressed", differs: "differs", flaky: "flaky", errors: "errored" };
   var FLAG_LABEL = { regressed: "regression", differs: "targets differ", errored: "error", failed: "not passed", flaky: "flaky" };
