@@ -235,3 +235,30 @@ def test_case_ids_are_written_in_order(large: LargeRun) -> None:
     for n in (0, 5, 6, 39):
         assert journal_line(large.path, large.line_of(case_id(n)))["case"] == case_id(n)
     assert journal_line(large.path, large.line_of("ticket-5", 1))["repeat"] == 1
+
+
+def test_a_large_reports_judges_are_the_runs_own_figures(large: LargeRun) -> None:
+    """Past the limit only the cases in full are read, so the judges' table is the one the
+    run recorded in run.json when it finished (over every result)."""
+    meta = json.loads((large.path / "run.json").read_text())
+    meta["judging"] = {
+        "grader": {
+            "model": "gpt-4o",
+            "model_version": "2024-08-06",
+            "checks": 40,
+            "requests": 120,
+            "prompt_tokens": 9000,
+            "completion_tokens": 800,
+            "cost": 0.25,
+            "uncertain": 2,
+            "errors": 1,
+            "self_agreement": 0.9,
+            "templates": {},
+        }
+    }
+    (large.path / "run.json").write_text(json.dumps(meta))
+    html = render_html(load_run(large.path), full_cases=10)
+    table = html.split('<table class="summary judges">', 1)[1].split("</table>", 1)[0]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", table)
+    assert cells[:4] == ["gpt-4o 2024-08-06", "40", "120", "9,000 / 800"]
+    assert "90%" in cells

@@ -364,17 +364,32 @@ def _render(run: Run, baseline: Run | None, full_cases: int, pages: list[Path]) 
     sched = _scheduling(run, cols)
     summarised = summarise(run, baseline, cols, compared, full_cases)
     judges = JudgeTally()
+    if summarised is None:
+        rows = build_rows(
+            run.results,
+            baseline.results if baseline else None,
+            cols,
+            compared,
+            seen=judges.add,
+        )
+        judging = judges.summary()
+    else:
+        base_results = summarised.baseline_results
+        rows = build_rows(
+            summarised.results,
+            base_results if base_results is not None or not baseline else baseline.results,
+            cols,
+            compared,
+            only=summarised.full,
+            suites=summarised.suites,
+        )
+        # Only the cases in full were read: the judges' figures are the run's own, counted
+        # over every result when it finished.
+        judging = {name: dict(row) for name, row in meta.judging.items()}
     data = {
         "columns": [{"label": c.label, "baseline": c.baseline, "ref": c.reference} for c in cols],
         "pageSize": PAGE_SIZE,
-        **build_rows(
-            run,
-            baseline,
-            cols,
-            compared,
-            only=summarised.full if summarised else None,
-            seen=judges.add,
-        ),
+        **rows,
     }
     if summarised is not None:
         data["brief"] = {"journals": _journal_links(run, baseline, cols, pages)}
@@ -402,7 +417,7 @@ def _render(run: Run, baseline: Run | None, full_cases: int, pages: list[Path]) 
         "cache_notes": _cache_notes(run),
         "batch_notes": batch_notes(meta),
         "scheduling": sched,
-        "judging": judges.summary(),
+        "judging": judging,
         "pairwise": pairwise_view(run),
         # Open when the scheduler held a target back, so the reason for a slow run shows.
         "scheduling_open": any(row["s"].eventful for row in sched),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -382,31 +382,34 @@ def _ms(value: float | None) -> str:
 
 
 def build_rows(
-    run: Run,
-    baseline: Run | None,
+    results: Iterable[CaseResult],
+    baseline: Iterable[CaseResult] | None,
     cols: list[Column],
     compared: dict[int, Comparison],
     *,
     only: Container[str] | None = None,
     seen: Callable[[CaseResult], None] | None = None,
+    suites: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """One row per suite/case: a cell per column, flags, and the column pairs to word-diff.
+    """One row per suite/case of the run's ``results`` (and the ``baseline``'s): a cell per
+    column, flags, and the column pairs to word-diff.
 
     Returns ``rows`` with the ``texts`` and ``checks`` tables their indices point into.
     ``only``: the case keys to make rows of (a large report's cases shown in full); the
     results of the others are passed over, not kept. ``seen`` is given each of the run's
-    results as it passes (one pass over a large run's journal feeds two readers).
+    results as it passes (one pass feeds two readers). ``suites`` numbers the suites in the
+    order rows list them (by default, the order the results name them).
     """
     groups: dict[tuple[str, bool], dict[str, list[CaseResult]]] = defaultdict(
         lambda: defaultdict(list)
     )
     order: dict[str, tuple[int, tuple[tuple[Any, ...], str]]] = {}
-    suites: dict[str, int] = {}
-    sources = [(run, False)] + ([(baseline, True)] if baseline else [])
+    numbered = dict(suites or {})
+    sides = [(results, False)] + ([(baseline, True)] if baseline is not None else [])
     # One pass over each side: cases only the baseline has still get a row (marked removed),
     # after the run's suites.
-    for source, is_base in sources:
-        for r in source.results:
+    for side, is_base in sides:
+        for r in side:
             if seen is not None and not is_base:
                 seen(r)
             key = r.case_key
@@ -414,7 +417,7 @@ def build_rows(
                 continue
             groups[(r.target, is_base)][key].append(r)
             if key not in order:
-                order[key] = case_order(r.suite, r.case, suites)
+                order[key] = case_order(r.suite, r.case, numbered)
 
     texts, checks = Strings(), Strings()
     regressions, differs = changed_cases(cols, compared)

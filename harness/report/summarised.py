@@ -11,8 +11,9 @@ results themselves are then read once, keeping only those shown in full.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.report.rows import (
@@ -24,7 +25,8 @@ from harness.report.rows import (
 )
 from harness.results.compare import UNCHANGED_PASS, Comparison
 from harness.results.order import natural_key
-from harness.results.store import RESULTS_FILE, Run, index_journal
+from harness.results.record import CaseResult
+from harness.results.store import RESULTS_FILE, JournalIndex, JournalResults, Run, index_journal
 from harness.writable import script_json
 
 # Cases a report shows in full: up to this many, every case is, as it always was.
@@ -51,6 +53,11 @@ class Summarised:
     cases: int
     notable: int  # cases that did not pass, or changed: in full up to the limit
     limit: int
+    # The results of the cases in full, read from just their journal lines; the baseline's
+    # are None when it has no journal (a baseline file, held whole anyway).
+    results: Collection[CaseResult]
+    baseline_results: Collection[CaseResult] | None
+    suites: dict[str, int]  # suite -> its place in the report's order
 
 
 def summarise(
@@ -64,9 +71,10 @@ def summarise(
     full: the run is within the limit, or it has no journal to point the lines at."""
     if run.summary.cases + (baseline.summary.cases if baseline else 0) <= limit:
         return None
-    cases = _read_journals(run, baseline, cols, compared)
-    if cases is None or len(cases) <= limit:
+    read = _read_journals(run, baseline, cols, compared)
+    if read is None or len(read.cases) <= limit:
         return None
+    cases = read.cases
     regressions, differs = changed_cases(cols, compared)
     changed = {d.case_key for c in compared.values() for d in c.cases if d.status != UNCHANGED_PASS}
     # (rank, suite, case id, key, line) of each case; sorted as the report orders rows.
@@ -80,17 +88,70 @@ def summarise(
         passed = all(c is None or c[1] == c[2] for c in shown)
         entry = (rank_of(flags), suite, case, key, line)
         (notable if flags or not passed or key in changed else plain).append(entry)
-    del cases
-    for part in (notable, plain):
-        part.sort(key=lambda e: (e[0], (e[1], natural_key(e[2]))))
+    notable.sort(key=_listed_order)
     full = frozenset(e[3] for e in notable[:limit])
-    lines = [e[4] for e in notable[limit:]] + [e[4] for e in plain]
-    return Summarised(full, lines, len(notable) + len(plain), len(notable), limit)
+    wanted = _lines_of(cases, full, cols)
+    base_lines, suites = read.baseline_lines, read.suites
+    results = _read_lines(run.path, read.lines, wanted[False])
+    del cases, read  # every case's repeats: what is left is the page's lines
+    plain.sort(key=_listed_order)
+    return Summarised(
+        full=full,
+        lines=[e[4] for e in notable[limit:]] + [e[4] for e in plain],
+        cases=len(notable) + len(plain),
+        notable=len(notable),
+        limit=limit,
+        results=results,
+        baseline_results=None
+        if baseline is None or base_lines is None
+        else _read_lines(baseline.path, base_lines, wanted[True]),
+        suites=suites,
+    )
+
+
+def _listed_order(entry: tuple[int, int, str, str, str]) -> tuple[Any, ...]:
+    """Rank, then suite, then case id read naturally: the order of the report's rows."""
+    rank, suite, case, _, _ = entry
+    return (rank, (suite, natural_key(case)))
+
+
+def _lines_of(
+    cases: dict[str, list[Any]], full: frozenset[str], cols: list[Column]
+) -> dict[bool, dict[str, tuple[int, str]]]:
+    """The journal lines of the cases in full, run's and baseline's (by is-baseline), as
+    a journal index has them: result key -> (line, verdict)."""
+    wanted: dict[bool, dict[str, tuple[int, str]]] = {False: {}, True: {}}
+    for key in full:
+        for col, cell in zip(cols, cases[key][2:], strict=True):
+            for repeat, verdict, line in cell or ():
+                if line is not None:
+                    wanted[col.baseline][f"{key}@{col.target}#{repeat}"] = (line, verdict)
+    return wanted
+
+
+def _read_lines(
+    path: Path, lines: int, wanted: dict[str, tuple[int, str]]
+) -> Collection[CaseResult]:
+    """The results on the ``wanted`` lines of a journal of ``lines`` lines: the others are
+    passed over unread, so the pass costs a scan of the file, not a parse of every line."""
+    if not wanted:
+        return []
+    return JournalResults(JournalIndex(path, lines, wanted))
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What the journals say of every case (see _read_journals)."""
+
+    cases: dict[str, list[Any]]
+    suites: dict[str, int]
+    lines: int
+    baseline_lines: int | None  # None: the baseline has no journal
 
 
 def _read_journals(
     run: Run, baseline: Run | None, cols: list[Column], compared: dict[int, Comparison]
-) -> dict[str, list[Any]] | None:
+) -> _Read | None:
     """Each case as [suite number, case id, its repeats per column...], in the order the
     journals first name them, from the run's journal (and the baseline's); None when the
     run's results are not (all) its journal's."""
@@ -117,19 +178,19 @@ def _read_journals(
     place = {c.target: i for i, c in enumerate(cols) if not c.baseline}
     for key, (line, verdict) in _entries(index.latest, place):
         add(*key, verdict, line)
+    lines = index.lines
     del index
     if baseline is None:
-        return cases
+        return _Read(cases, suites, lines, None)
     place = {c.target: i for i, c in enumerate(cols) if c.baseline}
     if (baseline.path / RESULTS_FILE).is_file():
         # The journal holds what scope_baseline left out: take only the compared cases.
         scope = {d.case_key for c in compared.values() for d in c.cases}
-        for (suite, case, column, repeat), (line, verdict) in _entries(
-            index_journal(baseline.path).latest, place
-        ):
+        base_index = index_journal(baseline.path)
+        for (suite, case, column, repeat), (line, verdict) in _entries(base_index.latest, place):
             if f"{suite}/{case}" in scope:
                 add(suite, case, column, repeat, verdict, line)
-        return cases
+        return _Read(cases, suites, lines, base_index.lines)
     # A baseline file: its verdicts are the comparisons' "before" sides, with no line.
     for i, diff in compared.items():
         ref = cols[i].reference
@@ -141,7 +202,7 @@ def _read_journals(
                 suite, _, case = d.case_key.partition("/")
                 for repeat, verdict in enumerate(d.before.verdicts):
                     add(suite, case, ref, repeat, verdict, None)
-    return cases
+    return _Read(cases, suites, lines, None)
 
 
 def _entries(
