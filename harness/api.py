@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from harness.runner.engine import RunOptions, RunOutcome, execute, kept_keys
 from harness.runner.rescore import Rescoring, rescoring, suite_paths
 from harness.runner.work import WorkItem, work_items
 from harness.suite import Case, Suite
+from harness.suite.cases import Cases
 from harness.suite.model import streamed
 from harness.suite.select import EVERY_CASE, Selection, load_selected
 from harness.suite.shard import Shard, ShardPlan, cut
@@ -60,8 +61,9 @@ class Prepared:
         return sum(len(s.cases) for s in self.suites)
 
     @property
-    def cases(self) -> list[Case]:
-        return [case for suite in self.suites for case in suite.cases]
+    def cases(self) -> Sequence[Case]:
+        """Every case of every suite, in order; a for_each's built as each is read."""
+        return Cases([suite.cases for suite in self.suites])
 
 
 # What a plan reads of a target: the rest (endpoint, deployment, …) may name variables that

@@ -24,6 +24,7 @@ from harness.preflight import Plan, plan
 from harness.runner.check_model import named_check_model, refuse_model_checks
 from harness.runner.embedder import embedder_for
 from harness.suite import Suite, load_all
+from harness.suite.cases import Cases
 from harness.suite.select import EVERY_CASE, CasePaths, Selection, narrow
 from harness.targets import require_azure_identity
 from harness.targets.gguf import resolve_gguf
@@ -78,7 +79,7 @@ def validate(
         loaded = dataclasses.replace(loaded, suites=narrow(loaded.suites, wanted, selection))
     targets = config.select(list(target_names), only=PLAN_FIELDS)
     catalogue = load_catalogue(config.models, source=config.path or "azeval.toml")
-    checked = plan([c for s in loaded.suites for c in s.cases], targets, catalogue)
+    checked = plan(Cases([s.cases for s in loaded.suites]), targets, catalogue)
     rejected: dict[str, list[str]] = {}
     for row in checked.fatal_rows:
         rejected.setdefault(row.path, []).extend(

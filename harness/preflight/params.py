@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from harness.models import Catalogue, ModelSpec, api_version_key
@@ -64,10 +65,46 @@ def param_problems(
     case: Case, target: PlanTarget, spec: ModelSpec, catalogue: Catalogue
 ) -> list[Problem]:
     """Every parameter of the case that the service, the model or the api-version refuses."""
-    params = case.params
     at = f"{case.place}.params"
-    problems: list[Problem] = []
+    written, served = _params_alone(case.params, target, spec, catalogue)
+    return [
+        *(_placed(p, at) for p in written),
+        *_response_format(case, at),
+        *(_placed(p, at) for p in served),
+    ]
 
+
+# What params alone say, at a place standing for the case's ``params``: the cases of a
+# for_each share one params mapping, so 100,000 rows look theirs up once.
+_AT = "\0params"
+_SEEN: dict[tuple[int, int, int, str, str, str], tuple[Any, ...]] = {}
+_SEEN_MAX = 1024
+
+
+def _placed(problem: Problem, at: str) -> Problem:
+    if not problem.place.startswith(_AT):
+        return problem
+    return replace(problem, place=at + problem.place[len(_AT) :])
+
+
+def _params_alone(
+    params: Mapping[str, Any], target: PlanTarget, spec: ModelSpec, catalogue: Catalogue
+) -> tuple[list[Problem], list[Problem]]:
+    """The problems of the params written (before the response format's) and of what the
+    model and api-version serve (after it), each at ``_AT``; remembered per params object."""
+    key = (id(params), id(spec), id(catalogue), target.name, target.kind, target.api_version)
+    seen = _SEEN.get(key)
+    if seen is not None and seen[0] is params and seen[1] is spec and seen[2] is catalogue:
+        return seen[3], seen[4]
+    written, served = _written_params(params, _AT), _served_params(params, target, spec, catalogue)
+    if len(_SEEN) >= _SEEN_MAX:
+        _SEEN.clear()
+    _SEEN[key] = (params, spec, catalogue, written, served)  # held: their ids stay theirs
+    return written, served
+
+
+def _written_params(params: Mapping[str, Any], at: str) -> list[Problem]:
+    problems: list[Problem] = []
     for key in _COMPLETION_ERA:
         if key in params:
             problems.append(
@@ -100,9 +137,14 @@ def param_problems(
     tools = tools_of(params)
     if tools and len(tools) > 128:
         problems.append(Problem(f"{at}.tools", f"{len(tools)} tools; the service takes 128"))
+    return problems
 
-    problems += _response_format(case, at)
-    problems += _stream(params, at)
+
+def _served_params(
+    params: Mapping[str, Any], target: PlanTarget, spec: ModelSpec, catalogue: Catalogue
+) -> list[Problem]:
+    at = _AT
+    problems = _stream(params, at)
     rejects = _model_rejects(params, spec, at)
     problems += rejects if spec.known else [assumed(p, spec) for p in rejects]
     if target.kind == "azure" and target.api_version:

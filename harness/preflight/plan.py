@@ -79,7 +79,7 @@ def plan(
 ) -> Plan:
     """The preflight of every case on every target, with totals per target."""
     catalogue = catalogue or load_catalogue()
-    cases = list(cases)
+    cases = cases if isinstance(cases, Sequence) else list(cases)  # a for_each's: lazy
     rows: list[PlanRow] = []
     totals: list[TargetTotals] = []
     warnings: list[str] = []

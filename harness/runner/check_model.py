@@ -75,8 +75,7 @@ def refuse_model_checks(suites: Sequence[Suite]) -> None:
 
 def refuse_checks_needing(suites: Sequence[Suite], need: str, why: str) -> None:
     """SuiteError at the first check that declares ``need`` (nothing lends it): ``why``."""
-    for case in (c for s in suites for c in s.cases):
-        for turn in case.turns:
-            for e in turn.expectations:
-                if need in get_check(e.check).needs_of(e.arg):
-                    raise SuiteError(case.path, e.place, f"check '{e.label or e.check}' {why}")
+    for suite in suites:
+        for e in suite.checks():  # a for_each's shared checks once, not once per row
+            if need in get_check(e.check).needs_of(e.arg):
+                raise SuiteError(suite.path, e.place, f"check '{e.label or e.check}' {why}")

@@ -1,18 +1,74 @@
-"""Rows for ``for_each``: JSONL, CSV, YAML or JSON files, or a list written inline."""
+"""Rows for ``for_each``: JSONL, CSV, YAML or JSON files, or a list written inline.
+
+A JSONL file of 100,000 rows is kept as its bytes and where each row starts and ends, and a
+row is parsed when its case is built: a dict per row would hold several times the file.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
+from array import array
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from harness.checks.registry import LoadContext
 from harness.suite.yamlfile import YamlProblem, parse_yaml
 
+Row = dict[str, Any]
+# A line of a JSONL file, ended by \n, \r\n or \r (as bytes.splitlines); blank ones are skipped.
+_LINE = re.compile(rb"[^\r\n]+")
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
-def read_rows(source: str | list[Any], context: LoadContext) -> list[dict[str, Any]]:
-    """Every row as a mapping; raises ValueError naming the file and line when one is bad."""
+
+class JsonlRows(Sequence[Row]):
+    """The rows of a JSONL file, each parsed when read. Iterating checks every row: the
+    loader does so once, so a bad row is an error at its line before anything is built."""
+
+    def __init__(self, data: bytes, source: str) -> None:
+        self._data = data
+        self._source = source
+        self._starts = array("q")
+        self._ends = array("q")
+        for line in _LINE.finditer(data):
+            if line.group().strip():
+                self._starts.append(line.start())
+                self._ends.append(line.end())
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Row]: ...
+    def __getitem__(self, index: int | slice) -> Row | Sequence[Row]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        start, end = self._starts[index], self._ends[index]
+        try:
+            row = json.loads(self._data[start:end])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{self._where(start)}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise ValueError(f"{self._where(start)}: JSON nested too deep") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{self._where(start)}: a row must be a mapping")
+        return row
+
+    def __iter__(self) -> Iterator[Row]:
+        return (self[i] for i in range(len(self)))
+
+    def _where(self, start: int) -> str:
+        """``data/rows.jsonl:12``: the line a row starts at (only when it is wrong)."""
+        return f"{self._source}:{len(_LINE_BREAK.findall(self._data, 0, start)) + 1}"
+
+
+def read_rows(source: str | list[Any], context: LoadContext) -> Sequence[Row]:
+    """Every row as a mapping; raises ValueError naming the file and line when one is bad
+    (for JSONL, when the row is read: see JsonlRows)."""
     if isinstance(source, list):
         return [_as_row(row, f"item {i}") for i, row in enumerate(source)]
     suffix = Path(source).suffix.lower()
@@ -22,17 +78,7 @@ def read_rows(source: str | list[Any], context: LoadContext) -> list[dict[str, A
     except UnicodeDecodeError:
         raise ValueError(f"{source}: not UTF-8 text") from None
     if suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(_as_row(json.loads(line), f"{source}:{number}"))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{source}:{number}: not valid JSON ({exc.msg})") from None
-            except RecursionError:
-                raise ValueError(f"{source}:{number}: JSON nested too deep") from None
-        return rows
+        return JsonlRows(data, source)
     if suffix == ".csv":
         return _csv_rows(text, source)
     if suffix in (".yaml", ".yml", ".json"):
@@ -48,7 +94,7 @@ def read_rows(source: str | list[Any], context: LoadContext) -> list[dict[str, A
     raise ValueError(f"{source}: unsupported data file (use .jsonl, .csv, .yaml or .json)")
 
 
-def _csv_rows(text: str, source: str) -> list[dict[str, Any]]:
+def _csv_rows(text: str, source: str) -> list[Row]:
     """Rows under the header; a row with fewer or more fields than it is an error at its
     line (DictReader fills a short row with None, which rendered as 'None' in prompts)."""
     reader = csv.DictReader(text.splitlines())
@@ -67,7 +113,7 @@ def _csv_rows(text: str, source: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _as_row(row: Any, where: str) -> dict[str, Any]:
+def _as_row(row: Any, where: str) -> Row:
     if not isinstance(row, dict):
         raise ValueError(f"{where}: a row must be a mapping")
     return row

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from harness.suite.cases import changed, checks_of
 
 
 @dataclass(frozen=True)
@@ -96,14 +98,25 @@ class Suite:
     path: str
     sha256: str
     description: str
-    cases: tuple[Case, ...]
+    # A tuple, or for a for_each a sequence building each case when read (suite/cases.py).
+    cases: Sequence[Case]
     # A selection (-k, --tag, file::case) left out some of the file's cases.
     narrowed: bool = False
     # Files its checks read (schemas, Python checks), as written, with their sha256.
     files: tuple[tuple[str, str], ...] = ()
 
+    def checks(self) -> Iterator[Expectation]:
+        """The checks its cases hold, for questions about which kinds it has (needing a
+        model, embeddings, a judge) answered without building each case: a for_each's as
+        its first row has them, repeated by later rows only where a templated check's needs
+        depend on its argument."""
+        return checks_of(self.cases)
+
 
 def streamed(suite: Suite) -> Suite:
     """The suite with every case's requests streamed (``--stream``): params stream: true."""
-    cases = tuple(replace(case, params={**case.params, "stream": True}) for case in suite.cases)
-    return replace(suite, cases=cases)
+    return replace(suite, cases=changed(suite.cases, _streamed))
+
+
+def _streamed(case: Case) -> Case:
+    return replace(case, params={**case.params, "stream": True})

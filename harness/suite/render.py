@@ -134,42 +134,53 @@ _DICT_NAMES = frozenset(dir(dict))
 _MISSING = object()
 
 
+# Text in pieces: its first literal part, then each lookup's name, its keys and the literal
+# part after it ("ticket-{{ row.id }}!" -> "ticket-", (("row", ("id",), "!"),)).
+_Pieces = tuple[str, tuple[tuple[str, tuple[str, ...], str], ...]]
+
+
 @cache
-def _lookups(text: str) -> tuple[str, ...] | None:
-    """Literal pieces and dotted names alternating, or None for text that needs Jinja
-    (which also turns a written \\r\\n into \\n)."""
+def _lookups(text: str) -> _Pieces | None:
+    """Literal pieces and dotted names, or None for text that needs Jinja (which also turns
+    a written \\r\\n into \\n)."""
     if "\r" in text:
         return None
-    pieces: list[str] = []
-    at = 0
-    while True:
-        plain = _PLAIN.match(text, at)
-        end = plain.end() if plain else at
-        pieces.append(text[at:end])
-        if end == len(text):
-            return tuple(pieces)
-        lookup = _LOOKUP.match(text, end)
+    plain = _PLAIN.match(text)
+    at = plain.end() if plain else 0
+    first = text[:at]
+    lookups: list[tuple[str, tuple[str, ...], str]] = []
+    while at < len(text):
+        lookup = _LOOKUP.match(text, at)
         if lookup is None:
             return None
-        pieces.append(lookup.group(1))
-        at = lookup.end()
+        plain = _PLAIN.match(text, lookup.end())
+        end = plain.end() if plain else lookup.end()
+        name, *keys = lookup.group(1).split(".")
+        if any(key in _DICT_NAMES for key in keys):
+            return None  # row.items, row.keys: Jinja's attribute rules
+        lookups.append((name, tuple(keys), text[lookup.end() : end]))
+        at = end
+    return first, tuple(lookups)
 
 
-def _direct(pieces: tuple[str, ...], variables: dict[str, Any]) -> str | None:
+def _direct(pieces: _Pieces, variables: dict[str, Any]) -> str | None:
     """The text filled in, or None when a name needs Jinja's rules (an attribute, an
     undefined name, a value Jinja shows differently)."""
-    out = [pieces[0]]
-    for n in range(1, len(pieces), 2):
-        first, *keys = pieces[n].split(".")
-        value = variables.get(first, _MISSING)
+    first, lookups = pieces
+    out = [first]
+    for name, keys, after in lookups:
+        value = variables.get(name, _MISSING)
         for key in keys:
-            if not isinstance(value, dict) or key in _DICT_NAMES:
+            if type(value) is not dict:
                 return None
             value = value.get(key, _MISSING)
-        if value is _MISSING or not isinstance(value, (str, int, float)):
+        if type(value) is str:
+            out.append(value)
+        elif value is _MISSING or not isinstance(value, (str, int, float)):
             return None
-        out.append(value if isinstance(value, str) else str(value))
-        out.append(pieces[n + 1])
+        else:
+            out.append(str(value))
+        out.append(after)
     text = "".join(out)
     return text if len(text) <= MAX_CHARS else None
 

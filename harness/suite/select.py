@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.errors import InputError, SuiteError
+from harness.suite.cases import kept
 from harness.suite.loader import load_suites
 from harness.suite.model import Case, Suite
 
@@ -153,14 +154,14 @@ def split_case_path(raw: str | Path) -> tuple[str, str | None]:
     return (path, case) if sep else (text, None)
 
 
-def _named_cases(suite: Suite, wanted: Sequence[str]) -> tuple[Case, ...]:
+def _named_cases(suite: Suite, wanted: Sequence[str]) -> Sequence[Case]:
     ids = [case.id for case in suite.cases]
     for name in wanted:
         if name not in ids:
             close = difflib.get_close_matches(name, ids, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise SuiteError(suite.path, "", f"no case '{name}' in suite '{suite.id}'{hint}")
-    return tuple(case for case in suite.cases if case.id in wanted)
+    return kept(suite.cases, lambda case: case.id in wanted)
 
 
 @dataclass(frozen=True)
@@ -205,9 +206,11 @@ def narrow(suites: Sequence[Suite], paths: CasePaths, selection: Selection) -> l
             picked = _named_cases(suite, paths.named[resolved])
             if resolved not in paths.whole:
                 cases = picked
-        cases = tuple(case for case in cases if matches(case))
+        if selection.narrows:  # else every case matches: a for_each's are not built for it
+            cases = kept(cases, matches)
         if cases:
-            narrowed = cases != suite.cases
+            # The cases kept are some of the suite's, in order: fewer is narrowed.
+            narrowed = len(cases) != len(suite.cases)
             chosen.append(replace(suite, cases=cases, narrowed=True) if narrowed else suite)
     if not chosen:
         what = selection.describe() or "the cases named"

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from harness.suite.cases import kept as kept_cases
 from harness.suite.model import Suite
 
 _WRITTEN = re.compile(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*")
@@ -99,8 +100,8 @@ def cut(suites: Sequence[Suite], shard: Shard) -> ShardPlan:
     with none left is dropped (a shard may hold no case at all: an empty run)."""
     kept: list[Suite] = []
     for suite in suites:
-        cases = tuple(case for case in suite.cases if shard.holds(case.key))
-        if cases == suite.cases:
+        cases = kept_cases(suite.cases, lambda case: shard.holds(case.key))
+        if len(cases) == len(suite.cases):  # some of the suite's cases, in order: all of them
             kept.append(suite)
         elif cases:
             kept.append(replace(suite, cases=cases, narrowed=True))

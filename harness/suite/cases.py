@@ -1,0 +1,138 @@
+"""A suite's cases as a sequence whose for_each cases are built from their row when read.
+
+A 100,000-row for_each held as Case objects is about 190 MB; held as its rows it is the
+data file's size. ``Suite.cases`` is a ``Sequence[Case]`` either way (len, iteration,
+indexing), so readers do not know which they have; each read of a lazy case builds a new,
+equal Case, so a reader that needs one case many times keeps it.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import accumulate
+from typing import TYPE_CHECKING, overload
+
+if TYPE_CHECKING:  # model.py imports this module
+    from harness.suite.model import Case, Expectation
+
+
+class _Lazy(Sequence["Case"]):
+    """Equality by contents, as tuples of cases compare (a lazy part equals its eager cases)."""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # a tuple of cases is not hashable either
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {len(self):,} case(s)>"
+
+    @overload
+    def __getitem__(self, index: int) -> Case: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Case]: ...
+    def __getitem__(self, index: int | slice) -> Case | Sequence[Case]:
+        if isinstance(index, slice):
+            return Picked(self, range(len(self))[index])
+        size = len(self)
+        if not -size <= index < size:
+            raise IndexError("case index out of range")
+        return self._case(index % size)
+
+    def _case(self, index: int) -> Case:
+        raise NotImplementedError
+
+    def checks(self) -> Iterator[Expectation]:
+        return _each_check(self)
+
+
+class Cases(_Lazy):
+    """Parts one after the other: runs of cases written out, and for_each blocks."""
+
+    def __init__(self, parts: Iterable[Sequence[Case]]) -> None:
+        self._parts = tuple(parts)
+        self._ends = list(accumulate(len(part) for part in self._parts))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def __iter__(self) -> Iterator[Case]:
+        for part in self._parts:
+            yield from part
+
+    def checks(self) -> Iterator[Expectation]:
+        for part in self._parts:
+            yield from checks_of(part)
+
+    def _case(self, index: int) -> Case:
+        part = bisect_right(self._ends, index)
+        return self._parts[part][index - (self._ends[part - 1] if part else 0)]
+
+
+class Picked(_Lazy):
+    """Some of a sequence's cases, in order, held as their indices (a selection, a shard)."""
+
+    def __init__(self, cases: Sequence[Case], indices: Iterable[int]) -> None:
+        self._cases = cases
+        self._indices = array("q", indices)
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __iter__(self) -> Iterator[Case]:
+        return (self._cases[i] for i in self._indices)
+
+    def _case(self, index: int) -> Case:
+        return self._cases[self._indices[index]]
+
+
+class Changed(_Lazy):
+    """Every case of a sequence, changed as it is read by a function that keeps its checks
+    (``--stream`` sets a parameter)."""
+
+    def __init__(self, cases: Sequence[Case], change: Callable[[Case], Case]) -> None:
+        self._cases = cases
+        self._change = change
+
+    def __len__(self) -> int:
+        return len(self._cases)
+
+    def __iter__(self) -> Iterator[Case]:
+        return map(self._change, self._cases)
+
+    def _case(self, index: int) -> Case:
+        return self._change(self._cases[index])
+
+    def checks(self) -> Iterator[Expectation]:
+        return checks_of(self._cases)
+
+
+def kept(cases: Sequence[Case], keep: Callable[[Case], bool]) -> Sequence[Case]:
+    """The cases ``keep`` holds, in order: a tuple of a tuple, else only their indices."""
+    if isinstance(cases, tuple):
+        return tuple(case for case in cases if keep(case))
+    return Picked(cases, (i for i, case in enumerate(cases) if keep(case)))
+
+
+def changed(cases: Sequence[Case], change: Callable[[Case], Case]) -> Sequence[Case]:
+    """Every case changed: a tuple of a tuple, else changed as each is read."""
+    if isinstance(cases, tuple):
+        return tuple(change(case) for case in cases)
+    return Changed(cases, change)
+
+
+def checks_of(cases: Sequence[Case]) -> Iterator[Expectation]:
+    """The checks of the cases as ``Suite.checks`` gives them (a for_each's as its first
+    row has them): a lazy sequence answers without building each case."""
+    checks = getattr(cases, "checks", None)
+    return checks() if callable(checks) else _each_check(cases)
+
+
+def _each_check(cases: Iterable[Case]) -> Iterator[Expectation]:
+    for case in cases:
+        for turn in case.turns:
+            yield from turn.expectations
