@@ -14,11 +14,12 @@ from harness.config import load_config
 from harness.errors import ConfigError
 from harness.outputs import Outputs, write_outputs
 from harness.report import render_html, write_report
+from harness.report.rows import build_rows, columns_for, comparisons
 from harness.results.baseline import load_reference
 from harness.results.record import CaseResult
 from harness.results.store import RESULTS_FILE, load_run
 from harness.testing.runs import LargeRun, case_id, write_large_run
-from tests.conftest import azeval, raw_data
+from tests.conftest import azeval, embedded_data, raw_data
 from tests.factories import browser_result, write_records
 
 # 40 cases: 3, 13, 23, 33 fail; 7, 27 error; 5, 20, 35 are flaky (two repeats).
@@ -262,3 +263,33 @@ def test_a_large_reports_judges_are_the_runs_own_figures(large: LargeRun) -> Non
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", table)
     assert cells[:4] == ["gpt-4o 2024-08-06", "40", "120", "9,000 / 800"]
     assert "90%" in cells
+
+
+def test_cells_made_as_results_pass_show_what_held_results_show(tmp_path: Path) -> None:
+    """A run of one repeat per case has its cells made as its results pass, keeping none:
+    the rows, messages, cells and diffs are those made from the results held together."""
+    results = [
+        browser_result(f"c{i}", t, "fail" if (i + len(t)) % 3 == 0 else "pass", f"{t} says {i}")
+        for i in range(12)
+        for t in ("gpt35", "gpt4o")
+    ]
+    results.append(browser_result("only-one", "gpt4o", "error", None))
+    base_results = [browser_result(f"c{i}", "gpt35", "pass", f"before {i}") for i in range(14)]
+    meta = {"run_id": "x", "targets": [{"name": "gpt35"}, {"name": "gpt4o"}]}
+    run = write_records(tmp_path / "run", results, meta)
+    base = write_records(tmp_path / "base", base_results, {**meta, "targets": [{"name": "gpt35"}]})
+    cols = columns_for(run, base)
+    compared = comparisons(run, base, cols)
+
+    def shown(repeated: tuple[bool, bool]) -> dict[str, Any]:
+        data = build_rows(run.results, base.results, cols, compared, repeated=repeated)
+        return embedded_data(f'<script type="application/json" id="azeval-data">'
+                             f"{json.dumps(data)}</script>")  # fmt: skip
+
+    held, made = shown((True, True)), shown((False, False))
+    assert made["rows"] == held["rows"]
+    flags = {row["k"]: row["f"] for row in made["rows"]}
+    assert "regressed" in flags["demo/c1"]
+    assert "errored" in flags["demo/only-one"]
+    assert flags["demo/c13"] == []  # the baseline's alone: removed
+    assert made["rows"][0]["m"] == [["user", "Tell me about c1."]]

@@ -364,6 +364,9 @@ def _render(run: Run, baseline: Run | None, full_cases: int, pages: list[Path]) 
     sched = _scheduling(run, cols)
     summarised = summarise(run, baseline, cols, compared, full_cases)
     judges = JudgeTally()
+    # A side of one repeat per case has its cells made as its results pass (none is kept);
+    # 0 repeats is a summary that does not say.
+    repeated = (run.summary.repeats != 1, baseline is None or baseline.summary.repeats != 1)
     if summarised is None:
         rows = build_rows(
             run.results,
@@ -371,6 +374,7 @@ def _render(run: Run, baseline: Run | None, full_cases: int, pages: list[Path]) 
             cols,
             compared,
             seen=judges.add,
+            repeated=repeated,
         )
         judging = judges.summary()
     else:
@@ -382,6 +386,7 @@ def _render(run: Run, baseline: Run | None, full_cases: int, pages: list[Path]) 
             compared,
             only=summarised.full,
             suites=summarised.suites,
+            repeated=repeated,
         )
         # Only the cases in full were read: the judges' figures are the run's own, counted
         # over every result when it finished.

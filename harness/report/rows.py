@@ -390,6 +390,7 @@ def build_rows(
     only: Container[str] | None = None,
     seen: Callable[[CaseResult], None] | None = None,
     suites: Mapping[str, int] | None = None,
+    repeated: tuple[bool, bool] = (True, True),
 ) -> dict[str, Any]:
     """One row per suite/case of the run's ``results`` (and the ``baseline``'s): a cell per
     column, flags, and the column pairs to word-diff.
@@ -398,11 +399,15 @@ def build_rows(
     ``only``: the case keys to make rows of (a large report's cases shown in full); the
     results of the others are passed over, not kept. ``seen`` is given each of the run's
     results as it passes (one pass feeds two readers). ``suites`` numbers the suites in the
-    order rows list them (by default, the order the results name them).
+    order rows list them (by default, the order the results name them). ``repeated``: may
+    the run's (and the baseline's) results hold several repeats of a case? A side that
+    holds one each has its cells made as its results pass, and keeps none of them.
     """
     groups: dict[tuple[str, bool], dict[str, list[CaseResult]]] = defaultdict(
         lambda: defaultdict(list)
     )
+    texts, checks = Strings(), Strings()
+    made = _Made(cols, texts, checks)
     order: dict[str, tuple[int, tuple[tuple[Any, ...], str]]] = {}
     numbered = dict(suites or {})
     sides = [(results, False)] + ([(baseline, True)] if baseline is not None else [])
@@ -415,30 +420,32 @@ def build_rows(
             key = r.case_key
             if only is not None and key not in only:
                 continue
-            groups[(r.target, is_base)][key].append(r)
             if key not in order:
                 order[key] = case_order(r.suite, r.case, numbered)
+            if repeated[is_base] or not made.add(r, is_base):
+                groups[(r.target, is_base)][key].append(r)
+                made.arrived(r.target, is_base)
 
-    texts, checks = Strings(), Strings()
     regressions, differs = changed_cases(cols, compared)
     col_groups = [groups.get((col.target, col.baseline), {}) for col in cols]
     ranked: list[tuple[int, dict[str, Any]]] = []
     for key in sorted(order, key=order.__getitem__):
         cells: list[list[Any] | None] = []
         messages: list[list[Any]] = []
-        for col, by_case in zip(cols, col_groups, strict=True):
+        for i, (col, by_case) in enumerate(zip(cols, col_groups, strict=True)):
+            cell, said = made.take(i, key)
             group = by_case.get(key)
-            if not group:
-                cells.append(None)
-                continue
-            if len(group) > 1:
-                group.sort(key=lambda r: r.repeat)
-            if not messages and not col.baseline:
-                messages = _messages(group[0], texts)
-            cells.append(_cell(group, texts, checks))
+            if cell is None and group:
+                if len(group) > 1:
+                    group.sort(key=lambda r: r.repeat)
+                said = _messages(group[0], texts) if not messages and not col.baseline else []
+                cell = _cell(group, texts, checks)
+            if cell is not None and not messages and not col.baseline:
+                messages = said
+            cells.append(cell)
         if not messages:
-            first = next((g[key] for g in groups.values() if key in g), [])
-            messages = _messages(first[0], texts) if first else []
+            messages = made.first_messages(key, groups)
+        made.drop(key)
         flags = _flags(cells, cols, key in regressions, key in differs)
         diffs = []
         for i, col in enumerate(cols):
@@ -457,6 +464,56 @@ def build_rows(
         "checks": [list(c) for c in checks],  # see check_row
         "rows": [row for _, row in ranked],
     }
+
+
+class _Made:
+    """The cells (and the messages) of results that are a case's only repeat on their
+    column, made as they pass: a 10,000-case report keeps its rows, not its results."""
+
+    def __init__(self, cols: list[Column], texts: Strings, checks: Strings) -> None:
+        self._column = {(c.target, c.baseline): i for i, c in enumerate(cols)}
+        self._width = len(cols)
+        self._texts, self._checks = texts, checks
+        self._cells: dict[tuple[int, str], tuple[list[Any], list[list[Any]]]] = {}
+        # (target, is baseline) in the order their first result came: which side a row of
+        # no run messages takes its messages from, as the held groups are ordered.
+        self._arrivals: dict[tuple[str, bool], None] = {}
+
+    def arrived(self, target: str, is_base: bool) -> None:
+        self._arrivals.setdefault((target, is_base), None)
+
+    def add(self, result: CaseResult, is_base: bool) -> bool:
+        """Make ``result``'s cell now; False when it has no column (it is kept instead)."""
+        column = self._column.get((result.target, is_base))
+        if column is None:
+            return False
+        self.arrived(result.target, is_base)
+        cell = _cell([result], self._texts, self._checks)
+        self._cells[(column, result.case_key)] = (cell, _messages(result, self._texts))
+        return True
+
+    def take(self, column: int, key: str) -> tuple[list[Any] | None, list[list[Any]]]:
+        """The cell made for ``key`` on ``column`` and its messages (None, [] if none)."""
+        made = self._cells.get((column, key))
+        return (None, []) if made is None else made
+
+    def first_messages(
+        self, key: str, groups: Mapping[tuple[str, bool], Mapping[str, list[CaseResult]]]
+    ) -> list[list[Any]]:
+        """The messages of the first side (in arrival order) that has ``key``."""
+        for side in self._arrivals:
+            column = self._column.get(side)
+            if column is not None and (column, key) in self._cells:
+                return self._cells[(column, key)][1]
+            group = groups.get(side, {}).get(key)
+            if group:
+                return _messages(group[0], self._texts)
+        return []
+
+    def drop(self, key: str) -> None:
+        """Forget ``key``'s cells once its row holds them."""
+        for column in range(self._width):
+            self._cells.pop((column, key), None)
 
 
 def _flags(
