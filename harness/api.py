@@ -22,7 +22,7 @@ from harness.runner.check_model import check_model_for
 from harness.runner.embedder import embedder_for
 from harness.runner.engine import RunOptions, RunOutcome, execute, kept_keys
 from harness.runner.rescore import Rescoring, rescoring, suite_paths
-from harness.runner.work import WorkItem, work_items
+from harness.runner.work import WorkItems, work_items
 from harness.suite import Case, Suite
 from harness.suite.cases import Cases
 from harness.suite.model import streamed
@@ -142,7 +142,7 @@ def pending(prepared: Prepared, options: RunOptions) -> int:
     if options.resume is None:
         return len(items)
     done = kept_keys(options.resume, options.retry_errors)
-    return sum(item.key not in done for item in items)
+    return sum(item.key not in done for item in items)  # one pass, each item let go
 
 
 def preflight(prepared: Prepared) -> Plan:
@@ -195,7 +195,7 @@ class Rescore:
 
     prepared: Prepared
     work: Rescoring
-    items: list[WorkItem]
+    items: WorkItems
     send_stale: bool
 
 

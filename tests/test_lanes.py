@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from harness import api
 from harness.runner.engine import RunOptions
-from harness.runner.lanes import SPARE_WORKERS, lanes_of, start_lanes
+from harness.runner.lanes import SPARE_WORKERS, start_lanes
 from harness.testing import Deployment, FakeAzure
 from tests.test_faults import CONFIG, KEY
 
 
 def items(target: str, count: int) -> list[Any]:
     return [SimpleNamespace(target=target, n=n) for n in range(count)]
+
+
+def lanes_of(work: list[Any]) -> dict[str, Iterator[Any]]:
+    """Each target's items in order, an iterator per target (as the engine draws them)."""
+    targets = dict.fromkeys(item.target for item in work)
+    return {t: iter([item for item in work if item.target == t]) for t in targets}
 
 
 async def test_each_lane_runs_its_items_in_order_within_its_width() -> None:

@@ -90,6 +90,29 @@ def test_a_work_item_carries_its_plan_row_and_the_model_spec(flow):
     assert [(i.plan, i.spec) for i in bare] == [(None, None), (None, None)]
 
 
+def test_work_items_are_made_on_each_pass_and_counted_without_a_list(flow):
+    """The work items are iterable again and again, give the same items each time, count
+    case x target x repeat, and a target's own lane draws only its items, in order."""
+    _, suite, _, checked = flow
+    items = work_items([suite], ["gpt35", "gpt4"], 2, checked)
+    keys = [i.key for i in items]
+    assert keys == [i.key for i in items] and len(items) == len(keys) == 8
+    assert keys[:2] == ["flow/fine@gpt35#0", "flow/fine@gpt4#0"]
+    assert [i.key for i in items.of_target("gpt4")] == [k for k in keys if "@gpt4" in k]
+
+
+def test_a_work_item_finds_its_plan_row_when_the_plan_lists_other_cases(flow):
+    """A plan made of other cases or in another order still hands each item its own row
+    (by key), and none to a case the plan lacks."""
+    _, suite, _, checked = flow
+    backwards = dataclasses.replace(checked, rows=checked.rows[::-1])
+    fine, huge = work_items([suite], ["gpt35"], None, backwards)
+    assert fine.plan is checked.rows[0] and huge.plan is checked.rows[1]
+    only_huge = dataclasses.replace(checked, rows=checked.rows[1:])
+    fine, huge = work_items([suite], ["gpt35"], None, only_huge)
+    assert fine.plan is None and huge.plan is checked.rows[1]
+
+
 def test_run_item_sends_what_the_plan_allows_and_charges_its_prompt_tokens(flow):
     """The item the plan refuses is recorded as a preflight error and never sent; the other
     is sent, checked, and charged to the quota with the plan's prompt tokens."""
@@ -111,7 +134,7 @@ def test_run_item_on_a_dead_target_says_why_it_was_not_sent(flow, monkeypatch):
     dict a caller must read back."""
     fake, suite, config, checked = flow
     fine, _ = work_items([suite], ["gpt35"], None, checked)
-    again = work_items([suite], ["gpt35"], 2, checked)[1]
+    again = list(work_items([suite], ["gpt35"], 2, checked))[1]
     assert (again.case.id, again.repeat) == ("fine", 1)
     monkeypatch.setenv("WRONG_KEY", "wrong-key")
     wrong = dataclasses.replace(config, api_key_env="WRONG_KEY")

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -28,11 +28,11 @@ def batch_targets(configs: Iterable[TargetConfig], settings: BatchSettings) -> s
     return {c.name for c in configs if sends_batch(c, settings)}
 
 
-def batch_priced(items: Sequence[WorkItem], names: set[str]) -> list[WorkItem]:
-    """The work items, those of batch targets costed at the Global Batch price."""
-    return [
-        replace(item, spec=replace(item.spec, batch=True))
-        if item.target in names and item.spec is not None
-        else item
-        for item in items
-    ]
+def batch_priced(items: Iterable[WorkItem], names: set[str]) -> Iterator[WorkItem]:
+    """The work items as they are drawn, those of batch targets costed at the Global
+    Batch price."""
+    for item in items:
+        if item.target in names and item.spec is not None:
+            yield replace(item, spec=replace(item.spec, batch=True))
+        else:
+            yield item

@@ -13,7 +13,7 @@ retired, the run says so (``RunCache.drift``), and they are not served again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -240,19 +240,25 @@ class RunCache:
 
     def served_stale(self, result: CaseResult) -> bool:
         """The result used a cached answer of a model its target no longer reports."""
-        live = {d.target: d.live_model for d in self.drift}.get(result.target)
-        if live is None:
-            return False
-        return any(
-            turn.cached is not None and (turn.response or {}).get("model") not in (None, live)
-            for turn in result.turns
-        )
+        return self.stale(result.target, cached_models(result))
+
+    def stale(self, target: str, models: Iterable[str | None]) -> bool:
+        """Cached answers of these models are stale: ``target`` now reports another."""
+        live = {d.target: d.live_model for d in self.drift}.get(target)
+        return live is not None and any(model not in (None, live) for model in models)
 
     def for_target(self, info: TargetInfo) -> TargetCache:
         return TargetCache(self.store, self.policy, info, self.run_id, self.drift.append)
 
     def close(self) -> None:
         self.store.close()
+
+
+def cached_models(result: CaseResult) -> frozenset[str | None]:
+    """The models that gave the result's answers from the cache (empty: none did)."""
+    return frozenset(
+        (turn.response or {}).get("model") for turn in result.turns if turn.cached is not None
+    )
 
 
 def open_store(policy: CachePolicy, redact: Callable[[str], str]) -> ResponseCache | None:

@@ -39,18 +39,19 @@ from harness.runner.cached import (
     CachePolicy,
     ReplayTarget,
     RunCache,
+    cached_models,
     open_store,
 )
 from harness.runner.check_model import SenderModel
 from harness.runner.embedder import MAX_INPUTS, embedding_model
 from harness.runner.embeddings import Embeddings
-from harness.runner.lanes import lanes_of, start_lanes
+from harness.runner.lanes import start_lanes
 from harness.runner.meta import new_run_id, now_iso, run_meta, suite_meta, target_entry
 from harness.runner.pool import open_for_run, scheduling_of
 from harness.runner.resume import check_unchanged
 from harness.runner.retry import RetryPolicy
 from harness.runner.sender import TargetSender
-from harness.runner.work import WorkItem, run_item, work_items
+from harness.runner.work import WorkItem, WorkItems, run_item, work_items
 from harness.suite.model import Suite
 from harness.targets import Target, open_embedder, target_info
 from harness.writable import json_text
@@ -156,7 +157,7 @@ async def execute(
     configs: list[TargetConfig],
     options: RunOptions,
     *,
-    items: Sequence[WorkItem] | None = None,
+    items: WorkItems | None = None,
     progress: Progress | None = None,
     check_model: TargetConfig | None = None,
     answers: AnswersFor | None = None,
@@ -209,9 +210,8 @@ async def execute(
             opened.append(run_embedder[0])
         if items is None:
             items = work_items(suites, list(targets), options.repeat)
-        # A batch target's tokens cost the Global Batch price.
-        items = batch_priced(items, batch_targets(configs, options.batch))
         run = _Run(configs, targets, options, redact, progress, judge, answers, record_extra, store)
+        run.batched = batch_targets(configs, options.batch)
         run.judging, run.judge_targets = judging, judge_targets
         run.embedder = run_embedder if embedder is not None and not options.cache.replay else None
         return await run.all(suites, items)
@@ -250,10 +250,22 @@ class _Run:
     embedder: tuple[Target, TargetConfig] | None = None
     # The batch jobs of the run's batch targets, saved in run.json (None: no batch target).
     ledger: Ledger | None = None
+    # The targets sent to as Global Batch jobs.
+    batched: set[str] = field(default_factory=set)
 
-    async def all(self, suites: list[Suite], all_items: Sequence[WorkItem]) -> RunOutcome:
-        # The price each target's turns are costed at (its model's), recorded on its entry.
-        prices = {i.target: i.spec.price for i in all_items if i.spec is not None}
+    def items_of(self, items: WorkItems, target: str) -> Iterator[WorkItem]:
+        """A target's work items as they are drawn; a batch target's tokens cost the
+        Global Batch price."""
+        return batch_priced(items.of_target(target), self.batched)
+
+    async def all(self, suites: list[Suite], all_items: WorkItems) -> RunOutcome:
+        # The price each target's turns are costed at (its model's), recorded on its entry:
+        # every item of a target has the same, so its first says it.
+        prices = {}
+        for name in self.targets:
+            first = next(self.items_of(all_items, name), None)
+            if first is not None and first.spec is not None:
+                prices[name] = first.spec.price
         extra = self.record_extra or {}
         run_dir, meta, done = _open_run_dir(
             suites, self.targets, self.options, self.redact, prices, extra
@@ -268,7 +280,7 @@ async def _run_all(
     run_dir: Path,
     meta: dict[str, Any],
     done: set[str],
-    all_items: Sequence[WorkItem],
+    all_items: WorkItems,
     run: _Run,
     cache: RunCache | None,
 ) -> RunOutcome:
@@ -276,7 +288,6 @@ async def _run_all(
     journal = Journal(run_dir)
     dead: dict[str, str] = {}
     by_name = {c.name: c for c in run.configs}
-    items = [i for i in all_items if i.key not in done]
     rng = random.Random(options.seed)
 
     def answers_of(target: Target, *, judge: bool = False) -> Answers | None:
@@ -331,15 +342,26 @@ async def _run_all(
         if progress is not None:
             progress(result)
 
-    served: list[tuple[WorkItem, CaseResult]] = []  # results with an answer from the cache
+    # Each result with an answer from the cache: its key, and the models that answered
+    # (one set of them for all the results they answered, not one per result).
+    served: list[tuple[str, str, frozenset[str | None]]] = []
+    answered_by: dict[frozenset[str | None], frozenset[str | None]] = {}
 
     async def one(item: WorkItem) -> None:
         ran = await run_item(item, senders[item.target], services)
         record(ran.result)
-        if cache is not None and any(t.cached is not None for t in ran.result.turns):
-            served.append((item, ran.result))
+        if cache is not None and (models := cached_models(ran.result)):
+            served.append((item.key, item.target, answered_by.setdefault(models, models)))
 
-    counts = Counter(item.target for item in items)
+    def pending(target: str, wanted: Callable[[str], bool]) -> Iterator[WorkItem]:
+        return (item for item in run.items_of(all_items, target) if wanted(item.key))
+
+    def missing(key: str) -> bool:
+        return key not in done
+
+    # Only a batch lane's width depends on how many items it has (it holds them all at
+    # once); counting them is a pass over every case, made for batch targets alone.
+    counts = Counter({t: sum(1 for _ in pending(t, missing)) for t in run.batched & set(targets)})
 
     def width(target: str) -> int:
         return senders[target].lane_width(counts[target])
@@ -347,15 +369,16 @@ async def _run_all(
     # A run that stops early for any reason is recorded "interrupted", never "complete":
     # Ctrl-C (the outcome says interrupted) or an error (it propagates, e.g. a progress
     # callback writing to a closed pipe), so bless refuses it and --resume finishes it.
-    tasks = start_lanes(lanes_of(items), width, one)
+    tasks = start_lanes({t: pending(t, missing) for t in targets}, width, one)
     try:
         await asyncio.gather(*tasks)
         if cache is not None:
             # Hits are served at once, before a live answer can show that the deployment
             # moved to another model: those of the old model run again, and their new
             # result replaces the first in the record (the latest line of a key counts).
-            again = [item for item, result in served if cache.served_stale(result)]
-            tasks = start_lanes(lanes_of(again), width, one)
+            again = {key for key, target, models in served if cache.stale(target, models)}
+            stale = {t: pending(t, again.__contains__) for t in targets}
+            tasks = start_lanes(stale, width, one) if again else []
             await asyncio.gather(*tasks)
     except (asyncio.CancelledError, KeyboardInterrupt):
         interrupted = True

@@ -3,14 +3,15 @@
 A task per work item, started up front, holds every item's coroutine (and soon its request
 body and result) in memory together: at 100,000 cases that alone is gigabytes, and the
 scheduler's queue of waiters is as long as the run. Each target instead gets a lane of a
-few more workers than its scheduler lets through at once, drawing its items in order; the
-scheduler still decides who sends next, and a slow target never holds up another's lane.
+few more workers than its scheduler lets through at once, drawing its items in order from
+an iterator of its own (made as drawn: nor are the items held); the scheduler still decides
+who sends next, and a slow target never holds up another's lane.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,14 +20,6 @@ if TYPE_CHECKING:
 # Workers per lane beyond what the target lets through at once: enough that the scheduler
 # always has a waiter to admit the moment a slot frees (cache hits and refusals take none).
 SPARE_WORKERS = 8
-
-
-def lanes_of(items: Iterable[WorkItem]) -> dict[str, Iterator[WorkItem]]:
-    """Each target's items, in order."""
-    by_target: dict[str, list[WorkItem]] = {}
-    for item in items:
-        by_target.setdefault(item.target, []).append(item)
-    return {target: iter(queue) for target, queue in by_target.items()}
 
 
 def start_lanes(

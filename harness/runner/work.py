@@ -8,7 +8,7 @@ refuse the case) and the model the target runs (what a conversation is fitted in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,23 +43,79 @@ class WorkItem:
 
 def work_items(
     suites: Iterable[Suite],
-    targets: list[str],
+    targets: Sequence[str],
     repeat: int | None,
     plan: Plan | None = None,
-) -> list[WorkItem]:
+) -> WorkItems:
     """Every case on every target, each repeat; interleaved by target so all make progress."""
-    rows: Mapping[tuple[str, str], PlanRow] = (
-        {(row.key, row.target): row for row in plan.rows} if plan is not None else {}
-    )
-    specs = plan.specs if plan is not None else {}
-    items: list[WorkItem] = []
-    for suite in suites:
-        for case in suite.cases:
-            for n in range(repeat or case.repeat):
-                items.extend(
-                    WorkItem(case, t, n, rows.get((case.key, t)), specs.get(t)) for t in targets
-                )
-    return items
+    return WorkItems(tuple(suites), tuple(targets), repeat, plan)
+
+
+class WorkItems:
+    """Every case on every target, each repeat, made afresh on each pass and never held:
+    at 100,000 cases a list of them, and of their plan rows by key, is tens of MB, and a
+    suite may build its cases only when asked. Iterate it any number of times."""
+
+    def __init__(
+        self,
+        suites: Sequence[Suite],
+        targets: Sequence[str],
+        repeat: int | None,
+        plan: Plan | None = None,
+    ) -> None:
+        self.suites, self.targets, self.repeat = suites, targets, repeat
+        self._rows = _PlanRows(plan) if plan is not None else None
+        self._specs = plan.specs if plan is not None else {}
+        self._count: int | None = None
+
+    def __iter__(self) -> Iterator[WorkItem]:
+        return self._made(self.targets)
+
+    def of_target(self, target: str) -> Iterator[WorkItem]:
+        """The items of one target, in order (a lane of its own)."""
+        return self._made((target,))
+
+    def __len__(self) -> int:
+        if self._count is None:  # counted once: with a --repeat of its own, no case is read
+            cases = (
+                self.repeat * sum(len(suite.cases) for suite in self.suites)
+                if self.repeat
+                else sum(case.repeat for suite in self.suites for case in suite.cases)
+            )
+            self._count = cases * len(self.targets)
+        return self._count
+
+    def _made(self, targets: Sequence[str]) -> Iterator[WorkItem]:
+        ordinal = 0  # the case's place in the suites, as the plan lists each target's cases
+        for suite in self.suites:
+            for case in suite.cases:
+                rows = [self._rows.row(ordinal, case, t) if self._rows else None for t in targets]
+                for n in range(self.repeat or case.repeat):
+                    for target, row in zip(targets, rows, strict=True):
+                        yield WorkItem(case, target, n, row, self._specs.get(target))
+                ordinal += 1
+
+
+class _PlanRows:
+    """The plan's row of each case on each target. The plan lists every case of its first
+    target, then of the next, so a row is found by the case's place; one that is not there
+    (a plan of other cases) is looked up by key, from a table made only then."""
+
+    def __init__(self, plan: Plan) -> None:
+        self._rows = plan.rows
+        self._place = {t.target: i for i, t in enumerate(plan.targets)}
+        self._cases = len(plan.rows) // len(plan.targets) if plan.targets else 0
+        self._by_key: dict[tuple[str, str], PlanRow] | None = None
+
+    def row(self, ordinal: int, case: Case, target: str) -> PlanRow | None:
+        place = self._place.get(target)
+        if place is not None and ordinal < self._cases:
+            row = self._rows[place * self._cases + ordinal]
+            if row.target == target and row.key == case.key:
+                return row
+        if self._by_key is None:
+            self._by_key = {(row.key, row.target): row for row in self._rows}
+        return self._by_key.get((case.key, target))
 
 
 @dataclass(frozen=True)
