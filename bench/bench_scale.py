@@ -1,13 +1,16 @@
 """azeval at 1,000 to 100,000 cases: validate, plan, run, memory, run folder, report.
 
     python bench/bench_scale.py [--sizes 1000,10000,100000] [--concurrency 64] [--browser]
+                                [--resume]
 
 Each size is one ``for_each`` suite over a JSONL file of that many rows (three checks per
 case), run against an in-process fake Azure server answering with zero latency. Every
 command runs as ``azeval`` would, in a child process of its own, so its peak resident memory
 is its own. Prints a table with each figure's ratio to the first (smallest) size: validate,
 plan and run wall time, per-case run time, peak RSS of the run, journal and report size,
-and (with ``--browser``) the report's time to interactive in headless Chromium.
+and (with ``--browser``) the report's time to interactive in headless Chromium. With
+``--resume``, a second run is killed (SIGKILL) once half its cases are in its journal, and
+``azeval run --resume`` of it is timed from its start to the first request the fake answers.
 """
 
 from __future__ import annotations
@@ -16,12 +19,18 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.testing import FakeAzure
 
 KEY = "bench-key-0123456789"
 CONFIG = """
@@ -86,7 +95,7 @@ def azeval(root: Path, *args: str, expect: int = 0) -> Timed:
     """``azeval args`` in a child process in ``root``; its wall time and peak memory."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, __file__, "--child", "--", *args],
+        child_command(*args),
         cwd=root,
         capture_output=True,
         text=True,
@@ -98,6 +107,48 @@ def azeval(root: Path, *args: str, expect: int = 0) -> Timed:
         raise SystemExit(f"azeval {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
     peak = int(done.stderr.rsplit("PEAK_RSS_KIB ", 1)[1].split()[0])
     return Timed(elapsed, peak / 1024)
+
+
+def child_command(*args: str) -> list[str]:
+    return [sys.executable, __file__, "--child", "--", *args]
+
+
+def resume_s(root: Path, cases: int, concurrency: int, answered: Callable[[], int]) -> float:
+    """Kill a run once half its cases are journalled; the seconds from ``--resume`` of it
+    to the first request the fake answers (``answered`` counts them). The resume finishes."""
+    env = {**os.environ, "AZURE_OPENAI_API_KEY": KEY, "NO_COLOR": "1"}
+    runs = root / "reports" / "runs"
+    before = {p.name for p in runs.iterdir()} if runs.exists() else set()
+    args = ("run", "suites", "-t", "gpt35", "-j", str(concurrency))
+    first = subprocess.Popen(child_command(*args), cwd=root, env=env, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            time.sleep(0.05)
+            new = [p for p in runs.iterdir() if p.name not in before] if runs.exists() else []
+            journal = new[0] / "results.jsonl" if new else None
+            if journal and journal.exists() and _lines(journal) >= cases // 2:
+                folder = new[0]
+                break
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    sent = answered()
+    started = time.perf_counter()
+    resumed = subprocess.Popen(
+        child_command("run", "--resume", str(folder)), cwd=root, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    while answered() == sent and resumed.poll() is None:
+        time.sleep(0.005)
+    seconds = time.perf_counter() - started
+    if resumed.wait() != 0:
+        raise SystemExit(f"azeval run --resume {folder} exited {resumed.returncode}")
+    return seconds
+
+
+def _lines(journal: Path) -> int:
+    with journal.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
 def interactive_s(report: Path, profile: Path) -> float:
@@ -119,7 +170,10 @@ def interactive_s(report: Path, profile: Path) -> float:
     return max(0.0, load(report.as_uri()) - load(empty.as_uri()))
 
 
-def measure(cases: int, concurrency: int, browser: bool, endpoint: str) -> dict[str, float]:
+def measure(
+    cases: int, concurrency: int, browser: bool, server: FakeAzure, resume: bool
+) -> dict[str, float]:
+    endpoint = server.endpoint
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_project(root, cases, endpoint)
@@ -138,6 +192,8 @@ def measure(cases: int, concurrency: int, browser: bool, endpoint: str) -> dict[
         }
         if browser:
             row["open s"] = interactive_s(folder / "report.html", root / "profile")
+        if resume:
+            row["resume s"] = resume_s(root, cases, concurrency, lambda: server.count(200))
         return row
 
 
@@ -149,6 +205,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--browser", action="store_true", help="time the report in Chromium")
+    parser.add_argument("--resume", action="store_true", help="time --resume of a killed run")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     from harness.testing import Deployment, FakeAzure
@@ -156,7 +213,7 @@ def main() -> None:
     rows = {}
     with FakeAzure([Deployment("gpt35")], api_keys=(KEY,), record=False) as server:
         for size in sizes:
-            rows[size] = measure(size, args.concurrency, args.browser, server.endpoint)
+            rows[size] = measure(size, args.concurrency, args.browser, server, args.resume)
             print(f"{size} cases: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[size].items()))
     first = rows[sizes[0]]
     columns = list(first)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +22,10 @@ from harness.runner.check_model import check_model_for
 from harness.runner.embedder import embedder_for
 from harness.runner.engine import RunOptions, RunOutcome, execute, kept_keys
 from harness.runner.rescore import Rescoring, rescoring, suite_paths
-from harness.runner.work import WorkItems, work_items
+from harness.runner.work import WorkItem, WorkItems, work_items
 from harness.suite import Case, Suite
 from harness.suite.cases import Cases
+from harness.suite.cases import kept as kept_cases
 from harness.suite.model import streamed
 from harness.suite.select import EVERY_CASE, Selection, load_selected
 from harness.suite.shard import Shard, ShardPlan, cut
@@ -136,18 +137,40 @@ def check_targets(prepared: Prepared, *, keys: bool = True) -> None:
             resolve_gguf(target)
 
 
-def pending(prepared: Prepared, options: RunOptions) -> int:
-    """How many case × target × repeat results the run will add (a resume: what is missing)."""
+def kept(options: RunOptions) -> set[str]:
+    """The keys of the results a resume keeps (none for a new run), read from its journal
+    once for both the plan and the count of what is left (``preflight``, ``pending``)."""
+    if options.resume is None:
+        return set()
+    return kept_keys(options.resume, options.retry_errors)
+
+
+def pending(prepared: Prepared, options: RunOptions, done: Collection[str] | None = None) -> int:
+    """How many case × target × repeat results the run will add (a resume: what is missing;
+    ``done``: what it keeps, when already read)."""
     items = work_items(prepared.suites, [t.name for t in prepared.targets], options.repeat)
     if options.resume is None:
         return len(items)
-    done = kept_keys(options.resume, options.retry_errors)
-    return sum(item.key not in done for item in items)  # one pass, each item let go
+    done = kept(options) if done is None else done
+    return sum(item.key not in done for item in items)
 
 
-def preflight(prepared: Prepared) -> Plan:
-    """Count, check limits and parameters of every case on every target; sends nothing."""
-    return plan(prepared.cases, prepared.targets, prepared.catalogue)
+def preflight(
+    prepared: Prepared, options: RunOptions | None = None, done: Collection[str] = ()
+) -> Plan:
+    """Count, check limits and parameters of every case on every target; sends nothing.
+    A resume (``done``: the keys it keeps) plans only the cases it has left to run."""
+    cases = prepared.cases
+    if done:
+        names = [t.name for t in prepared.targets]
+        repeat = options.repeat if options is not None else None
+        cases = kept_cases(cases, lambda case: not _all_done(case, names, repeat, done))
+    return plan(cases, prepared.targets, prepared.catalogue)
+
+
+def _all_done(case: Case, targets: list[str], repeat: int | None, done: Collection[str]) -> bool:
+    items = (WorkItem(case, t, n) for t in targets for n in range(repeat or case.repeat))
+    return all(item.key in done for item in items)
 
 
 def run(

@@ -185,6 +185,26 @@ def test_duplicate_journal_lines_last_one_wins(project, server):
     assert len(journal(run_dir)) == CASES
 
 
+def test_a_resume_plans_and_counts_only_the_cases_it_has_left(project, server):
+    """A resume reads its journal once for what it keeps; its preflight plans only the
+    cases left to run and its count is theirs, and it then sends only those."""
+    run_dir = run_api(project).run.path
+    lines = (run_dir / "results.jsonl").read_text().splitlines(keepends=True)
+    (run_dir / "results.jsonl").write_text("".join(lines[:10]))
+    options = RunOptions(resume=run_dir, reports_dir=project / "reports")
+    done = api.kept(options)
+    kept_cases = {json.loads(line)["case"] for line in lines[:10]}
+    assert done == {f"resume/{case}@gpt35#0" for case in kept_cases}
+    prepared = api.prepare(["suites"], ["gpt35"])
+    checked = api.preflight(prepared, options, done)
+    assert {row.case for row in checked.rows} == {f"c{n:02d}" for n in range(CASES)} - kept_cases
+    assert api.pending(prepared, options, done) == CASES - 10
+    sent = len(server.requests)
+    resumed = run_api(project, resume=run_dir)
+    assert len(server.requests) - sent == CASES - 10
+    assert len(resumed.run.results) == CASES
+
+
 def test_run_json_on_disk_mid_run_holds_no_secret(project, monkeypatch):
     """The run.json a killed run leaves behind is scrubbed, like the final one: a token in
     the endpoint URL (here as a gateway's password) never reaches the disk, and the

@@ -19,6 +19,7 @@ from harness.results.store import (
     load_run,
     read_results,
 )
+from harness.writable import json_text
 from tests.factories import result, write_run
 
 
@@ -129,3 +130,17 @@ def test_a_journal_backed_run_shares_the_strings_every_result_repeats(tmp_path, 
     first, second = load_run(tmp_path).results
     assert first.suite is second.suite and first.target is second.target
     assert first.verdict is second.verdict
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), "lone \ud800 surrogate", 123456789012345678901234567890]
+)
+def test_a_journal_line_reads_back_as_json_wrote_it(tmp_path, monkeypatch, value):
+    """What json writes into a result (NaN, infinity, a lone surrogate, an integer past 64
+    bits) reads back the same, by the index and by a journal-backed run alike."""
+    monkeypatch.setattr(store, "HELD_RESULTS", 0)
+    odd = result("a", extra={"value": value})
+    write_run(tmp_path, [odd])
+    (back,) = load_run(tmp_path).results
+    assert json_text(back.extra) == json_text(odd.extra)
+    assert type(back.extra["value"]) is type(value)

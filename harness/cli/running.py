@@ -235,7 +235,9 @@ def run(
         click.echo(
             "No targets configured: using the embedded local model (target 'local').", err=True
         )
-    checked = api.preflight(prepared)
+    # A resume's kept results, read once: it plans and counts only what is left.
+    done = api.kept(options)
+    checked = api.preflight(prepared, options, done)
     for warning in [*sent_twice(prepared.targets), *checked.warnings]:
         click.echo(f"Warning: {warning}", err=True)
     if checked.fatal_rows:
@@ -262,7 +264,7 @@ def run(
         f"suite(s) on {names}",
         err=True,
     )
-    progress, done = progress_printer(api.pending(prepared, options), redact)
+    progress, stop_progress = progress_printer(api.pending(prepared, options, done), redact)
     try:
         outcome = api.run(
             prepared, options, progress=progress, checked=checked, baseline=gate.baseline
@@ -270,11 +272,11 @@ def run(
     except KeyboardInterrupt:
         # Before the run's directory existed, or while its report was written: whatever
         # finished is in reports/runs/<id>/ and `--resume` completes it.
-        done()
+        stop_progress()
         raise RunInterrupted(
             "interrupted; anything that finished is kept under reports/runs/"
         ) from None
-    done()
+    stop_progress()
     if outcome.interrupted:
         click.echo(f"Interrupted. Partial report: {outcome.run.path / 'report.html'}", err=True)
         click.echo(f"Resume with: {resume_command(outcome.run.path, config_path)}", err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import jsonschema
+import orjson
 
 from harness.errors import ConfigError
 from harness.results.record import FORMAT, VERDICTS, CaseResult
@@ -150,7 +152,7 @@ _SHARED_TEXT = ("suite", "target", "verdict", "model", "system_fingerprint", "pa
 def _result_of(line: str, where: str) -> CaseResult:
     """One journal line as a result; a ConfigError naming ``where`` when it is not one."""
     try:
-        data = json.loads(line)
+        data = _parsed(line)
         newer = _newer_format(data)
         if not newer:
             for name in _SHARED_TEXT:
@@ -279,9 +281,26 @@ def index_journal(path: Path) -> JournalIndex:
     return JournalIndex(path, lines, latest)
 
 
+# 19 digits in a row may be an integer past 64 bits, which orjson reads as a float.
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def _parsed(line: str) -> Any:
+    """A journal line's JSON, as json.loads reads it. orjson parses a 3 KB result line
+    about 3x as fast (the parse is most of a pass over 100,000 lines); json reads the rest:
+    what orjson refuses but json writes (NaN, an escaped lone surrogate), a line that may
+    hold a huge integer, and what is not JSON (it raises)."""
+    if not _LONG_DIGITS.search(line):
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(line)
+
+
 def _key_of(line: str, where: str) -> tuple[str, str]:
     try:
-        data = json.loads(line)
+        data = _parsed(line)
     except json.JSONDecodeError:
         raise ConfigError(where, "", "not a result record") from None
     newer = _newer_format(data)
