@@ -46,6 +46,18 @@ def test_overhead_bench_compares_with_the_bare_sdk() -> None:
     assert "bare SDK loop" in out
     assert "azeval runner (execute)" in out
     assert "azeval api.run (+plan, report)" in out
+    assert "fake served from a child process" in out
+    assert re.search(r"wall\s+ratio\s+cpu\s+ratio", out)
+
+
+def test_overhead_bench_can_serve_its_fake_from_a_thread_as_it_did() -> None:
+    """--fake thread: the fake in the bench's own process (its CPU in both timings)."""
+    out = bench(
+        "bench_overhead",
+        *("--cases", "10", "--concurrency", "2", "--rounds", "1", "--fake", "thread"),
+    )
+    assert "fake served from a thread of this process" in out
+    assert "azeval runner (execute)" in out
 
 
 def test_judge_bench_compares_judge_calls_with_plain_requests() -> None:

@@ -239,3 +239,11 @@ async def test_a_429_carries_the_rate_limit_headers(monkeypatch):
     assert rate_headers(
         {"x-ratelimit-reset-tokens": "6m0s", "x-ratelimit-reset-requests": "soon"}
     ) == {"x-ratelimit-reset-tokens": "6m0s"}
+
+
+def test_rate_headers_are_read_whatever_the_case_of_their_names():
+    """Header names are case-insensitive: a mapping spelling them in capitals is read."""
+    assert rate_headers({"X-RateLimit-Remaining-Tokens": "120", "Retry-After": "2"}) == {
+        "x-ratelimit-remaining-tokens": "120",
+        "retry-after": "2",
+    }

@@ -192,6 +192,8 @@ class SdkTarget:
 def rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The rate-limit headers whose values are numbers the scheduler can use: a finite,
     non-negative number; anything else from a stranger is dropped, as if not sent."""
+    # Read once: httpx's get() decodes every header of the answer on each lookup.
+    headers = {name.lower(): value for name, value in headers.items()}
     kept = {}
     for name in _RATE_HEADERS:
         value = headers.get(name)
