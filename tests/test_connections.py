@@ -5,7 +5,9 @@ httpcore, the moment a request leaves is traced, and proxied URLs keep httpx's t
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import httpx2 as httpx
 import pytest
@@ -202,3 +204,62 @@ def test_a_proxied_url_keeps_httpxs_own_transport(monkeypatch):
     assert isinstance(
         direct._transport_for_url(httpx.URL("https://example.test/")), AioHttpTransport
     )
+
+
+TLS = Path(__file__).parent / "data" / "tls"  # a self-signed certificate for 127.0.0.1
+
+
+@pytest.fixture
+async def tls_server() -> AsyncIterator[str]:
+    """An https server on 127.0.0.1 answering every request with OK."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(TLS / "loopback-cert.pem", TLS / "loopback-key.pem")
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await read_request(reader)
+                writer.write(OK)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context)
+    yield f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+    server.close()
+
+
+async def test_https_is_verified_against_the_clients_certificates(tls_server):
+    """Over https the answer comes back when the client trusts the server's certificate,
+    and a certificate it does not trust is a ConnectError (a connection error)."""
+    trusting = ssl.create_default_context(cafile=TLS / "loopback-cert.pem")
+    async with http_client(1 << 20, verify=trusting) as client:
+        assert (await client.get(tls_server)).json()["choices"][0]["message"]["content"] == "hi"
+    async with http_client(1 << 20) as client:  # the system's certificates only
+        with pytest.raises(httpx.ConnectError, match="cannot connect"):
+            await client.get(tls_server)
+
+
+async def test_the_tls_context_is_built_for_the_first_https_request_only(serve, tls_server):
+    """Plain http requests build no TLS context (start-up loads no certificates); the first
+    https request builds it, once."""
+    built: list[int] = []
+    trusting = ssl.create_default_context(cafile=TLS / "loopback-cert.pem")
+
+    def tls() -> ssl.SSLContext:
+        built.append(1)
+        return trusting
+
+    async def ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        writer.close()
+
+    transport = AioHttpTransport(tls, httpx.Limits())
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get(await serve(ok))
+        assert built == []
+        await client.get(tls_server)
+        await client.get(tls_server)
+    assert built == [1]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,15 +52,24 @@ class AioHttpClient(openai.DefaultAsyncHttpxClient):
     ) -> httpx.AsyncBaseTransport:
         if transport is not None:
             return transport
-        context = httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
-        return AioHttpTransport(context, limits)
+
+        def tls() -> ssl.SSLContext:
+            return httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+
+        return AioHttpTransport(tls, limits)
 
 
 class AioHttpTransport(httpx.AsyncBaseTransport):
-    """An httpx transport over one aiohttp session, opened in the loop of its first request."""
+    """An httpx transport over one aiohttp session, opened in the loop of its first request.
 
-    def __init__(self, context: ssl.SSLContext, limits: httpx.Limits) -> None:
-        self._context = context
+    Its TLS context (``tls()``) is built for its first https request: loading the system's
+    certificates (and httpcore, which httpx builds it with) is about 0.2 s of start-up that
+    a target over plain http (a local server, the fake) does not need.
+    """
+
+    def __init__(self, tls: Callable[[], ssl.SSLContext], limits: httpx.Limits) -> None:
+        self._tls = tls
+        self._context: ssl.SSLContext | None = None
         self._limits = limits
         self._session: aiohttp.ClientSession | None = None
 
@@ -72,7 +81,6 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
         connector = aiohttp.TCPConnector(
             limit=self._limits.max_connections or 0,
             keepalive_timeout=15.0 if expiry is None else expiry,
-            ssl=self._context,
         )
         return aiohttp.ClientSession(
             connector=connector,
@@ -97,6 +105,11 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
         if url.user is not None or url.password is not None:
             # httpx put them in the Authorization header already; aiohttp would again.
             url = url.with_user(None)
+        context: ssl.SSLContext | bool = True  # aiohttp's default; a plain http URL uses none
+        if url.scheme == "https":
+            if self._context is None:
+                self._context = self._tls()
+            context = self._context
         with _as_httpx_errors(request):
             response = await self._session.request(
                 request.method,
@@ -111,6 +124,7 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
                     sock_connect=timeout.get("connect"),
                     sock_read=timeout.get("read"),
                 ),
+                ssl=context,
                 server_hostname=request.extensions.get("sni_hostname"),
                 trace_request_ctx=request.extensions.get("trace"),
             )
