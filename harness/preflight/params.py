@@ -159,17 +159,17 @@ def _response_format(case: Case, at: str) -> list[Problem]:
     if not isinstance(response_format, Mapping):
         return []
     kind = response_format.get("type")
-    if kind == "json_object":
-        text = " ".join(m.content or "" for m in case.turns[0].messages).lower()
-        if "json" not in text:
-            return [
-                Problem(
-                    f"{at}.response_format",
-                    "'messages' must contain the word 'json' in some form, to use "
-                    "'response_format' of type 'json_object'",
-                    "ask for JSON in the system or user message",
-                )
-            ]
+    messages = case.turns[0].messages
+    # Each message on its own: the word cannot span two of them.
+    if kind == "json_object" and not any("json" in (m.content or "").lower() for m in messages):
+        return [
+            Problem(
+                f"{at}.response_format",
+                "'messages' must contain the word 'json' in some form, to use "
+                "'response_format' of type 'json_object'",
+                "ask for JSON in the system or user message",
+            )
+        ]
     if kind == "json_schema":
         schema = response_format.get("json_schema")
         name = schema.get("name") if isinstance(schema, Mapping) else None

@@ -54,6 +54,16 @@ class CaseWriting:
         # A judged check's judge: its own, else the case's, else the suite defaults'.
         self.context = replace(context, judge=raw.get("judge", defaults.get("judge")))
         self._same: dict[str, Any] = {}  # built for the first row, kept for every other
+        history = raw.get("history", {})
+        self._untemplated: dict[str, Any] = {  # the fields no template is rendered into
+            "suite": suite_id,
+            "path": str(path),
+            "tags": tuple(defaults.get("tags", [])) + tuple(raw.get("tags", [])),
+            "repeat": int(raw.get("repeat", defaults.get("repeat", 1))),
+            "history": history.get("policy", "drop_oldest"),
+            "budget": history.get("budget"),
+            "threshold": _threshold(raw, defaults),
+        }
         self._varies: set[str] = set()
         self._written: dict[int, list[_Written]] = {}
 
@@ -117,20 +127,13 @@ class CaseWriting:
                 rendered, (*prefix, "params"), self.path, self.lines, self.context
             )
 
-        history = raw.get("history", {})
         return Case(
-            suite=self.suite_id,
             id=str(case_id),
-            path=str(self.path),
             place=place,
             turns=tuple(turns),
             params=self._once("params", [inherited_params, own_params], params),
             description=render(raw.get("description", ""), "description"),
-            tags=tuple(defaults.get("tags", [])) + tuple(raw.get("tags", [])),
-            repeat=int(raw.get("repeat", defaults.get("repeat", 1))),
-            history=history.get("policy", "drop_oldest"),
-            budget=history.get("budget"),
-            threshold=_threshold(raw, defaults),
+            **self._untemplated,
             criteria=(
                 render(raw["criteria"], "criteria")
                 if "criteria" in raw

@@ -49,7 +49,7 @@ class JsonlRows(Sequence[Row]):
             return [self[i] for i in range(*index.indices(len(self)))]
         start, end = self._starts[index], self._ends[index]
         try:
-            row = json.loads(self._data[start:end])
+            row = json.loads(self._data[start:end].decode("utf-8"))  # as text, as before
         except json.JSONDecodeError as exc:
             raise ValueError(f"{self._where(start)}: not valid JSON ({exc.msg})") from None
         except RecursionError:

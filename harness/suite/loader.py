@@ -60,6 +60,12 @@ def suite_schema() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
+@cache
+def _suite_validator() -> jsonschema.Draft202012Validator:
+    """Built once: a project of many suite files checks each with the same validator."""
+    return jsonschema.Draft202012Validator(suite_schema())
+
+
 def find_suite_files(paths: Iterable[str | Path]) -> list[Path]:
     """Suite files named directly, and *.yaml/*.yml suites found below named directories."""
     return discover(paths).files
@@ -142,7 +148,7 @@ def load_suite(path: Path) -> Suite:
 def _validate(data: Any, path: Path, lines: Lines) -> None:
     if not isinstance(data, dict):
         raise SuiteError(str(path), "", "a suite file must be a mapping with 'suite' and 'cases'")
-    validator = jsonschema.Draft202012Validator(suite_schema())
+    validator = _suite_validator()
     errors = sorted(
         validator.iter_errors(data),
         key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))),
