@@ -12,7 +12,8 @@ import pytest
 from harness.errors import SuiteError
 from harness.preflight import plan
 from harness.suite import Case, load_suite
-from harness.suite.cases import Picked
+from harness.suite.cases import Changed, Picked
+from harness.suite.model import streamed
 from harness.suite.select import CasePaths, Selection, narrow
 from harness.suite.shard import Shard, cut
 from harness.testing import Deployment, FakeAzure
@@ -224,3 +225,14 @@ def test_plan_names_each_rows_place_for_params_all_rows_share(write):
         *(f"cases[1][row {n}].params.logprobs" for n in (1, 2, 3)),
         "cases[2].params.logprobs",
     ]
+
+
+def test_streaming_a_for_each_changes_each_case_as_it_is_read(suite_path):
+    """--stream over a for_each sets stream: true on each case when read, building none
+    ahead, and keeps the checks as they were."""
+    suite = load_suite(suite_path)
+    on = streamed(suite)
+    assert isinstance(on.cases, Changed) and len(on.cases) == len(suite.cases)
+    assert on.cases[7].params == {**suite.cases[7].params, "stream": True}
+    assert replace(on.cases[7], params=suite.cases[7].params) == suite.cases[7]
+    assert list(on.checks()) == list(suite.checks())
