@@ -1,12 +1,12 @@
 """A large run's report: the cases it shows in full, and one line for each of the others.
 
-In full, 100,000 cases make a page of about 60 MB that takes seconds to open. Past a limit
+In full, 100,000 cases make a page of 25-30 MB that takes 5-6 s to open. Past a limit
 (``[settings] report_full_cases``, or ``--report-full-cases``) a report shows in full each
 case that did not pass every repeat on every target or changed against its baseline, the
 worst first, up to the limit; every other case is a line of its id, its verdicts and the
 lines of ``results.jsonl`` that hold its full records. Which cases those are is read from
-the journal's index (key, line and verdict of each result: no result is built), so the
-results themselves are then read once, keeping only those shown in full.
+the journal's index (key, line and verdict of each result: no result is built); then only
+the lines of the cases in full are parsed.
 """
 
 from __future__ import annotations
