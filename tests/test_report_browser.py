@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import api
+from harness.outputs import Outputs, write_outputs
 from harness.report import write_report
 from harness.results.record import CaseResult, CheckResult, ErrorInfo, Truncation, TurnResult
 from harness.results.store import Run, load_run
@@ -808,3 +809,19 @@ def test_a_100000_case_report_finds_a_passing_id_and_links_its_line(
         record = json.loads(next(itertools.islice(journal, int(line) - 1, None)))
     assert (record["case"], record["verdict"]) == ("ticket-77777", "pass")
     assert f"sed -n '{line}p' results.jsonl" in dom
+
+
+def test_the_latest_copy_links_to_the_runs_journal(chromium: Path, tmp_path: Path) -> None:
+    """reports/latest.html, the report's copy, links a listed case to
+    runs/<id>/results.jsonl: the page picks the links made for its own name."""
+    big = write_large_run(tmp_path / "reports" / "runs" / "run-small", 40, fail_every=10)
+    latest = tmp_path / "reports" / "latest.html"
+    formats = Outputs(html=big.path / "report.html", latest=latest, full_cases=10)
+    write_outputs(load_run(big.path), None, formats)
+    dom = run_chromium(
+        chromium, tmp_path / "profile", "--dump-dom", latest.as_uri() + "#q=ticket-11"
+    )
+    assert shown_cases(dom) == ["scale/ticket-11"]
+    href = re.search(r'<a class="line" href="([^"]+)"', dom)
+    assert href and href.group(1) == "runs/run-small/results.jsonl"
+    assert (latest.parent / href.group(1)).is_file()
