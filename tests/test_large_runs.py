@@ -10,6 +10,7 @@ from harness.gate import evaluate
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
 from harness.results import store
+from harness.results.baseline import bless
 from harness.results.store import JournalResults, load_run
 from harness.results.summary import summarize
 from harness.runner.engine import RunOptions
@@ -103,3 +104,16 @@ def _xml(run) -> str:
     for suite in root.iter("testsuite"):
         suite.attrib.pop("hostname", None)
     return ET.tostring(root, encoding="unicode")
+
+
+@pytest.mark.parametrize("repeated", [True, False])
+def test_the_baseline_of_a_journal_backed_run_is_that_of_the_list(tmp_path, monkeypatch, repeated):
+    """bless writes the same document from a run read from its journal as from the list,
+    with repeats (grouped by case) and without (each result its case's entry at once)."""
+    rows = _mixed() if repeated else [result("a"), failing("b"), erroring("c", target="gpt4")]
+    listed = write_run(tmp_path, rows)
+    monkeypatch.setattr(store, "HELD_RESULTS", 0)
+    journal = load_run(tmp_path)
+    assert isinstance(journal.results, JournalResults)
+    assert bless(journal) == bless(listed)
+    assert set(bless(journal)["targets"]["gpt4"]["cases"]) >= {"geo/late" if repeated else "geo/c"}

@@ -179,23 +179,32 @@ def _case_entry(
 def bless(run: Run) -> dict[str, Any]:
     """The baseline document of a run: JSON-ready, deterministic, diff-friendly."""
     infos = {t.name: t.to_json() for t in run.meta.targets}
-    by_target: dict[str, dict[str, list[CaseResult]]] = defaultdict(lambda: defaultdict(list))
-    for result in run.results:
-        by_target[result.target][result.case_key].append(result)
     stats = run.summary.targets
+    sole = {
+        name: (_sole(list(s.models)), _sole(list(s.system_fingerprints)))
+        for name, s in stats.items()
+    }
+    entries: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    if run.summary.repeats <= 1:
+        # One result per case: each is its case's entry at once, and none is kept.
+        for result in run.results:
+            entry = _case_entry([result], *sole[result.target])
+            entries[result.target][result.case_key] = entry
+    else:
+        by_target: dict[str, dict[str, list[CaseResult]]] = defaultdict(lambda: defaultdict(list))
+        for result in run.results:
+            by_target[result.target][result.case_key].append(result)
+        for name, groups in by_target.items():
+            entries[name] = {key: _case_entry(group, *sole[name]) for key, group in groups.items()}
     targets: dict[str, Any] = {}
-    for name in sorted(set(infos) | set(by_target)):
-        cases = by_target.get(name, {})
-        models = list(stats[name].models)
-        prints = list(stats[name].system_fingerprints)
+    for name in sorted(set(infos) | set(entries)):
+        cases = entries.get(name, {})
         info = infos.get(name) or {"name": name}
         targets[name] = {
             "target": {k: info.get(k, "") for k in _TARGET_FIELDS},
-            "reported_models": models,
-            "system_fingerprints": prints,
-            "cases": {
-                key: _case_entry(cases[key], _sole(models), _sole(prints)) for key in sorted(cases)
-            },
+            "reported_models": list(stats[name].models),
+            "system_fingerprints": list(stats[name].system_fingerprints),
+            "cases": {key: cases[key] for key in sorted(cases)},
         }
     document: dict[str, Any] = {
         "azeval_baseline": FORMAT_VERSION,
