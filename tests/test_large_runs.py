@@ -10,7 +10,7 @@ from harness.gate import evaluate
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
 from harness.results import store
-from harness.results.baseline import bless
+from harness.results.baseline import BlessedResults, bless, load_baseline, write_baseline
 from harness.results.store import JournalResults, load_run
 from harness.results.summary import summarize
 from harness.runner.engine import RunOptions
@@ -117,3 +117,23 @@ def test_the_baseline_of_a_journal_backed_run_is_that_of_the_list(tmp_path, monk
     assert isinstance(journal.results, JournalResults)
     assert bless(journal) == bless(listed)
     assert set(bless(journal)["targets"]["gpt4"]["cases"]) >= {"geo/late" if repeated else "geo/c"}
+
+
+def test_a_gate_against_a_large_baseline_is_that_of_the_lists(tmp_path, monkeypatch):
+    """A baseline past HELD_RESULTS builds its results from its entries on each pass, and a
+    journal-backed run compares with it (narrowed to the suites the run ran) exactly as the
+    held lists do: the same regressions, notes and comparison."""
+    before = [result("a"), result("b"), failing("c"), result("x", suite="other")]
+    path = write_baseline(write_run(tmp_path / "blessed", before), tmp_path / "baseline.json")
+    listed = write_run(tmp_path / "run", [result("a"), failing("b"), result("c"), result("d")])
+    held = load_baseline(path)
+    assert isinstance(held.results, list)
+    monkeypatch.setattr(store, "HELD_RESULTS", 0)
+    baseline, journal = load_baseline(path), load_run(tmp_path / "run")
+    assert isinstance(baseline.results, BlessedResults) and len(baseline.results) == 4
+    assert list(baseline.results) == held.results
+    gate = evaluate(journal, baseline=baseline, fail_on_regression=True)
+    assert gate == evaluate(listed, baseline=held, fail_on_regression=True)
+    assert gate.reasons[0] == "regression: geo/b @gpt35 held in the baseline"
+    assert gate.comparison is not None
+    assert gate.comparison.not_compared == ("suite 'other' (not run)",)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
 from harness.errors import ConfigError
+from harness.results import store
 from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
 from harness.results.runmeta import RunMeta, TargetEntry
 from harness.results.stats import mean_of
@@ -248,15 +250,19 @@ def parse_baseline(document: Any, source: str) -> Run:
         else:
             message = error.message
         raise ConfigError(source, place_of(tuple(error.absolute_path)), message)
-    results: list[CaseResult] = []
+    cases: list[_Blessed] = []
     target_infos = []
     for name, body in document["targets"].items():
         info = {k: v for k, v in body.get("target", {}).items() if k in _TARGET_FIELDS}
         target_infos.append({**info, "name": name})
         sole_model = _sole(body.get("reported_models", []))
         sole_print = _sole(body.get("system_fingerprints", []))
-        for key, entry in body["cases"].items():
-            results.extend(_case_results(name, key, entry, sole_model, sole_print))
+        cases += [
+            (name, key, entry, sole_model, sole_print) for key, entry in body["cases"].items()
+        ]
+    results: Collection[CaseResult] = BlessedResults(cases)
+    if len(results) <= store.HELD_RESULTS:
+        results = list(results)
     meta = RunMeta(
         run_id=document.get("run_id") or Path(source).stem,
         git_commit=document.get("git_commit"),
@@ -266,6 +272,29 @@ def parse_baseline(document: Any, source: str) -> Run:
         targets=tuple(TargetEntry.from_json(info) for info in target_infos),
     )
     return Run(path=Path(source), meta=meta, results=results)
+
+
+# A blessed case: its target, key, entry, and the target's sole model and fingerprint.
+_Blessed = tuple[str, str, dict[str, Any], str | None, str | None]
+
+
+class BlessedResults(Collection[CaseResult]):
+    """A large baseline's results, built from its document's case entries on each pass:
+    the entries are held, not a CaseResult (with its turn and checks) per repeat."""
+
+    def __init__(self, cases: list[_Blessed]) -> None:
+        self._cases = cases
+        self._count = sum(len(entry["verdicts"]) for _, _, entry, _, _ in cases)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[CaseResult]:
+        for case in self._cases:
+            yield from _case_results(*case)
+
+    def __contains__(self, item: object) -> bool:
+        return any(r == item for r in self)
 
 
 def _stream_of(entry: dict[str, Any]) -> StreamStats | None:

@@ -12,9 +12,9 @@ import dataclasses
 import difflib
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from harness.results.bootstrap import MeanDelta, paired_bootstrap
 from harness.results.order import natural_key
@@ -123,7 +123,33 @@ class Side:
         return 2 * self.verdicts.count("pass") > len(self.verdicts)
 
 
-def _side(results: list[CaseResult]) -> Side:
+class _Repeat(NamedTuple):
+    """What a comparison reads of one result: held per result instead of the result."""
+
+    repeat: int
+    target: str
+    verdict: str
+    reply: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: float | None
+    cost_usd: float | None
+    model: str | None
+    system_fingerprint: str | None
+    ttft_ms: float | None
+    tokens_per_s: float | None
+    score: float | None
+
+    @classmethod
+    def of(cls, r: CaseResult) -> _Repeat:
+        return cls(
+            r.repeat, r.target, r.verdict, r.reply, r.prompt_tokens, r.completion_tokens,
+            r.latency_ms, r.cost_usd, r.model, r.system_fingerprint, r.ttft_ms, r.tokens_per_s,
+            r.score,
+        )  # fmt: skip
+
+
+def _side(results: list[_Repeat]) -> Side:
     results = sorted(results, key=lambda r: r.repeat)
     n = len(results)
     latencies = [v for r in results if (v := r.latency_ms) is not None]
@@ -342,13 +368,13 @@ class Comparison:
 
 def _group(
     results: Iterable[CaseResult], target: str | None
-) -> dict[tuple[str, str], list[CaseResult]]:
-    groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
+) -> dict[tuple[str, str], list[_Repeat]]:
+    groups: dict[tuple[str, str], list[_Repeat]] = defaultdict(list)
     for r in results:
         if target is None:
-            groups[(r.case_key, r.target)].append(r)
+            groups[(r.case_key, r.target)].append(_Repeat.of(r))
         elif r.target == target:
-            groups[(r.case_key, "")].append(r)
+            groups[(r.case_key, "")].append(_Repeat.of(r))
     return groups
 
 
@@ -391,7 +417,7 @@ def compare(
     broke = sum(1 for b, a in pairs if b.passed_majority and not a.passed_majority)
     fixed = sum(1 for b, a in pairs if a.passed_majority and not b.passed_majority)
 
-    def reported(results: Iterable[list[CaseResult]], attr: str) -> tuple[str, ...]:
+    def reported(results: Iterable[list[_Repeat]], attr: str) -> tuple[str, ...]:
         return tuple(sorted({v for group in results for r in group if (v := getattr(r, attr))}))
 
     return Comparison(
@@ -426,23 +452,39 @@ def scope_baseline(run: Run, baseline: Run) -> tuple[Run, tuple[str, ...]]:
     A run of one suite (or one target) against a baseline of all of them did not remove the
     rest: they were not run. Cases of a suite that did run and are gone now are removed.
     """
-    suites = {s.id for s in run.meta.suites} | {r.suite for r in run.results}
+    ran_suites, ran_targets = set(), set()
+    for r in run.results:  # one pass over the run
+        ran_suites.add(r.suite)
+        ran_targets.add(r.target)
+    suites = {s.id for s in run.meta.suites} | ran_suites
     # Suites of which a selection (-k, --tag, file::case) ran only some cases.
     selected = {s.id: set(s.selected) for s in run.meta.suites if s.selected is not None}
-    targets = set(run.targets) | {r.target for r in run.results}
+    targets = set(run.targets) | ran_targets
     paired_across_names = pair_targets(run, baseline)[0] is not None
-    kept, suites_out, targets_out = [], set(), set()
+
+    def left_out_by(r: CaseResult) -> str:
+        """What leaves a baseline result out: its suite, its case or its target; or ""."""
+        if r.suite not in suites:
+            return "suite"
+        if r.suite in selected and r.case not in selected[r.suite]:
+            return "case"
+        if not paired_across_names and r.target not in targets:
+            return "target"
+        return ""
+
+    kept, suites_out, targets_out = 0, set(), set()
     cases_out: dict[str, set[str]] = {}
     for r in baseline.results:
-        if r.suite not in suites:
+        why = left_out_by(r)
+        if why == "suite":
             suites_out.add(r.suite)
-        elif r.suite in selected and r.case not in selected[r.suite]:
+        elif why == "case":
             cases_out.setdefault(r.suite, set()).add(r.case)
-        elif not paired_across_names and r.target not in targets:
+        elif why == "target":
             targets_out.add(r.target)
         else:
-            kept.append(r)
-    if len(kept) == len(baseline.results):
+            kept += 1
+    if kept == len(baseline.results):
         return baseline, ()
     left_out = [f"suite '{name}' (not run)" for name in sorted(suites_out)]
     left_out += [
@@ -450,7 +492,27 @@ def scope_baseline(run: Run, baseline: Run) -> tuple[Run, tuple[str, ...]]:
         for name, cases in sorted(cases_out.items())
     ]
     left_out += [f"target '{name}' (not run)" for name in sorted(targets_out)]
-    return dataclasses.replace(baseline, results=kept), tuple(left_out)
+    scoped = Kept(baseline.results, lambda r: not left_out_by(r), kept)
+    return dataclasses.replace(baseline, results=scoped), tuple(left_out)
+
+
+class Kept(Collection[CaseResult]):
+    """The results of ``source`` that ``keep`` keeps (``count`` of them), picked again on
+    each pass: a narrowed baseline or run holds no list of its own."""
+
+    def __init__(
+        self, source: Iterable[CaseResult], keep: Callable[[CaseResult], bool], count: int
+    ) -> None:
+        self._source, self._keep, self._count = source, keep, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[CaseResult]:
+        return (r for r in self._source if self._keep(r))
+
+    def __contains__(self, item: object) -> bool:
+        return any(r == item for r in self)
 
 
 def compare_to_baseline(run: Run, baseline: Run) -> Comparison:
