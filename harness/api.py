@@ -22,7 +22,7 @@ from harness.runner.check_model import check_model_for
 from harness.runner.embedder import embedder_for
 from harness.runner.engine import RunOptions, RunOutcome, execute, kept_keys
 from harness.runner.rescore import Rescoring, rescoring, suite_paths
-from harness.runner.work import WorkItem, WorkItems, work_items
+from harness.runner.work import WorkItems, item_key, work_items
 from harness.suite import Case, Suite
 from harness.suite.cases import Cases
 from harness.suite.cases import kept as kept_cases
@@ -145,13 +145,25 @@ def kept(options: RunOptions) -> set[str]:
     return kept_keys(options.resume, options.retry_errors)
 
 
-def pending(prepared: Prepared, options: RunOptions, done: Collection[str] | None = None) -> int:
+def pending(
+    prepared: Prepared,
+    options: RunOptions,
+    done: Collection[str] | None = None,
+    checked: Plan | None = None,
+) -> int:
     """How many case × target × repeat results the run will add (a resume: what is missing;
-    ``done``: what it keeps, when already read)."""
-    items = work_items(prepared.suites, [t.name for t in prepared.targets], options.repeat)
-    if options.resume is None:
-        return len(items)
+    ``done``: what it keeps, when already read). From ``checked``, the run's preflight, the
+    count reads its rows (each case on each target, with its repeat) and builds no case."""
     done = kept(options) if done is None else done
+    if checked is not None:
+        return sum(
+            item_key(row.key, row.target, n) not in done
+            for row in checked.rows
+            for n in range(options.repeat or row.repeat)
+        )
+    items = work_items(prepared.suites, [t.name for t in prepared.targets], options.repeat)
+    if not done:
+        return len(items)
     return sum(item.key not in done for item in items)
 
 
@@ -169,8 +181,8 @@ def preflight(
 
 
 def _all_done(case: Case, targets: list[str], repeat: int | None, done: Collection[str]) -> bool:
-    items = (WorkItem(case, t, n) for t in targets for n in range(repeat or case.repeat))
-    return all(item.key in done for item in items)
+    keys = (item_key(case.key, t, n) for t in targets for n in range(repeat or case.repeat))
+    return all(key in done for key in keys)
 
 
 def run(

@@ -199,6 +199,7 @@ def test_a_resume_plans_and_counts_only_the_cases_it_has_left(project, server):
     checked = api.preflight(prepared, options, done)
     assert {row.case for row in checked.rows} == {f"c{n:02d}" for n in range(CASES)} - kept_cases
     assert api.pending(prepared, options, done) == CASES - 10
+    assert api.pending(prepared, options, done, checked) == CASES - 10  # from the plan's rows
     sent = len(server.requests)
     resumed = run_api(project, resume=run_dir)
     assert len(server.requests) - sent == CASES - 10

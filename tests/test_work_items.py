@@ -7,9 +7,11 @@ import asyncio
 import dataclasses
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
+from harness import api
 from harness.config import TargetConfig
 from harness.models import load_catalogue
 from harness.preflight import plan
@@ -144,3 +146,15 @@ def test_run_item_on_a_dead_target_says_why_it_was_not_sent(flow, monkeypatch):
     assert second.result.error.kind == "target_unavailable"
     assert second.result.attempts == 0
     assert len(fake.requests) == 1
+
+
+def test_a_runs_count_is_read_from_its_plan_without_building_a_case(flow):
+    """Given the preflight, what a run will add is counted from its rows (each case on each
+    target, each repeat), equal to the count of its work items, and builds no case."""
+    _, suite, _, checked = flow
+    options = RunOptions(repeat=3)
+    counted = len(work_items([suite], ["gpt35"], 3))
+    # No suite to read: a count that read cases would find none.
+    prepared = SimpleNamespace(suites=[], targets=[SimpleNamespace(name="gpt35")])
+    assert api.pending(prepared, options, (), checked) == counted == 6
+    assert api.pending(prepared, options, {"flow/fine@gpt35#1"}, checked) == 5

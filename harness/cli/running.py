@@ -264,7 +264,8 @@ def run(
         f"suite(s) on {names}",
         err=True,
     )
-    progress, stop_progress = progress_printer(api.pending(prepared, options, done), redact)
+    total = api.pending(prepared, options, done, checked)
+    progress, stop_progress = progress_printer(total, redact)
     try:
         outcome = api.run(
             prepared, options, progress=progress, checked=checked, baseline=gate.baseline

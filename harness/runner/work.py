@@ -38,7 +38,12 @@ class WorkItem:
 
     @property
     def key(self) -> str:
-        return f"{self.case.suite}/{self.case.id}@{self.target}#{self.repeat}"
+        return item_key(self.case.key, self.target, self.repeat)
+
+
+def item_key(case_key: str, target: str, repeat: int) -> str:
+    """A result's key in a run: suite/case@target#repeat (CaseResult.key says it too)."""
+    return f"{case_key}@{target}#{repeat}"
 
 
 def work_items(
