@@ -263,3 +263,35 @@ async def test_the_tls_context_is_built_for_the_first_https_request_only(serve, 
         await client.get(tls_server)
         await client.get(tls_server)
     assert built == [1]
+
+
+async def test_an_answer_with_a_long_header_is_read(serve):
+    """A 20 KB header line (past aiohttp's default 8 KB, within what httpcore read) does
+    not fail the answer."""
+    long = b"x-gateway-trace: " + b"a" * 20_000 + b"\r\n"
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK.replace(b"\r\n\r\n", b"\r\n" + long + b"\r\n", 1))
+        await writer.drain()
+        writer.close()
+
+    target = await target_at(await serve(answer))
+    try:
+        done = await target.complete(BODY, timeout=5)
+    finally:
+        await target.aclose()
+    assert done.response.content == "hi"
+
+
+async def test_a_torn_chunked_body_is_a_connection_error(serve):
+    """A chunked body whose chunk size is not a number: connection, not a crash."""
+
+    async def torn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n")
+        await writer.drain()
+        writer.close()
+
+    error = await failure(await serve(torn))
+    assert error.kind == "connection"

@@ -35,6 +35,7 @@ from yarl import URL
 
 # What httpcore names the moment it starts writing a request (see transport.py).
 SENDING = "http11.send_request_headers.started"
+_MAX_HEADER_LINE = 64 * 1024
 
 
 class AioHttpClient(openai.DefaultAsyncHttpxClient):
@@ -88,6 +89,10 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
             cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies, if any
             auto_decompress=False,
             timeout=aiohttp.ClientTimeout(total=None),
+            # aiohttp refuses a header line past 8 KB; httpcore read heads up to 100 KB,
+            # and a gateway in front of a deployment may add a long one.
+            max_line_size=_MAX_HEADER_LINE,
+            max_field_size=_MAX_HEADER_LINE,
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
