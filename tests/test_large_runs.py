@@ -108,14 +108,15 @@ def _xml(run) -> str:
 
 @pytest.mark.parametrize("repeated", [True, False])
 def test_the_baseline_of_a_journal_backed_run_is_that_of_the_list(tmp_path, monkeypatch, repeated):
-    """bless writes the same document from a run read from its journal as from the list,
-    with repeats (grouped by case) and without (each result its case's entry at once)."""
+    """bless and JUnit write the same documents from a run read from its journal as from
+    the list, with repeats (grouped by case) and without (each result its case's at once)."""
     rows = _mixed() if repeated else [result("a"), failing("b"), erroring("c", target="gpt4")]
     listed = write_run(tmp_path, rows)
     monkeypatch.setattr(store, "HELD_RESULTS", 0)
     journal = load_run(tmp_path)
     assert isinstance(journal.results, JournalResults)
     assert bless(journal) == bless(listed)
+    assert _xml(journal) == _xml(listed)  # JUnit: each testcase made as its result passes
     assert set(bless(journal)["targets"]["gpt4"]["cases"]) >= {"geo/late" if repeated else "geo/c"}
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from harness.results.record import CaseResult
 from harness.results.stats import wilson_interval
 from harness.results.store import Run
-from harness.results.summary import summarize_target
+from harness.results.summary import TargetTally
 
 # XML 1.0 allows tab, newline, carriage return and the ranges below; nothing else.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -129,29 +129,59 @@ def _timestamp(run: Run) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
 
 
+class _SuiteOnTarget:
+    """One ``<testsuite>`` in the making: its testcases, counts, time and summary."""
+
+    def __init__(self, target: str) -> None:
+        self.elements: list[ET.Element] = []
+        self.counts = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+        self.seconds = 0.0
+        self.tally = TargetTally(target)
+
+    def add(self, results: list[CaseResult]) -> None:
+        """One case's results (its repeats) as a testcase."""
+        element, kind = _testcase(results)
+        self.elements.append(element)
+        self.seconds += float(element.get("time", "0"))
+        self.counts["tests"] += 1
+        plural = {"failure": "failures", "error": "errors", "skipped": "skipped"}
+        if kind in plural:
+            self.counts[plural[kind]] += 1
+        for result in results:
+            self.tally.add(result)
+
+
+def _suites(run: Run) -> dict[tuple[str, str], _SuiteOnTarget]:
+    """Each suite on each target, in the order their first results came. A run of one
+    repeat per case makes each testcase as its result passes and keeps no result."""
+    suites: dict[tuple[str, str], _SuiteOnTarget] = {}
+
+    def suite_of(r: CaseResult) -> _SuiteOnTarget:
+        if (r.suite, r.target) not in suites:
+            suites[(r.suite, r.target)] = _SuiteOnTarget(r.target)
+        return suites[(r.suite, r.target)]
+
+    if run.summary.repeats <= 1:
+        for r in run.results:
+            suite_of(r).add([r])
+        return suites
+    cases: dict[tuple[str, str, str], list[CaseResult]] = defaultdict(list)
+    for r in run.results:
+        suite_of(r)
+        cases[(r.suite, r.target, r.case)].append(r)
+    for (suite, target, _), results in cases.items():
+        suites[(suite, target)].add(results)
+    return suites
+
+
 def render_junit(run: Run) -> ET.ElementTree:
     """The JUnit document of a run."""
-    groups: dict[tuple[str, str], dict[str, list[CaseResult]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    for r in run.results:
-        groups[(r.suite, r.target)][r.case].append(r)
     timestamp = _timestamp(run)
     root = ET.Element("testsuites", {"name": xml_text(f"azeval {run.id}")})
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     total_time = 0.0
-    for index, ((suite, target), cases) in enumerate(groups.items()):
-        counts = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
-        elements = []
-        seconds = 0.0
-        for results in cases.values():
-            element, kind = _testcase(results)
-            elements.append(element)
-            seconds += float(element.get("time", "0"))
-            counts["tests"] += 1
-            plural = {"failure": "failures", "error": "errors", "skipped": "skipped"}
-            if kind in plural:
-                counts[plural[kind]] += 1
+    for index, ((suite, target), made) in enumerate(_suites(run).items()):
+        counts, elements, seconds = made.counts, made.elements, made.seconds
         attrs = {
             "name": xml_text(f"{suite} [{target}]"),
             "id": str(index),
@@ -164,7 +194,7 @@ def render_junit(run: Run) -> ET.ElementTree:
             attrs["timestamp"] = timestamp
         element = ET.SubElement(root, "testsuite", attrs)
         info = run.meta.target(target)
-        stats = summarize_target(target, (r for rs in cases.values() for r in rs))
+        stats = made.tally.summary()
         _properties(
             element,
             {
