@@ -13,7 +13,7 @@ definitions add the estimate from the OpenAI cookbook.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import gzip
 import hashlib
@@ -112,12 +112,10 @@ def _verified(data: bytes, expected_hash: str) -> bool:
 
 
 def _parse_ranks(data: bytes) -> dict[bytes, int]:
-    ranks: dict[bytes, int] = {}
-    for line in data.splitlines():
-        if line:
-            token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
-    return ranks
+    """``token rank`` a line, the token in base64 (tiktoken's format); every start of
+    azeval that counts tokens reads ~100,000 of them, so in one pass with no loop of ours."""
+    fields = data.split()
+    return dict(zip(map(binascii.a2b_base64, fields[::2]), map(int, fields[1::2]), strict=True))
 
 
 def _constructor_args(name: str, load: Callable[[str, str], dict[str, bytes | int]]) -> dict:

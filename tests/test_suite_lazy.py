@@ -12,7 +12,7 @@ import pytest
 from harness.errors import SuiteError
 from harness.preflight import plan
 from harness.suite import Case, load_suite
-from harness.suite.cases import Changed, Picked
+from harness.suite.cases import Changed, Picked, without_checks
 from harness.suite.model import streamed
 from harness.suite.select import CasePaths, Selection, narrow
 from harness.suite.shard import Shard, cut
@@ -236,3 +236,46 @@ def test_streaming_a_for_each_changes_each_case_as_it_is_read(suite_path):
     assert on.cases[7].params == {**suite.cases[7].params, "stream": True}
     assert replace(on.cases[7], params=suite.cases[7].params) == suite.cases[7]
     assert list(on.checks()) == list(suite.checks())
+
+
+def test_a_plan_reads_a_for_each_without_its_checks_and_plans_it_the_same(suite_path):
+    """A plan builds each row's case without its checks (the load prepared them): the cases
+    are the suite's but for the checks (those written out as they are), through a selection
+    and --stream too, and the plan
+    of the suite is row for row the plan of its cases built in full."""
+    from harness.config import TargetConfig
+
+    suite = load_suite(suite_path)
+    (picked,) = narrow([streamed(suite)], CasePaths.parse([suite_path]), Selection("tax-2"))
+    for cases in (suite.cases, picked.cases):
+        bare = without_checks(cases)
+        assert len(bare) == len(cases)
+        for full, plain in zip(cases, bare, strict=True):
+            if "[row " not in full.place:  # a case written out is as it is, already built
+                assert plain is full
+                continue
+            assert plain == replace(
+                full, turns=tuple(replace(t, expectations=()) for t in full.turns)
+            )
+    assert suite.cases[5].turns[0].expectations  # the suite's own cases keep theirs
+    targets = [
+        TargetConfig(name=name, kind="azure", model="gpt-35-turbo", model_version="0125")
+        for name in ("a", "b")
+    ]
+    assert plan(suite.cases, targets) == plan(list(suite.cases), targets)
+
+
+def test_a_plan_lists_each_targets_rows_together_in_case_order(suite_path):
+    """A plan of two targets gives every case's row on the first target, then on the
+    second, each in the suite's order (the cases are read once for both)."""
+    from harness.config import TargetConfig
+
+    suite = load_suite(suite_path)
+    targets = [
+        TargetConfig(name=name, kind="azure", model="gpt-35-turbo", model_version="0125")
+        for name in ("a", "b")
+    ]
+    checked = plan(suite.cases, targets)
+    ids = [c.id for c in suite.cases]
+    assert [(r.target, r.case) for r in checked.rows] == [(t, i) for t in "ab" for i in ids]
+    assert [t.cases for t in checked.targets] == [len(ids), len(ids)]

@@ -128,6 +128,18 @@ def test_offline_encoding_keeps_tiktokens_special_tokens(offline: Path) -> None:
     assert o200k.encode("<|endoftext|>", allowed_special="all") == [199999]
 
 
+def test_offline_ranks_are_tiktokens_own_reading_of_the_file(
+    offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both encodings' bundled files read to the very ranks tiktoken's own loader reads."""
+    for name in ("cl100k_base", "o200k_base"):
+        bundled = tokens._bundled_file(name)
+        assert bundled is not None
+        data = gzip.decompress(bundled.read_bytes())
+        monkeypatch.setattr(tiktoken.load, "read_file_cached", lambda *args, data=data, **kw: data)
+        assert tokens._parse_ranks(data) == tiktoken.load.load_tiktoken_bpe(name)
+
+
 def test_a_verified_tiktoken_cache_is_used_as_is(
     offline: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

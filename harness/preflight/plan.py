@@ -18,6 +18,7 @@ from harness.models import Catalogue, ModelSpec, load_catalogue
 from harness.preflight.cases import PlanRow, plan_case, spec_for
 from harness.preflight.problems import PlanTarget
 from harness.quota_rules import default_rpm, request_charge
+from harness.suite.cases import without_checks
 from harness.suite.model import Case
 
 
@@ -79,19 +80,23 @@ def plan(
 ) -> Plan:
     """The preflight of every case on every target, with totals per target."""
     catalogue = catalogue or load_catalogue()
-    cases = cases if isinstance(cases, Sequence) else list(cases)  # a for_each's: lazy
-    rows: list[PlanRow] = []
-    totals: list[TargetTotals] = []
     warnings: list[str] = []
-    specs: dict[str, ModelSpec] = {}
+    chosen: list[tuple[PlanTarget, ModelSpec, list[PlanRow]]] = []
     for target in targets:
         spec, target_warnings = spec_for(target, catalogue)
-        specs[target.name] = spec
         warnings += target_warnings
-        target_rows = [plan_case(case, target, catalogue, spec=spec) for case in cases]
-        rows += target_rows
-        totals.append(_totals(target, spec, target_rows))
-    return Plan(rows=tuple(rows), targets=tuple(totals), warnings=tuple(warnings), specs=specs)
+        chosen.append((target, spec, []))
+    # One pass over the cases for every target: a for_each's case is built each time it is
+    # read, and built without the checks a plan does not read.
+    if not isinstance(cases, Sequence):
+        cases = list(cases)
+    for case in without_checks(cases) if chosen else ():
+        for target, spec, target_rows in chosen:
+            target_rows.append(plan_case(case, target, catalogue, spec=spec))
+    totals = [_totals(target, spec, target_rows) for target, spec, target_rows in chosen]
+    rows = tuple(row for _, _, target_rows in chosen for row in target_rows)
+    specs = {target.name: spec for target, spec, _ in chosen}
+    return Plan(rows=rows, targets=tuple(totals), warnings=tuple(warnings), specs=specs)
 
 
 def _totals(target: PlanTarget, spec: ModelSpec, rows: Sequence[PlanRow]) -> TargetTotals:

@@ -83,9 +83,14 @@ class CaseWriting:
                 self._same[key] = value
         return value
 
-    def case(self, place: str, variables: dict[str, Any]) -> Case:
-        """The case at ``place`` (``cases[3][row 12]``) with these template variables."""
+    def case(self, place: str, variables: dict[str, Any], *, checks: bool = True) -> Case:
+        """The case at ``place`` (``cases[3][row 12]``) with these template variables;
+        ``checks=False``: its turns without their checks (what a plan reads of a row the
+        load has already checked, at about half the cost)."""
         raw, defaults, prefix = self.raw, self.defaults, self.prefix
+
+        def checks_of(turn: int) -> tuple[Expectation, ...]:
+            return self._checks(turn, variables) if checks else ()
 
         def render(value: Any, *parts: str | int, inherited: bool = False) -> Any:
             """Render a value of this case; ``inherited`` ones are written under ``defaults``."""
@@ -99,7 +104,7 @@ class CaseWriting:
         if not str(case_id).strip():
             # An empty id names no case: results, baselines and --case could not tell it apart.
             raise self.error((*prefix, "id"), f"the case id renders empty{_row_hint(place)}")
-        turns = [Turn(_first_messages(raw, defaults, render, place), self._checks(0, variables))]
+        turns = [Turn(_first_messages(raw, defaults, render, place), checks_of(0))]
         for t, turn in enumerate(raw.get("turns", []), start=1):
             turn_prefix = ("turns", t - 1)
             if "user" in turn:
@@ -115,7 +120,7 @@ class CaseWriting:
                     _message(m, render, (*turn_prefix, "messages", i), place)
                     for i, m in enumerate(turn["messages"])
                 )
-            turns.append(Turn(messages, self._checks(t, variables)))
+            turns.append(Turn(messages, checks_of(t)))
         own_params, inherited_params = raw.get("params", {}), defaults.get("params", {})
 
         def params() -> dict[str, Any]:

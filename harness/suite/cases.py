@@ -68,6 +68,9 @@ class Cases(_Lazy):
         for part in self._parts:
             yield from checks_of(part)
 
+    def without_checks(self) -> Cases:
+        return Cases(without_checks(part) for part in self._parts)
+
     def _case(self, index: int) -> Case:
         part = bisect_right(self._ends, index)
         return self._parts[part][index - (self._ends[part - 1] if part else 0)]
@@ -88,6 +91,9 @@ class Picked(_Lazy):
 
     def _case(self, index: int) -> Case:
         return self._cases[self._indices[index]]
+
+    def without_checks(self) -> Picked:
+        return Picked(without_checks(self._cases), self._indices)
 
 
 class Changed(_Lazy):
@@ -110,6 +116,9 @@ class Changed(_Lazy):
     def checks(self) -> Iterator[Expectation]:
         return checks_of(self._cases)
 
+    def without_checks(self) -> Changed:
+        return Changed(without_checks(self._cases), self._change)
+
 
 def kept(cases: Sequence[Case], keep: Callable[[Case], bool]) -> Sequence[Case]:
     """The cases ``keep`` holds, in order: a tuple of a tuple, else only their indices."""
@@ -130,6 +139,15 @@ def checks_of(cases: Sequence[Case]) -> Iterator[Expectation]:
     row has them): a lazy sequence answers without building each case."""
     checks = getattr(cases, "checks", None)
     return checks() if callable(checks) else _each_check(cases)
+
+
+def without_checks(cases: Sequence[Case]) -> Sequence[Case]:
+    """The cases as a plan reads them: a for_each's built without their checks, which the
+    load has already prepared for every row and a plan does not read (a plan builds each
+    row again, and its checks are about half of that cost). Cases written out are as they
+    are: they are already built."""
+    without = getattr(cases, "without_checks", None)
+    return without() if callable(without) else cases
 
 
 def _each_check(cases: Iterable[Case]) -> Iterator[Expectation]:

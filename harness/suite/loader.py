@@ -243,13 +243,20 @@ class ForEachCases(Sequence[Case]):
     a row the loader found wrong is an error at its data file's line or the case's place."""
 
     def __init__(
-        self, writing: CaseWriting, variables: dict[str, Any], name: str, rows: Sequence[Row]
+        self,
+        writing: CaseWriting,
+        variables: dict[str, Any],
+        name: str,
+        rows: Sequence[Row],
+        *,
+        checked: bool = True,
     ) -> None:
         self._writing = writing
         self._variables = variables
         self._name = name
         self._rows = rows
         self._place = place_of(writing.prefix)
+        self._checked = checked
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -263,7 +270,12 @@ class ForEachCases(Sequence[Case]):
             return Cases([self])[index]
         if index < 0:
             index += len(self)
-        return self._writing.case(f"{self._place}[row {index + 1}]", self._variables_of(index))
+        place, variables = f"{self._place}[row {index + 1}]", self._variables_of(index)
+        return self._writing.case(place, variables, checks=self._checked)
+
+    def without_checks(self) -> ForEachCases:
+        """The same cases built without their checks (see suite/cases.without_checks)."""
+        return ForEachCases(self._writing, self._variables, self._name, self._rows, checked=False)
 
     def _variables_of(self, index: int) -> dict[str, Any]:
         try:
