@@ -13,8 +13,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.targets.batch_api import read_lines
-
 if TYPE_CHECKING:
     from harness.results.runmeta import RunMeta
 
@@ -168,6 +166,10 @@ class Ledger:
 
     def line_ids(self, job: Job) -> Iterator[str]:
         """The custom_ids of a job's input file, in its order."""
+        # batch_api imports the openai SDK (about a second), which a report of a batch run,
+        # or azeval validate, never needs: it is loaded only when a ledger reads its files.
+        from harness.targets.batch_api import read_lines
+
         path = self.run_dir / job.file
         if path.is_file():
             yield from read_lines(path.read_bytes())[0]
@@ -176,6 +178,8 @@ class Ledger:
         """The answers (status 200) downloaded for the target's jobs, by custom_id, each with
         the id of the batch that gave it: what a resume must not pay for again. A failed
         line is sent again (it was not billed, and --retry-errors asks for exactly that)."""
+        from harness.targets.batch_api import read_lines
+
         entries: dict[str, tuple[Any, str]] = {}
         for job in self.jobs:
             if job.target != target or not job.downloaded or job.batch_id is None:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from harness.batch.control import JobStatus, batch_cancel, batch_status
 from harness.cli.options import config_option
 from harness.redact import Redactor
 from harness.writable import printable
+
+# The batch client imports the openai SDK (about a second): only these commands load it,
+# so `azeval validate` and `plan` start without it.
+if TYPE_CHECKING:
+    from harness.batch.control import JobStatus
 
 _RUN_DIR = click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
 
@@ -24,6 +29,8 @@ def batch() -> None:
 @config_option
 def status(run_dir: Path, config_path: Path | None) -> int:
     """Show each batch job of RUN_DIR, asking the service about those still running."""
+    from harness.batch.control import batch_status
+
     _show(batch_status(run_dir, config_path))
     return 0
 
@@ -33,6 +40,8 @@ def status(run_dir: Path, config_path: Path | None) -> int:
 @config_option
 def cancel(run_dir: Path, config_path: Path | None) -> int:
     """Cancel the batch jobs of RUN_DIR still running; --resume then records the rest."""
+    from harness.batch.control import batch_cancel
+
     found = batch_cancel(run_dir, config_path)
     _show(found)
     asked = [s for s in found if s.state is not None]
