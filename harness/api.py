@@ -24,7 +24,7 @@ from harness.runner.engine import RunOptions, RunOutcome, execute, kept_keys
 from harness.runner.rescore import Rescoring, rescoring, suite_paths
 from harness.runner.work import WorkItems, item_key, work_items
 from harness.suite import Case, Suite
-from harness.suite.cases import Cases
+from harness.suite.cases import Cases, without_checks
 from harness.suite.cases import kept as kept_cases
 from harness.suite.model import streamed
 from harness.suite.select import EVERY_CASE, Selection, load_selected
@@ -176,7 +176,11 @@ def preflight(
     if done:
         names = [t.name for t in prepared.targets]
         repeat = options.repeat if options is not None else None
-        cases = kept_cases(cases, lambda case: not _all_done(case, names, repeat, done))
+        # Only each case's key is read here, and the plan reads no check: the rows are
+        # built without theirs (half the cost of building a for_each row).
+        cases = kept_cases(
+            without_checks(cases), lambda case: not _all_done(case, names, repeat, done)
+        )
     return plan(cases, prepared.targets, prepared.catalogue)
 
 
