@@ -91,8 +91,8 @@ def test_the_page_says_what_is_listed_and_where_the_full_records_are(large: Larg
     assert "This run has 40 cases, more than the 10 a report shows in full" in text
     assert "<code>report_full_cases</code>" in text
     assert "<code>--report-full-cases</code>" in text
-    assert "all 9 cases that did not pass or changed" in text
-    assert "the 31 that passed every repeat unchanged" in text
+    assert "Shown in full: the 9 cases that did not pass or changed." in text
+    assert "Listed by id and verdict: the 31 that passed every repeat unchanged." in text
     assert "a browser opens that file as text but cannot scroll it to a line" in text
     assert "sed -n" in text
     assert "run-large" in text
@@ -121,7 +121,8 @@ def test_more_failures_than_the_limit_lists_the_rest_after_them(large: LargeRun)
     assert flaky == ["flaky", 1, 2, large.line_of("ticket-20"), large.line_of("ticket-20", 1)]
     assert all(len(row) == 2 for row in listed[5:])  # no flags: passed
     text = " ".join(html.split('id="summarised">', 1)[1].split("</p>", 1)[0].split())
-    assert "the worst 4 of the 9 cases that did not pass or changed" in text
+    assert "Shown in full: the worst 4 of the 9 cases that did not pass or changed." in text
+    assert "Listed by id and verdict: the other 5 of them, then the 31 that passed" in text
 
 
 def test_links_are_relative_to_each_page_the_report_is_written_as(large: LargeRun) -> None:
@@ -186,6 +187,18 @@ def test_a_case_id_with_an_at_sign_is_read_back_whole(tmp_path: Path) -> None:
     run = write_records(tmp_path / "at", results, meta)
     listed = brief(render_html(run, full_cases=3))["rows"]
     assert listed[0] == ["demo/mail@0", [["pass", 1, 1, 1], ["pass", 1, 1, 2]]]
+
+
+def test_a_run_where_every_case_passed_says_so(tmp_path: Path) -> None:
+    """Past the limit with nothing failing, the note says every case passed and is listed."""
+    results = [browser_result(f"c{i}", "gpt35", "pass", "fine") for i in range(30)]
+    run = write_records(tmp_path / "all-pass", results, {"targets": [{"name": "gpt35"}]})
+    html = render_html(run, full_cases=10)
+    text = " ".join(html.split('id="summarised">', 1)[1].split("</p>", 1)[0].split())
+    assert "Every case passed every repeat unchanged: each is listed by id and verdict." in text
+    assert "Shown in full" not in text
+    assert raw_data(html)["rows"] == []
+    assert len(brief(html)["rows"]) == 30
 
 
 def test_results_that_are_not_the_journals_are_all_in_full(large: LargeRun) -> None:
