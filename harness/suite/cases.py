@@ -18,8 +18,10 @@ if TYPE_CHECKING:  # model.py imports this module
     from harness.suite.model import Case, Expectation
 
 
-class _Lazy(Sequence["Case"]):
-    """Equality by contents, as tuples of cases compare (a lazy part equals its eager cases)."""
+class LazyCases(Sequence["Case"]):
+    """Cases built as they are read: indexing, bounds and slicing (a Picked) over a
+    subclass's ``_case``; equality by contents, as tuples of cases compare (a lazy part
+    equals its eager cases)."""
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
@@ -50,7 +52,7 @@ class _Lazy(Sequence["Case"]):
         return _each_check(self)
 
 
-class Cases(_Lazy):
+class Cases(LazyCases):
     """Parts one after the other: runs of cases written out, and for_each blocks."""
 
     def __init__(self, parts: Iterable[Sequence[Case]]) -> None:
@@ -76,7 +78,7 @@ class Cases(_Lazy):
         return self._parts[part][index - (self._ends[part - 1] if part else 0)]
 
 
-class Picked(_Lazy):
+class Picked(LazyCases):
     """Some of a sequence's cases, in order, held as their indices (a selection, a shard)."""
 
     def __init__(self, cases: Sequence[Case], indices: Iterable[int]) -> None:
@@ -96,7 +98,7 @@ class Picked(_Lazy):
         return Picked(without_checks(self._cases), self._indices)
 
 
-class Changed(_Lazy):
+class Changed(LazyCases):
     """Every case of a sequence, changed as it is read by a function that keeps its checks
     (``--stream`` sets a parameter)."""
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 import jsonschema
 
@@ -23,7 +23,7 @@ from harness.checks import LoadContext
 from harness.errors import SuiteError
 from harness.project import Project
 from harness.suite.build import CaseWriting, Shared, error_at
-from harness.suite.cases import Cases
+from harness.suite.cases import Cases, LazyCases
 from harness.suite.data import Row, read_rows
 from harness.suite.model import Case, Expectation, Suite
 from harness.suite.yamlfile import Lines, place_of, read_yaml
@@ -238,7 +238,7 @@ def _for_each(writing: CaseWriting, variables: dict[str, Any]) -> ForEachCases:
     return ForEachCases(writing, variables, name, rows)
 
 
-class ForEachCases(Sequence[Case]):
+class ForEachCases(LazyCases):
     """The cases of one for_each, each built from its row when read (see suite/cases.py);
     a row the loader found wrong is an error at its data file's line or the case's place."""
 
@@ -261,15 +261,7 @@ class ForEachCases(Sequence[Case]):
     def __len__(self) -> int:
         return len(self._rows)
 
-    @overload
-    def __getitem__(self, index: int) -> Case: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Case]: ...
-    def __getitem__(self, index: int | slice) -> Case | Sequence[Case]:
-        if isinstance(index, slice):
-            return Cases([self])[index]
-        if index < 0:
-            index += len(self)
+    def _case(self, index: int) -> Case:
         place, variables = f"{self._place}[row {index + 1}]", self._variables_of(index)
         return self._writing.case(place, variables, checks=self._checked)
 
