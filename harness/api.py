@@ -157,9 +157,9 @@ def pending(
     done = kept(options) if done is None else done
     if checked is not None:
         return sum(
-            item_key(row.key, row.target, n) not in done
-            for row in checked.rows
-            for n in range(options.repeat or row.repeat)
+            item_key(key, target, n) not in done
+            for key, target, repeat in checked.row_keys()
+            for n in range(options.repeat or repeat)
         )
     items = work_items(prepared.suites, [t.name for t in prepared.targets], options.repeat)
     if not done:

@@ -244,3 +244,16 @@ def test_truncate_text_keeps_a_prefix_of_at_most_n_tokens() -> None:
         assert "\ufffd" not in cut
     assert tokens.truncate_text("short", 100, "gpt-4o") == "short"
     assert tokens.count_text(tokens.truncate_text(text, 17, "gpt-4"), "gpt-4") >= 15
+
+
+def test_counting_many_distinct_texts_holds_a_bounded_cache_that_keeps_repeated_ones():
+    """Counting 6,000 distinct texts (a for_each's prompts) caches at most 4,096 of them,
+    while a system prompt counted between each stays cached and is counted once."""
+    tokens._count.cache_clear()
+    system = "You are a careful support agent."
+    for n in range(6000):
+        tokens.count_text(f"My order {n} arrived damaged.", "gpt-4o")
+        tokens.count_text(system, "gpt-4o")
+    info = tokens._count.cache_info()
+    assert info.currsize <= 4096
+    assert info.misses == 6001  # each distinct text once, the system prompt once

@@ -109,10 +109,10 @@ def test_a_work_item_finds_its_plan_row_when_the_plan_lists_other_cases(flow):
     _, suite, _, checked = flow
     backwards = dataclasses.replace(checked, rows=checked.rows[::-1])
     fine, huge = work_items([suite], ["gpt35"], None, backwards)
-    assert fine.plan is checked.rows[0] and huge.plan is checked.rows[1]
+    assert fine.plan == checked.rows[0] and huge.plan == checked.rows[1]
     only_huge = dataclasses.replace(checked, rows=checked.rows[1:])
     fine, huge = work_items([suite], ["gpt35"], None, only_huge)
-    assert fine.plan is None and huge.plan is checked.rows[1]
+    assert fine.plan is None and huge.plan == checked.rows[1]
 
 
 def test_run_item_sends_what_the_plan_allows_and_charges_its_prompt_tokens(flow):

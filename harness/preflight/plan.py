@@ -10,13 +10,14 @@ no quota at all).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from harness.errors import PreflightError
 from harness.models import Catalogue, ModelSpec, load_catalogue
 from harness.preflight.cases import PlanRow, plan_case, spec_for
 from harness.preflight.problems import PlanTarget
+from harness.preflight.rows import PlanRows, Sendable
 from harness.quota_rules import default_rpm, request_charge
 from harness.suite.cases import without_checks
 from harness.suite.model import Case
@@ -43,9 +44,10 @@ class TargetTotals:
 
 @dataclass(frozen=True)
 class Plan:
-    """The preflight of every case on every target."""
+    """The preflight of every case on every target. ``rows`` lists every case of the first
+    target, then of the next; ``plan()`` gives them as PlanRows (made as each is read)."""
 
-    rows: tuple[PlanRow, ...]
+    rows: Sequence[PlanRow]
     targets: tuple[TargetTotals, ...]
     warnings: tuple[str, ...] = field(default_factory=tuple)
     # The model each target runs, by target name: what its conversations are fitted into.
@@ -72,7 +74,21 @@ class Plan:
 
     @property
     def fatal_rows(self) -> tuple[PlanRow, ...]:
-        return tuple(row for row in self.rows if row.fatal)
+        return tuple(row for row in self.problem_rows() if row.fatal)
+
+    def row_keys(self) -> Iterator[tuple[str, str, int]]:
+        """Each row's case key (``suite/case``), target and repeat, in the rows' order,
+        read without making the rows."""
+        if isinstance(self.rows, PlanRows):
+            return self.rows.row_keys()
+        return ((row.key, row.target, row.repeat) for row in self.rows)
+
+    def problem_rows(self) -> Iterator[PlanRow]:
+        """The rows with a problem (an error or a warning), in order, read without making
+        the others."""
+        if isinstance(self.rows, PlanRows):
+            return self.rows.with_problems()
+        return (row for row in self.rows if row.problems)
 
 
 def plan(
@@ -81,51 +97,54 @@ def plan(
     """The preflight of every case on every target, with totals per target."""
     catalogue = catalogue or load_catalogue()
     warnings: list[str] = []
-    chosen: list[tuple[PlanTarget, ModelSpec, list[PlanRow]]] = []
+    chosen: list[tuple[PlanTarget, ModelSpec]] = []
     for target in targets:
         spec, target_warnings = spec_for(target, catalogue)
         warnings += target_warnings
-        chosen.append((target, spec, []))
+        chosen.append((target, spec))
+    rows = PlanRows([(target.name, spec) for target, spec in chosen])
     # One pass over the cases for every target: a for_each's case is built each time it is
     # read, and built without the checks a plan does not read.
     if not isinstance(cases, Sequence):
         cases = list(cases)
     for case in without_checks(cases) if chosen else ():
-        for target, spec, target_rows in chosen:
-            target_rows.append(plan_case(case, target, catalogue, spec=spec))
-    totals = [_totals(target, spec, target_rows) for target, spec, target_rows in chosen]
-    rows = tuple(row for _, _, target_rows in chosen for row in target_rows)
-    specs = {target.name: spec for target, spec, _ in chosen}
+        rows.add([plan_case(case, target, catalogue, spec=spec) for target, spec in chosen])
+    totals = [
+        _totals(target, spec, rows.sendable(place)) for place, (target, spec) in enumerate(chosen)
+    ]
+    specs = {target.name: spec for target, spec in chosen}
     return Plan(rows=rows, targets=tuple(totals), warnings=tuple(warnings), specs=specs)
 
 
-def _totals(target: PlanTarget, spec: ModelSpec, rows: Sequence[PlanRow]) -> TargetTotals:
-    sendable = [row for row in rows if not row.fatal]
-    requests = sum(row.requests for row in sendable)
-    charged = sum(row.charged_tokens for row in sendable)
-    costs = [row.est_cost for row in sendable]
+def _totals(target: PlanTarget, spec: ModelSpec, sendable: Iterable[Sendable]) -> TargetTotals:
+    """One pass over the rows the target sends: their sums, and its time under quota."""
     rpm = default_rpm(target.tpm, target.rpm)
-    duration = None
-    if target.tpm or rpm:
-        charges = [
-            request_charge(tokens, row.max_tokens)
-            for row in sendable
-            for _ in range(row.repeat)
-            for tokens in row.turn_tokens
-        ]
-        duration = last_admission(charges, target.tpm, rpm)
+    quota = bool(target.tpm or rpm)
+    cases = requests = prompt = charged = unknown = 0
+    costs: list[float | None] = []
+    charges: list[int] = []
+    for row in sendable:
+        cases += 1
+        requests += len(row.turn_tokens) * row.repeat
+        prompt += sum(row.turn_tokens) * row.repeat
+        charged += row.charged_tokens
+        unknown += row.max_tokens is None
+        costs.append(row.est_cost)
+        if quota:
+            turns = [request_charge(tokens, row.max_tokens) for tokens in row.turn_tokens]
+            charges += turns * row.repeat
     return TargetTotals(
         target=target.name,
         model=spec.label,
-        cases=len(sendable),
+        cases=cases,
         requests=requests,
-        prompt_tokens=sum(sum(row.turn_tokens) * row.repeat for row in sendable),
+        prompt_tokens=prompt,
         charged_tokens=charged,
         est_cost=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
         tpm=target.tpm,
         rpm=rpm,
-        duration_s=duration,
-        completion_unknown=sum(row.completion_unknown for row in sendable),
+        duration_s=last_admission(charges, target.tpm, rpm) if quota else None,
+        completion_unknown=unknown,
     )
 
 
@@ -163,7 +182,7 @@ def problem_lines(plan: Plan, *, fatal_only: bool = False) -> list[str]:
     """One line per distinct problem: the same message on many cases (a for_each over 500
     rows) is said once, with how many cases and the first places it is at."""
     groups: dict[tuple[bool, str, str, str, str], list[str]] = {}
-    for row in plan.rows:
+    for row in plan.problem_rows():
         for p in row.problems:
             if fatal_only and not p.fatal:
                 continue

@@ -104,13 +104,14 @@ class WorkItems:
 class _PlanRows:
     """The plan's row of each case on each target. The plan lists every case of its first
     target, then of the next, so a row is found by the case's place; one that is not there
-    (a plan of other cases) is looked up by key, from a table made only then."""
+    (a plan of other cases, as a resume's is) is looked up by key, in a table of where each
+    row is, made only then."""
 
     def __init__(self, plan: Plan) -> None:
         self._rows = plan.rows
         self._place = {t.target: i for i, t in enumerate(plan.targets)}
         self._cases = len(plan.rows) // len(plan.targets) if plan.targets else 0
-        self._by_key: dict[tuple[str, str], PlanRow] | None = None
+        self._by_key: dict[tuple[str, str], int] | None = None
 
     def row(self, ordinal: int, case: Case, target: str) -> PlanRow | None:
         place = self._place.get(target)
@@ -119,8 +120,9 @@ class _PlanRows:
             if row.target == target and row.key == case.key:
                 return row
         if self._by_key is None:
-            self._by_key = {(row.key, row.target): row for row in self._rows}
-        return self._by_key.get((case.key, target))
+            self._by_key = {(row.key, row.target): n for n, row in enumerate(self._rows)}
+        found = self._by_key.get((case.key, target))
+        return None if found is None else self._rows[found]
 
 
 @dataclass(frozen=True)
