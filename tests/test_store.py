@@ -78,6 +78,16 @@ def test_the_journal_index_finds_each_keys_latest_line_without_building_results(
     assert (tmp_path / RESULTS_FILE).read_text().splitlines() == [lines[1], lines[2]]
 
 
+def test_the_journal_index_holds_one_string_per_verdict(tmp_path):
+    """Every key's verdict in a journal's index is one shared string per verdict, not one
+    per line (100,000 lines held 100,000 copies of "pass")."""
+    results = [result(f"c{n}", "pass" if n % 2 else "fail") for n in range(6)]
+    (tmp_path / RESULTS_FILE).write_text("".join(json.dumps(r.to_json()) + "\n" for r in results))
+    verdicts = [verdict for _, verdict in index_journal(tmp_path).latest.values()]
+    assert verdicts == ["fail", "pass"] * 3
+    assert len({id(v) for v in verdicts}) == 2
+
+
 @pytest.mark.parametrize(
     "line",
     ["not json", "[1, 2]", '{"suite": "s", "case": "c", "target": "t", "verdict": "pass"}',

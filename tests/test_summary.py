@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from harness.results.summary import (
     RunSummary,
     RunTally,
     TargetSummary,
+    TargetTally,
     summarize,
     summarize_target,
 )
@@ -109,6 +112,42 @@ def test_stability_classes_across_repeats() -> None:
     assert by_case["steady"].high == 1.0
     counts = summarize(results, ["gpt35"]).targets["gpt35"].stability
     assert counts == {"stable-pass": 1, "flaky": 1, "stable-fail": 1, "unchecked": 1}
+
+
+def test_a_tally_keeps_each_cases_repeats_in_little_memory() -> None:
+    """A target's tally keeps, per distinct case, only its packed repeat counts: 5,000 cases
+    (one repeated, one unchecked, one in another suite, one id with a "/") give the
+    stability counted case by case, holding under 150 bytes a case (a tuple key and a list
+    of three were about 270)."""
+    make = factories.result
+    results = [make(f"c{n}", "pass" if n % 3 else "fail", suite="s") for n in range(5000)]
+    results += [make("c1", "fail", suite="s", repeat=1), make("x", "unchecked")]
+    results += [make("a/b", suite="s"), make("c1", suite="t")]
+    tally = TargetTally("gpt35")
+    for r in results[:10]:  # the results' own cached figures, made before measuring
+        tally.add(r)
+    for r in results:
+        _ = (r.latency_ms, r.ttft_ms, r.tokens_per_s, r.cost_usd, r.prompt_tokens)
+        _ = (r.completion_tokens, r.cached, r.score, r.checks)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tally = TargetTally("gpt35")
+        for r in results:
+            tally.add(r)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    summary = tally.summary()
+    assert summary.distinct_cases == 5003
+    flaky = 1  # c1: a pass then a fail
+    assert summary.stability == {
+        "stable-pass": 3333 - flaky + 2,
+        "flaky": flaky,
+        "stable-fail": 1667,
+        "unchecked": 1,
+    }
+    assert held / 5003 < 150
 
 
 def _mixed_results() -> list[CaseResult]:
