@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import weakref
+import zlib
 from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,17 +28,33 @@ _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 class JsonlRows(Sequence[Row]):
     """The rows of a JSONL file, each parsed when read. Iterating checks every row: the
-    loader does so once, so a bad row is an error at its line before anything is built."""
+    loader does so once, so a bad row is an error at its line before anything is built.
 
-    def __init__(self, data: bytes, source: str) -> None:
-        self._data = data
+    The file's bytes are held until every row has been read once in order (the loader's
+    pass); later reads take a row from the file, by where it starts, through a descriptor
+    opened at load (so a file replaced since, as editors save, is still read as loaded).
+    Each row's CRC-32 is kept: a row that changed in place since is an error naming it,
+    never another row's data."""
+
+    def __init__(self, data: bytes, source: str, path: Path | None = None) -> None:
+        self._data: bytes | None = data
         self._source = source
         self._starts = array("q")
         self._ends = array("q")
+        self._crcs = array("I")
+        view = memoryview(data)
         for line in _LINE.finditer(data):
             if line.group().strip():
                 self._starts.append(line.start())
                 self._ends.append(line.end())
+                self._crcs.append(zlib.crc32(view[line.start() : line.end()]))
+        self._read_in_order = 0  # rows read so far in order, from the first
+        self._fd: int | None = None
+        if path is not None:
+            self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            weakref.finalize(self, os.close, self._fd)
+            if os.fstat(self._fd).st_size != len(data):
+                raise ValueError(f"{source}: changed while it was read")
 
     def __len__(self) -> int:
         return len(self._starts)
@@ -47,9 +66,11 @@ class JsonlRows(Sequence[Row]):
     def __getitem__(self, index: int | slice) -> Row | Sequence[Row]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
+        index = range(len(self))[index]
         start, end = self._starts[index], self._ends[index]
+        text = self._line(index, start, end)
         try:
-            row = json.loads(self._data[start:end].decode("utf-8"))  # as text, as before
+            row = json.loads(text.decode("utf-8"))  # as text, as before
         except json.JSONDecodeError as exc:
             raise ValueError(f"{self._where(start)}: not valid JSON ({exc.msg})") from None
         except RecursionError:
@@ -58,11 +79,31 @@ class JsonlRows(Sequence[Row]):
             raise ValueError(f"{self._where(start)}: a row must be a mapping")
         return row
 
+    def _line(self, index: int, start: int, end: int) -> bytes:
+        """A row's bytes: from the file's bytes while held, else from the file."""
+        if self._data is not None:
+            text = self._data[start:end]
+            if index == self._read_in_order:
+                self._read_in_order += 1
+                if self._read_in_order == len(self) and self._fd is not None:
+                    self._data = None  # every row read once: the file has them
+            return text
+        assert self._fd is not None  # bytes are let go only when the file is open
+        text = os.pread(self._fd, end - start, start)
+        if len(text) != end - start or zlib.crc32(text) != self._crcs[index]:
+            raise ValueError(
+                f"{self._source}: row {index + 1} changed since the suite was loaded "
+                "(load it again: run the command again)"
+            )
+        return text
+
     def __iter__(self) -> Iterator[Row]:
         return (self[i] for i in range(len(self)))
 
     def _where(self, start: int) -> str:
         """``data/rows.jsonl:12``: the line a row starts at (only when it is wrong)."""
+        if self._data is None:
+            return self._source
         return f"{self._source}:{len(_LINE_BREAK.findall(self._data, 0, start)) + 1}"
 
 
@@ -78,7 +119,7 @@ def read_rows(source: str | list[Any], context: LoadContext) -> Sequence[Row]:
     except UnicodeDecodeError:
         raise ValueError(f"{source}: not UTF-8 text") from None
     if suffix == ".jsonl":
-        return JsonlRows(data, source)
+        return JsonlRows(data, source, context.file(source, "data file"))
     if suffix == ".csv":
         return _csv_rows(text, source)
     if suffix in (".yaml", ".yml", ".json"):
