@@ -90,14 +90,11 @@ def significance_line(comparison: Comparison) -> str:
 
 def cost_line(comparison: Comparison) -> str:
     """What the paired cases cost now against the baseline, in dollars."""
-    paired = [d for d in comparison.cases if d.before and d.after]
-    before = [d.before.cost_usd for d in paired if d.before]
-    after = [d.after.cost_usd for d in paired if d.after]
-    if not paired or None in before or None in after:
-        return f"cost vs baseline: unknown over {len(paired)} paired case(s) (a side has no price)"
-    was, now = sum(c for c in before if c is not None), sum(c for c in after if c is not None)
+    paired, was, now = comparison.paired_costs()
+    if not paired or was is None or now is None:
+        return f"cost vs baseline: unknown over {paired} paired case(s) (a side has no price)"
     return (
-        f"cost vs baseline over {len(paired)} paired case(s) (mean per repeat): "
+        f"cost vs baseline over {paired} paired case(s) (mean per repeat): "
         f"{usd(was)} → {usd(now)} ({usd_delta(now - was)})"
     )
 

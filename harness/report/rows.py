@@ -581,5 +581,11 @@ def comparisons(run: Run, baseline: Run | None, cols: list[Column]) -> dict[int,
             continue
         ref = cols[col.reference]
         before = baseline.results if ref.baseline and baseline else run.results
-        out[i] = compare(before, run.results, before_target=ref.target, after_target=col.target)
+        out[i] = compare(
+            before,
+            run.results,
+            before_target=ref.target,
+            after_target=col.target,
+            after_single=run.summary.repeats == 1,
+        )
     return out

@@ -23,7 +23,7 @@ from harness.report.rows import (
     rank_of,
     repeats_verdict,
 )
-from harness.results.compare import UNCHANGED_PASS, Comparison
+from harness.results.compare import UNCHANGED_PASS, Comparison, Kept
 from harness.results.order import natural_key, natural_text_key
 from harness.results.record import CaseResult
 from harness.results.store import RESULTS_FILE, JournalIndex, JournalResults, Run, index_journal
@@ -199,25 +199,20 @@ def _read_journals(
     if baseline is None:
         return _Read(cases, suites, lines, None)
     place = {c.target: i for i, c in enumerate(cols) if c.baseline}
+    # The baseline as compared: scope_baseline's narrowing of it, when it was narrowed.
+    keeps = baseline.results.keeps if isinstance(baseline.results, Kept) else None
     if (baseline.path / RESULTS_FILE).is_file():
         # The journal holds what scope_baseline left out: take only the compared cases.
-        scope = {d.case_key for c in compared.values() for d in c.cases}
         base_index = index_journal(baseline.path)
         for (suite, case, column, repeat), (line, verdict) in _entries(base_index.latest, place):
-            if f"{suite}/{case}" in scope:
+            if keeps is None or keeps(suite, case, cols[column].target):
                 add(suite, case, column, repeat, verdict, line)
         return _Read(cases, suites, lines, base_index.lines)
-    # A baseline file: its verdicts are the comparisons' "before" sides, with no line.
-    for i, diff in compared.items():
-        ref = cols[i].reference
-        if ref is None or not cols[ref].baseline:
-            continue
-        for d in diff.cases:
-            known = cases.get(d.case_key)
-            if d.before is not None and (known is None or known[2 + ref] is None):
-                suite, _, case = d.case_key.partition("/")
-                for repeat, verdict in enumerate(d.before.verdicts):
-                    add(suite, case, ref, repeat, verdict, None)
+    # A baseline file: its results are held whole, and hold no journal line.
+    for r in baseline.results:
+        placed = place.get(r.target)
+        if placed is not None:
+            add(r.suite, r.case, placed, r.repeat, r.verdict, None)
     return _Read(cases, suites, lines, None)
 
 

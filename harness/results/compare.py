@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -284,9 +285,65 @@ class ScoreDelta:
         return f"score {self.label}: {self.delta.words()}"
 
 
+# Past this many cases, a comparison holds only the cases that changed; the unchanged ones
+# are counted and summed as they pass (see _Tally), as a large report lists its passing
+# cases by id instead of in full. 100,000 unchanged CaseDiffs took about 1 KB each.
+HELD_CASES = 2000
+
+
+class _Tally:
+    """What a comparison says of all its cases, summed one case at a time: how many of
+    each status, the McNemar pairs, the totals of paired deltas, the latency (TTFT,
+    tokens/s) of each side for its p50, the paired costs and the paired scores."""
+
+    _SUMS = ("prompt_tokens_delta", "completion_tokens_delta", "cost_delta_usd")
+    _P50S = ("latency_ms", "ttft_ms", "tokens_per_s")
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(STATUSES, 0)
+        self.paired = self.broke = self.fixed = 0
+        self.sums: dict[str, float | None] = dict.fromkeys(self._SUMS)
+        # Per measure and side, the values its p50 is taken over (8 bytes each).
+        self.values = {(m, side): array("d") for m in self._P50S for side in ("before", "after")}
+        # Each side's summed cost over the paired cases; None once a case has no price.
+        self.costs: list[float | None] = [0.0, 0.0]
+        self.scores: dict[tuple[str, str], dict[str, tuple[float, float]]] = defaultdict(dict)
+
+    def add(self, d: CaseDiff) -> None:
+        self.counts[d.status] += 1
+        b, a = d.before, d.after
+        if b is None or a is None:
+            return
+        self.paired += 1
+        self.broke += b.passed_majority and not a.passed_majority
+        self.fixed += a.passed_majority and not b.passed_majority
+        for name in self._SUMS:
+            value = getattr(d, name)
+            if value is not None:
+                total = self.sums[name]
+                self.sums[name] = value if total is None else total + value
+        for measure in self._P50S:
+            for side, s in (("before", b), ("after", a)):
+                if value := getattr(s, measure):  # as the p50s always read: no zero, no None
+                    self.values[(measure, side)].append(value)
+        for i, cost in enumerate((b.cost_usd, a.cost_usd)):
+            total = self.costs[i]
+            self.costs[i] = None if total is None or cost is None else total + cost
+        if b.score is not None and a.score is not None:
+            self.scores[(b.target, a.target)][d.case_key] = (b.score, a.score)
+
+    def p50(self, measure: str, side: str) -> float | None:
+        return percentile(self.values[(measure, side)], 50)
+
+
 @dataclass(frozen=True)
 class Comparison:
-    """Every paired case, worst first, with totals and a paired significance test."""
+    """Every paired case, worst first, with totals and a paired significance test.
+
+    ``cases`` holds every case up to HELD_CASES of them; past that only those whose
+    status is not unchanged-pass or unchanged-fail: the others are in the counts, totals,
+    costs and score deltas, which always cover every case.
+    """
 
     cases: tuple[CaseDiff, ...]
     mcnemar: McNemar
@@ -296,14 +353,18 @@ class Comparison:
     after_fingerprints: tuple[str, ...]
     # Parts of the baseline the run did not cover, so not compared (see scope_baseline).
     not_compared: tuple[str, ...] = ()
+    tally: _Tally = dataclasses.field(default_factory=_Tally, repr=False, compare=False)
+
+    @property
+    def summarised(self) -> bool:
+        """Whether the unchanged cases were counted only (not held in ``cases``)."""
+        return len(self.cases) < sum(self.tally.counts.values())
 
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(STATUSES, 0)
-        for diff in self.cases:
-            counts[diff.status] += 1
-        return counts
+        return dict(self.tally.counts)
 
     def by_status(self, status: str) -> list[CaseDiff]:
+        """The cases of ``status``; none of the unchanged ones when they were only counted."""
         return [d for d in self.cases if d.status == status]
 
     @property
@@ -327,55 +388,110 @@ class Comparison:
     def score_deltas(self) -> list[ScoreDelta]:
         """Per target (pair of targets), the mean score change over the cases scored on
         both sides, with its paired bootstrap interval."""
-        pairs: dict[tuple[str, str], dict[str, tuple[float, float]]] = defaultdict(dict)
-        for d in self.cases:
-            b, a = d.before, d.after
-            if b is None or a is None or b.score is None or a.score is None:
-                continue
-            pairs[(b.target, a.target)][d.case_key] = (b.score, a.score)
         out = []
-        for (before, after), scored in pairs.items():
+        for (before, after), scored in self.tally.scores.items():
             delta = paired_bootstrap(scored)
             if delta is not None:
                 out.append(ScoreDelta(before, after, delta))
         return sorted(out, key=lambda s: (s.after_target, s.before_target))
 
+    def paired_costs(self) -> tuple[int, float | None, float | None]:
+        """How many cases were paired, and each side's cost summed over them (mean per
+        repeat); None for a side when a paired case of it has no price."""
+        before, after = self.tally.costs
+        return self.tally.paired, before, after
+
     def totals(self) -> dict[str, Any]:
         """Sums of per-case deltas over paired cases, and the latency p50 on each side."""
-        paired = [d for d in self.cases if d.before and d.after]
-
-        def total(values: Iterable[float | None]) -> float | None:
-            present = [v for v in values if v is not None]
-            return sum(present) if present else None
-
-        def p50(side: str, measure: str = "latency_ms") -> float | None:
-            values = [getattr(s, measure) for d in paired if (s := getattr(d, side))]
-            return percentile([v for v in values if v], 50)
-
+        t = self.tally
         return {
-            "paired": len(paired),
-            "prompt_tokens_delta": total(d.prompt_tokens_delta for d in paired),
-            "completion_tokens_delta": total(d.completion_tokens_delta for d in paired),
-            "cost_delta_usd": total(d.cost_delta_usd for d in paired),
-            "latency_p50_before_ms": p50("before"),
-            "latency_p50_after_ms": p50("after"),
-            "ttft_p50_before_ms": p50("before", "ttft_ms"),
-            "ttft_p50_after_ms": p50("after", "ttft_ms"),
-            "tokens_per_s_p50_before": p50("before", "tokens_per_s"),
-            "tokens_per_s_p50_after": p50("after", "tokens_per_s"),
+            "paired": t.paired,
+            **t.sums,
+            "latency_p50_before_ms": t.p50("latency_ms", "before"),
+            "latency_p50_after_ms": t.p50("latency_ms", "after"),
+            "ttft_p50_before_ms": t.p50("ttft_ms", "before"),
+            "ttft_p50_after_ms": t.p50("ttft_ms", "after"),
+            "tokens_per_s_p50_before": t.p50("tokens_per_s", "before"),
+            "tokens_per_s_p50_after": t.p50("tokens_per_s", "after"),
         }
 
 
-def _group(
-    results: Iterable[CaseResult], target: str | None
-) -> dict[tuple[str, str], list[_Repeat]]:
-    groups: dict[tuple[str, str], list[_Repeat]] = defaultdict(list)
+class _Reported:
+    """The models and fingerprints a side's results reported, gathered as they pass."""
+
+    def __init__(self) -> None:
+        self.models: set[str] = set()
+        self.fingerprints: set[str] = set()
+
+    def add(self, r: _Repeat) -> None:
+        if r.model:
+            self.models.add(r.model)
+        if r.system_fingerprint:
+            self.fingerprints.add(r.system_fingerprint)
+
+
+def _repeats(
+    results: Iterable[CaseResult], target: str | None, reported: _Reported
+) -> Iterator[tuple[tuple[str, str], _Repeat]]:
+    """Each result of ``target`` (every target when None) under its pairing key."""
     for r in results:
         if target is None:
-            groups[(r.case_key, r.target)].append(_Repeat.of(r))
+            key = (r.case_key, r.target)
         elif r.target == target:
-            groups[(r.case_key, "")].append(_Repeat.of(r))
-    return groups
+            key = (r.case_key, "")
+        else:
+            continue
+        repeat = _Repeat.of(r)
+        if repeat.repeat:  # a side shows its first repeat's reply: the others' are not held
+            repeat = repeat._replace(reply=None)
+        reported.add(repeat)
+        yield key, repeat
+
+
+def _diff(key: tuple[str, str], old: list[_Repeat] | None, new: list[_Repeat] | None) -> CaseDiff:
+    b = _side(old) if old else None
+    a = _side(new) if new else None
+    status = _status(outcome(b.verdicts) if b else None, outcome(a.verdicts) if a else None)
+    side = a or b
+    return CaseDiff(key[0], side.target if side else "", status, b, a)
+
+
+class _Diffs:
+    """The diffs of a comparison as they are made: every one up to HELD_CASES, then only
+    the changed ones, with every diff counted and summed in the tally."""
+
+    def __init__(self) -> None:
+        self.tally = _Tally()
+        self.held: list[CaseDiff] | None = []  # None: past HELD_CASES, counted only
+        self.changed: list[CaseDiff] = []
+
+    def add(self, diff: CaseDiff) -> None:
+        if self.held is not None:
+            self.held.append(diff)
+            if len(self.held) <= HELD_CASES:
+                return
+            for held in self.held:
+                self._count(held)
+            self.held = None
+            return
+        self._count(diff)
+
+    def _count(self, diff: CaseDiff) -> None:
+        self.tally.add(diff)
+        if not diff.status.startswith("unchanged"):
+            self.changed.append(diff)
+
+    def sorted(self) -> tuple[CaseDiff, ...]:
+        """Worst first, then by case (row-2 before row-10) and target: the order two runs
+        finished their cases in does not change a diff's order. Within HELD_CASES, the
+        tally is summed in that order, as it always was."""
+        rank = {s: i for i, s in enumerate(STATUSES)}
+        diffs = self.changed if self.held is None else self.held
+        diffs.sort(key=lambda d: (rank[d.status], natural_key(d.case_key), d.target))
+        if self.held is not None:
+            for diff in self.held:
+                self.tally.add(diff)
+        return tuple(diffs)
 
 
 def compare(
@@ -384,49 +500,46 @@ def compare(
     *,
     before_target: str | None = None,
     after_target: str | None = None,
+    after_single: bool = False,
 ) -> Comparison:
     """Pair ``before`` and ``after`` case by case and classify every change.
 
     With ``before_target``/``after_target``, only that target's results are taken from each
     side and cases pair by ``suite/case`` alone (target A vs target B, or a baseline recorded
     under another target name). Without them, cases pair by ``suite/case`` and target name.
+
+    Each side is read once. ``after_single``: ``after`` holds one result per case (a run of
+    one repeat), so each is paired as it passes and only ``before`` is held meanwhile.
     """
     if (before_target is None) != (after_target is None):
         # One name alone means "this target on both sides".
         before_target = before_target or after_target
         after_target = after_target or before_target
-    old, new = _group(before, before_target), _group(after, after_target)
-    order = list(old) + [k for k in new if k not in old]
-    diffs = []
-    for key in order:
-        b = _side(old[key]) if key in old else None
-        a = _side(new[key]) if key in new else None
-        status = _status(
-            outcome(b.verdicts) if b else None,
-            outcome(a.verdicts) if a else None,
-        )
-        side = a or b
-        target = side.target if side else ""
-        diffs.append(CaseDiff(key[0], target, status, b, a))
-    rank = {s: i for i, s in enumerate(STATUSES)}
-    # Worst first, then by case (row-2 before row-10) and target: the order two runs
-    # finished their cases in does not change a diff's order.
-    diffs.sort(key=lambda d: (rank[d.status], natural_key(d.case_key), d.target))
-
-    pairs = [(d.before, d.after) for d in diffs if d.before and d.after]
-    broke = sum(1 for b, a in pairs if b.passed_majority and not a.passed_majority)
-    fixed = sum(1 for b, a in pairs if a.passed_majority and not b.passed_majority)
-
-    def reported(results: Iterable[list[_Repeat]], attr: str) -> tuple[str, ...]:
-        return tuple(sorted({v for group in results for r in group if (v := getattr(r, attr))}))
-
+    reported_before, reported_after = _Reported(), _Reported()
+    old: dict[tuple[str, str], list[_Repeat]] = defaultdict(list)
+    for key, repeat in _repeats(before, before_target, reported_before):
+        old[key].append(repeat)
+    diffs = _Diffs()
+    new: dict[tuple[str, str], list[_Repeat]] = defaultdict(list)
+    for key, repeat in _repeats(after, after_target, reported_after):
+        if after_single:
+            diffs.add(_diff(key, old.pop(key, None), [repeat]))
+        else:
+            new[key].append(repeat)
+    for key in list(old):
+        diffs.add(_diff(key, old.pop(key), new.pop(key, None)))
+    for key in list(new):
+        diffs.add(_diff(key, None, new.pop(key)))
+    cases = diffs.sorted()
+    t = diffs.tally
     return Comparison(
-        cases=tuple(diffs),
-        mcnemar=McNemar(len(pairs), broke, fixed, mcnemar_exact(broke, fixed)),
-        before_models=reported(old.values(), "model"),
-        after_models=reported(new.values(), "model"),
-        before_fingerprints=reported(old.values(), "system_fingerprint"),
-        after_fingerprints=reported(new.values(), "system_fingerprint"),
+        cases=cases,
+        mcnemar=McNemar(t.paired, t.broke, t.fixed, mcnemar_exact(t.broke, t.fixed)),
+        before_models=tuple(sorted(reported_before.models)),
+        after_models=tuple(sorted(reported_after.models)),
+        before_fingerprints=tuple(sorted(reported_before.fingerprints)),
+        after_fingerprints=tuple(sorted(reported_after.fingerprints)),
+        tally=t,
     )
 
 
@@ -462,20 +575,20 @@ def scope_baseline(run: Run, baseline: Run) -> tuple[Run, tuple[str, ...]]:
     targets = set(run.targets) | ran_targets
     paired_across_names = pair_targets(run, baseline)[0] is not None
 
-    def left_out_by(r: CaseResult) -> str:
+    def left_out_by(suite: str, case: str, target: str) -> str:
         """What leaves a baseline result out: its suite, its case or its target; or ""."""
-        if r.suite not in suites:
+        if suite not in suites:
             return "suite"
-        if r.suite in selected and r.case not in selected[r.suite]:
+        if suite in selected and case not in selected[suite]:
             return "case"
-        if not paired_across_names and r.target not in targets:
+        if not paired_across_names and target not in targets:
             return "target"
         return ""
 
     kept, suites_out, targets_out = 0, set(), set()
     cases_out: dict[str, set[str]] = {}
     for r in baseline.results:
-        why = left_out_by(r)
+        why = left_out_by(r.suite, r.case, r.target)
         if why == "suite":
             suites_out.add(r.suite)
         elif why == "case":
@@ -492,24 +605,26 @@ def scope_baseline(run: Run, baseline: Run) -> tuple[Run, tuple[str, ...]]:
         for name, cases in sorted(cases_out.items())
     ]
     left_out += [f"target '{name}' (not run)" for name in sorted(targets_out)]
-    scoped = Kept(baseline.results, lambda r: not left_out_by(r), kept)
+    scoped = Kept(baseline.results, lambda *key: not left_out_by(*key), kept)
     return dataclasses.replace(baseline, results=scoped), tuple(left_out)
 
 
 class Kept(Collection[CaseResult]):
-    """The results of ``source`` that ``keep`` keeps (``count`` of them), picked again on
+    """The results of ``source`` that ``keeps`` keeps (``count`` of them), picked again on
     each pass: a narrowed baseline or run holds no list of its own."""
 
     def __init__(
-        self, source: Iterable[CaseResult], keep: Callable[[CaseResult], bool], count: int
+        self, source: Iterable[CaseResult], keeps: Callable[[str, str, str], bool], count: int
     ) -> None:
-        self._source, self._keep, self._count = source, keep, count
+        self._source, self._count = source, count
+        # Of a result's suite, case and target: what a journal index's key says, too.
+        self.keeps = keeps
 
     def __len__(self) -> int:
         return self._count
 
     def __iter__(self) -> Iterator[CaseResult]:
-        return (r for r in self._source if self._keep(r))
+        return (r for r in self._source if self.keeps(r.suite, r.case, r.target))
 
     def __contains__(self, item: object) -> bool:
         return any(r == item for r in self)
@@ -520,6 +635,10 @@ def compare_to_baseline(run: Run, baseline: Run) -> Comparison:
     before_target, after_target = pair_targets(run, baseline)
     scoped, left_out = scope_baseline(run, baseline)
     comparison = compare(
-        scoped.results, run.results, before_target=before_target, after_target=after_target
+        scoped.results,
+        run.results,
+        before_target=before_target,
+        after_target=after_target,
+        after_single=run.summary.repeats == 1,
     )
     return dataclasses.replace(comparison, not_compared=left_out)
