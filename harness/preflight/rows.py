@@ -88,16 +88,18 @@ class _TargetRows:
 
     def _compact(self, row: PlanRow) -> bool:
         """The row is what ``row_at`` makes again from the arrays (else it is kept whole)."""
-        numbers = (row.prompt_tokens, row.charged_tokens, row.max_tokens or 0)
+        cost, max_tokens = row.est_cost, row.max_tokens
         return (
             not row.problems
             and row.fits
             and (row.target, row.model, row.context_window) == self.common
             and bool(row.turn_tokens)
             and row.turn_tokens[0] == row.prompt_tokens
-            and row.completion_unknown == (row.max_tokens is None)
-            and all(0 <= n <= _BIGGEST for n in numbers)
-            and not (row.est_cost is not None and math.isnan(row.est_cost))
+            and row.completion_unknown == (max_tokens is None)
+            and 0 <= row.prompt_tokens <= _BIGGEST
+            and 0 <= row.charged_tokens <= _BIGGEST
+            and (max_tokens is None or 0 <= max_tokens <= _BIGGEST)
+            and (cost is None or cost == cost)  # NaN stands for no price
         )
 
     def numbers(self, ordinal: int) -> tuple[tuple[int, ...], int | None, int, float | None]:
@@ -144,8 +146,9 @@ class PlanRows(Sequence[PlanRow]):
             target.add(ordinal, row, compact=repeat_fits and same_case)
 
     def _number(self, text: str) -> int:
-        number = self._shared.setdefault(text, len(self._shared_texts))
-        if number == len(self._shared_texts):
+        number = self._shared.get(text)
+        if number is None:
+            number = self._shared[text] = len(self._shared_texts)
             self._shared_texts.append(text)
         return number
 
@@ -233,16 +236,25 @@ class PlanRows(Sequence[PlanRow]):
     def sendable(self, place: int) -> Iterator[Sendable]:
         """What the totals read of each row of the target at ``place`` that is sent."""
         target = self._targets[place]
+        whole, later, repeats = target.whole, target.later, self._repeats
+        first, max_tokens, charged, cost = (
+            target.first,
+            target.max_tokens,
+            target.charged,
+            target.cost,
+        )
         for ordinal in range(self.cases):
-            whole = target.whole.get(ordinal)
-            if whole is None:
-                turns, max_tokens, charged, cost = target.numbers(ordinal)
-                yield Sendable(turns, max_tokens, self._repeats[ordinal], charged, cost)
-            elif not whole.fatal:
+            row = whole.get(ordinal)
+            if row is None:
+                limit, price = max_tokens[ordinal], cost[ordinal]
                 yield Sendable(
-                    whole.turn_tokens,
-                    whole.max_tokens,
-                    whole.repeat,
-                    whole.charged_tokens,
-                    whole.est_cost,
+                    later.get(ordinal) or (first[ordinal],),
+                    None if limit == _NO_MAX_TOKENS else limit,
+                    repeats[ordinal],
+                    charged[ordinal],
+                    None if price != price else price,  # NaN: no price
+                )
+            elif not row.fatal:
+                yield Sendable(
+                    row.turn_tokens, row.max_tokens, row.repeat, row.charged_tokens, row.est_cost
                 )
