@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.config import Config, TargetConfig, load_config
@@ -20,12 +20,12 @@ from harness.results.store import Run, load_run
 from harness.runner.cached import ReplayTarget
 from harness.runner.check_model import check_model_for
 from harness.runner.embedder import embedder_for
-from harness.runner.engine import RunOptions, RunOutcome, execute, kept_keys
+from harness.runner.engine import RunOptions, RunOutcome, execute
 from harness.runner.rescore import Rescoring, rescoring, suite_paths
+from harness.runner.resume import Kept, read_kept
 from harness.runner.work import WorkItems, item_key, work_items
 from harness.suite import Case, Suite
-from harness.suite.cases import Cases, without_checks
-from harness.suite.cases import kept as kept_cases
+from harness.suite.cases import Cases, Picked, without_checks
 from harness.suite.model import streamed
 from harness.suite.select import EVERY_CASE, Selection, load_selected
 from harness.suite.shard import Shard, ShardPlan, cut
@@ -137,12 +137,39 @@ def check_targets(prepared: Prepared, *, keys: bool = True) -> None:
             resolve_gguf(target)
 
 
-def kept(options: RunOptions) -> set[str]:
-    """The keys of the results a resume keeps (none for a new run), read from its journal
-    once for both the plan and the count of what is left (``preflight``, ``pending``)."""
+def kept(options: RunOptions) -> Kept | None:
+    """The results a resume keeps (None for a new run), read from its journal once for
+    the plan, the count of what is left and the run itself (``left``, ``pending``, ``run``)."""
     if options.resume is None:
-        return set()
-    return kept_keys(options.resume, options.retry_errors)
+        return None
+    return read_kept(options.resume, options.retry_errors)
+
+
+def left(prepared: Prepared, options: RunOptions, done: Collection[str] | None) -> Prepared:
+    """The prepared run with only the cases a resume has something left of (``done``: the
+    keys it keeps), each suite's cases held as their places: its plan and its lanes read
+    no case it has finished. A new run (nothing done) is as it was prepared."""
+    if not done:
+        return prepared
+    names = [t.name for t in prepared.targets]
+    suites = [
+        replace(s, cases=_left_cases(s.cases, names, options.repeat, done)) for s in prepared.suites
+    ]
+    return replace(prepared, suites=suites)
+
+
+def _left_cases(
+    cases: Sequence[Case], targets: list[str], repeat: int | None, done: Collection[str]
+) -> Sequence[Case]:
+    if isinstance(cases, tuple):
+        return tuple(case for case in cases if not _all_done(case, targets, repeat, done))
+    # Only each case's key is read, so a for_each's rows are built without their checks;
+    # the lanes build the cases left, checks and all, from their places.
+    plain = without_checks(cases)
+    return Picked(
+        cases,
+        (i for i, case in enumerate(plain) if not _all_done(case, targets, repeat, done)),
+    )
 
 
 def pending(
@@ -154,12 +181,12 @@ def pending(
     """How many case × target × repeat results the run will add (a resume: what is missing;
     ``done``: what it keeps, when already read). From ``checked``, the run's preflight, the
     count reads its rows (each case on each target, with its repeat) and builds no case."""
-    done = kept(options) if done is None else done
+    done = (kept(options) or ()) if done is None else done
     if checked is not None:
         return sum(
-            item_key(key, target, n) not in done
-            for key, target, repeat in checked.row_keys()
-            for n in range(options.repeat or repeat)
+            item_key(row.key, row.target, n) not in done
+            for row in checked.rows
+            for n in range(options.repeat or row.repeat)
         )
     items = work_items(prepared.suites, [t.name for t in prepared.targets], options.repeat)
     if not done:
@@ -171,17 +198,11 @@ def preflight(
     prepared: Prepared, options: RunOptions | None = None, done: Collection[str] = ()
 ) -> Plan:
     """Count, check limits and parameters of every case on every target; sends nothing.
-    A resume (``done``: the keys it keeps) plans only the cases it has left to run."""
-    cases = prepared.cases
+    A resume (``done``: the keys it keeps) plans only the cases it has left to run (as
+    ``preflight(left(...))``, which a caller that also runs them uses)."""
     if done:
-        names = [t.name for t in prepared.targets]
-        repeat = options.repeat if options is not None else None
-        # Only each case's key is read here, and the plan reads no check: the rows are
-        # built without theirs (half the cost of building a for_each row).
-        cases = kept_cases(
-            without_checks(cases), lambda case: not _all_done(case, names, repeat, done)
-        )
-    return plan(cases, prepared.targets, prepared.catalogue)
+        prepared = left(prepared, options or RunOptions(), done)
+    return plan(prepared.cases, prepared.targets, prepared.catalogue)
 
 
 def _all_done(case: Case, targets: list[str], repeat: int | None, done: Collection[str]) -> bool:
@@ -196,15 +217,22 @@ def run(
     progress: Callable[[CaseResult], None] | None = None,
     checked: Plan | None = None,
     baseline: Run | None = None,
+    done: Kept | None = None,
+    cases_left: Prepared | None = None,
 ) -> RunOutcome:
     """Run the prepared suites on their targets and write the run record and report.
 
     Cases the preflight finds the service would certainly reject are recorded as preflight
-    errors and not sent.
+    errors and not sent. A resume's kept results (``done``) and ``cases_left`` (``left`` of them,
+    which ``checked`` planned), when given, are not read again.
     """
-    checked = checked or preflight(prepared)
+    if options.resume is not None and cases_left is None:
+        done = done if done is not None else kept(options)
+        cases_left = left(prepared, options, done)
+    cases_left = cases_left or prepared
+    checked = checked or preflight(cases_left)
     names = [t.name for t in prepared.targets]
-    items = work_items(prepared.suites, names, options.repeat, checked)
+    items = work_items(cases_left.suites, names, options.repeat, checked)
     # A resumed shard keeps the shard its run.json records (its suites are that shard's).
     extra = None
     if prepared.shard is not None and options.resume is None:
@@ -220,6 +248,7 @@ def run(
             record_extra=extra,
             judging=prepared.judging(),
             embedder=prepared.embedder,
+            kept=done,
         )
     )
     write_html(

@@ -235,9 +235,11 @@ def run(
         click.echo(
             "No targets configured: using the embedded local model (target 'local').", err=True
         )
-    # A resume's kept results, read once: it plans and counts only what is left.
+    # A resume's kept results, read once, and the cases it has something left of: it plans,
+    # counts and runs only those.
     done = api.kept(options)
-    checked = api.preflight(prepared, options, done)
+    cases_left = api.left(prepared, options, done)
+    checked = api.preflight(cases_left)
     for warning in [*sent_twice(prepared.targets), *checked.warnings]:
         click.echo(f"Warning: {warning}", err=True)
     if checked.fatal_rows:
@@ -264,11 +266,17 @@ def run(
         f"suite(s) on {names}",
         err=True,
     )
-    total = api.pending(prepared, options, done, checked)
+    total = api.pending(cases_left, options, done or (), checked)
     progress, stop_progress = progress_printer(total, redact)
     try:
         outcome = api.run(
-            prepared, options, progress=progress, checked=checked, baseline=gate.baseline
+            prepared,
+            options,
+            progress=progress,
+            checked=checked,
+            baseline=gate.baseline,
+            done=done,
+            cases_left=cases_left,
         )
     except KeyboardInterrupt:
         # Before the run's directory existed, or while its report was written: whatever

@@ -7,7 +7,15 @@ import contextlib
 import json
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -48,7 +56,7 @@ from harness.runner.embeddings import Embeddings
 from harness.runner.lanes import start_lanes
 from harness.runner.meta import new_run_id, now_iso, run_meta, suite_meta, target_entry
 from harness.runner.pool import open_for_run, scheduling_of
-from harness.runner.resume import check_unchanged
+from harness.runner.resume import Kept, check_unchanged, read_kept
 from harness.runner.retry import RetryPolicy
 from harness.runner.sender import TargetSender
 from harness.runner.work import WorkItem, WorkItems, run_item, work_items
@@ -165,6 +173,7 @@ async def execute(
     open_with: Callable[[TargetConfig], Awaitable[Target]] | None = None,
     judging: JudgeSetup | None = None,
     embedder: TargetConfig | None = None,
+    kept: Kept | None = None,
 ) -> RunOutcome:
     """Run the work items (default: every case on every target, with no plan); always
     writes the record, also when interrupted (Ctrl-C, cancel).
@@ -178,7 +187,8 @@ async def execute(
     of the usual way; ``record_extra`` goes into run.json as it is. ``judging``: the judges
     of model-graded checks, each sent to through its own sender (the run target's, when
     the judge is also a target under test). ``embedder``: whose embeddings ``similar``
-    compares, sent to (never from the cache) through a sender of its own.
+    compares, sent to (never from the cache) through a sender of its own. ``kept``: a
+    resume's kept results when already read (else its journal is read here).
     """
     judge_configs = (
         [c for c in judging.configs if c.name not in {t.name for t in configs}] if judging else []
@@ -214,6 +224,7 @@ async def execute(
         run.batched = batch_targets(configs, options.batch)
         run.judging, run.judge_targets = judging, judge_targets
         run.embedder = run_embedder if embedder is not None and not options.cache.replay else None
+        run.kept = kept
         return await run.all(suites, items)
     finally:
         if store is not None:
@@ -252,6 +263,8 @@ class _Run:
     ledger: Ledger | None = None
     # The targets sent to as Global Batch jobs.
     batched: set[str] = field(default_factory=set)
+    # A resume's kept results, read before the run by its caller (None: read them here).
+    kept: Kept | None = None
 
     def items_of(self, items: WorkItems, target: str) -> Iterator[WorkItem]:
         """A target's work items as they are drawn; a batch target's tokens cost the
@@ -268,7 +281,7 @@ class _Run:
                 prices[name] = first.spec.price
         extra = self.record_extra or {}
         run_dir, meta, done = _open_run_dir(
-            suites, self.targets, self.options, self.redact, prices, extra
+            suites, self.targets, self.options, self.redact, prices, extra, self.kept
         )
         cache = None
         if self.store is not None:
@@ -279,7 +292,7 @@ class _Run:
 async def _run_all(
     run_dir: Path,
     meta: dict[str, Any],
-    done: set[str],
+    done: Collection[str],
     all_items: WorkItems,
     run: _Run,
     cache: RunCache | None,
@@ -458,9 +471,11 @@ def _open_run_dir(
     redact: Redactor,
     prices: Mapping[str, Price | None],
     extra: Mapping[str, Any],
-) -> tuple[Path, dict[str, Any], set[str]]:
+    kept: Kept | None = None,
+) -> tuple[Path, dict[str, Any], Collection[str]]:
     """The run's folder and metadata (``extra`` in it from its first write, so a run killed
-    at once still says what it is), and the keys of the results it already has."""
+    at once still says what it is), and the keys of the results it already has (a resume's
+    ``kept``, when its caller has read them)."""
     if options.resume is not None:
         meta = {**read_meta(options.resume), **extra}
         meta["resumed_at"] = [*meta.get("resumed_at", []), now_iso()]
@@ -475,12 +490,11 @@ def _open_run_dir(
             "batch": options.batch.to_json(),
         }
         _add_new_inputs(meta, suites, targets, prices)
-        index = index_journal(options.resume)
-        kept = index.kept(options.retry_errors)
-        if len(kept) != index.lines:  # a key written twice, or errors to run again
-            index.keep_only(kept.values())
+        if kept is None:
+            kept = read_kept(options.resume, options.retry_errors)
+        kept.tidy()
         _write_scrubbed(options.resume, meta, redact)
-        return options.resume, meta, set(kept)
+        return options.resume, meta, kept
     run_id = new_run_id()
     run_dir = options.reports_dir / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -488,11 +502,6 @@ def _open_run_dir(
     meta = {**run_meta(run_id, suites, entries, options.to_json()), **extra}
     _write_scrubbed(run_dir, meta, redact)
     return run_dir, meta, set()
-
-
-def kept_keys(run_dir: Path, retry_errors: bool = False) -> set[str]:
-    """What a resume keeps: each key's latest result, less the errors when to be retried."""
-    return set(index_journal(run_dir).kept(retry_errors))
 
 
 def _add_new_inputs(

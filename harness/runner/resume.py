@@ -3,13 +3,13 @@ command-line -j and --timeout it was started with."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.results.runmeta import RunMeta
-from harness.results.store import read_meta
+from harness.results.store import JournalIndex, index_journal, read_meta
 from harness.suite.model import Suite
 from harness.suite.shard import Shard
 
@@ -27,6 +27,38 @@ class ResumeInputs:
     # The shard of a --shard run (its suite paths already name that shard's cases).
     shard: Shard | None = None
     batch: bool = False  # --batch: every azure target ran as Global Batch jobs
+
+
+@dataclass(frozen=True)
+class Kept(Collection[str]):
+    """The results a resume keeps (each key's latest line, less the errors it retries),
+    read from its journal once: the plan, the count of what is left and the engine all ask
+    it (a second pass over 100,000 lines cost about 0.5 s before the first request)."""
+
+    run_dir: Path
+    journal_lines: int  # complete lines in its journal
+    lines: Mapping[str, int]  # key -> the journal line that counts
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.lines
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.lines)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def tidy(self) -> None:
+        """Rewrite the journal with only the lines kept, when some are not (a key written
+        twice, or errors to run again): the journal then holds one line per result."""
+        if len(self.lines) != self.journal_lines:
+            JournalIndex(self.run_dir, self.journal_lines, {}).keep_only(self.lines.values())
+
+
+def read_kept(run_dir: Path, retry_errors: bool = False) -> Kept:
+    """What a resume of ``run_dir`` keeps, from one pass over its journal."""
+    index = index_journal(run_dir)  # each key's line and verdict: only the lines are kept
+    return Kept(run_dir, index.lines, index.kept(retry_errors))
 
 
 def resume_inputs(run_dir: Path) -> ResumeInputs:
