@@ -1,7 +1,7 @@
 """azeval at 1,000 to 100,000 cases: validate, plan, run, memory, run folder, report.
 
     python bench/bench_scale.py [--sizes 1000,10000,100000] [--concurrency 64] [--browser]
-                                [--resume]
+                                [--resume] [--resume-only]
 
 Each size is one ``for_each`` suite over a JSONL file of that many rows (three checks per
 case), run against an in-process fake Azure server answering with zero latency. Every
@@ -10,7 +10,8 @@ is its own. Prints a table with each figure's ratio to the first (smallest) size
 plan and run wall time, per-case run time, peak RSS of the run, journal and report size,
 and (with ``--browser``) the report's time to interactive in headless Chromium. With
 ``--resume``, a second run is killed (SIGKILL) once half its cases are in its journal, and
-``azeval run --resume`` of it is timed from its start to the first request the fake answers.
+``azeval run --resume`` of it is timed from its start to the first request the fake answers;
+``--resume-only`` measures that alone.
 """
 
 from __future__ import annotations
@@ -171,12 +172,19 @@ def interactive_s(report: Path, profile: Path) -> float:
 
 
 def measure(
-    cases: int, concurrency: int, browser: bool, server: FakeAzure, resume: bool
+    cases: int,
+    concurrency: int,
+    browser: bool,
+    server: FakeAzure,
+    resume: bool,
+    resume_only: bool = False,
 ) -> dict[str, float]:
     endpoint = server.endpoint
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_project(root, cases, endpoint)
+        if resume_only:  # the killed run is all there is: half the time of a whole run
+            return {"resume s": resume_s(root, cases, concurrency, lambda: server.count(200))}
         validate = azeval(root, "validate", "suites")
         plan = azeval(root, "plan", "suites", "-t", "gpt35")
         run = azeval(root, "run", "suites", "-t", "gpt35", "-j", str(concurrency))
@@ -206,6 +214,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--browser", action="store_true", help="time the report in Chromium")
     parser.add_argument("--resume", action="store_true", help="time --resume of a killed run")
+    parser.add_argument(
+        "--resume-only",
+        action="store_true",
+        help="time only --resume of a killed run (no validate, plan or whole run)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     from harness.testing import Deployment, FakeAzure
@@ -213,7 +226,9 @@ def main() -> None:
     rows = {}
     with FakeAzure([Deployment("gpt35")], api_keys=(KEY,), record=False) as server:
         for size in sizes:
-            rows[size] = measure(size, args.concurrency, args.browser, server, args.resume)
+            rows[size] = measure(
+                size, args.concurrency, args.browser, server, args.resume, args.resume_only
+            )
             print(f"{size} cases: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[size].items()))
     first = rows[sizes[0]]
     columns = list(first)

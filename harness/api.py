@@ -25,7 +25,7 @@ from harness.runner.rescore import Rescoring, rescoring, suite_paths
 from harness.runner.resume import Kept, read_kept
 from harness.runner.work import WorkItems, item_key, work_items
 from harness.suite import Case, Suite
-from harness.suite.cases import Cases, Picked, without_checks
+from harness.suite.cases import Cases, Picked, key_at
 from harness.suite.model import streamed
 from harness.suite.select import EVERY_CASE, Selection, load_selected
 from harness.suite.shard import Shard, ShardPlan, cut
@@ -161,15 +161,14 @@ def left(prepared: Prepared, options: RunOptions, done: Collection[str] | None) 
 def _left_cases(
     cases: Sequence[Case], targets: list[str], repeat: int | None, done: Collection[str]
 ) -> Sequence[Case]:
-    if isinstance(cases, tuple):
-        return tuple(case for case in cases if not _all_done(case, targets, repeat, done))
-    # Only each case's key is read, so a for_each's rows are built without their checks;
-    # the lanes build the cases left, checks and all, from their places.
-    plain = without_checks(cases)
-    return Picked(
-        cases,
-        (i for i, case in enumerate(plain) if not _all_done(case, targets, repeat, done)),
-    )
+    # Only each case's key is read (a for_each renders only its row's id); the lanes build
+    # the cases left, checks and all, from their places.
+    def finished(index: int) -> bool:
+        key, repeats = key_at(cases, index)
+        return all(item_key(key, t, n) in done for t in targets for n in range(repeat or repeats))
+
+    places = (i for i in range(len(cases)) if not finished(i))
+    return tuple(cases[i] for i in places) if isinstance(cases, tuple) else Picked(cases, places)
 
 
 def pending(
@@ -203,11 +202,6 @@ def preflight(
     if done:
         prepared = left(prepared, options or RunOptions(), done)
     return plan(prepared.cases, prepared.targets, prepared.catalogue)
-
-
-def _all_done(case: Case, targets: list[str], repeat: int | None, done: Collection[str]) -> bool:
-    keys = (item_key(case.key, t, n) for t in targets for n in range(repeat or case.repeat))
-    return all(key in done for key in keys)
 
 
 def run(

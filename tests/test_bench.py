@@ -166,6 +166,13 @@ def test_scale_bench_prints_a_table_with_ratios() -> None:
     assert lines["20"].count("( 1.00x)") == 7 and "40" in lines
 
 
+def test_scale_bench_can_time_only_the_resume() -> None:
+    """--resume-only kills a run half-way and times only its resume, one column per size."""
+    out = bench("bench_scale", "--sizes", "40", "--concurrency", "4", "--resume-only")
+    assert "resume s" in out and "validate s" not in out
+    assert "(ratios to the 40-case line; concurrency 4)" in out
+
+
 def test_batch_bench_runs_cases_through_the_batch_endpoints() -> None:
     """The batch bench: live and batch verdicts agree, azeval's own time and memory are
     shown as ratios to the live run, and the batch made one upload and one batch."""

@@ -251,10 +251,10 @@ def test_a_resume_reads_its_journal_once_before_it_sends(project, server, monkey
 
 
 def test_a_resume_builds_no_case_it_has_finished(project, server, monkeypatch):
-    """The cases a resume has finished are not built with their checks, neither for its
-    plan nor in its lanes: only each one's key is read (from its row built without checks),
-    and the lanes draw only the cases left. (The load builds every row once, checks and
-    all, to find a bad row before anything is sent.)"""
+    """The cases a resume has finished are not built again, neither for its plan nor in its
+    lanes: only each one's key is read, from its row's id, and the lanes draw only the
+    cases left. (The load builds every row once, checks and all, to find a bad row before
+    anything is sent.)"""
     run_dir = _killed_half_way(project, 20)
     from harness.suite.build import CaseWriting
 
@@ -263,8 +263,7 @@ def test_a_resume_builds_no_case_it_has_finished(project, server, monkeypatch):
 
     def counted(self, place, variables, *, checks=True):
         made = case(self, place, variables, checks=checks)
-        if checks:
-            built.append(made.id)
+        built.append(made.id)
         return made
 
     monkeypatch.setattr(CaseWriting, "case", counted)
@@ -406,3 +405,18 @@ def test_resume_restores_the_runs_own_j_and_timeout(project, server):
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["scheduler"]["gpt35"]["max_concurrency"] == 2
     assert resume_inputs(run_dir).concurrency == 2
+
+
+def test_a_resume_of_a_selected_streamed_run_keeps_its_cases(project, server):
+    """A resume of a run of some cases (-k), streamed, finds what it has left by key through
+    the selection and the streaming (their keys read, not built) and sends only those."""
+    _for_each_project(project, 12)
+    args = ("run", "suites", "-t", "gpt35", "-k", "r1", "--stream")
+    assert azeval(*args) == 1  # r1, r10, r11; r10 fails its check
+    (run_dir,) = (project / "reports" / "runs").iterdir()
+    lines = (run_dir / "results.jsonl").read_text().splitlines(keepends=True)
+    (run_dir / "results.jsonl").write_text(lines[0])
+    sent = len(server.requests)
+    assert azeval("run", "--resume", str(run_dir)) == 1
+    assert len(server.requests) - sent == 2
+    assert sorted(row["case"] for row in journal(run_dir)) == ["r1", "r10", "r11"]

@@ -12,7 +12,7 @@ import pytest
 from harness.errors import SuiteError
 from harness.preflight import plan
 from harness.suite import Case, load_suite
-from harness.suite.cases import Changed, Picked, without_checks
+from harness.suite.cases import Changed, Picked, key_at, without_checks
 from harness.suite.model import streamed
 from harness.suite.select import CasePaths, Selection, narrow
 from harness.suite.shard import Shard, cut
@@ -279,3 +279,25 @@ def test_a_plan_lists_each_targets_rows_together_in_case_order(suite_path):
     ids = [c.id for c in suite.cases]
     assert [(r.target, r.case) for r in checked.rows] == [(t, i) for t in "ab" for i in ids]
     assert [t.cases for t in checked.targets] == [len(ids), len(ids)]
+
+
+def test_a_cases_key_is_read_from_its_row_without_building_it(suite_path, monkeypatch):
+    """key_at gives each case's key and repeat as the built case has them, through a
+    selection and streaming too; a for_each's is rendered from its row's id alone, no case
+    built."""
+    suite = load_suite(suite_path)
+    (picked,) = narrow([streamed(suite)], CasePaths.parse([suite_path]), Selection("tax-2"))
+    expected = {
+        id(cases): [(case.key, case.repeat) for case in cases]
+        for cases in (suite.cases, picked.cases)
+    }
+    from harness.suite.build import CaseWriting
+
+    def unbuilt(*args, **kwargs):
+        raise AssertionError("a case was built for its key")
+
+    monkeypatch.setattr(CaseWriting, "case", unbuilt)
+    for cases in (suite.cases, picked.cases):
+        keys = [tuple(key_at(cases, i)) for i in range(len(cases))]
+        assert keys == expected[id(cases)]
+    assert key_at(suite.cases, 1) == ("s/tax-1", 1)

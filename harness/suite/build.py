@@ -70,6 +70,17 @@ class CaseWriting:
     def error(self, parts: tuple[Any, ...], message: str) -> SuiteError:
         return error_at(self.path, self.lines, parts, message)
 
+    def case_key(self, variables: dict[str, Any]) -> str:
+        """The key of the case these variables make (``case(...).key``), rendering only its
+        id: what a resume reads of a row it may have finished. The load has already built
+        every row, so the id is known to render."""
+        return f"{self.suite_id}/{render_value(self.raw['id'], variables)}"
+
+    @property
+    def repeat(self) -> int:
+        """How many times each of its cases runs (no template is rendered into it)."""
+        return int(self._untemplated["repeat"])
+
     def _once(self, key: str, written: Any, build: Callable[[], T]) -> T:
         """``build()``, kept for every later row when what it reads (``written``) has no
         template; built again per row otherwise."""

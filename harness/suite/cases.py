@@ -12,10 +12,17 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import accumulate
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, NamedTuple, overload
 
 if TYPE_CHECKING:  # model.py imports this module
     from harness.suite.model import Case, Expectation
+
+
+class CaseKey(NamedTuple):
+    """What a result's key says of its case: suite/id, and how many times it runs."""
+
+    key: str
+    repeat: int
 
 
 class LazyCases(Sequence["Case"]):
@@ -48,6 +55,12 @@ class LazyCases(Sequence["Case"]):
     def _case(self, index: int) -> Case:
         raise NotImplementedError
 
+    def key_at(self, index: int) -> CaseKey:
+        """The key of the case at ``index`` and its repeat (a for_each's says them without
+        building the case)."""
+        case = self[index]
+        return CaseKey(case.key, case.repeat)
+
     def checks(self) -> Iterator[Expectation]:
         return _each_check(self)
 
@@ -73,6 +86,10 @@ class Cases(LazyCases):
     def without_checks(self) -> Cases:
         return Cases(without_checks(part) for part in self._parts)
 
+    def key_at(self, index: int) -> CaseKey:
+        part = bisect_right(self._ends, index)
+        return key_at(self._parts[part], index - (self._ends[part - 1] if part else 0))
+
     def _case(self, index: int) -> Case:
         part = bisect_right(self._ends, index)
         return self._parts[part][index - (self._ends[part - 1] if part else 0)]
@@ -97,10 +114,13 @@ class Picked(LazyCases):
     def without_checks(self) -> Picked:
         return Picked(without_checks(self._cases), self._indices)
 
+    def key_at(self, index: int) -> CaseKey:
+        return key_at(self._cases, self._indices[index])
+
 
 class Changed(LazyCases):
-    """Every case of a sequence, changed as it is read by a function that keeps its checks
-    (``--stream`` sets a parameter)."""
+    """Every case of a sequence, changed as it is read by a function that keeps its checks,
+    id and repeat (``--stream`` sets a parameter)."""
 
     def __init__(self, cases: Sequence[Case], change: Callable[[Case], Case]) -> None:
         self._cases = cases
@@ -120,6 +140,9 @@ class Changed(LazyCases):
 
     def without_checks(self) -> Changed:
         return Changed(without_checks(self._cases), self._change)
+
+    def key_at(self, index: int) -> CaseKey:
+        return key_at(self._cases, index)
 
 
 def kept(cases: Sequence[Case], keep: Callable[[Case], bool]) -> Sequence[Case]:
@@ -141,6 +164,16 @@ def checks_of(cases: Sequence[Case]) -> Iterator[Expectation]:
     row has them): a lazy sequence answers without building each case."""
     checks = getattr(cases, "checks", None)
     return checks() if callable(checks) else _each_check(cases)
+
+
+def key_at(cases: Sequence[Case], index: int) -> CaseKey:
+    """The key (suite/id) and repeat of ``cases[index]``; a lazy sequence renders only the
+    id of a for_each's row: a resume finds which of 100,000 cases it has finished by key,
+    and building each case for it cost about as much as its plan."""
+    if isinstance(cases, LazyCases):
+        return cases.key_at(index)
+    case = cases[index]
+    return CaseKey(case.key, case.repeat)
 
 
 def without_checks(cases: Sequence[Case]) -> Sequence[Case]:

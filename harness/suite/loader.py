@@ -23,7 +23,7 @@ from harness.checks import LoadContext
 from harness.errors import SuiteError
 from harness.project import Project
 from harness.suite.build import CaseWriting, Shared, error_at
-from harness.suite.cases import Cases, LazyCases
+from harness.suite.cases import CaseKey, Cases, LazyCases
 from harness.suite.data import Row, read_rows
 from harness.suite.model import Case, Expectation, Suite
 from harness.suite.yamlfile import Lines, place_of, read_yaml
@@ -264,6 +264,11 @@ class ForEachCases(LazyCases):
     def _case(self, index: int) -> Case:
         place, variables = f"{self._place}[row {index + 1}]", self._variables_of(index)
         return self._writing.case(place, variables, checks=self._checked)
+
+    def key_at(self, index: int) -> CaseKey:
+        """The key and repeat of the case at ``index``, from its row's id alone (see
+        suite/cases.key_at)."""
+        return CaseKey(self._writing.case_key(self._variables_of(index)), self._writing.repeat)
 
     def without_checks(self) -> ForEachCases:
         """The same cases built without their checks (see suite/cases.without_checks)."""
