@@ -2,6 +2,7 @@
 
 Usage: python bench/bench_report.py [--cases 10000] [--repeat 3]
        python bench/bench_report.py --large 100000 [--browser]
+       python bench/bench_report.py --compare 100000
 
 Renders the run alone and against a baseline (the same suite, replies drifted by a few
 words), and prints for each the best render_html time of ``--repeat``, its ratio to
@@ -14,6 +15,12 @@ report was before the limit, the reference): each one's size, write time and (wi
 ``--browser``) time to interactive in headless Chromium, measured as bench_scale.py does.
 Exits 1 when the report azeval writes is 25 MB or more, or (with --browser) takes 2 s or
 more to open.
+
+``--compare N`` writes a run and a baseline run of N/10 cases (the reference) and of N,
+differing in about one case in 1,000 (regressions and fixes), and times ``azeval report
+RUN --baseline BASE`` on each in a child process of its own: wall time and peak RSS, and
+the large one's ratios to the reference (linear time is about 10x; flat memory 1.2x or
+less). Exits 1 when the large one's peak RSS is 400 MB or more.
 """
 
 from __future__ import annotations
@@ -21,12 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_scale import interactive_s
+from bench_scale import azeval, interactive_s
 
 from harness.report import render_html, write_report
 from harness.results.record import CaseResult, CheckResult, ErrorInfo, TurnResult
@@ -35,6 +43,7 @@ from harness.testing.runs import write_large_run
 
 BUDGET_S = 3.0
 LARGE_MB, OPEN_S = 25.0, 2.0  # issue 14: a 100,000-case report under 25 MB, open in 2 s
+COMPARE_MB = 400  # issue 14: comparing 100,000 cases with a baseline in the run's own memory
 WORDS = [
     "the",
     "caller",
@@ -212,13 +221,43 @@ def large(cases: int, browser: bool) -> int:
     return 0 if within else 1
 
 
+def against_baseline(cases: int) -> int:
+    """``azeval report --baseline`` at ``cases`` cases against the same at a tenth of them."""
+    sizes = (max(cases // 10, 1), cases)
+    figures = []
+    print(f"{'report --baseline':24} {'s':>8} {'peak MiB':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            root = Path(tmp) / str(n)
+            base = write_large_run(root / "base", n)
+            run = write_large_run(root / "run", n, fail_every=997)
+            timed = azeval(root, "report", str(run.path), "--baseline", str(base.path))
+            figures.append(timed)
+            label = f"{n:,} cases" + (" (ref)" if n == sizes[0] else "")
+            print(f"{label:24} {timed.seconds:8.2f} {timed.peak_mib:9.1f}")
+            shutil.rmtree(root)
+    ref, big = figures
+    print(
+        f"{sizes[1]:,} / {sizes[0]:,} cases: time {big.seconds / ref.seconds:.1f}x, "
+        f"peak RSS {big.peak_mib / ref.peak_mib:.2f}x"
+    )
+    within = big.peak_mib * 1024**2 / 1e6 < COMPARE_MB
+    print(f"peak RSS under {COMPARE_MB} MB: {'yes' if within else 'NO'}")
+    return 0 if within else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3, help="renders per case; best is kept")
     parser.add_argument("--large", type=int, metavar="N", help="time a run of N cases' report")
     parser.add_argument("--browser", action="store_true", help="with --large: open it too")
+    parser.add_argument(
+        "--compare", type=int, metavar="N", help="time report --baseline of N cases, and N/10"
+    )
     args = parser.parse_args()
+    if args.compare:
+        return against_baseline(args.compare)
     if args.large:
         return large(args.large, args.browser)
     with tempfile.TemporaryDirectory() as tmp:

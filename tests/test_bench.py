@@ -106,6 +106,15 @@ def test_report_bench_writes_a_large_runs_report_against_every_case_in_full() ->
     assert "under 25 MB: yes" in out
 
 
+def test_report_bench_times_a_baseline_comparison_against_a_tenth_of_it() -> None:
+    """--compare times report --baseline at N and N/10 cases, each in a child process,
+    with the ratios of time and peak RSS, and says if it stayed under 400 MB."""
+    out = bench("bench_report", "--compare", "500")
+    assert "50 cases (ref)" in out
+    assert re.search(r"500 / 50 cases: time [\d.]+x, peak RSS [\d.]+x", out)
+    assert "peak RSS under 400 MB: yes" in out
+
+
 @pytest.mark.local_model
 @pytest.mark.timeout(300)
 def test_local_bench_compares_with_direct_xllamacpp() -> None:

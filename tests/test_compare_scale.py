@@ -101,6 +101,39 @@ def test_pairing_as_the_after_side_passes_gives_the_same_comparison() -> None:
     assert figures(paired) == figures(grouped)
 
 
+class Logged:
+    """An iterable of results that logs the side's name each time one is read."""
+
+    def __init__(self, name: str, results: list[CaseResult], log: list[str]) -> None:
+        self.name, self.results, self.log = name, results, log
+
+    def __iter__(self) -> Iterator[CaseResult]:
+        for r in self.results:
+            self.log.append(self.name)
+            yield r
+
+
+def test_with_one_repeat_a_side_the_sides_are_read_in_turn_and_pair_as_they_come() -> None:
+    """With before_single and after_single, compare reads one result of each side in
+    turn (so only cases one side named and the other not yet are held), and gives the
+    comparison that grouped each side first, new and removed cases included."""
+    before, after = sides()
+    after = [r for r in after if not r.repeat]
+    log: list[str] = []
+    paired = compare(
+        Logged("b", before, log), Logged("a", after, log), before_single=True, after_single=True
+    )
+    assert log[:6] == ["b", "a", "b", "a", "b", "a"]
+    assert log.count("b") == len(before) and log.count("a") == len(after)
+    grouped = compare(before, after)
+    assert paired.cases == grouped.cases
+    assert figures(paired) == figures(grouped)
+    assert {d.case_key for d in paired.cases if d.status in ("new", "removed")} == {
+        "geo/c38",
+        "geo/c39",
+    }
+
+
 @pytest.fixture(scope="module")
 def large(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("compare-scale")

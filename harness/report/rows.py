@@ -580,12 +580,13 @@ def comparisons(run: Run, baseline: Run | None, cols: list[Column]) -> dict[int,
         if col.baseline or col.reference is None:
             continue
         ref = cols[col.reference]
-        before = baseline.results if ref.baseline and baseline else run.results
+        before = baseline if ref.baseline and baseline else run
         out[i] = compare(
-            before,
+            before.results,
             run.results,
             before_target=ref.target,
             after_target=col.target,
+            before_single=before.summary.repeats == 1,
             after_single=run.summary.repeats == 1,
         )
     return out

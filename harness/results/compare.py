@@ -494,12 +494,30 @@ class _Diffs:
         return tuple(diffs)
 
 
+def _alternate(
+    before: Iterator[tuple[tuple[str, str], _Repeat]],
+    after: Iterator[tuple[tuple[str, str], _Repeat]],
+) -> Iterator[tuple[bool, tuple[str, str], _Repeat]]:
+    """Both sides' results, one of each in turn (is-after, key, repeat): two runs of one
+    suite list their cases in about the same order, so each pairs soon after it is read."""
+    sides = [(False, before), (True, after)]
+    while sides:
+        for side in list(sides):
+            is_after, results = side
+            item = next(results, None)
+            if item is None:
+                sides.remove(side)
+            else:
+                yield is_after, *item
+
+
 def compare(
     before: Iterable[CaseResult],
     after: Iterable[CaseResult],
     *,
     before_target: str | None = None,
     after_target: str | None = None,
+    before_single: bool = False,
     after_single: bool = False,
 ) -> Comparison:
     """Pair ``before`` and ``after`` case by case and classify every change.
@@ -508,24 +526,40 @@ def compare(
     side and cases pair by ``suite/case`` alone (target A vs target B, or a baseline recorded
     under another target name). Without them, cases pair by ``suite/case`` and target name.
 
-    Each side is read once. ``after_single``: ``after`` holds one result per case (a run of
-    one repeat), so each is paired as it passes and only ``before`` is held meanwhile.
+    Each side is read once. ``before_single``/``after_single``: that side holds one result
+    per case (a run of one repeat), so its case is complete once its result is read. With
+    both, the sides are read in turn and a case is paired as soon as both sides named it:
+    only the cases one side named and the other not yet are held. With one, the other side
+    is held whole, and each of this side's results is paired as it passes.
     """
     if (before_target is None) != (after_target is None):
         # One name alone means "this target on both sides".
         before_target = before_target or after_target
         after_target = after_target or before_target
     reported_before, reported_after = _Reported(), _Reported()
-    old: dict[tuple[str, str], list[_Repeat]] = defaultdict(list)
-    for key, repeat in _repeats(before, before_target, reported_before):
-        old[key].append(repeat)
+    old_side = _repeats(before, before_target, reported_before)
+    new_side = _repeats(after, after_target, reported_after)
     diffs = _Diffs()
+    old: dict[tuple[str, str], list[_Repeat]] = defaultdict(list)
     new: dict[tuple[str, str], list[_Repeat]] = defaultdict(list)
-    for key, repeat in _repeats(after, after_target, reported_after):
-        if after_single:
-            diffs.add(_diff(key, old.pop(key, None), [repeat]))
-        else:
-            new[key].append(repeat)
+    if before_single and after_single:
+        for is_after, key, repeat in _alternate(old_side, new_side):
+            waiting, mine = (old, new) if is_after else (new, old)
+            other = waiting.pop(key, None)
+            if other is None:
+                mine[key].append(repeat)
+            elif is_after:
+                diffs.add(_diff(key, other, [repeat]))
+            else:
+                diffs.add(_diff(key, [repeat], other))
+    else:
+        for key, repeat in old_side:
+            old[key].append(repeat)
+        for key, repeat in new_side:
+            if after_single:
+                diffs.add(_diff(key, old.pop(key, None), [repeat]))
+            else:
+                new[key].append(repeat)
     for key in list(old):
         diffs.add(_diff(key, old.pop(key), new.pop(key, None)))
     for key in list(new):
@@ -639,6 +673,7 @@ def compare_to_baseline(run: Run, baseline: Run) -> Comparison:
         run.results,
         before_target=before_target,
         after_target=after_target,
+        before_single=baseline.summary.repeats == 1,
         after_single=run.summary.repeats == 1,
     )
     return dataclasses.replace(comparison, not_compared=left_out)
