@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tracemalloc
 
 import pytest
 
@@ -111,6 +112,26 @@ def test_a_torn_tail_is_skipped_and_cut_before_appending(tmp_path):
     journal.close()
     verdicts = [r.verdict for r in read_results(tmp_path)]
     assert verdicts == ["pass", "fail"]
+
+
+def test_a_torn_tail_is_cut_reading_only_the_end_of_a_large_journal(tmp_path):
+    """Opening a 3 MB journal for appending cuts its torn last line (one longer than a read
+    block, too) while holding no more than a block of it: the journal is not read whole."""
+    line = json.dumps(result("c").to_json()) + "\n"
+    body = line * (3_000_000 // len(line))
+    for torn in ("", '{"suite": "geo", "case"', "x" * 200_000):
+        (tmp_path / RESULTS_FILE).write_text(body + torn)
+        tracemalloc.start()
+        try:
+            Journal(tmp_path).close()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert (tmp_path / RESULTS_FILE).read_text() == body
+        assert peak < 300_000
+    (tmp_path / RESULTS_FILE).write_text("no line break at all")
+    Journal(tmp_path).close()
+    assert (tmp_path / RESULTS_FILE).read_text() == ""
 
 
 def test_a_large_runs_results_are_read_from_its_journal_on_each_pass(tmp_path, monkeypatch):
