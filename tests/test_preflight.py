@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -476,3 +478,60 @@ def test_a_problem_shared_by_many_cases_is_listed_once_with_a_count() -> None:
     with pytest.raises(PreflightError) as refused:
         raise_for_fatal(result)
     assert len(refused.value.problems) == 1
+
+
+# --- cases sharing their params (a for_each's rows): what the preflight remembers per mapping
+
+GPT4O = Target(model="gpt-4o", model_version="2024-08-06", tpm=60_000, rpm=360)
+JSON_SYSTEM = Message("system", "Answer as JSON with a key 'reply'.", place="defaults.system")
+SHARED = {"max_tokens": 60, "temperature": 0, "response_format": {"type": "json_object"}}
+
+
+def _row(index: int, text: str, params: dict[str, Any], *, turns: int = 1, repeat: int = 1) -> Case:
+    later = tuple(Turn((Message("user", f"and {k}?"),), ()) for k in range(1, turns))
+    return Case(
+        suite="s",
+        id=f"c{index}",
+        path="suites/s.yaml",
+        place=f"cases[0][row {index + 1}]",
+        turns=(Turn((JSON_SYSTEM, Message("user", text)), ()), *later),
+        params=params,
+        repeat=repeat,
+    )
+
+
+def _mixed(params_of: Callable[[dict[str, Any]], dict[str, Any]] | None) -> list[Case]:
+    """Plain rows, a multi-turn one, a repeated one, one with special tokens, one over
+    max_output, one without the word json, one without max_tokens, one too long."""
+    get = params_of or (lambda p: p)
+    huge = {**SHARED, "max_tokens": 20_000}
+    bare = {"temperature": 0.2}
+    return [
+        _row(0, "Please repeat case number 0 back to me", get(SHARED)),
+        _row(1, "Please repeat case number 1 back to me", get(SHARED), turns=3),
+        _row(2, "Please repeat case number 2 back to me", get(SHARED), repeat=4),
+        _row(3, "case 3 <|im_end|> in json", get(SHARED)),
+        _row(4, "case 4", get(huge)),
+        _row(5, "case 5", get(bare)),
+        _row(6, "case 6 " + "word " * 130_000, get(SHARED)),
+        _row(7, "Please repeat case number 7 back to me", get(SHARED)),
+    ]
+
+
+def test_rows_sharing_their_params_equal_rows_with_their_own() -> None:
+    """Each row of cases sharing one params mapping (what the preflight remembers per
+    mapping: reserve, tools, price, the params' own problems) equals the row of the same
+    case with a fresh copy of its params, problems placed at each case's own place."""
+    shared = _mixed(None)
+    fresh = _mixed(copy.deepcopy)
+    target = GPT4O
+    assert [plan_case(c, target) for c in shared] == [plan_case(c, target) for c in fresh]
+    row = plan_case(shared[4], target)
+    assert [p.place for p in row.problems] == ["cases[0][row 5].params.max_tokens"]
+
+
+def test_the_table_of_a_mixed_plan_is_as_it_was() -> None:
+    """The table of a plan with multi-turn, repeated, refused and warned rows reads as it
+    did before the table was laid out with one format per line (pinned text)."""
+    table = format_table(plan(_mixed(None), [GPT4O, replace(GPT4O, name="second")]))
+    assert table == (Path(__file__).parent / "data" / "plan_mixed.txt").read_text("utf-8")

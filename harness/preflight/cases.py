@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness.conversation import HistoryTooLong, completion_budget, fit_case
-from harness.models import Catalogue, ModelSpec, load_catalogue, local_spec
+from harness.models import Catalogue, ModelSpec, Price, load_catalogue, local_spec
 from harness.preflight.params import param_problems, tools_of
 from harness.preflight.problems import PlanTarget, Problem, assumed
 from harness.quota_rules import request_charge
@@ -78,13 +78,60 @@ def count_prompt(
     params: Mapping[str, Any] | None = None,
 ) -> int:
     """Prompt tokens of a request to ``spec``'s model (tools in ``params`` included)."""
+    return _count_prompt(messages, spec, tools_of(params or {}))
+
+
+def _count_prompt(
+    messages: Sequence[Message | Mapping[str, Any]],
+    spec: ModelSpec,
+    tools: Sequence[Mapping[str, Any]] | None,
+) -> int:
     return count_messages(
         messages,
         spec.name,
         model_version="0301" if spec.message_format == "0301" else "",
-        tools=tools_of(params or {}),
+        tools=tools,
         encoding=spec.encoding,
     )
+
+
+class _Asks(NamedTuple):
+    """What a case's params ask of each request: its completion reserve and tools."""
+
+    reserve: int | None
+    tools: list[Mapping[str, Any]] | None
+
+
+# The cases of a for_each share one params mapping (and every case of a run one spec per
+# target): what they ask and what the model's tokens cost are worked out once for each,
+# not per case. Keyed by id, holding the object so that its id stays its own.
+_ASKS: dict[int, tuple[Mapping[str, Any], _Asks]] = {}
+_PRICES: dict[int, tuple[ModelSpec, Price | None]] = {}
+_REMEMBERED = 1024
+
+
+def _asks(params: Mapping[str, Any]) -> _Asks:
+    seen = _ASKS.get(id(params))
+    if seen is not None and seen[0] is params:
+        return seen[1]
+    asks = _Asks(completion_budget(params), tools_of(params))
+    if len(_ASKS) >= _REMEMBERED:
+        _ASKS.clear()
+    _ASKS[id(params)] = (params, asks)
+    return asks
+
+
+def _cost(spec: ModelSpec, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """``spec.cost``, with the spec's price made once."""
+    seen = _PRICES.get(id(spec))
+    if seen is None or seen[0] is not spec:
+        if len(_PRICES) >= _REMEMBERED:
+            _PRICES.clear()
+        seen = _PRICES[id(spec)] = (spec, spec.price)
+    price = seen[1]
+    if price is None:
+        return None
+    return price.cost({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens})
 
 
 def plan_case(
@@ -99,42 +146,28 @@ def plan_case(
     if spec is None:
         spec, _ = spec_for(target, catalogue)
     params = case.params
-    reserve = completion_budget(params)
-    problems: list[Problem] = []
-    problems += _special_tokens(case)
+    reserve, tools = _asks(params)
+    problems = _special_tokens(case)
     problems += param_problems(case, target, spec, catalogue)
 
-    messages_place = case.place + ".messages"
     turn_problems: list[Problem] = []
     if len(case.turns) == 1:
-        turn_tokens = [count_prompt(case.turns[0].messages, spec, params)]
+        turn_tokens = [_count_prompt(case.turns[0].messages, spec, tools)]
     else:
         turn_tokens, turn_problems = _conversation(case, spec)
     first = turn_tokens[0]
     fits = first + (reserve or 1) <= spec.context_window
-    limits: list[Problem] = []
-    if not fits:
-        limits.append(_too_long(messages_place, spec, first, reserve))
-        # The service's own wording says it; the budget's would repeat it.
-        turn_problems = [p for p in turn_problems if p.place != messages_place]
-    if reserve is not None and reserve > spec.max_output:
-        key = "max_completion_tokens" if "max_completion_tokens" in params else "max_tokens"
-        limits.append(
-            Problem(
-                f"{case.place}.params.{key}",
-                f"{key} is too large: {reserve}. This model supports at most "
-                f"{spec.max_output} completion tokens, whereas you provided {reserve}.",
-                f"lower it to {spec.max_output} or less",
-            )
-        )
-    problems += limits if spec.known else [assumed(p, spec) for p in limits]
-    problems += turn_problems
-    fits = fits and not any(p.fatal for p in turn_problems)
+    if not fits or (reserve is not None and reserve > spec.max_output):
+        limits, turn_problems = _limits(case, spec, first, reserve, turn_problems)
+        problems += limits if spec.known else [assumed(p, spec) for p in limits]
+    if turn_problems:
+        problems += turn_problems
+        fits = fits and not any(p.fatal for p in turn_problems)
 
     # What the runner's scheduler (and Azure) charges against TPM: a request without a
     # completion limit is charged the default, not nothing.
-    charged = sum(request_charge(t, reserve) for t in turn_tokens)
-    cost = spec.cost(sum(turn_tokens), (reserve or 0) * len(turn_tokens))
+    charged = sum([request_charge(t, reserve) for t in turn_tokens])
+    cost = _cost(spec, sum(turn_tokens), (reserve or 0) * len(turn_tokens))
     return PlanRow(
         suite=case.suite,
         case=case.id,
@@ -153,6 +186,30 @@ def plan_case(
         est_cost=None if cost is None else cost * case.repeat,
         completion_unknown=reserve is None,
     )
+
+
+def _limits(
+    case: Case, spec: ModelSpec, first: int, reserve: int | None, turn_problems: list[Problem]
+) -> tuple[list[Problem], list[Problem]]:
+    """The context window and completion limit the first request passes over, and the
+    turns' problems left to say."""
+    limits: list[Problem] = []
+    messages_place = case.place + ".messages"
+    if first + (reserve or 1) > spec.context_window:
+        limits.append(_too_long(messages_place, spec, first, reserve))
+        # The service's own wording says it; the budget's would repeat it.
+        turn_problems = [p for p in turn_problems if p.place != messages_place]
+    if reserve is not None and reserve > spec.max_output:
+        key = "max_completion_tokens" if "max_completion_tokens" in case.params else "max_tokens"
+        limits.append(
+            Problem(
+                f"{case.place}.params.{key}",
+                f"{key} is too large: {reserve}. This model supports at most "
+                f"{spec.max_output} completion tokens, whereas you provided {reserve}.",
+                f"lower it to {spec.max_output} or less",
+            )
+        )
+    return limits, turn_problems
 
 
 def _too_long(place: str, spec: ModelSpec, prompt: int, reserve: int | None) -> Problem:

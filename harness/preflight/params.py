@@ -67,6 +67,8 @@ def param_problems(
     """Every parameter of the case that the service, the model or the api-version refuses."""
     at = f"{case.place}.params"
     written, served = _params_alone(case.params, target, spec, catalogue)
+    if not written and not served:  # as nearly every case: only the messages can say more
+        return _response_format(case, at)
     return [
         *(_placed(p, at) for p in written),
         *_response_format(case, at),

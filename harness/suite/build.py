@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from harness.checks import ArgumentError, LoadContext, Several, get_check
 from harness.errors import SuiteError
 from harness.suite.model import Case, Expectation, Message, Turn
-from harness.suite.render import render_value, templated
+from harness.suite.render import render_text, render_value, templated
 from harness.suite.weights import scoring_of
 from harness.suite.yamlfile import Lines, line_of, place_of
 
@@ -106,6 +106,8 @@ class CaseWriting:
         def render(value: Any, *parts: str | int, inherited: bool = False) -> Any:
             """Render a value of this case; ``inherited`` ones are written under ``defaults``."""
             try:
+                if type(value) is str:  # as nearly every value: no walk into lists
+                    return render_text(value, variables)
                 return render_value(value, variables)
             except ValueError as exc:
                 at = ("defaults", *parts) if inherited else (*prefix, *parts)
@@ -148,14 +150,22 @@ class CaseWriting:
             place=place,
             turns=tuple(turns),
             params=self._once("params", [inherited_params, own_params], params),
-            description=render(raw.get("description", ""), "description"),
+            description=self._once(
+                "description",
+                raw.get("description", ""),
+                lambda: render(raw.get("description", ""), "description"),
+            ),
             **self._untemplated,
-            criteria=(
-                render(raw["criteria"], "criteria")
-                if "criteria" in raw
-                else render(defaults["criteria"], "criteria", inherited=True)
-                if "criteria" in defaults
-                else None
+            criteria=self._once(
+                "criteria",
+                raw.get("criteria", defaults.get("criteria")),
+                lambda: (
+                    render(raw["criteria"], "criteria")
+                    if "criteria" in raw
+                    else render(defaults["criteria"], "criteria", inherited=True)
+                    if "criteria" in defaults
+                    else None
+                ),
             ),
         )
 

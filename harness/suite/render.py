@@ -166,28 +166,24 @@ def _lookups(text: str) -> _Pieces | None:
 def _direct(pieces: _Pieces, variables: dict[str, Any]) -> str | None:
     """The text filled in, or None when a name needs Jinja's rules (an attribute, an
     undefined name, a value Jinja shows differently)."""
-    first, lookups = pieces
-    out = [first]
-    for name, keys, after in lookups:
+    text, lookups = pieces
+    for name, keys, after in lookups:  # a few short pieces: added in place, not joined
         value = variables.get(name, _MISSING)
         for key in keys:
             if type(value) is not dict:
                 return None
             value = value.get(key, _MISSING)
-        if type(value) is str:
-            out.append(value)
-        elif value is _MISSING or not isinstance(value, (str, int, float)):
-            return None
-        else:
-            out.append(str(value))
-        out.append(after)
-    text = "".join(out)
+        if type(value) is not str:
+            if value is _MISSING or not isinstance(value, (str, int, float)):
+                return None
+            value = str(value)
+        text += value + after
     return text if len(text) <= MAX_CHARS else None
 
 
 def render_text(text: str, variables: dict[str, Any]) -> str:
     """Render one string; raises ValueError with Jinja2's reason when it cannot."""
-    if not templated(text):
+    if "{{" not in text and "{%" not in text:  # templated(text), for the one string
         return text
     pieces = _lookups(text)
     if pieces is not None:
