@@ -26,6 +26,7 @@ from harness.runner.resume import Kept, read_kept
 from harness.runner.work import WorkItems, item_key, work_items
 from harness.suite import Case, Suite
 from harness.suite.cases import Cases, Picked, key_at
+from harness.suite.loader import LoadedBefore
 from harness.suite.model import streamed
 from harness.suite.select import EVERY_CASE, Selection, load_selected
 from harness.suite.shard import Shard, ShardPlan, cut
@@ -50,6 +51,8 @@ class Prepared:
     shard: ShardPlan | None = None
     # Whose embeddings `similar` compares ([settings] embedder); None when none is named.
     embedder: TargetConfig | None = None
+    # A resume narrowed by ``left``: the results (case x target x repeat) it has left to add.
+    results_left: int | None = None
 
     def judging(self) -> JudgeSetup | None:
         """What the run needs to send to its judges; None when nothing is judged."""
@@ -82,6 +85,7 @@ def prepare(
     judge: str | None = None,
     stream: bool = False,
     shard: Shard | None = None,
+    loaded_before: LoadedBefore | None = None,
 ) -> Prepared:
     """Load config and suites and resolve the chosen targets; raises InputError, sends nothing.
 
@@ -90,10 +94,12 @@ def prepare(
     must resolve from the environment. ``judge``: the judge of model-graded checks that name
     none (``--judge``). ``stream``: every case's requests are streamed (``--stream``), as if
     its params said so. ``shard``: only the cases of that shard of the selection (see
-    harness.suite.shard); a shard may hold none.
+    harness.suite.shard); a shard may hold none. ``loaded_before``: the suites a resumed
+    run loaded whole (its run.json), whose for_each rows need not all be built again to be
+    checked (see harness.suite.loader.load_suite).
     """
     config = load_config(config_path)
-    suites = load_selected(list(paths), selection)
+    suites = load_selected(list(paths), selection, loaded_before)
     if stream:
         suites = [streamed(suite) for suite in suites]
     sharded = cut(suites, shard) if shard is not None else None
@@ -152,23 +158,33 @@ def left(prepared: Prepared, options: RunOptions, done: Collection[str] | None) 
     if not done:
         return prepared
     names = [t.name for t in prepared.targets]
-    suites = [
-        replace(s, cases=_left_cases(s.cases, names, options.repeat, done)) for s in prepared.suites
-    ]
-    return replace(prepared, suites=suites)
+    suites, results = [], 0
+    for suite in prepared.suites:
+        cases, missing = _left_cases(suite.cases, names, options.repeat, done)
+        suites.append(replace(suite, cases=cases))
+        results += missing
+    return replace(prepared, suites=suites, results_left=results)
 
 
 def _left_cases(
     cases: Sequence[Case], targets: list[str], repeat: int | None, done: Collection[str]
-) -> Sequence[Case]:
+) -> tuple[Sequence[Case], int]:
+    """The cases with a result missing, and how many results are missing in all."""
     # Only each case's key is read (a for_each renders only its row's id); the lanes build
     # the cases left, checks and all, from their places.
-    def finished(index: int) -> bool:
+    places: list[int] = []
+    results = 0
+    for index in range(len(cases)):
         key, repeats = key_at(cases, index)
-        return all(item_key(key, t, n) in done for t in targets for n in range(repeat or repeats))
-
-    places = (i for i in range(len(cases)) if not finished(i))
-    return tuple(cases[i] for i in places) if isinstance(cases, tuple) else Picked(cases, places)
+        missing = sum(
+            item_key(key, t, n) not in done for t in targets for n in range(repeat or repeats)
+        )
+        if missing:
+            places.append(index)
+            results += missing
+    if isinstance(cases, tuple):
+        return tuple(cases[i] for i in places), results
+    return Picked(cases, places), results
 
 
 def pending(
@@ -179,7 +195,10 @@ def pending(
 ) -> int:
     """How many case × target × repeat results the run will add (a resume: what is missing;
     ``done``: what it keeps, when already read). From ``checked``, the run's preflight, the
-    count reads its rows (each case on each target, with its repeat) and builds no case."""
+    count reads its rows (each case on each target, with its repeat) and builds no case.
+    A resume narrowed by ``left`` has counted them already."""
+    if prepared.results_left is not None:
+        return prepared.results_left
     done = (kept(options) or ()) if done is None else done
     if checked is not None:
         return sum(

@@ -198,6 +198,9 @@ def test_a_resume_plans_and_counts_only_the_cases_it_has_left(project, server):
     assert {row.case for row in checked.rows} == {f"c{n:02d}" for n in range(CASES)} - kept_cases
     assert api.pending(prepared, options, done) == CASES - 10
     assert api.pending(prepared, options, done, checked) == CASES - 10  # from the plan's rows
+    narrowed = api.left(prepared, options, done)
+    assert narrowed.results_left == CASES - 10  # counted as the cases left were found
+    assert api.pending(narrowed, options, done, checked) == CASES - 10
     sent = len(server.requests)
     resumed = run_api(project, resume=run_dir)
     assert len(server.requests) - sent == CASES - 10
@@ -250,29 +253,73 @@ def test_a_resume_reads_its_journal_once_before_it_sends(project, server, monkey
     assert len(journal(run_dir)) == 20
 
 
-def test_a_resume_builds_no_case_it_has_finished(project, server, monkeypatch):
-    """The cases a resume has finished are not built again, neither for its plan nor in its
-    lanes: only each one's key is read, from its row's id, and the lanes draw only the
-    cases left. (The load builds every row once, checks and all, to find a bad row before
-    anything is sent.)"""
-    run_dir = _killed_half_way(project, 20)
+def _count_builds(monkeypatch) -> Counter[str]:
+    """How many times each case id is built (with its checks or without) from now on."""
     from harness.suite.build import CaseWriting
 
-    built: list[str] = []
+    built: Counter[str] = Counter()
     case = CaseWriting.case
 
     def counted(self, place, variables, *, checks=True):
         made = case(self, place, variables, checks=checks)
-        built.append(made.id)
+        built[made.id] += 1
         return made
 
     monkeypatch.setattr(CaseWriting, "case", counted)
+    return built
+
+
+def test_a_resume_builds_no_case_it_has_finished(project, server, monkeypatch):
+    """The cases a resume has finished are not built again, neither for its load, its plan
+    nor its lanes: only each one's key is read, from its row's id, and the lanes draw only
+    the cases left. (The run it resumes built every row at its load, to find a bad row
+    before anything was sent; the same text and data need only their first row built.)"""
+    run_dir = _killed_half_way(project, 20)
+    built = _count_builds(monkeypatch)
     done = {row["case"] for row in journal(run_dir)}
     assert azeval("run", "--resume", str(run_dir)) == 1
-    times = Counter(built)
-    assert {times[case] for case in done} == {1}  # at load only
-    assert all(times[f"r{n}"] >= 2 for n in range(20) if f"r{n}" not in done)  # and to run
+    assert {built[case] for case in done - {"r0"}} == {0}
+    assert built["r0"] >= 1  # the first row, whose checks read the files they read
+    assert all(built[f"r{n}"] >= 2 for n in range(20) if f"r{n}" not in done)  # plan, run
     assert {row["case"] for row in journal(run_dir)} == {f"r{n}" for n in range(20)}
+
+
+def test_a_resume_by_another_version_or_of_other_data_builds_every_row_at_load(
+    project, server, monkeypatch
+):
+    """Only the same text and files, loaded by the same version of azeval, are trusted to
+    have loaded cleanly before: a run.json of another version, or a data file changed since
+    (which the resume then refuses), has every row built at load."""
+    run_dir = _killed_half_way(project, 20)
+    meta = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**meta, "azeval_version": "0.0.1"}))
+    built = _count_builds(monkeypatch)
+    assert azeval("run", "--resume", str(run_dir)) == 1
+    assert {built[f"r{n}"] for n in range(20)} >= {1} and min(built.values()) >= 1
+    assert len(built) == 20
+
+    built.clear()
+    rows = project / "suites" / "rows.jsonl"
+    rows.write_text(rows.read_text() + json.dumps({"n": 20}) + "\n")
+    sent = len(server.requests)
+    assert azeval("run", "--resume", str(run_dir)) == 2
+    assert len(built) == 21  # every row, the new one too, before the refusal
+    assert len(server.requests) == sent
+
+
+def test_a_resume_of_a_bad_row_added_to_the_data_names_the_row(project, server, capsys):
+    """A row made bad since the run (its data file changed) is found at load as before,
+    not trusted from the run's clean load."""
+    run_dir = _killed_half_way(project, 20)
+    rows = project / "suites" / "rows.jsonl"
+    rows.write_text(rows.read_text() + '{"m": 1}\n')
+    sent = len(server.requests)
+    capsys.readouterr()
+    assert azeval("run", "--resume", str(run_dir)) == 2
+    assert len(server.requests) == sent
+    err = capsys.readouterr().err
+    assert "resume.yaml:5: cases[0].id: template variable is undefined" in err
+    assert "(in row 21)" in err
 
 
 def test_a_resume_of_a_partly_done_case_runs_only_its_missing_repeats(project, server):

@@ -455,12 +455,12 @@ def test_a_resume_is_refused_when_a_file_the_checks_read_changed(project, write,
 
     write("suites/checks.py", CHECKS + "\n# edited\n")
     assert azeval("run", "--resume", str(run_dir)) == 2
-    assert "suites/polite.yaml: checks.py (read by its checks): changed since run" in (
+    assert "suites/polite.yaml: checks.py (a file it reads): changed since run" in (
         capsys.readouterr().err
     )
     write("suites/checks.py", CHECKS)
     write("suites/schemas/reply.json", '{"type": "object"}')
     assert azeval("run", "--resume", str(run_dir)) == 2
-    assert "schemas/reply.json (read by its checks): changed since run" in capsys.readouterr().err
+    assert "schemas/reply.json (a file it reads): changed since run" in capsys.readouterr().err
     write("suites/schemas/reply.json", '{"type": "string"}')
     assert azeval("run", "--resume", str(run_dir)) != 2

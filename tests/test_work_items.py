@@ -155,6 +155,8 @@ def test_a_runs_count_is_read_from_its_plan_without_building_a_case(flow):
     options = RunOptions(repeat=3)
     counted = len(work_items([suite], ["gpt35"], 3))
     # No suite to read: a count that read cases would find none.
-    prepared = SimpleNamespace(suites=[], targets=[SimpleNamespace(name="gpt35")])
+    prepared = SimpleNamespace(
+        suites=[], targets=[SimpleNamespace(name="gpt35")], results_left=None
+    )
     assert api.pending(prepared, options, (), checked) == counted == 6
     assert api.pending(prepared, options, {"flow/fine@gpt35#1"}, checked) == 5

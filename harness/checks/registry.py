@@ -66,8 +66,9 @@ def no_text(reply: Reply, expected: Any, *, absent: bool = False) -> Outcome:
 @dataclass(frozen=True)
 class LoadContext:
     """Where a suite file lives, so checks can load files relative to it, from its project
-    only (see harness.project). ``files``: each file a check read (as written, relative to
-    the suite) and its sha256, so a resume can tell that one changed since the run started.
+    only (see harness.project). ``files``: each file the suite read, a check's or a
+    for_each's data (as written, relative to the suite), and its sha256, so a resume can
+    tell that one changed since the run started.
     ``judge``: the judge its case (or the suite's defaults) names for model-graded checks."""
 
     suite_dir: Path
@@ -86,6 +87,12 @@ class LoadContext:
     def read(self, written: str, what: str) -> bytes:
         """The bytes of a file the suite names, checked and bounded; ValueError otherwise."""
         return read_suite_file(written, self.suite_dir, self._project, what)
+
+    def read_noted(self, written: str, what: str) -> bytes:
+        """As ``read``, with the file recorded in ``files`` by the sha256 of the bytes read."""
+        data = self.read(written, what)
+        self.files[written] = hashlib.sha256(data).hexdigest()
+        return data
 
     @property
     def _project(self) -> Project:

@@ -165,8 +165,10 @@ def run(
     markdown: Path | None,
 ) -> int:
     """Run suites (files or folders of YAML) on targets and write the report."""
+    loaded_before = None
     if resume is not None:
         previous = resume_inputs(resume)
+        loaded_before = previous.loaded_before
         paths = paths or previous.paths
         targets = targets or previous.targets
         repeat = repeat or previous.repeat
@@ -190,6 +192,7 @@ def run(
         judge=judge,
         stream=stream,
         shard=shard,
+        loaded_before=loaded_before,
     )
     cache = CachePolicy.resolve(
         prepared.config.settings,

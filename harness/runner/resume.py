@@ -4,12 +4,14 @@ command-line -j and --timeout it was started with."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import __version__
 from harness.errors import ConfigError
 from harness.results.runmeta import RunMeta
 from harness.results.store import JournalIndex, index_journal, read_meta
+from harness.suite.loader import LoadedBefore
 from harness.suite.model import Suite
 from harness.suite.shard import Shard
 
@@ -27,6 +29,9 @@ class ResumeInputs:
     # The shard of a --shard run (its suite paths already name that shard's cases).
     shard: Shard | None = None
     batch: bool = False  # --batch: every azure target ran as Global Batch jobs
+    # The suites the run loaded whole, when this azeval is the version that ran it: their
+    # for_each rows need not all be built again to be checked (see suite.loader.load_suite).
+    loaded_before: LoadedBefore = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,15 @@ def resume_inputs(run_dir: Path) -> ResumeInputs:
         shard=_shard_of(meta.shard),
         batch=isinstance(batched := options.extra.get("batch"), Mapping)
         and batched.get("all_azure") is True,
+        loaded_before=_loaded_before(meta),
     )
+
+
+def _loaded_before(meta: RunMeta) -> dict[str, Mapping[str, str]]:
+    # Another version may check a suite otherwise: its load of the same text proves nothing.
+    if meta.azeval_version != __version__:
+        return {}
+    return {suite.sha256: suite.files for suite in meta.suites if suite.sha256}
 
 
 def _shard_of(recorded: object) -> Shard | None:
@@ -116,7 +129,7 @@ def check_unchanged(run_dir: Path, suites: Iterable[Suite]) -> None:
         files = before.get("files") or {}
         for written, sha256 in suite.files:
             if files.get(written, sha256) != sha256:
-                where = f"{suite.path}: {written} (read by its checks)"
+                where = f"{suite.path}: {written} (a file it reads)"
                 raise ConfigError(where, "", _changed(run_dir, "file"))
 
 

@@ -113,7 +113,8 @@ def read_rows(source: str | list[Any], context: LoadContext) -> Sequence[Row]:
     if isinstance(source, list):
         return [_as_row(row, f"item {i}") for i, row in enumerate(source)]
     suffix = Path(source).suffix.lower()
-    data = context.read(source, "data file")  # inside the suite's project, bounded
+    # Inside the suite's project, bounded; recorded, so a resume refuses data changed since.
+    data = context.read_noted(source, "data file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

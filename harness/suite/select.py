@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.errors import InputError, SuiteError
 from harness.suite.cases import kept
-from harness.suite.loader import load_suites
+from harness.suite.loader import LoadedBefore, load_suites
 from harness.suite.model import Case, Suite
 
 # pytest's -k word: letters, digits, _ and the characters ids are written with.
@@ -222,8 +222,12 @@ def narrow(suites: Sequence[Suite], paths: CasePaths, selection: Selection) -> l
     return chosen
 
 
-def load_selected(paths: Iterable[str | Path], selection: Selection = EVERY_CASE) -> list[Suite]:
+def load_selected(
+    paths: Iterable[str | Path],
+    selection: Selection = EVERY_CASE,
+    loaded_before: LoadedBefore | None = None,
+) -> list[Suite]:
     """Load the suites below ``paths`` (which may name cases: ``file::case``) and keep the
-    cases the selection matches (see ``narrow``)."""
+    cases the selection matches (see ``narrow``; ``load_suite`` for ``loaded_before``)."""
     wanted = CasePaths.parse(paths)
-    return narrow(load_suites(wanted.files), wanted, selection)
+    return narrow(load_suites(wanted.files, loaded_before), wanted, selection)
