@@ -98,6 +98,61 @@ def test_file_and_case_names_one_case(folder: Path) -> None:
     assert split_case_path("a/b.yaml") == ("a/b.yaml", None)
 
 
+def test_naming_many_cases_of_a_for_each_builds_none_of_them(write, monkeypatch) -> None:
+    """A resumed selection names each of its cases (file::case, maybe 100,000 of them): the
+    ids are found from each row's id alone, and the cases kept are those named, in the
+    suite's order, however the names are ordered or repeated; their checks are read
+    without building them either."""
+    import json
+
+    from harness.suite.build import CaseWriting
+
+    rows = "".join(json.dumps({"n": n}) + "\n" for n in range(300))
+    write("suites/data/rows.jsonl", rows)
+    suite = write(
+        "suites/many.yaml",
+        """
+        suite: many
+        cases:
+          - {id: first, prompt: Hello?, expect: {contains: hi}}
+          - id: "row-{{ row.n }}"
+            for_each: {row: data/rows.jsonl}
+            prompt: "Row {{ row.n }}?"
+            expect: {contains: "{{ row.n }}"}
+        """,
+    )
+    from harness.suite.loader import load_suite
+
+    loaded = load_suite(suite)
+    built: list[str] = []
+    case = CaseWriting.case
+
+    def counted(self, place, variables, *, checks=True):
+        made = case(self, place, variables, checks=checks)
+        built.append(made.id)
+        return made
+
+    monkeypatch.setattr(CaseWriting, "case", counted)
+    from harness.suite.select import CasePaths, narrow
+
+    names = [f"row-{n}" for n in range(299, 0, -3)] + ["first", "row-299"]
+    wanted = CasePaths.parse([f"{suite}::{name}" for name in names])
+    (chosen,) = narrow([loaded], wanted, Selection())
+    assert built == []  # the ids were found, and the cases kept, without building one
+    assert len(chosen.cases) == 101
+    assert [c.id for c in chosen.cases] == ["first", *(f"row-{n}" for n in range(2, 300, 3))]
+    # What checks the selection holds (does one need a model, a judge?), asked of its cases
+    # without building one: the first row picked stands for the rest of its for_each.
+    built.clear()
+    assert [(e.check, e.arg) for e in chosen.checks()] == [
+        ("contains", ("hi",)),
+        ("contains", ("2",)),
+    ]
+    assert built == []
+    with pytest.raises(SuiteError, match=r"no case 'row-300' .*did you mean 'row-30"):
+        narrow([loaded], CasePaths.parse([f"{suite}::row-300"]), Selection())
+
+
 def test_an_unknown_case_names_the_file_and_a_close_id(folder: Path) -> None:
     """file::case with a typo: a SuiteError naming the file, with a did-you-mean."""
     with pytest.raises(

@@ -9,7 +9,7 @@ equal Case, so a reader that needs one case many times keeps it.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import accumulate
 from typing import TYPE_CHECKING, NamedTuple, overload
@@ -62,7 +62,11 @@ class LazyCases(Sequence["Case"]):
         return CaseKey(case.key, case.repeat)
 
     def checks(self) -> Iterator[Expectation]:
-        return _each_check(self)
+        return self.checks_at(range(len(self)))
+
+    def checks_at(self, indices: Sequence[int]) -> Iterator[Expectation]:
+        """The checks of the cases at ``indices`` (in order), as ``checks`` gives them."""
+        return _each_check(self[i] for i in indices)
 
 
 class Cases(LazyCases):
@@ -82,6 +86,15 @@ class Cases(LazyCases):
     def checks(self) -> Iterator[Expectation]:
         for part in self._parts:
             yield from checks_of(part)
+
+    def checks_at(self, indices: Sequence[int]) -> Iterator[Expectation]:
+        # Each part asked once, for the indices that fall in it.
+        start = 0
+        for part, end in zip(self._parts, self._ends, strict=True):
+            lo, hi = bisect_left(indices, start), bisect_left(indices, end)
+            if lo < hi:
+                yield from checks_at(part, [i - start for i in indices[lo:hi]])
+            start = end
 
     def without_checks(self) -> Cases:
         return Cases(without_checks(part) for part in self._parts)
@@ -114,6 +127,14 @@ class Picked(LazyCases):
     def without_checks(self) -> Picked:
         return Picked(without_checks(self._cases), self._indices)
 
+    def checks(self) -> Iterator[Expectation]:
+        # A selection of a for_each: the checks of the rows picked, as checks_at gives them
+        # (the first picked row's, and later ones' only where their needs vary), none built.
+        return checks_at(self._cases, self._indices)
+
+    def checks_at(self, indices: Sequence[int]) -> Iterator[Expectation]:
+        return checks_at(self._cases, [self._indices[i] for i in indices])
+
     def key_at(self, index: int) -> CaseKey:
         return key_at(self._cases, self._indices[index])
 
@@ -137,6 +158,9 @@ class Changed(LazyCases):
 
     def checks(self) -> Iterator[Expectation]:
         return checks_of(self._cases)
+
+    def checks_at(self, indices: Sequence[int]) -> Iterator[Expectation]:
+        return checks_at(self._cases, indices)
 
     def without_checks(self) -> Changed:
         return Changed(without_checks(self._cases), self._change)
@@ -164,6 +188,14 @@ def checks_of(cases: Sequence[Case]) -> Iterator[Expectation]:
     row has them): a lazy sequence answers without building each case."""
     checks = getattr(cases, "checks", None)
     return checks() if callable(checks) else _each_check(cases)
+
+
+def checks_at(cases: Sequence[Case], indices: Sequence[int]) -> Iterator[Expectation]:
+    """The checks of ``cases`` at ``indices`` (ascending), as ``checks_of`` gives them for
+    those cases alone: a lazy sequence answers without building each case."""
+    if isinstance(cases, LazyCases):
+        return cases.checks_at(indices)
+    return _each_check(cases[i] for i in indices)
 
 
 def key_at(cases: Sequence[Case], index: int) -> CaseKey:

@@ -307,10 +307,13 @@ class ForEachCases(LazyCases):
     def __iter__(self) -> Iterator[Case]:
         return (self[i] for i in range(len(self)))
 
-    def checks(self) -> Iterator[Expectation]:
-        """The checks as the first row's case has them, then those of the later rows whose
-        needs depend on their templated argument (see Suite.checks); no case is built."""
-        yield from self._writing.checks(self._variables_of(0))
+    def checks_at(self, indices: Sequence[int]) -> Iterator[Expectation]:
+        """The checks as the first of these rows' case has them, then those of the later
+        rows whose needs depend on their templated argument (see Suite.checks); no case is
+        built."""
+        if not indices:
+            return
+        yield from self._writing.checks(self._variables_of(indices[0]))
         if self._writing.needs_vary():
-            for index in range(1, len(self)):
+            for index in indices[1:]:
                 yield from self._writing.checks(self._variables_of(index), again=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.errors import InputError, SuiteError
-from harness.suite.cases import kept
+from harness.suite.cases import Picked, kept, key_at
 from harness.suite.loader import LoadedBefore, load_suites
 from harness.suite.model import Case, Suite
 
@@ -155,13 +155,22 @@ def split_case_path(raw: str | Path) -> tuple[str, str | None]:
 
 
 def _named_cases(suite: Suite, wanted: Sequence[str]) -> Sequence[Case]:
-    ids = [case.id for case in suite.cases]
+    # Each case's id from its key (a for_each renders only its row's id), and the names
+    # looked up in a set: a resumed selection names each of its cases, maybe 100,000.
+    cases = suite.cases
+    prefix = len(suite.id) + 1  # a key is suite/id
+    ids = [key_at(cases, i).key[prefix:] for i in range(len(cases))]
+    known = set(ids)
     for name in wanted:
-        if name not in ids:
+        if name not in known:
             close = difflib.get_close_matches(name, ids, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise SuiteError(suite.path, "", f"no case '{name}' in suite '{suite.id}'{hint}")
-    return kept(suite.cases, lambda case: case.id in wanted)
+    named = set(wanted)
+    places = [i for i, case_id in enumerate(ids) if case_id in named]
+    if isinstance(cases, tuple):
+        return tuple(cases[i] for i in places)
+    return Picked(cases, places)
 
 
 @dataclass(frozen=True)
@@ -175,23 +184,33 @@ class CasePaths:
 
     @classmethod
     def parse(cls, paths: Iterable[str | Path]) -> CasePaths:
-        files: list[str] = []
-        named: dict[str, tuple[str, ...]] = {}
+        files: dict[str, None] = {}  # in order, once each
+        named: dict[str, list[str]] = {}
         whole: set[str] = set()
+        # A resumed selection names one file as many times as it has cases.
+        resolved_of: dict[str, str] = {}
+        suite_files: set[str] = set()
         for raw in paths:
             path, case = split_case_path(raw)
             if case is not None and not case:
                 raise InputError(f"{raw}: write the case id after '::' (file.yaml::case-id)")
-            if case is not None and not Path(path).is_file():
-                raise SuiteError(path, "", "path::case needs a suite file, not a folder")
-            if path not in files:
-                files.append(path)
-            resolved = str(Path(path).resolve())
+            if case is not None and path not in suite_files:
+                if not Path(path).is_file():
+                    raise SuiteError(path, "", "path::case needs a suite file, not a folder")
+                suite_files.add(path)
+            if path not in resolved_of:
+                resolved_of[path] = str(Path(path).resolve())
+            resolved = resolved_of[path]
+            files.setdefault(path)
             if case is None:
                 whole.add(resolved)
             else:
-                named[resolved] = (*named.get(resolved, ()), case)
-        return cls(tuple(files), named, frozenset(whole))
+                named.setdefault(resolved, []).append(case)
+        return cls(
+            tuple(files),
+            {file: tuple(cases) for file, cases in named.items()},
+            frozenset(whole),
+        )
 
 
 def narrow(suites: Sequence[Suite], paths: CasePaths, selection: Selection) -> list[Suite]:
