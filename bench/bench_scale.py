@@ -1,7 +1,7 @@
 """azeval at 1,000 to 100,000 cases: validate, plan, run, memory, run folder, report.
 
     python bench/bench_scale.py [--sizes 1000,10000,100000] [--concurrency 64] [--browser]
-                                [--resume] [--resume-only]
+                                [--resume] [--resume-only] [--keyword EXPR]
 
 Each size is one ``for_each`` suite over a JSONL file of that many rows (three checks per
 case), run against an in-process fake Azure server answering with zero latency. Every
@@ -11,7 +11,9 @@ plan and run wall time, per-case run time, peak RSS of the run, journal and repo
 and (with ``--browser``) the report's time to interactive in headless Chromium. With
 ``--resume``, a second run is killed (SIGKILL) once half its cases are in its journal, and
 ``azeval run --resume`` of it is timed from its start to the first request the fake answers;
-``--resume-only`` measures that alone.
+``--resume-only`` measures that alone. ``--keyword EXPR`` runs (and resumes) only the cases
+``-k EXPR`` selects (``-k "ticket-1 or ticket-2"``: about 22% of them): a resumed selection
+names each of its cases.
 """
 
 from __future__ import annotations
@@ -114,13 +116,16 @@ def child_command(*args: str) -> list[str]:
     return [sys.executable, __file__, "--child", "--", *args]
 
 
-def resume_s(root: Path, cases: int, concurrency: int, answered: Callable[[], int]) -> float:
-    """Kill a run once half its cases are journalled; the seconds from ``--resume`` of it
-    to the first request the fake answers (``answered`` counts them). The resume finishes."""
+def resume_s(
+    root: Path, cases: int, concurrency: int, answered: Callable[[], int], keyword: str = ""
+) -> float:
+    """Kill a run (of the ``cases`` that -k ``keyword`` selects) once half its cases are
+    journalled; the seconds from ``--resume`` of it to the first request the fake answers
+    (``answered`` counts them). The resume finishes."""
     env = {**os.environ, "AZURE_OPENAI_API_KEY": KEY, "NO_COLOR": "1"}
     runs = root / "reports" / "runs"
     before = {p.name for p in runs.iterdir()} if runs.exists() else set()
-    args = ("run", "suites", "-t", "gpt35", "-j", str(concurrency))
+    args = ("run", "suites", "-t", "gpt35", "-j", str(concurrency), *selecting(keyword))
     first = subprocess.Popen(child_command(*args), cwd=root, env=env, stderr=subprocess.DEVNULL)
     try:
         while True:
@@ -145,6 +150,17 @@ def resume_s(root: Path, cases: int, concurrency: int, answered: Callable[[], in
     if resumed.wait() != 0:
         raise SystemExit(f"azeval run --resume {folder} exited {resumed.returncode}")
     return seconds
+
+
+def selecting(keyword: str) -> tuple[str, ...]:
+    return ("-k", keyword) if keyword else ()
+
+
+def selected(root: Path, keyword: str) -> int:
+    """How many of the project's cases -k ``keyword`` selects."""
+    from harness.suite.select import Selection, load_selected
+
+    return sum(len(suite.cases) for suite in load_selected([root / "suites"], Selection(keyword)))
 
 
 def _lines(journal: Path) -> int:
@@ -178,22 +194,30 @@ def measure(
     server: FakeAzure,
     resume: bool,
     resume_only: bool = False,
+    keyword: str = "",
 ) -> dict[str, float]:
     endpoint = server.endpoint
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_project(root, cases, endpoint)
+        chosen = selected(root, keyword) if keyword else cases
+
+        def resumed() -> float:
+            return resume_s(root, chosen, concurrency, lambda: server.count(200), keyword)
+
         if resume_only:  # the killed run is all there is: half the time of a whole run
-            return {"resume s": resume_s(root, cases, concurrency, lambda: server.count(200))}
+            return {"resume s": resumed()}
         validate = azeval(root, "validate", "suites")
-        plan = azeval(root, "plan", "suites", "-t", "gpt35")
-        run = azeval(root, "run", "suites", "-t", "gpt35", "-j", str(concurrency))
+        plan = azeval(root, "plan", "suites", "-t", "gpt35", *selecting(keyword))
+        run = azeval(
+            root, "run", "suites", "-t", "gpt35", "-j", str(concurrency), *selecting(keyword)
+        )
         (folder,) = [p for p in (root / "reports" / "runs").iterdir() if p.is_dir()]
         row = {
             "validate s": validate.seconds,
             "plan s": plan.seconds,
             "run s": run.seconds,
-            "ms/case": 1000 * run.seconds / cases,
+            "ms/case": 1000 * run.seconds / chosen,
             "run RSS MiB": run.peak_mib,
             "journal MB": (folder / "results.jsonl").stat().st_size / 1e6,
             "report MB": (folder / "report.html").stat().st_size / 1e6,
@@ -201,7 +225,7 @@ def measure(
         if browser:
             row["open s"] = interactive_s(folder / "report.html", root / "profile")
         if resume:
-            row["resume s"] = resume_s(root, cases, concurrency, lambda: server.count(200))
+            row["resume s"] = resumed()
         return row
 
 
@@ -219,6 +243,9 @@ def main() -> None:
         action="store_true",
         help="time only --resume of a killed run (no validate, plan or whole run)",
     )
+    parser.add_argument(
+        "--keyword", default="", metavar="EXPR", help="run and resume only -k EXPR's cases"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     from harness.testing import Deployment, FakeAzure
@@ -227,7 +254,13 @@ def main() -> None:
     with FakeAzure([Deployment("gpt35")], api_keys=(KEY,), record=False) as server:
         for size in sizes:
             rows[size] = measure(
-                size, args.concurrency, args.browser, server, args.resume, args.resume_only
+                size,
+                args.concurrency,
+                args.browser,
+                server,
+                args.resume,
+                args.resume_only,
+                args.keyword,
             )
             print(f"{size} cases: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[size].items()))
     first = rows[sizes[0]]

@@ -182,6 +182,15 @@ def test_scale_bench_can_time_only_the_resume() -> None:
     assert "(ratios to the 40-case line; concurrency 4)" in out
 
 
+def test_scale_bench_can_resume_a_selection() -> None:
+    """--keyword runs and resumes only -k's cases (a resumed selection names each one)."""
+    out = bench(
+        "bench_scale", "--sizes", "100", "--concurrency", "4", "--resume-only",
+        "--keyword", "ticket-1 or ticket-2",
+    )  # fmt: skip
+    assert "resume s" in out and "(ratios to the 100-case line; concurrency 4)" in out
+
+
 def test_batch_bench_runs_cases_through_the_batch_endpoints() -> None:
     """The batch bench: live and batch verdicts agree, azeval's own time and memory are
     shown as ratios to the live run, and the batch made one upload and one batch."""
