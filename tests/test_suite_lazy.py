@@ -136,6 +136,16 @@ def test_a_row_missing_a_key_is_an_error_at_its_place_and_row(write):
     assert "(in row 5)" in str(err.value)
 
 
+def test_a_row_a_templated_check_cannot_render_names_its_row(write):
+    """A templated check's argument that a row cannot fill fails the load at the check's
+    place, saying which row (as a prompt's does)."""
+    rows = [*ROWS[:6], {"id": 7, "q": "no keyword"}, *ROWS[7:9]]
+    write("data/q.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(SuiteError, match=r"s\.yaml:14: cases\[1\]\.expect\.icontains: ") as err:
+        load_suite(write("s.yaml", FOR_EACH))
+    assert str(err.value).endswith("(in row 7)")
+
+
 def test_a_bad_row_is_exit_2_and_nothing_is_sent(make_project, write, capsys):
     """`azeval run` of a for_each whose 250th row is broken exits 2 naming the file and
     line, and the service gets no request."""

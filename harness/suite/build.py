@@ -101,7 +101,7 @@ class CaseWriting:
         raw, defaults, prefix = self.raw, self.defaults, self.prefix
 
         def checks_of(turn: int) -> tuple[Expectation, ...]:
-            return self._checks(turn, variables) if checks else ()
+            return self._checks(turn, variables, place) if checks else ()
 
         def render(value: Any, *parts: str | int, inherited: bool = False) -> Any:
             """Render a value of this case; ``inherited`` ones are written under ``defaults``."""
@@ -199,8 +199,11 @@ class CaseWriting:
             self._written[turn] = _written_checks(own, inherited, prefix)
         return self._written[turn]
 
-    def _checks(self, turn: int, variables: dict[str, Any]) -> tuple[Expectation, ...]:
-        """The checks of a turn (0: the case's own ``expect``, k: its ``turns[k-1]``)."""
+    def _checks(
+        self, turn: int, variables: dict[str, Any], place: str = ""
+    ) -> tuple[Expectation, ...]:
+        """The checks of a turn (0: the case's own ``expect``, k: its ``turns[k-1]``); a
+        templated one's error names the row of ``place`` (the case's) it was rendered for."""
         key = f"expect {turn}"
         if key in self._same:
             return self._same[key]
@@ -209,9 +212,14 @@ class CaseWriting:
             if not check.varies and check.prepared is not None:
                 built += check.prepared
                 continue
-            these = _expectations(
-                check, self.path, self.lines, self.context, variables, self.shared
-            )
+            try:
+                these = _expectations(
+                    check, self.path, self.lines, self.context, variables, self.shared
+                )
+            except SuiteError as exc:
+                if not check.varies or not _row_hint(place):
+                    raise
+                raise SuiteError(exc.path, exc.place, f"{exc.message}{_row_hint(place)}") from None
             if not check.varies:
                 check.prepared = these  # the same for every row: looked up no more
             built += these
