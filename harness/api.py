@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from harness.batch import batch_targets
 from harness.config import Config, TargetConfig, load_config
 from harness.gate import evaluate
 from harness.judge.panel import JudgePlan, plan_judges
@@ -217,10 +218,13 @@ def preflight(
 ) -> Plan:
     """Count, check limits and parameters of every case on every target; sends nothing.
     A resume (``done``: the keys it keeps) plans only the cases it has left to run (as
-    ``preflight(left(...))``, which a caller that also runs them uses)."""
+    ``preflight(left(...))``, which a caller that also runs them uses). The targets that
+    send Global Batch jobs (their mode, or ``options.batch``) are costed at its price."""
+    options = options or RunOptions()
     if done:
-        prepared = left(prepared, options or RunOptions(), done)
-    return plan(prepared.cases, prepared.targets, prepared.catalogue)
+        prepared = left(prepared, options, done)
+    batched = batch_targets(prepared.targets, options.batch)
+    return plan(prepared.cases, prepared.targets, prepared.catalogue, batched=batched)
 
 
 def run(
@@ -243,7 +247,7 @@ def run(
         done = done if done is not None else kept(options)
         cases_left = left(prepared, options, done)
     cases_left = cases_left or prepared
-    checked = checked or preflight(cases_left)
+    checked = checked or preflight(cases_left, options)
     names = [t.name for t in prepared.targets]
     items = work_items(cases_left.suites, names, options.repeat, checked)
     # A resumed shard keeps the shard its run.json records (its suites are that shard's).

@@ -123,3 +123,42 @@ def test_plan_needs_no_endpoint_or_key_variables(tmp_path, monkeypatch, write, c
     assert "targets.gpt35.deployment: environment variable GPT35_DEPLOYMENT is not set" in (
         capsys.readouterr().err
     )
+
+
+def test_a_batch_target_is_planned_at_the_global_batch_price(tmp_path, monkeypatch, write, capsys):
+    """A target of mode "batch" (and with --batch, every azure target) is costed in the plan
+    as its run is, at the Global Batch price, with no time under live quota; a live one as
+    before."""
+    monkeypatch.chdir(tmp_path)
+    target = """
+        [targets.{name}]
+        kind = "azure"
+        endpoint = "http://127.0.0.1:9"
+        deployment = "gpt35"
+        model = "gpt-35-turbo"
+        model_version = "0125"
+        tpm = 60000
+        """
+    write(
+        "azeval.toml",
+        target.format(name="live") + target.format(name="nightly") + '        mode = "batch"\n',
+    )
+    write(
+        "suites/one.yaml",
+        "suite: one\ncases:\n  - {id: hi, prompt: Say hi., params: {max_tokens: 50}}\n",
+    )
+    assert azeval("plan", "suites", "--json") == 0
+    live, nightly = json.loads(capsys.readouterr().out)["targets"]
+    assert (live["target"], live["batch"], nightly["target"], nightly["batch"]) == (
+        "live", False, "nightly", True,
+    )  # fmt: skip
+    assert nightly["est_cost"] == live["est_cost"] / 2 > 0
+    assert live["duration_s"] is not None and nightly["duration_s"] is None
+    assert azeval("plan", "suites", "--json", "--batch") == 0
+    both = json.loads(capsys.readouterr().out)["targets"]
+    assert [t["batch"] for t in both] == [True, True]
+    assert [t["est_cost"] for t in both] == [nightly["est_cost"]] * 2
+    assert azeval("plan", "suites") == 0
+    table = capsys.readouterr().out
+    assert "nightly (gpt-35-turbo 0125, Global Batch price): 1 cases" in table
+    assert "answered within the 24 h window" in table

@@ -242,7 +242,7 @@ def run(
     # counts and runs only those.
     done = api.kept(options)
     cases_left = api.left(prepared, options, done)
-    checked = api.preflight(cases_left)
+    checked = api.preflight(cases_left, options)
     for warning in [*sent_twice(prepared.targets), *checked.warnings]:
         click.echo(f"Warning: {warning}", err=True)
     if checked.fatal_rows:

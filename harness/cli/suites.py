@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 
 from harness import api, validation
+from harness.batch import BatchSettings
 from harness.cli.options import config_option, selection_options, stream_option, target_option
 from harness.preflight import raise_for_fatal
 from harness.report.plan import format_table
 from harness.report.plan import to_json as preflight_json
+from harness.runner.engine import RunOptions
 from harness.suite.select import Selection
 
 
@@ -78,6 +80,13 @@ def validate(
 @selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @stream_option
+@click.option(
+    "--batch",
+    "batch",
+    is_flag=True,
+    help="Cost the chosen azure targets as `run --batch` sends them (Global Batch jobs, "
+    'half the price); a target of mode = "batch" is costed so anyway.',
+)
 def plan(
     paths: tuple[Path, ...],
     targets: tuple[str, ...],
@@ -86,6 +95,7 @@ def plan(
     tags: tuple[str, ...],
     as_json: bool,
     stream: bool,
+    batch: bool,
 ) -> int:
     """Count tokens, check limits and parameters, estimate cost and time; sends nothing.
 
@@ -99,7 +109,7 @@ def plan(
         selection=Selection(keyword, tags),
         stream=stream,
     )
-    checked = api.preflight(prepared)
+    checked = api.preflight(prepared, RunOptions(batch=BatchSettings(all_azure=batch)))
     if as_json:
         click.echo(json.dumps(preflight_json(checked), indent=2))
         for warning in checked.warnings:

@@ -10,8 +10,8 @@ no quota at all).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from harness.errors import PreflightError
 from harness.models import Catalogue, ModelSpec, load_catalogue
@@ -40,6 +40,9 @@ class TargetTotals:
     duration_s: float | None
     # Sendable cases with no max_tokens: their completion is unknown, and not in est_cost.
     completion_unknown: int = 0
+    # Sent as Global Batch jobs: costed at the batch price, with no time under live quota
+    # (the service answers within its 24 h window).
+    batch: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,14 +95,21 @@ class Plan:
 
 
 def plan(
-    cases: Iterable[Case], targets: Sequence[PlanTarget], catalogue: Catalogue | None = None
+    cases: Iterable[Case],
+    targets: Sequence[PlanTarget],
+    catalogue: Catalogue | None = None,
+    *,
+    batched: Collection[str] = (),
 ) -> Plan:
-    """The preflight of every case on every target, with totals per target."""
+    """The preflight of every case on every target, with totals per target; the targets
+    named in ``batched`` send Global Batch jobs, and are costed as their run is."""
     catalogue = catalogue or load_catalogue()
     warnings: list[str] = []
     chosen: list[tuple[PlanTarget, ModelSpec]] = []
     for target in targets:
         spec, target_warnings = spec_for(target, catalogue)
+        if target.name in batched:
+            spec = replace(spec, batch=True)
         warnings += target_warnings
         chosen.append((target, spec))
     rows = PlanRows([(target.name, spec) for target, spec in chosen])
@@ -119,7 +129,7 @@ def plan(
 def _totals(target: PlanTarget, spec: ModelSpec, sendable: Iterable[Sendable]) -> TargetTotals:
     """One pass over the rows the target sends: their sums, and its time under quota."""
     rpm = default_rpm(target.tpm, target.rpm)
-    quota = bool(target.tpm or rpm)
+    quota = bool(target.tpm or rpm) and not spec.batch
     cases = requests = prompt = charged = unknown = 0
     costs: list[float | None] = []
     charges: list[int] = []
@@ -145,6 +155,7 @@ def _totals(target: PlanTarget, spec: ModelSpec, sendable: Iterable[Sendable]) -
         rpm=rpm,
         duration_s=last_admission(charges, target.tpm, rpm) if quota else None,
         completion_unknown=unknown,
+        batch=spec.batch,
     )
 
 

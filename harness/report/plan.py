@@ -67,10 +67,13 @@ def format_table(plan: Plan) -> str:
     ]
     for t in plan.targets:
         quota = f" at {t.tpm:,} TPM / {t.rpm:,} RPM" if t.tpm and t.rpm else ""
+        model, time = t.model, _duration(t.duration_s) + quota
+        if t.batch:
+            model, time = f"{t.model}, Global Batch price", "answered within the 24 h window"
         out.append(
-            f"  {t.target} ({t.model}): {t.cases:,} cases, {t.requests:,} requests, "
+            f"  {t.target} ({model}): {t.cases:,} cases, {t.requests:,} requests, "
             f"{t.prompt_tokens:,} prompt tokens, {t.charged_tokens:,} tokens against quota, "
-            f"{_money(t.est_cost, t.completion_unknown)}, {_duration(t.duration_s)}{quota}"
+            f"{_money(t.est_cost, t.completion_unknown)}, {time}"
         )
     unknown = sum(t.completion_unknown for t in plan.targets)
     out.append(
@@ -147,6 +150,7 @@ def to_json(plan: Plan) -> dict[str, Any]:
                 "rpm": t.rpm,
                 "duration_s": t.duration_s,
                 "completion_unknown": t.completion_unknown,
+                "batch": t.batch,
             }
             for t in plan.targets
         ],
