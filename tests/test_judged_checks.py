@@ -371,3 +371,49 @@ def test_a_checks_own_sampling_settings_reach_the_judge(project, server, write):
     (request,) = [r for r in server.requests if r.deployment == "judge"]
     assert (request.body["temperature"], request.body["seed"]) == (0.5, 42)
     assert request.body["max_tokens"] == 77
+
+
+def test_a_judge_template_outside_the_project_is_exit_2(
+    project, server, write, capsys, tmp_path_factory
+):
+    """A check's own template is rendered into what the judge is sent: like any file a
+    suite reads, it must be inside the suite's project (a shared suite cannot send a file
+    from elsewhere on the machine to a model)."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "rubric.j2"
+    elsewhere.write_text("{{ criteria }} {{ reply }}")
+    write(
+        "suites/geo.yaml",
+        "suite: geo\ncases:\n  - id: a\n    prompt: hi\n    expect:\n"
+        f"      rubric: {{criteria: x, template: '{elsewhere}'}}\n",
+    )
+    assert azeval("run", "suites", "-t", "gpt35") == 2
+    err = capsys.readouterr().err
+    assert "cases[0].expect.rubric.template: judge template" in err
+    assert "is outside the suite's project" in err
+    assert server.requests == []
+
+
+def test_a_resume_is_refused_when_a_judge_template_changed(project, server, write, capsys):
+    """The run recorded the check's own template as a file its suite reads: a resume after
+    it changed would mix verdicts of two prompts to the judge, and is refused."""
+    from importlib import resources
+
+    package = resources.files("harness.judge").joinpath("templates", "rubric.j2").read_text()
+    template = write("suites/strict.j2", package)
+    write(
+        "suites/geo.yaml",
+        "suite: geo\ncases:\n  - id: capital\n    prompt: What is the capital of France?\n"
+        "    expect:\n      rubric: {criteria: Names Paris as the capital., template: strict.j2}\n",
+    )
+    assert azeval("run", "suites", "-t", "gpt35") == 0
+    (run_dir,) = (project / "reports" / "runs").iterdir()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert "strict.j2" in meta["suites"][0]["files"]
+    template.write_text(package + "\nBe strict.\n")
+    capsys.readouterr()
+    sent = len(server.requests)
+    assert azeval("run", "--resume", str(run_dir)) == 2
+    assert "suites/geo.yaml: strict.j2 (a file it reads): changed since run" in (
+        capsys.readouterr().err
+    )
+    assert len(server.requests) == sent

@@ -8,10 +8,12 @@ beyond the threshold make the check judge_uncertain (n/a: no verdict to gate on)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from harness.checks.context import CheckContext
-from harness.checks.registry import LoadContext, Outcome, check
+from harness.checks.registry import ArgumentError, LoadContext, Outcome, check
 from harness.judge.arguments import JudgedArg, factuality_arg, rubric_arg, score_arg
 from harness.judge.judging import Judgement
 from harness.judge.prompts import TemplateProblem
@@ -25,15 +27,29 @@ _SHOWN = 240  # characters of the judge's reasoning in the one-line message
 
 
 def _prepare_rubric(arg: Any, ctx: LoadContext) -> JudgedArg:
-    return rubric_arg(arg, ctx.suite_dir, ctx.judge)
+    return _own_template(rubric_arg(arg, ctx.suite_dir, ctx.judge), arg, ctx)
 
 
 def _prepare_score(arg: Any, ctx: LoadContext) -> JudgedArg:
-    return score_arg(arg, ctx.suite_dir, ctx.judge)
+    return _own_template(score_arg(arg, ctx.suite_dir, ctx.judge), arg, ctx)
 
 
 def _prepare_factuality(arg: Any, ctx: LoadContext) -> JudgedArg:
-    return factuality_arg(arg, ctx.suite_dir, ctx.judge)
+    return _own_template(factuality_arg(arg, ctx.suite_dir, ctx.judge), arg, ctx)
+
+
+def _own_template(judged: JudgedArg, arg: Any, ctx: LoadContext) -> JudgedArg:
+    """A check's own ``template:`` file, as any file a suite reads: inside its project (it
+    is rendered into what the judge is sent) and recorded, so a resume refuses it changed."""
+    written = arg.get("template") if isinstance(arg, Mapping) else None
+    if judged.template is None or not isinstance(written, str):
+        return judged
+    try:
+        path = ctx.file(written, "judge template")
+    except ValueError as exc:
+        raise ArgumentError(str(exc), ("template",)) from None
+    ctx.note(written, path, path.stat())
+    return replace(judged, template=path)
 
 
 @check("rubric", prepare=_prepare_rubric, needs=_NEEDS)
