@@ -12,6 +12,7 @@ import pytest
 from harness.checks.text import char_diff, difference
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
 from tests.conftest import azeval
+from tests.factories import GPT35_CONFIG
 from tests.test_checks import outcome, text
 
 KEY = "sk-test-messages-0123"
@@ -93,17 +94,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write):
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("FAKE_AZURE_ENDPOINT", fake.endpoint)
         monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)
-        write(
-            "azeval.toml",
-            """
-            [targets.gpt35]
-            kind = "azure"
-            endpoint = "${FAKE_AZURE_ENDPOINT}"
-            deployment = "gpt35"
-            model = "gpt-35-turbo"
-            model_version = "0125"
-            """,
-        )
+        write("azeval.toml", GPT35_CONFIG)
         write(
             "suites/math.yaml",
             """

@@ -9,16 +9,10 @@ import pytest
 
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
 from tests.conftest import azeval
+from tests.factories import GPT35_CONFIG
 
 KEY = "sk-test-0123456789abcdef"
-CONFIG = """
-[targets.gpt35]
-kind = "azure"
-endpoint = "${FAKE_AZURE_ENDPOINT}"
-deployment = "gpt35"
-model = "gpt-35-turbo"
-model_version = "0125"
-"""
+CONFIG = GPT35_CONFIG
 TAX = """
 suite: tax
 cases:

@@ -9,20 +9,17 @@ import pytest
 
 from harness.testing import Action, Deployment, ErrorReply, FakeAzure, Match, Rule
 from tests.conftest import azeval, latest_run
+from tests.factories import GPT35_CONFIG
 
 KEY = "sk-test-judge-0123456789"
-CONFIG = """
+CONFIG = (
+    """
 [settings]
 max_retries = 1
 judge = "judge"
-
-[targets.gpt35]
-kind = "azure"
-endpoint = "${FAKE_AZURE_ENDPOINT}"
-deployment = "gpt35"
-model = "gpt-35-turbo"
-model_version = "0125"
-
+"""
+    + GPT35_CONFIG
+    + """
 [targets.gpt4o]
 kind = "azure"
 endpoint = "${FAKE_AZURE_ENDPOINT}"
@@ -37,6 +34,7 @@ deployment = "judge"
 model = "gpt-4o"
 model_version = "2024-08-06"
 """
+)
 
 SUITE = """
 suite: geo

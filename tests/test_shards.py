@@ -16,19 +16,16 @@ from harness.suite.loader import load_suites
 from harness.suite.shard import Shard, content_identity, cut
 from harness.testing import Action, Deployment, FakeAzure, Match, Rule
 from tests.conftest import azeval
+from tests.factories import GPT35_CONFIG
 
 KEY = "sk-shard-test-0123456789"
-CONFIG = """
+CONFIG = (
+    """
 [settings]
 max_retries = 1
-
-[targets.gpt35]
-kind = "azure"
-endpoint = "${FAKE_AZURE_ENDPOINT}"
-deployment = "gpt35"
-model = "gpt-35-turbo"
-model_version = "0125"
-
+"""
+    + GPT35_CONFIG
+    + """
 [targets.gpt4o]
 kind = "azure"
 endpoint = "${FAKE_AZURE_ENDPOINT}"
@@ -36,6 +33,7 @@ deployment = "gpt4o"
 model = "gpt-4o"
 model_version = "2024-08-06"
 """
+)
 
 
 def suite_text(n: int, name: str = "shop") -> str:
