@@ -26,7 +26,7 @@ from harness.runner.rescore import Rescoring, rescoring, suite_paths
 from harness.runner.resume import Kept, read_kept
 from harness.runner.work import WorkItems, item_key, work_items
 from harness.suite import Case, Suite
-from harness.suite.cases import Cases, Picked, key_at
+from harness.suite.cases import Cases, key_at, picked
 from harness.suite.loader import LoadedBefore
 from harness.suite.model import streamed
 from harness.suite.select import EVERY_CASE, Selection, load_selected
@@ -183,9 +183,7 @@ def _left_cases(
         if missing:
             places.append(index)
             results += missing
-    if isinstance(cases, tuple):
-        return tuple(cases[i] for i in places), results
-    return Picked(cases, places), results
+    return picked(cases, places), results
 
 
 def pending(

@@ -295,8 +295,7 @@ def test_a_resume_by_another_version_or_of_other_data_builds_every_row_at_load(
     (run_dir / "run.json").write_text(json.dumps({**meta, "azeval_version": "0.0.1"}))
     built = _count_builds(monkeypatch)
     assert azeval("run", "--resume", str(run_dir)) == 1
-    assert {built[f"r{n}"] for n in range(20)} >= {1} and min(built.values()) >= 1
-    assert len(built) == 20
+    assert set(built) == {f"r{n}" for n in range(20)}  # every row, the finished ones too
 
     built.clear()
     rows = project / "suites" / "rows.jsonl"

@@ -176,6 +176,13 @@ def kept(cases: Sequence[Case], keep: Callable[[Case], bool]) -> Sequence[Case]:
     return Picked(cases, (i for i, case in enumerate(cases) if keep(case)))
 
 
+def picked(cases: Sequence[Case], places: Sequence[int]) -> Sequence[Case]:
+    """The cases at ``places`` (ascending): a tuple of a tuple, else only their indices."""
+    if isinstance(cases, tuple):
+        return tuple(cases[i] for i in places)
+    return Picked(cases, places)
+
+
 def changed(cases: Sequence[Case], change: Callable[[Case], Case]) -> Sequence[Case]:
     """Every case changed: a tuple of a tuple, else changed as each is read."""
     if isinstance(cases, tuple):

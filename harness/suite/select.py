@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.errors import InputError, SuiteError
-from harness.suite.cases import Picked, kept, key_at
+from harness.suite.cases import kept, key_at, picked
 from harness.suite.loader import LoadedBefore, load_suites
 from harness.suite.model import Case, Suite
 
@@ -167,10 +167,7 @@ def _named_cases(suite: Suite, wanted: Sequence[str]) -> Sequence[Case]:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise SuiteError(suite.path, "", f"no case '{name}' in suite '{suite.id}'{hint}")
     named = set(wanted)
-    places = [i for i, case_id in enumerate(ids) if case_id in named]
-    if isinstance(cases, tuple):
-        return tuple(cases[i] for i in places)
-    return Picked(cases, places)
+    return picked(cases, [i for i, case_id in enumerate(ids) if case_id in named])
 
 
 @dataclass(frozen=True)
